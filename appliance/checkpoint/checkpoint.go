@@ -1,0 +1,165 @@
+// Package checkpoint keeps, per file identity, the byte offset up to which
+// every line has been acknowledged downstream.
+//
+// The tailer calls Set only with offsets whose lines were acked, so what is
+// on disk never runs ahead of delivery: after a crash, reading resumes at or
+// before the first unacked line. Entries are written to one JSON file with
+// write-to-temp, fsync and rename, so a crash leaves the old or the new
+// file, never a torn one.
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Entry is the committed position of one file.
+type Entry struct {
+	Path    string    `json:"path"`
+	Offset  int64     `json:"offset"`
+	Updated time.Time `json:"updated"`
+}
+
+// Store holds entries in memory and persists them every Interval and on Flush.
+type Store struct {
+	path     string
+	interval time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]Entry
+	dirty   bool
+}
+
+// Open loads the store kept at path (a missing file is an empty store).
+func Open(path string, interval time.Duration, log *slog.Logger) (*Store, error) {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	s := &Store{path: path, interval: interval, log: log.With("component", "checkpoint"), entries: map[string]Entry{}}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read checkpoints %q: %w", path, err)
+	default:
+		if err := json.Unmarshal(b, &s.entries); err != nil {
+			return nil, fmt.Errorf("parse checkpoints %q: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// Get returns the committed offset of fileID.
+func (s *Store) Get(fileID string) (Entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[fileID]
+	return e, ok
+}
+
+// Offset returns the committed offset of fileID, if there is one.
+func (s *Store) Offset(fileID string) (int64, bool) {
+	e, ok := s.Get(fileID)
+	return e.Offset, ok
+}
+
+// Set records that every line of fileID before offset is acked.
+func (s *Store) Set(fileID, path string, offset int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[fileID] = Entry{Path: path, Offset: offset, Updated: time.Now().UTC()}
+	s.dirty = true
+}
+
+// All returns a copy of every entry, keyed by file identity.
+func (s *Store) All() map[string]Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Entry, len(s.entries))
+	for k, v := range s.entries {
+		out[k] = v
+	}
+	return out
+}
+
+// Run persists changes every interval until ctx is done, then flushes once
+// more. Errors are retried at the next tick; the last one is returned if
+// the final flush fails too.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.Flush()
+		case <-t.C:
+			if err := s.Flush(); err != nil {
+				s.log.Warn("checkpoint write failed; after a crash more lines would be re-read (never lost); check the data dir", "path", s.path, "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes the entries to disk if they changed.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	b, err := json.Marshal(s.entries)
+	s.dirty = false
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("encode checkpoints: %w", err)
+	}
+	if err := writeAtomic(s.path, b); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".checkpoints-*")
+	if err != nil {
+		return fmt.Errorf("create temp checkpoint file in %q: %w", dir, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %q: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %q: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %q: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename checkpoints into place: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %q: %w", dir, err)
+	}
+	return nil
+}

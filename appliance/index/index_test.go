@@ -1,0 +1,210 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+func openTest(t *testing.T, dir string) *Index {
+	t.Helper()
+	ix, err := Open(Config{Dir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func recs(base time.Time, n int, fileID string) []pipeline.Record {
+	out := make([]pipeline.Record, n)
+	for i := range out {
+		lvl := []string{"INFO", "ERROR", "WARN"}[i%3]
+		out[i] = pipeline.Record{
+			TS:     base.Add(time.Duration(i) * time.Second),
+			Host:   "web1",
+			Source: "/var/log/app.log",
+			FileID: fileID,
+			Offset: int64(i * 100),
+			Line:   fmt.Sprintf("%s request tok%04d done path=/api/x", lvl, i),
+			Fields: map[string]string{"env": "prod"},
+		}
+	}
+	return out
+}
+
+func TestIndexSearch(t *testing.T) {
+	ctx := context.Background()
+	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
+	defer ix.Close()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := ix.Index(ctx, recs(base, 50, "f1")); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		name string
+		req  pipeline.SearchRequest
+		want uint64
+	}{
+		{"all", pipeline.SearchRequest{}, 50},
+		{"term", pipeline.SearchRequest{Query: "tok0007"}, 1},
+		{"term case-insensitive", pipeline.SearchRequest{Query: "TOK0007"}, 1},
+		{"level field", pipeline.SearchRequest{Query: "level:ERROR"}, 17},
+		{"host field", pipeline.SearchRequest{Query: "host:web1"}, 50},
+		{"static field", pipeline.SearchRequest{Query: "fields.env:prod"}, 50},
+		{"phrase", pipeline.SearchRequest{Query: `"request tok0003"`}, 1},
+		{"negation", pipeline.SearchRequest{Query: "+request -tok0003"}, 49},
+		{"stop word kept", pipeline.SearchRequest{Query: "+done"}, 50},
+		{"time range", pipeline.SearchRequest{From: base.Add(10 * time.Second), To: base.Add(20 * time.Second)}, 10},
+		{"no match", pipeline.SearchRequest{Query: "nothere"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := ix.Search(ctx, c.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != c.want {
+				t.Fatalf("total %d, want %d", res.Total, c.want)
+			}
+		})
+	}
+
+	res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "tok0007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := res.Hits[0]
+	if h.Host != "web1" || h.Source != "/var/log/app.log" || h.Offset != 700 || h.Level != "ERROR" ||
+		h.Fields["env"] != "prod" || !h.TS.Equal(base.Add(7*time.Second)) || h.Line != "ERROR request tok0007 done path=/api/x" {
+		t.Fatalf("hit fields wrong: %+v", h)
+	}
+
+	var bad *QueryError
+	if _, err := ix.Search(ctx, pipeline.SearchRequest{Query: `"unterminated`}); !errors.As(err, &bad) {
+		t.Fatalf("bad query: got %v, want QueryError", err)
+	}
+}
+
+func TestNewestFirstAndCursor(t *testing.T) {
+	ctx := context.Background()
+	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
+	defer ix.Close()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	all := recs(base, 25, "f1")
+	// Two lines with the same timestamp must both be returned across pages.
+	all = append(all, pipeline.Record{TS: all[24].TS, Host: "web1", FileID: "f2", Offset: 0, Line: "same ts"})
+	if err := ix.Index(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var last time.Time
+	cursor := ""
+	for page := 0; ; page++ {
+		res, err := ix.Search(ctx, pipeline.SearchRequest{Limit: 10, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			if seen[h.ID] {
+				t.Fatalf("hit %s twice", h.ID)
+			}
+			seen[h.ID] = true
+			if !last.IsZero() && h.TS.After(last) {
+				t.Fatalf("not newest first: %v after %v", h.TS, last)
+			}
+			last = h.TS
+		}
+		if res.Cursor == "" {
+			break
+		}
+		cursor = res.Cursor
+		if page > 5 {
+			t.Fatal("cursor does not end")
+		}
+	}
+	if len(seen) != 26 {
+		t.Fatalf("paged through %d hits, want 26", len(seen))
+	}
+}
+
+func TestReplayOverwritesAndPersists(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "idx")
+	ix := openTest(t, dir)
+	base := time.Now().UTC()
+	r := recs(base, 20, "f1")
+	if err := ix.Index(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	// A replay of half the lines, read again at a later time.
+	again := recs(base.Add(time.Minute), 10, "f1")
+	if err := ix.Index(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ix = openTest(t, dir)
+	defer ix.Close()
+	if n := ix.Stats().Docs; n != 20 {
+		t.Fatalf("after replay and reopen: %d docs, want 20", n)
+	}
+}
+
+func TestPublishAcksAfterWrite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
+	defer ix.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(runCtx) }()
+
+	acked := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		i := i
+		b := pipeline.NewBatch(recs(time.Now(), 5, fmt.Sprintf("f%d", i)), func() {
+			acked <- i
+		})
+		if err := ix.Publish(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		select {
+		case <-acked:
+		case <-ctx.Done():
+			t.Fatal("batch not acked")
+		}
+	}
+	// Acked means searchable.
+	if n := ix.Stats().Docs; n != 15 {
+		t.Fatalf("%d docs after acks, want 15", n)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLevel(t *testing.T) {
+	for line, want := range map[string]string{
+		"2026-01-01 ERROR boom":           "ERROR",
+		"[WARNING] disk":                  "WARN",
+		"level=INFO msg=x":                "INFO",
+		`{"level":"DEBUG","msg":"x"}`:     "DEBUG",
+		"an information line with errors": "",
+	} {
+		if got := Level(line); got != want {
+			t.Errorf("Level(%q) = %q, want %q", line, got, want)
+		}
+	}
+}

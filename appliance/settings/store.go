@@ -1,0 +1,235 @@
+package settings
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// SourcesPrefix is where sources are kept, one key each.
+const SourcesPrefix = "/logbox/sources/"
+
+var (
+	// ErrNotFound is returned for a source that does not exist.
+	ErrNotFound = errors.New("source not found")
+	// ErrExists is returned by Create for a name already taken.
+	ErrExists = errors.New("source already exists")
+)
+
+// Store reads and writes sources in etcd.
+type Store struct {
+	cli       *clientv3.Client
+	allowPath func(glob string) error
+	log       *slog.Logger
+}
+
+// NewStore returns a store over cli. allowPath is the allowed-roots policy
+// every path glob must pass.
+func NewStore(cli *clientv3.Client, allowPath func(string) error, log *slog.Logger) *Store {
+	return &Store{cli: cli, allowPath: allowPath, log: log.With("component", "settings")}
+}
+
+// Decode parses and validates a source as the API and etcd hold it:
+// unknown fields are refused, so a typo is an error and not silently ignored.
+func (s *Store) Decode(b []byte) (pipeline.Source, error) {
+	var src pipeline.Source
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&src); err != nil {
+		return src, &pipeline.FieldError{Field: "body", Msg: "invalid source JSON: " + err.Error()}
+	}
+	return src, s.Validate(&src)
+}
+
+// Validate checks src against its shape and the allowed roots.
+func (s *Store) Validate(src *pipeline.Source) error {
+	return src.Validate(s.allowPath)
+}
+
+// List returns every valid source, sorted by name.
+func (s *Store) List(ctx context.Context) ([]pipeline.Source, error) {
+	st, _, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Sources, nil
+}
+
+// Get returns one source.
+func (s *Store) Get(ctx context.Context, name string) (pipeline.Source, error) {
+	resp, err := s.cli.Get(ctx, SourcesPrefix+name)
+	if err != nil {
+		return pipeline.Source{}, fmt.Errorf("get source %q: %w", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return pipeline.Source{}, ErrNotFound
+	}
+	return s.Decode(resp.Kvs[0].Value)
+}
+
+// Create stores a new source; it fails with ErrExists if the name is taken.
+func (s *Store) Create(ctx context.Context, src pipeline.Source) error {
+	return s.write(ctx, src, ErrExists, clientv3.Compare(clientv3.CreateRevision(SourcesPrefix+src.Name), "=", 0))
+}
+
+// Put creates or replaces a source.
+func (s *Store) Put(ctx context.Context, src pipeline.Source) error {
+	return s.write(ctx, src, nil)
+}
+
+// Update replaces an existing source; it fails with ErrNotFound if absent.
+func (s *Store) Update(ctx context.Context, src pipeline.Source) error {
+	return s.write(ctx, src, ErrNotFound, clientv3.Compare(clientv3.CreateRevision(SourcesPrefix+src.Name), ">", 0))
+}
+
+func (s *Store) write(ctx context.Context, src pipeline.Source, failed error, conds ...clientv3.Cmp) error {
+	if err := s.Validate(&src); err != nil {
+		return err
+	}
+	b, err := json.Marshal(src)
+	if err != nil {
+		return fmt.Errorf("encode source %q: %w", src.Name, err)
+	}
+	key := SourcesPrefix + src.Name
+	if len(conds) == 0 {
+		if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
+			return fmt.Errorf("put source %q: %w", src.Name, err)
+		}
+		return nil
+	}
+	resp, err := s.cli.Txn(ctx).If(conds...).Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("write source %q: %w", src.Name, err)
+	}
+	if !resp.Succeeded {
+		return failed
+	}
+	return nil
+}
+
+// Delete removes a source.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	resp, err := s.cli.Delete(ctx, SourcesPrefix+name)
+	if err != nil {
+		return fmt.Errorf("delete source %q: %w", name, err)
+	}
+	if resp.Deleted == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// State is the set of sources in effect and the entries that were refused.
+type State struct {
+	Sources []pipeline.Source
+	// Invalid maps a key's source name to why its entry was refused. A
+	// refused entry changes nothing: the name's last valid version, if any,
+	// stays in Sources.
+	Invalid map[string]string
+}
+
+func (s *Store) load(ctx context.Context) (State, int64, error) {
+	resp, err := s.cli.Get(ctx, SourcesPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return State{}, 0, fmt.Errorf("list sources: %w", err)
+	}
+	raw := map[string][]byte{}
+	for _, kv := range resp.Kvs {
+		raw[strings.TrimPrefix(string(kv.Key), SourcesPrefix)] = kv.Value
+	}
+	st := s.state(raw, nil)
+	return st, resp.Header.Revision, nil
+}
+
+// state derives the effective sources from raw entries; prev supplies the
+// last valid version of names whose entry is now invalid.
+func (s *Store) state(raw map[string][]byte, prev map[string]pipeline.Source) State {
+	st := State{Invalid: map[string]string{}}
+	for name, b := range raw {
+		src, err := s.Decode(b)
+		if err == nil && src.Name != name {
+			err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", src.Name, SourcesPrefix+name)}
+		}
+		if err != nil {
+			st.Invalid[name] = err.Error()
+			if old, ok := prev[name]; ok {
+				st.Sources = append(st.Sources, old)
+			}
+			continue
+		}
+		st.Sources = append(st.Sources, src)
+	}
+	sort.Slice(st.Sources, func(i, j int) bool { return st.Sources[i].Name < st.Sources[j].Name })
+	return st
+}
+
+// Watch calls fn with the full state now and after every change under
+// SourcesPrefix, until ctx is done. fn runs on Watch's goroutine. Lost
+// watches (etcd restarted, history compacted) are re-established with a
+// fresh read, with backoff.
+func (s *Store) Watch(ctx context.Context, fn func(State)) error {
+	backoff := 100 * time.Millisecond
+	prev := map[string]pipeline.Source{}
+	for ctx.Err() == nil {
+		err := s.watchOnce(ctx, fn, prev)
+		if ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("settings watch interrupted; source changes apply once etcd is reachable again", "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	return nil
+}
+
+func (s *Store) watchOnce(ctx context.Context, fn func(State), prev map[string]pipeline.Source) error {
+	resp, err := s.cli.Get(ctx, SourcesPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("list sources: %w", err)
+	}
+	raw := map[string][]byte{}
+	for _, kv := range resp.Kvs {
+		raw[strings.TrimPrefix(string(kv.Key), SourcesPrefix)] = kv.Value
+	}
+	emit := func() {
+		st := s.state(raw, prev)
+		clear(prev)
+		for _, src := range st.Sources {
+			prev[src.Name] = src
+		}
+		fn(st)
+	}
+	emit()
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := s.cli.Watch(wctx, SourcesPrefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	for wr := range wch {
+		if err := wr.Err(); err != nil {
+			return fmt.Errorf("watch sources: %w", err)
+		}
+		for _, ev := range wr.Events {
+			name := strings.TrimPrefix(string(ev.Kv.Key), SourcesPrefix)
+			if ev.Type == clientv3.EventTypeDelete {
+				delete(raw, name)
+				delete(prev, name)
+			} else {
+				raw[name] = ev.Kv.Value
+			}
+		}
+		emit()
+	}
+	return errors.New("watch channel closed")
+}

@@ -1,0 +1,169 @@
+package settings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+func startEtcd(t *testing.T) *Embedded {
+	t.Helper()
+	e, err := StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func onlyUnder(root string) func(string) error {
+	return func(p string) error {
+		if !strings.HasPrefix(p, root+"/") {
+			return fmt.Errorf("%q is outside the allowed roots", p)
+		}
+		return nil
+	}
+}
+
+func TestStoreCRUDAndValidation(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	good := pipeline.Source{Name: "nginx", Paths: []string{"/var/log/nginx/*.log"}, Fields: map[string]string{"app": "web"}}
+	if err := s.Create(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, good); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	got, err := s.Get(ctx, "nginx")
+	if err != nil || got.Paths[0] != good.Paths[0] || got.Fields["app"] != "web" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if err := s.Update(ctx, pipeline.Source{Name: "missing", Paths: []string{"/var/log/x"}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update missing: %v", err)
+	}
+
+	bad := []struct {
+		src   pipeline.Source
+		field string
+	}{
+		{pipeline.Source{Name: "", Paths: []string{"/var/log/a"}}, "name"},
+		{pipeline.Source{Name: "Bad Name", Paths: []string{"/var/log/a"}}, "name"},
+		{pipeline.Source{Name: "a"}, "paths"},
+		{pipeline.Source{Name: "a", Paths: []string{"relative/*.log"}}, "paths[0]"},
+		{pipeline.Source{Name: "a", Paths: []string{"/var/log/../../etc/shadow"}}, "paths[0]"},
+		{pipeline.Source{Name: "a", Paths: []string{"/etc/*"}}, "paths[0]"},
+		{pipeline.Source{Name: "a", Paths: []string{"/var/log/[x"}}, "paths[0]"},
+		{pipeline.Source{Name: "a", Paths: []string{"/var/log/a"}, Topic: "bad topic"}, "topic"},
+		{pipeline.Source{Name: "a", Paths: []string{"/var/log/a"}, Fields: map[string]string{"a b": "x"}}, "fields.a b"},
+	}
+	for _, c := range bad {
+		err := s.Put(ctx, c.src)
+		var fe *pipeline.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Put(%+v) = %v, want error on field %q", c.src, err, c.field)
+		}
+	}
+	if _, err := s.Decode([]byte(`{"name":"a","paths":["/var/log/a"],"colour":"red"}`)); err == nil {
+		t.Error("unknown field accepted")
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list after refused writes: %v %v (want only nginx)", list, err)
+	}
+	if err := s.Delete(ctx, "nginx"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "nginx"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+}
+
+func TestWatchAppliesEtcdWritesAndKeepsLastValid(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	states := make(chan State, 16)
+	go s.Watch(ctx, func(st State) { states <- st })
+	next := func() State {
+		t.Helper()
+		select {
+		case st := <-states:
+			return st
+		case <-ctx.Done():
+			t.Fatal("no state from watch")
+		}
+		return State{}
+	}
+	if st := next(); len(st.Sources) != 0 {
+		t.Fatalf("initial state %+v", st)
+	}
+	// A raw etcd write, as etcdctl put would do.
+	cli := e.Client()
+	if _, err := cli.Put(ctx, SourcesPrefix+"app", `{"name":"app","paths":["/var/log/app.log"]}`); err != nil {
+		t.Fatal(err)
+	}
+	st := next()
+	if len(st.Sources) != 1 || st.Sources[0].Paths[0] != "/var/log/app.log" {
+		t.Fatalf("after put: %+v", st)
+	}
+	// An invalid replacement changes nothing and is reported.
+	if _, err := cli.Put(ctx, SourcesPrefix+"app", `{"name":"app","paths":["/etc/passwd"]}`); err != nil {
+		t.Fatal(err)
+	}
+	st = next()
+	if len(st.Sources) != 1 || st.Sources[0].Paths[0] != "/var/log/app.log" || !strings.Contains(st.Invalid["app"], "outside") {
+		t.Fatalf("after invalid put: %+v", st)
+	}
+	if _, err := cli.Delete(ctx, SourcesPrefix+"app"); err != nil {
+		t.Fatal(err)
+	}
+	if st = next(); len(st.Sources) != 0 || len(st.Invalid) != 0 {
+		t.Fatalf("after delete: %+v", st)
+	}
+}
+
+func TestEmbeddedDataSurvivesRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := StartEmbedded(dir, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NewStore(e.Client(), nil, log).Put(ctx, pipeline.Source{Name: "a", Paths: []string{"/x/a"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	// Restart on the same dir: the peer port differs, the data is there.
+	e, err = StartEmbedded(dir, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := NewStore(e.Client(), nil, log).Get(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// The client listener serves other etcd clients over TCP too.
+	cli, err := Dial([]string{e.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := NewStore(cli, nil, log).Get(ctx, "a"); err != nil {
+		t.Fatalf("over TCP: %v", err)
+	}
+}
