@@ -25,6 +25,7 @@ import (
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/datetime/flexible"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/mapping"
@@ -45,6 +46,9 @@ type Config struct {
 	// QueueBatches bounds the pipeline batches waiting in Publish; a full
 	// queue blocks the tailers (backpressure). Default 64.
 	QueueBatches int
+	// DrainTimeout bounds how long Run keeps indexing queued batches after
+	// its context ends (default 5s).
+	DrainTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -56,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueueBatches <= 0 {
 		c.QueueBatches = 64
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 5 * time.Second
 	}
 }
 
@@ -98,7 +105,10 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 	}, nil
 }
 
-const lineAnalyzer = "logline"
+const (
+	lineAnalyzer = "logline"
+	tsParser     = "rfc3339nano"
+)
 
 func newMapping() (*mapping.IndexMappingImpl, error) {
 	im := bleve.NewIndexMapping()
@@ -111,6 +121,15 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("add analyzer: %w", err)
+	}
+	// Times are handed to Bleve as RFC 3339 strings with nanoseconds so the
+	// stored value keeps its fraction (a time.Time is stored to the second).
+	err = im.AddCustomDateTimeParser(tsParser, map[string]interface{}{
+		"type":    flexible.Name,
+		"layouts": []interface{}{time.RFC3339Nano},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add date parser: %w", err)
 	}
 	// Fields other than the line (host, source, per-source fields) match
 	// whole values.
@@ -132,6 +151,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	dm.AddFieldMappingsAt("line", line)
 
 	ts := bleve.NewDateTimeFieldMapping()
+	ts.DateFormat = tsParser
 	ts.Store = true
 	ts.DocValues = true
 	ts.IncludeInAll = false
@@ -161,7 +181,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 // doc is what one line looks like inside Bleve.
 type doc struct {
 	Line       string            `json:"line"`
-	TS         time.Time         `json:"ts"`
+	TS         string            `json:"ts"`
 	Offset     float64           `json:"offset"`
 	Host       string            `json:"host"`
 	Source     string            `json:"source"`
@@ -210,7 +230,7 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		r := &recs[i]
 		d := doc{
 			Line:       r.Line,
-			TS:         r.TS,
+			TS:         r.TS.UTC().Format(time.RFC3339Nano),
 			Offset:     float64(r.Offset),
 			Host:       r.Host,
 			Source:     r.Source,
@@ -244,18 +264,17 @@ func (ix *Index) Publish(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // Run indexes what Publish queues, coalescing batches into Bleve batches of
-// up to BatchSize records, and acks each pipeline batch once written. It
-// returns when ctx is done; batches still queued then are not acked (their
-// lines are read again after a restart). A failed write is retried with
-// backoff, never dropped.
+// up to BatchSize records, and acks each pipeline batch once written. A
+// failed write is retried with backoff, never dropped. When ctx ends, Run
+// keeps indexing what is already queued for at most DrainTimeout (stop the
+// publishers first), then returns; batches left then are not acked and
+// their lines are read again after a restart.
 func (ix *Index) Run(ctx context.Context) error {
 	var (
 		pending []*pipeline.Batch
 		recs    []pipeline.Record
 	)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	flush := func() {
+	flush := func(ctx context.Context) bool {
 		backoff := 100 * time.Millisecond
 		for {
 			err := ix.Index(ctx, recs)
@@ -263,13 +282,13 @@ func (ix *Index) Run(ctx context.Context) error {
 				break
 			}
 			if ctx.Err() != nil {
-				return
+				return false
 			}
 			ix.log.Warn("index write failed; lines are held and retried, tailers pause meanwhile; check disk space and permissions of the data dir", "err", err)
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
-				return
+				return false
 			}
 			backoff = min(backoff*2, 5*time.Second)
 		}
@@ -277,23 +296,44 @@ func (ix *Index) Run(ctx context.Context) error {
 			b.Ack()
 		}
 		pending, recs = pending[:0], recs[:0]
+		return true
 	}
+	add := func(b *pipeline.Batch) {
+		pending = append(pending, b)
+		recs = append(recs, b.Records...)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			dctx, cancel := context.WithTimeout(context.Background(), ix.cfg.DrainTimeout)
+			defer cancel()
+			for {
+				select {
+				case b := <-ix.queue:
+					add(b)
+					if len(recs) < ix.cfg.BatchSize {
+						continue
+					}
+				default:
+				}
+				if len(recs) == 0 || !flush(dctx) || len(ix.queue) == 0 {
+					return nil
+				}
+			}
 		case b := <-ix.queue:
 			if len(pending) == 0 {
 				timer.Reset(ix.cfg.FlushInterval)
 			}
-			pending = append(pending, b)
-			recs = append(recs, b.Records...)
+			add(b)
 			if len(recs) >= ix.cfg.BatchSize {
 				timer.Stop()
-				flush()
+				flush(ctx)
 			}
 		case <-timer.C:
-			flush()
+			flush(ctx)
 		}
 	}
 }
@@ -309,7 +349,7 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 		// Parse now, so a syntax error is the caller's error, not an
 		// internal one.
 		if _, err := qs.Parse(); err != nil {
-			return res, &QueryError{Msg: err.Error()}
+			return res, &pipeline.QueryError{Msg: err.Error()}
 		}
 		q = qs
 	}
@@ -332,7 +372,7 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 	if req.Cursor != "" {
 		after, err := decodeCursor(req.Cursor)
 		if err != nil {
-			return res, &QueryError{Msg: "cursor: " + err.Error()}
+			return res, &pipeline.QueryError{Msg: "cursor: " + err.Error()}
 		}
 		sr.SearchAfter = after
 	}
@@ -350,11 +390,6 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 	}
 	return res, nil
 }
-
-// QueryError is a problem with the caller's query, not with the index.
-type QueryError struct{ Msg string }
-
-func (e *QueryError) Error() string { return "query: " + e.Msg }
 
 func hitFrom(h *search.DocumentMatch) pipeline.Hit {
 	str := func(k string) string {

@@ -43,7 +43,7 @@ func TestIndexSearch(t *testing.T) {
 	ctx := context.Background()
 	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
 	defer ix.Close()
-	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	if err := ix.Index(ctx, recs(base, 50, "f1")); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestIndexSearch(t *testing.T) {
 		t.Fatalf("hit fields wrong: %+v", h)
 	}
 
-	var bad *QueryError
+	var bad *pipeline.QueryError
 	if _, err := ix.Search(ctx, pipeline.SearchRequest{Query: `"unterminated`}); !errors.As(err, &bad) {
 		t.Fatalf("bad query: got %v, want QueryError", err)
 	}

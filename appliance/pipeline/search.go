@@ -35,3 +35,9 @@ type SearchResult struct {
 	// Cursor, when not empty, fetches the page after the last hit.
 	Cursor string `json:"cursor,omitempty"`
 }
+
+// QueryError is a problem with the caller's query (syntax, cursor), not with
+// the index: the API answers it with 400.
+type QueryError struct{ Msg string }
+
+func (e *QueryError) Error() string { return "query: " + e.Msg }

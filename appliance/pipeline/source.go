@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,13 @@ type Source struct {
 	Hosts  []string `json:"hosts,omitempty"`
 	Paused bool     `json:"paused"`
 }
+
+var (
+	// ErrSourceNotFound is returned for a source that does not exist.
+	ErrSourceNotFound = errors.New("source not found")
+	// ErrSourceExists is returned when creating a source whose name is taken.
+	ErrSourceExists = errors.New("source already exists")
+)
 
 // FieldError is a validation error that names the offending field, so the
 // API can answer 400 with a message a user can act on.

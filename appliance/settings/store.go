@@ -19,11 +19,11 @@ import (
 // SourcesPrefix is where sources are kept, one key each.
 const SourcesPrefix = "/logbox/sources/"
 
+// Errors of the store are pipeline's, so the API can tell them apart
+// without importing this package.
 var (
-	// ErrNotFound is returned for a source that does not exist.
-	ErrNotFound = errors.New("source not found")
-	// ErrExists is returned by Create for a name already taken.
-	ErrExists = errors.New("source already exists")
+	ErrNotFound = pipeline.ErrSourceNotFound
+	ErrExists   = pipeline.ErrSourceExists
 )
 
 // Store reads and writes sources in etcd.

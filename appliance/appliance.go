@@ -1,0 +1,402 @@
+// Package appliance wires logbox's roles together and runs them. It holds
+// no logic of its own beyond wiring and shutdown order.
+package appliance
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/logbox/logbox/appliance/checkpoint"
+	"github.com/logbox/logbox/appliance/httpapi"
+	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/kafkain"
+	"github.com/logbox/logbox/appliance/kafkaout"
+	"github.com/logbox/logbox/appliance/pathpolicy"
+	"github.com/logbox/logbox/appliance/pipeline"
+	"github.com/logbox/logbox/appliance/settings"
+	"github.com/logbox/logbox/appliance/tailer"
+	"github.com/logbox/logbox/ui"
+)
+
+// Appliance is one logbox process.
+type Appliance struct {
+	cfg Config
+	log *slog.Logger
+
+	ready    chan struct{}
+	addr     string // bound HTTP address, set before ready closes
+	mu       sync.Mutex
+	invalid  map[string]string // source name → why its etcd entry was refused
+	etcdCli  *clientv3.Client
+	idx      *index.Index
+	tail     *tailer.Manager
+	producer *kafkaout.Producer
+	consumer *kafkain.Consumer
+}
+
+// New checks cfg and returns an appliance; it starts nothing.
+func New(cfg Config, log *slog.Logger) (*Appliance, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	return &Appliance{cfg: cfg, log: log, ready: make(chan struct{}), invalid: map[string]string{}}, nil
+}
+
+// Ready is closed once the HTTP server is listening and every part is open.
+func (a *Appliance) Ready() <-chan struct{} { return a.ready }
+
+// Addr is the HTTP address actually bound; valid after Ready.
+func (a *Appliance) Addr() string { return a.addr }
+
+func (a *Appliance) tails() bool   { return a.cfg.Role != RoleIndexer }
+func (a *Appliance) indexes() bool { return a.cfg.Role != RoleAgent }
+func (a *Appliance) direct() bool  { return len(a.cfg.Kafka) == 0 }
+
+// stage is one component with its own context, so shutdown can stop
+// components one at a time in a fixed order.
+type stage struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (a *Appliance) start(g *errgroup.Group, name string, fn func(context.Context) error) *stage {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stage{cancel: cancel, done: make(chan struct{})}
+	g.Go(func() error {
+		defer close(s.done)
+		if err := fn(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+	return s
+}
+
+// stop cancels the stage and waits for it, at most timeout.
+func (s *stage) stop(timeout time.Duration) bool {
+	if s == nil {
+		return true
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Run starts every part the role needs and blocks until ctx is done or a
+// part fails fatally; then it shuts down in order and returns once every
+// goroutine it started has exited.
+//
+// Shutdown order (each step bounded by ShutdownTimeout):
+//  1. stop HTTP (no new requests, no new sources)
+//  2. stop the settings watch and the tailers (no new lines read)
+//  3. drain in-flight lines to Kafka, or into the index in direct mode
+//  4. flush checkpoints (only acked offsets were ever set)
+//  5. stop the Kafka consumer (its offsets are committed after each
+//     durable index batch, so nothing is pending)
+//  6. close Bleve
+//  7. close etcd
+func (a *Appliance) Run(ctx context.Context) (err error) {
+	log := a.log.With("component", "appliance")
+	cfg := a.cfg
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir %q: %w", cfg.DataDir, err)
+	}
+
+	// Settings: embedded etcd or an existing cluster.
+	var closeEtcd func()
+	if len(cfg.EtcdEndpoints) > 0 {
+		cli, derr := settings.Dial(cfg.EtcdEndpoints)
+		if derr != nil {
+			return derr
+		}
+		a.etcdCli, closeEtcd = cli, func() { _ = cli.Close() }
+	} else {
+		e, serr := settings.StartEmbedded(filepath.Join(cfg.DataDir, "etcd"), cfg.EtcdListen, a.log)
+		if serr != nil {
+			return serr
+		}
+		a.etcdCli, closeEtcd = e.Client(), e.Close
+	}
+	defer closeEtcd() // 7
+
+	roots := append([]string(nil), cfg.AllowPaths...)
+	collect := make([]string, 0, len(cfg.Collect))
+	for _, g := range cfg.Collect {
+		abs, aerr := filepath.Abs(g)
+		if aerr != nil {
+			return fmt.Errorf("--collect %q: %w", g, aerr)
+		}
+		collect = append(collect, abs)
+		// Whoever starts logbox may collect what they name on its command
+		// line; the API stays limited to the allowed roots plus these.
+		roots = append(roots, pathpolicy.StaticDir(abs))
+	}
+	policy, err := pathpolicy.New(roots)
+	if err != nil {
+		return fmt.Errorf("--allow-paths: %w", err)
+	}
+	store := settings.NewStore(a.etcdCli, policy.CheckGlob, a.log)
+
+	if a.indexes() {
+		a.idx, err = index.Open(index.Config{Dir: filepath.Join(cfg.DataDir, "index")}, a.log)
+		if err != nil {
+			return err
+		}
+		defer func() { // 6
+			if cerr := a.idx.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
+
+	var cps *checkpoint.Store
+	if a.tails() {
+		cps, err = checkpoint.Open(filepath.Join(cfg.DataDir, "checkpoints.json"), time.Second, a.log)
+		if err != nil {
+			return err
+		}
+		if err := a.ensureCollectSources(ctx, store, collect); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
+	}
+	a.addr = ln.Addr().String()
+	srv := &http.Server{
+		Handler:           httpapi.New(a.httpDeps(store), a.log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	g := &errgroup.Group{}
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	// Any stage returning an error starts the shutdown.
+	watch := func(name string, fn func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			err := fn(ctx)
+			if err != nil {
+				log.Error("component failed; shutting down", "stage", name, "err", err)
+				failOnce.Do(func() { close(failed) })
+			}
+			return err
+		}
+	}
+
+	var consumerStage, sinkStage, tailStage, cpStage *stage
+	if a.indexes() && !a.direct() {
+		topics := append([]string{cfg.Topic}, cfg.KafkaIndexTopics...)
+		a.consumer = kafkain.New(kafkain.Config{Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup}, a.idx, a.log)
+		consumerStage = a.start(g, "kafka consumer", watch("kafka consumer", a.consumer.Run))
+	}
+	if a.tails() {
+		var sink pipeline.Sink
+		if a.direct() {
+			sink = a.idx
+			sinkStage = a.start(g, "index writer", watch("index writer", a.idx.Run))
+		} else {
+			a.producer = kafkaout.New(kafkaout.Config{
+				Brokers: cfg.Kafka, Topic: cfg.Topic, Acks: cfg.KafkaAcks,
+				Compression: cfg.KafkaCompression, Partitions: int32(cfg.KafkaPartitions),
+				DrainTimeout: cfg.ShutdownTimeout,
+			}, a.log)
+			sink = a.producer
+			sinkStage = a.start(g, "kafka producer", watch("kafka producer", a.producer.Run))
+		}
+		cpStage = a.start(g, "checkpoints", watch("checkpoints", cps.Run))
+		a.tail = tailer.New(tailer.Config{Host: cfg.Host, ScanInterval: cfg.ScanInterval, Allowed: policy.CheckFile}, sink, cps, a.log)
+		tailStage = a.start(g, "tailer", watch("tailer", func(ctx context.Context) error {
+			tg, tctx := errgroup.WithContext(ctx)
+			tg.Go(func() error { return a.tail.Run(tctx) })
+			tg.Go(func() error {
+				return store.Watch(tctx, func(st settings.State) {
+					a.mu.Lock()
+					a.invalid = st.Invalid
+					a.mu.Unlock()
+					for name, why := range st.Invalid {
+						log.Warn("source entry in etcd refused; the source keeps its last valid settings; fix the entry", "source", name, "err", why)
+					}
+					a.tail.Apply(st.Sources)
+				})
+			})
+			return tg.Wait()
+		}))
+	} else {
+		// Indexers still report refused entries in status.
+		tailStage = a.start(g, "settings watch", watch("settings watch", func(ctx context.Context) error {
+			return store.Watch(ctx, func(st settings.State) {
+				a.mu.Lock()
+				a.invalid = st.Invalid
+				a.mu.Unlock()
+			})
+		}))
+	}
+
+	httpDone := make(chan error, 1)
+	go func() {
+		if serr := srv.Serve(ln); !errors.Is(serr, http.ErrServerClosed) {
+			httpDone <- fmt.Errorf("http: %w", serr)
+			failOnce.Do(func() { close(failed) })
+			return
+		}
+		httpDone <- nil
+	}()
+	close(a.ready)
+	log.Info("logbox running", "role", cfg.Role, "http", "http://"+a.addr, "mode", map[bool]string{true: "direct", false: "kafka"}[a.direct()], "data", cfg.DataDir, "host", cfg.Host)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-failed:
+	}
+
+	to := cfg.ShutdownTimeout
+	sctx, cancel := context.WithTimeout(context.Background(), to)
+	_ = srv.Shutdown(sctx) // 1
+	cancel()
+	for _, s := range []struct {
+		name string
+		st   *stage
+	}{{"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}} { // 2–5
+		if !s.st.stop(to + time.Second) {
+			log.Warn("stage did not stop in time; continuing shutdown", "stage", s.name)
+		}
+	}
+	err = errors.Join(g.Wait(), <-httpDone)
+	return err
+}
+
+var nameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
+
+// ensureCollectSources creates a source for each --collect glob that no
+// source has yet. Names are readable and stable for the same glob.
+func (a *Appliance) ensureCollectSources(ctx context.Context, store *settings.Store, globs []string) error {
+	if len(globs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	existing, err := store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("--collect: %w", err)
+	}
+	have := map[string]bool{}
+	for _, s := range existing {
+		for _, p := range s.Paths {
+			have[p] = true
+		}
+	}
+	for _, g := range globs {
+		if have[g] {
+			continue
+		}
+		sum := sha256.Sum256([]byte(g))
+		base := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(filepath.Base(pathpolicy.StaticDir(g))+"-"+filepath.Base(g)), "-"), "-")
+		if len(base) > 40 {
+			base = base[:40]
+		}
+		src := pipeline.Source{Name: strings.Trim(base+"-"+hex.EncodeToString(sum[:3]), "-"), Paths: []string{g}}
+		if err := store.Create(ctx, src); err != nil && !errors.Is(err, settings.ErrExists) {
+			return fmt.Errorf("--collect %q: %w", g, err)
+		}
+		a.log.Info("source created for --collect", "component", "appliance", "source", src.Name, "path", g)
+	}
+	return nil
+}
+
+func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
+	d := httpapi.Deps{
+		Sources: store,
+		Status:  a.status,
+		Ready:   a.readiness,
+		Page:    ui.Handler(),
+	}
+	if a.idx != nil {
+		d.Search = a.idx
+	}
+	return d
+}
+
+func (a *Appliance) readiness(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := a.etcdCli.Get(ctx, "/logbox/readyz"); err != nil {
+		return fmt.Errorf("etcd not reachable: %w", err)
+	}
+	return nil
+}
+
+// Status is what /api/status serves.
+type Status struct {
+	Role           string                  `json:"role"`
+	Host           string                  `json:"host"`
+	Mode           string                  `json:"mode"`
+	Files          []tailer.FileStatus     `json:"files"`
+	InvalidSources map[string]string       `json:"invalid_sources"`
+	Producer       *kafkaout.ProducerStats `json:"kafka_producer,omitempty"`
+	Consumer       *kafkain.ConsumerStats  `json:"kafka_consumer,omitempty"`
+	Index          *index.Stats            `json:"index,omitempty"`
+	Etcd           EtcdStatus              `json:"etcd"`
+}
+
+// EtcdStatus tells whether the settings store answers.
+type EtcdStatus struct {
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (a *Appliance) status(ctx context.Context) any {
+	st := Status{Role: a.cfg.Role, Host: a.cfg.Host, Mode: "kafka", Files: []tailer.FileStatus{}}
+	if a.direct() {
+		st.Mode = "direct"
+	}
+	a.mu.Lock()
+	st.InvalidSources = make(map[string]string, len(a.invalid))
+	for k, v := range a.invalid {
+		st.InvalidSources[k] = v
+	}
+	a.mu.Unlock()
+	if a.tail != nil {
+		st.Files = a.tail.Status()
+	}
+	if a.producer != nil {
+		ps := a.producer.Stats()
+		st.Producer = &ps
+	}
+	if a.consumer != nil {
+		cs := a.consumer.Stats()
+		st.Consumer = &cs
+	}
+	if a.idx != nil {
+		is := a.idx.Stats()
+		st.Index = &is
+	}
+	if err := a.readiness(ctx); err != nil {
+		st.Etcd.Error = err.Error()
+	} else {
+		st.Etcd.Healthy = true
+	}
+	return st
+}

@@ -1,0 +1,312 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logbox/logbox/appliance/kafkatest"
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// mode is one way lines reach the index: straight (direct) or through a
+// Kafka-protocol broker.
+type mode struct {
+	name  string
+	kafka func(t *testing.T, cfg *Config)
+}
+
+func modes() []mode {
+	return []mode{
+		{"direct", func(*testing.T, *Config) {}},
+		{"kafka", func(t *testing.T, cfg *Config) {
+			k := kafkatest.Start(t)
+			cfg.Kafka = k.Brokers
+			cfg.Topic = kafkatest.UniqueName(t, "logbox")
+			cfg.KafkaGroup = kafkatest.UniqueName(t, "indexers")
+		}},
+	}
+}
+
+func testConfig(t *testing.T, dataDir string, allow ...string) Config {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = dataDir
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.EtcdListen = "127.0.0.1:0"
+	cfg.Host = "testbox"
+	cfg.AllowPaths = allow
+	cfg.ScanInterval = 100 * time.Millisecond
+	return cfg
+}
+
+// running is an appliance started by a test.
+type running struct {
+	t    *testing.T
+	url  string
+	stop func()
+}
+
+func start(t *testing.T, cfg Config) *running {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("appliance stopped before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("appliance not ready after 60s")
+	}
+	r := &running{t: t, url: "http://" + a.Addr()}
+	stopped := false
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("appliance did not stop within 30s")
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (r *running) call(method, path string, body any, out any) int {
+	r.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, r.url+path, rd)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			r.t.Fatalf("%s %s: %v in %q", method, path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (r *running) search(q string) pipeline.SearchResult {
+	r.t.Helper()
+	var res pipeline.SearchResult
+	if code := r.call("GET", "/api/search?limit=10000&q="+url.QueryEscape(q), nil, &res); code != 200 {
+		r.t.Fatalf("search %q: status %d", q, code)
+	}
+	return res
+}
+
+// waitTotal polls until q matches want lines, or fails after a bound.
+func (r *running) waitTotal(q string, want int) {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var got uint64
+	for time.Now().Before(deadline) {
+		if got = r.search(q).Total; got == uint64(want) {
+			return
+		}
+		if got > uint64(want) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatalf("query %q: %d hits, want %d", q, got, want)
+}
+
+var tokRE = regexp.MustCompile(`tok[a-z]+\d+`)
+
+// checkExactlyOnce asserts every token in want is found once and nothing else.
+func (r *running) checkExactlyOnce(q string, want map[string]bool) {
+	r.t.Helper()
+	res := r.search(q)
+	seen := map[string]int{}
+	for _, h := range res.Hits {
+		seen[tokRE.FindString(h.Line)]++
+	}
+	for tok := range want {
+		if seen[tok] != 1 {
+			r.t.Errorf("token %s found %d times, want once", tok, seen[tok])
+		}
+	}
+	for tok, n := range seen {
+		if !want[tok] {
+			r.t.Errorf("unexpected token %q (%d times)", tok, n)
+		}
+	}
+}
+
+func appendLines(t *testing.T, path, prefix string, from, n int, want map[string]bool) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		tok := fmt.Sprintf("tok%s%06d", prefix, i)
+		fmt.Fprintf(&b, "2026-11-25 INFO e2e %s user=%d path=/api/v1/items\n", tok, i%17)
+		want[tok] = true
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEndToEnd drives the whole appliance through its HTTP API: lines of
+// two files found exactly once, a source added and removed at runtime, bad
+// input refused, and a restart on the same data dir that neither loses nor
+// doubles a line. It runs in direct mode and through a Kafka broker.
+func TestEndToEnd(t *testing.T) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) {
+			root := t.TempDir()
+			logs := filepath.Join(root, "logs")
+			extra := filepath.Join(root, "extra")
+			for _, d := range []string{logs, extra} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, b := filepath.Join(logs, "a.log"), filepath.Join(logs, "b.log")
+			want := map[string]bool{}
+			appendLines(t, a, "a", 0, 1500, want)
+			appendLines(t, b, "b", 0, 1000, want)
+
+			cfg := testConfig(t, filepath.Join(root, "data"), root)
+			cfg.Collect = []string{filepath.Join(logs, "*.log")}
+			m.kafka(t, &cfg)
+			app := start(t, cfg)
+
+			// Existing lines are read from the start; appended ones follow.
+			appendLines(t, a, "a", 1500, 500, want)
+			app.waitTotal("e2e", len(want))
+			app.checkExactlyOnce("e2e", want)
+
+			// Fields and the query syntax work through the API.
+			if res := app.search("+e2e +tokb000007 -toka000007"); res.Total != 1 || res.Hits[0].Host != "testbox" || res.Hits[0].Source != b || res.Hits[0].Level != "INFO" {
+				t.Fatalf("search by token: %d hits, first %+v", res.Total, res.Hits[:min(1, len(res.Hits))])
+			}
+
+			// Bad input is refused with the field named, and changes nothing.
+			var e struct{ Error string }
+			if code := app.call("POST", "/api/sources", map[string]any{"name": "bad", "paths": []string{"/etc/*.conf"}}, &e); code != 400 || !strings.Contains(e.Error, "paths[0]") {
+				t.Fatalf("outside path: %d %q", code, e.Error)
+			}
+			if code := app.call("POST", "/api/sources", map[string]any{"name": "Bad Name!", "paths": []string{extra + "/*.txt"}}, &e); code != 400 || !strings.HasPrefix(e.Error, "name:") {
+				t.Fatalf("bad name: %d %q", code, e.Error)
+			}
+			var list struct{ Sources []pipeline.Source }
+			app.call("GET", "/api/sources", nil, &list)
+			if len(list.Sources) != 1 {
+				t.Fatalf("sources after refused writes: %+v", list.Sources)
+			}
+
+			// A source added at runtime is followed without a restart.
+			x := filepath.Join(extra, "x.txt")
+			extraWant := map[string]bool{}
+			appendLines(t, x, "x", 0, 100, extraWant)
+			src := map[string]any{"name": "extra", "paths": []string{extra + "/*.txt"}, "fields": map[string]string{"team": "core"}}
+			if code := app.call("POST", "/api/sources", src, nil); code != 201 {
+				t.Fatalf("add source: %d", code)
+			}
+			if code := app.call("POST", "/api/sources", src, nil); code != 409 {
+				t.Fatalf("add source twice: %d, want 409", code)
+			}
+			app.waitTotal("fields.team:core", 100)
+			for k := range extraWant {
+				want[k] = true
+			}
+
+			// Removing it stops collection: a line appended afterwards is not
+			// indexed, while a line in a still-collected file is.
+			if code := app.call("DELETE", "/api/sources/extra", nil, nil); code != 204 {
+				t.Fatalf("delete source: %d", code)
+			}
+			if code := app.call("DELETE", "/api/sources/extra", nil, nil); code != 404 {
+				t.Fatalf("delete twice: %d, want 404", code)
+			}
+			waitNoFile(t, app, x)
+			appendLines(t, x, "x", 100, 1, map[string]bool{})
+			appendLines(t, a, "a", 2000, 1, want)
+			app.waitTotal("e2e", len(want))
+			if res := app.search("tokx000100"); res.Total != 0 {
+				t.Fatal("line of a removed source was indexed")
+			}
+
+			// Stop, append while down, start again on the same data dir.
+			app.stop()
+			appendLines(t, a, "a", 2001, 300, want)
+			appendLines(t, b, "b", 1000, 200, want)
+			app = start(t, cfg)
+			appendLines(t, b, "b", 1200, 100, want)
+			app.waitTotal("e2e", len(want))
+			app.checkExactlyOnce("e2e", want)
+		})
+	}
+}
+
+// waitNoFile waits until status no longer lists path as followed.
+func waitNoFile(t *testing.T, app *running, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var st Status
+		app.call("GET", "/api/status", nil, &st)
+		found := false
+		for _, f := range st.Files {
+			found = found || f.Path == path
+		}
+		if !found {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s still followed after its source was removed", path)
+}

@@ -1,0 +1,118 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Roles a process can take.
+const (
+	RoleAll     = "all"     // tail, ship (or index directly), consume, index, serve
+	RoleAgent   = "agent"   // tail and ship to Kafka only
+	RoleIndexer = "indexer" // consume from Kafka, index, serve
+)
+
+// Config is everything main.go reads from flags, env and the config file.
+// Packages below appliance never read flags or env themselves.
+type Config struct {
+	DataDir  string
+	HTTPAddr string
+	Role     string
+	// Host is stamped on every collected line.
+	Host string
+	// Collect globs get a source each at start, if no source has them yet.
+	Collect []string
+	// AllowPaths are the roots sources may read below. The directories of
+	// Collect globs are added to them.
+	AllowPaths []string
+
+	EtcdEndpoints []string
+	EtcdListen    string
+
+	Kafka            []string // empty: direct mode
+	Topic            string
+	KafkaAcks        string
+	KafkaCompression string
+	KafkaPartitions  int
+	KafkaGroup       string
+	// KafkaIndexTopics are consumed in addition to Topic.
+	KafkaIndexTopics []string
+
+	// ScanInterval is how often source globs are re-expanded.
+	ScanInterval time.Duration
+	// ShutdownTimeout bounds each stage of shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig is the embedded, single-box default: direct mode, embedded
+// etcd, everything under ./logbox-data.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		DataDir:          "./logbox-data",
+		HTTPAddr:         "127.0.0.1:7070",
+		Role:             RoleAll,
+		Host:             host,
+		AllowPaths:       []string{"/var/log"},
+		EtcdListen:       "127.0.0.1:2379",
+		Topic:            "logbox",
+		KafkaAcks:        "all",
+		KafkaCompression: "none",
+		KafkaPartitions:  3,
+		KafkaGroup:       "logbox-indexer",
+		ScanInterval:     time.Second,
+		ShutdownTimeout:  5 * time.Second,
+	}
+}
+
+// Validate reports every problem at once, naming the flag.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data: must not be empty"))
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("--http: must not be empty"))
+	}
+	switch c.Role {
+	case RoleAll:
+	case RoleAgent, RoleIndexer:
+		if len(c.Kafka) == 0 {
+			errs = append(errs, fmt.Errorf("--role %s needs --kafka: agents and indexers meet only through Kafka", c.Role))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--role: %q is not one of all, agent, indexer", c.Role))
+	}
+	if strings.TrimSpace(c.Host) == "" {
+		errs = append(errs, errors.New("--host: must not be empty"))
+	}
+	if len(c.EtcdEndpoints) == 0 && c.EtcdListen == "" {
+		errs = append(errs, errors.New("--etcd-listen: must not be empty when --etcd-endpoints is not given"))
+	}
+	for _, p := range c.AllowPaths {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("--allow-paths: %q must be an absolute path", p))
+		}
+	}
+	for _, g := range c.Collect {
+		if _, err := filepath.Match(g, ""); err != nil {
+			errs = append(errs, fmt.Errorf("--collect: %q is not a valid glob: %v", g, err))
+		}
+	}
+	if len(c.Kafka) > 0 && c.Topic == "" {
+		errs = append(errs, errors.New("--topic: must not be empty"))
+	}
+	switch c.KafkaAcks {
+	case "0", "1", "all", "-1":
+	default:
+		errs = append(errs, fmt.Errorf("--kafka-acks: %q is not one of 0, 1, all", c.KafkaAcks))
+	}
+	if c.ScanInterval <= 0 {
+		errs = append(errs, errors.New("--scan-interval: must be positive"))
+	}
+	return errors.Join(errs...)
+}

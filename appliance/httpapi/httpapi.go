@@ -1,0 +1,348 @@
+// Package httpapi serves logbox's HTTP API (see CONTRACT.md) and mounts the
+// search page. It depends only on the small interfaces below, which the
+// appliance fills with the index, the settings store and status reporters.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// Searcher answers searches; nil on roles without an index.
+type Searcher interface {
+	Search(ctx context.Context, req pipeline.SearchRequest) (pipeline.SearchResult, error)
+}
+
+// Sources is the settings store.
+type Sources interface {
+	List(ctx context.Context) ([]pipeline.Source, error)
+	Get(ctx context.Context, name string) (pipeline.Source, error)
+	Create(ctx context.Context, src pipeline.Source) error
+	Put(ctx context.Context, src pipeline.Source) error
+	Delete(ctx context.Context, name string) error
+	Decode(b []byte) (pipeline.Source, error)
+}
+
+// Deps is what the API serves.
+type Deps struct {
+	Search  Searcher
+	Sources Sources
+	// Status returns the value served at /api/status.
+	Status func(ctx context.Context) any
+	// Ready reports nil once the process can serve (etcd and index open).
+	Ready func(ctx context.Context) error
+	// Page serves the search page and its assets; nil serves none.
+	Page http.Handler
+	// Now is the clock for relative times; nil means time.Now.
+	Now func() time.Time
+}
+
+const maxBody = 1 << 20
+
+// New returns the router.
+func New(d Deps, log *slog.Logger) http.Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &server{d: d, log: log.With("component", "http")}
+	r := chi.NewRouter()
+	r.Use(s.recoverer, securityHeaders)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.readyz)
+	r.Route("/api", func(r chi.Router) {
+		r.Use(apiHeaders)
+		r.Get("/search", s.search)
+		r.Get("/status", s.status)
+		r.Get("/sources", s.listSources)
+		r.Post("/sources", s.createSource)
+		r.Get("/sources/{name}", s.getSource)
+		r.Put("/sources/{name}", s.putSource)
+		r.Delete("/sources/{name}", s.deleteSource)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
+		})
+	})
+	if d.Page != nil {
+		r.Handle("/*", d.Page)
+	}
+	return r
+}
+
+type server struct {
+	d   Deps
+	log *slog.Logger
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func apiHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "path", r.URL.Path, "err", v)
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// fail maps an error to a status code and writes it.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *pipeline.FieldError
+	var qe *pipeline.QueryError
+	switch {
+	case errors.As(err, &fe), errors.As(err, &qe):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, pipeline.ErrSourceNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, pipeline.ErrSourceExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, err.Error())
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+	default:
+		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.d.Ready != nil {
+		if err := s.d.Ready(r.Context()); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	if s.d.Status == nil {
+		writeJSON(w, http.StatusOK, map[string]any{})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.d.Status(r.Context()))
+}
+
+func (s *server) search(w http.ResponseWriter, r *http.Request) {
+	if s.d.Search == nil {
+		writeError(w, http.StatusNotImplemented, "this process has no index (role agent); search on an indexer")
+		return
+	}
+	req, err := s.searchRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	res, err := s.d.Search.Search(ctx, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) searchRequest(r *http.Request) (pipeline.SearchRequest, error) {
+	q := r.URL.Query()
+	req := pipeline.SearchRequest{Query: q.Get("q"), Cursor: q.Get("cursor")}
+	now := s.d.Now()
+	var err error
+	if req.From, err = ParseTime(q.Get("from"), now); err != nil {
+		return req, &pipeline.FieldError{Field: "from", Msg: err.Error()}
+	}
+	if req.To, err = ParseTime(q.Get("to"), now); err != nil {
+		return req, &pipeline.FieldError{Field: "to", Msg: err.Error()}
+	}
+	if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
+		return req, &pipeline.FieldError{Field: "to", Msg: "must not be before from"}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			return req, &pipeline.FieldError{Field: "limit", Msg: "must be a number from 1 to 10000"}
+		}
+		req.Limit = n
+	}
+	return req, nil
+}
+
+// ParseTime reads an absolute RFC 3339 time or one relative to now:
+// "now", "now-15m", "now-2h", "now-7d", "now-1w" (units s, m, h, d, w).
+// Empty gives the zero time (an open end).
+func ParseTime(v string, now time.Time) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if rest, ok := strings.CutPrefix(v, "now"); ok {
+		if rest == "" {
+			return now, nil
+		}
+		sign := rest[0]
+		if (sign != '-' && sign != '+') || len(rest) < 3 {
+			return time.Time{}, fmt.Errorf("%q: want now, now-15m, now-2h, now-7d or RFC 3339", v)
+		}
+		n, err := strconv.Atoi(rest[1 : len(rest)-1])
+		if err != nil || n < 0 {
+			return time.Time{}, fmt.Errorf("%q: want now, now-15m, now-2h, now-7d or RFC 3339", v)
+		}
+		var unit time.Duration
+		switch rest[len(rest)-1] {
+		case 's':
+			unit = time.Second
+		case 'm':
+			unit = time.Minute
+		case 'h':
+			unit = time.Hour
+		case 'd':
+			unit = 24 * time.Hour
+		case 'w':
+			unit = 7 * 24 * time.Hour
+		default:
+			return time.Time{}, fmt.Errorf("%q: unit must be s, m, h, d or w", v)
+		}
+		d := time.Duration(n) * unit
+		if sign == '-' {
+			d = -d
+		}
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want now, now-15m, now-2h, now-7d or RFC 3339", v)
+	}
+	return t, nil
+}
+
+func (s *server) listSources(w http.ResponseWriter, r *http.Request) {
+	list, err := s.d.Sources.List(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []pipeline.Source{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sources": list})
+}
+
+func (s *server) getSource(w http.ResponseWriter, r *http.Request) {
+	src, err := s.d.Sources.Get(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, src)
+}
+
+func (s *server) readSource(r *http.Request) (pipeline.Source, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		return pipeline.Source{}, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()}
+	}
+	return s.d.Sources.Decode(b)
+}
+
+func (s *server) createSource(w http.ResponseWriter, r *http.Request) {
+	src, err := s.readSource(r)
+	if err == nil {
+		err = s.d.Sources.Create(r.Context(), src)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/sources/"+src.Name)
+	writeJSON(w, http.StatusCreated, src)
+}
+
+func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		s.fail(w, r, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()})
+		return
+	}
+	// The name in the URL wins; a body may leave it out.
+	var probe struct {
+		Name *string `json:"name"`
+	}
+	if json.Unmarshal(b, &probe) == nil && probe.Name != nil && *probe.Name != name {
+		s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)})
+		return
+	}
+	if probe.Name == nil {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err == nil {
+			m["name"], _ = json.Marshal(name)
+			b, _ = json.Marshal(m)
+		}
+	}
+	src, err := s.d.Sources.Decode(b)
+	if err == nil {
+		err = s.d.Sources.Put(r.Context(), src)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, src)
+}
+
+func (s *server) deleteSource(w http.ResponseWriter, r *http.Request) {
+	if err := s.d.Sources.Delete(r.Context(), chi.URLParam(r, "name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

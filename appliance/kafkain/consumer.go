@@ -1,0 +1,487 @@
+// Package kafkain consumes logbox events from Kafka with a sarama consumer
+// group and hands them to the index in batches. A Kafka offset is committed
+// only after the batch holding it is durable in the index; anything
+// consumed but not yet indexed is consumed again after a restart or a
+// rebalance, so the index must be idempotent (see pipeline.Record.ID).
+package kafkain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// Indexer is the index. When Index returns nil the records are durable.
+// Index may be called concurrently, once per partition being consumed.
+type Indexer interface {
+	Index(ctx context.Context, recs []pipeline.Record) error
+}
+
+// Config configures the Consumer. Zero values mean the documented default.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port.
+	Brokers []string
+	// Topics are consumed; missing ones are created with the broker's
+	// default partition count.
+	Topics []string
+	// Group is the consumer group (default "logbox-indexer").
+	Group string
+	// BatchSize is the most records handed to Index at once (default 5000).
+	BatchSize int
+	// FlushInterval is the longest a consumed record waits for its batch
+	// to fill before it is indexed anyway (default 200ms).
+	FlushInterval time.Duration
+	// ClientID is the Kafka client id (default "logbox").
+	ClientID string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Group == "" {
+		c.Group = "logbox-indexer"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 5000
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 200 * time.Millisecond
+	}
+	if c.ClientID == "" {
+		c.ClientID = "logbox"
+	}
+	return c
+}
+
+// Validate reports every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka brokers: none given"))
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, errors.New("kafka topics: none given"))
+	}
+	for _, t := range c.Topics {
+		if t == "" || strings.ContainsAny(t, " \t\n/,") {
+			errs = append(errs, fmt.Errorf("kafka topic %q: not a valid topic name", t))
+		}
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("kafka batch size: %d is negative", c.BatchSize))
+	}
+	if c.FlushInterval < 0 {
+		errs = append(errs, fmt.Errorf("kafka flush interval: %v is negative", c.FlushInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// PartitionLag is how far the consumer is behind one partition.
+type PartitionLag struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// Lag is the high-water mark minus the next offset to consume.
+	Lag int64 `json:"lag"`
+}
+
+// ConsumerStats are counters for a status page.
+type ConsumerStats struct {
+	// Consumed counts messages read from Kafka (replays included).
+	Consumed uint64
+	// Indexed counts records Index accepted.
+	Indexed uint64
+	// Commits counts offset commits of durable batches (coalesced).
+	Commits uint64
+	// DecodeFallbacks counts messages that were not logbox events and were
+	// indexed as raw lines.
+	DecodeFallbacks uint64
+	// IndexErrors counts failed Index calls (each is retried).
+	IndexErrors uint64
+	// Lag is per partition currently or last claimed, sorted.
+	Lag []PartitionLag
+}
+
+// Consumer reads topics as a member of a consumer group and indexes what
+// it reads. Create it with New, start it with Run.
+type Consumer struct {
+	cfg Config
+	idx Indexer
+	log *slog.Logger
+
+	consumed, indexed, commits, fallbacks, indexErrs atomic.Uint64
+
+	lagMu sync.Mutex
+	lag   map[topicPartition]int64
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// New returns a Consumer for cfg (defaults applied; call cfg.Validate
+// first) that indexes into idx. It starts nothing. log may be nil.
+func New(cfg Config, idx Indexer, log *slog.Logger) *Consumer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{
+		cfg: cfg.withDefaults(),
+		idx: idx,
+		log: log.With("component", "kafkain"),
+		lag: map[topicPartition]int64{},
+	}
+}
+
+// Stats returns the current counters.
+func (c *Consumer) Stats() ConsumerStats {
+	s := ConsumerStats{
+		Consumed:        c.consumed.Load(),
+		Indexed:         c.indexed.Load(),
+		Commits:         c.commits.Load(),
+		DecodeFallbacks: c.fallbacks.Load(),
+		IndexErrors:     c.indexErrs.Load(),
+	}
+	c.lagMu.Lock()
+	for tp, l := range c.lag {
+		s.Lag = append(s.Lag, PartitionLag{Topic: tp.topic, Partition: tp.partition, Lag: l})
+	}
+	c.lagMu.Unlock()
+	sort.Slice(s.Lag, func(i, j int) bool {
+		if s.Lag[i].Topic != s.Lag[j].Topic {
+			return s.Lag[i].Topic < s.Lag[j].Topic
+		}
+		return s.Lag[i].Partition < s.Lag[j].Partition
+	})
+	return s
+}
+
+func (c *Consumer) saramaConfig() (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_8_0_0
+	sc.ClientID = c.cfg.ClientID
+	sc.ChannelBufferSize = 4096
+	sc.Net.DialTimeout = 10 * time.Second
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// Offsets are committed by hand, after the index holds the batch.
+	sc.Consumer.Offsets.AutoCommit.Enable = false
+	sc.Consumer.Fetch.Default = 4 << 20
+	// A commit waits behind a long-polling fetch on the coordinator's
+	// connection; a shorter poll keeps commits close behind the index.
+	sc.Consumer.MaxWaitTime = 250 * time.Millisecond
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka consumer config: %w", err)
+	}
+	return sc, nil
+}
+
+// Run consumes until ctx is done. It retries with backoff while Kafka is
+// unreachable or a session fails, and returns only fatal errors (a config
+// sarama rejects); it returns nil when ctx ends. Records consumed but not
+// yet indexed when ctx ends are not committed.
+func (c *Consumer) Run(ctx context.Context) error {
+	sc, err := c.saramaConfig()
+	if err != nil {
+		return err
+	}
+	client, group, err := c.connect(ctx, sc)
+	if err != nil {
+		return nil // ctx ended before Kafka was reachable
+	}
+	defer client.Close()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer group.Close() // before wg.Wait: closing ends the Errors channel
+	wg.Go(func() {
+		for err := range group.Errors() {
+			c.log.Warn("kafka consumer error; indexing of the affected partitions is delayed until it clears; check broker health",
+				"err", err)
+		}
+	})
+
+	c.log.Info("kafka consumer running", "brokers", c.cfg.Brokers, "topics", c.cfg.Topics, "group", c.cfg.Group)
+	h := &handler{c: c}
+	delay := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		err := group.Consume(ctx, c.cfg.Topics, h)
+		if ctx.Err() != nil {
+			break
+		}
+		if err == nil {
+			delay = 250 * time.Millisecond
+			continue // a rebalance: join again
+		}
+		c.log.Warn("kafka consume failed; indexing waits and retries; check that brokers are up and the topics exist",
+			"topics", c.cfg.Topics, "group", c.cfg.Group, "err", err)
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			ensureTopics(client, c.cfg.Topics, c.log)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+	return nil
+}
+
+// connect retries until it has a client and a consumer group on it and
+// the topics exist (or could not be created), or ctx ends.
+func (c *Consumer) connect(ctx context.Context, sc *sarama.Config) (sarama.Client, sarama.ConsumerGroup, error) {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		client, err := sarama.NewClient(c.cfg.Brokers, sc)
+		if err == nil {
+			ensureTopics(client, c.cfg.Topics, c.log)
+			var group sarama.ConsumerGroup
+			group, err = sarama.NewConsumerGroupFromClient(c.cfg.Group, client)
+			if err == nil {
+				return client, group, nil
+			}
+			client.Close()
+		}
+		lvl := slog.LevelDebug
+		if attempt == 1 || attempt%20 == 0 {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(ctx, lvl, "cannot connect to kafka; nothing is indexed from it until it is reachable; check the kafka brokers setting",
+			"brokers", c.cfg.Brokers, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// ensureTopics creates the topics that do not exist yet with the broker's
+// default partition count and replication factor. Failures are logged:
+// Consume then fails and is retried.
+func ensureTopics(client sarama.Client, topics []string, log *slog.Logger) {
+	if err := client.RefreshMetadata(); err != nil {
+		log.Debug("refresh kafka metadata", "err", err)
+	}
+	have, err := client.Topics()
+	if err != nil {
+		log.Warn("cannot list kafka topics", "err", err)
+		return
+	}
+	exists := map[string]bool{}
+	for _, t := range have {
+		exists[t] = true
+	}
+	var admin sarama.ClusterAdmin
+	for _, t := range topics {
+		if exists[t] {
+			continue
+		}
+		if admin == nil {
+			// Shares client; closing client closes it.
+			admin, err = sarama.NewClusterAdminFromClient(client)
+			if err != nil {
+				log.Warn("cannot create kafka topics; consuming waits until they exist; create them", "err", err)
+				return
+			}
+		}
+		err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: -1, ReplicationFactor: -1}, false)
+		if errors.Is(err, sarama.ErrInvalidReplicationFactor) || errors.Is(err, sarama.ErrInvalidRequest) {
+			err = admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
+		}
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			log.Warn("cannot create kafka topic; consuming waits until it exists; create it", "topic", t, "err", err)
+		}
+	}
+}
+
+// handler is the sarama.ConsumerGroupHandler. Sessions follow each
+// other; within one, ConsumeClaim runs once per claimed partition,
+// concurrently.
+type handler struct {
+	c *Consumer
+	// Per session, set in Setup before any ConsumeClaim starts.
+	commitWake chan struct{}
+	stop       context.CancelFunc
+	done       chan struct{}
+}
+
+// Setup starts the session's committer. Commits run apart from
+// ConsumeClaim because a commit waits behind the long-polling fetch on the
+// same broker connection; indexing must not wait for it.
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.commitWake, h.stop, h.done = make(chan struct{}, 1), cancel, make(chan struct{})
+	wake, done := h.commitWake, h.done
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				sess.Commit()
+				h.c.commits.Add(1)
+			}
+		}
+	}()
+	return nil
+}
+
+// Cleanup stops the committer and commits what was marked last.
+func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.stop()
+	<-h.done
+	sess.Commit()
+	return nil
+}
+
+// ConsumeClaim batches the partition's messages, indexes each batch and
+// marks its last offset for commit only after Index returned nil.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	c := h.c
+	ctx := sess.Context()
+	tp := topicPartition{claim.Topic(), claim.Partition()}
+	batch := make([]pipeline.Record, 0, c.cfg.BatchSize)
+	var last *sarama.ConsumerMessage
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	flush := func() bool {
+		if last == nil {
+			return true
+		}
+		if !c.index(ctx, tp, batch) {
+			return false
+		}
+		c.log.Debug("indexed batch", "topic", tp.topic, "partition", tp.partition, "records", len(batch), "offset", last.Offset)
+		// Marked only now that the index holds the batch; the
+		// committer sends it to Kafka.
+		sess.MarkMessage(last, "")
+		select {
+		case h.commitWake <- struct{}{}:
+		default:
+		}
+		batch, last = batch[:0], nil
+		return true
+	}
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				flush()
+				return nil
+			}
+			c.consumed.Add(1)
+			if len(batch) == 0 {
+				timer.Reset(c.cfg.FlushInterval)
+			}
+			batch = append(batch, c.decode(msg))
+			last = msg
+			c.setLag(tp, claim.HighWaterMarkOffset()-msg.Offset-1)
+			if len(batch) >= c.cfg.BatchSize {
+				timer.Stop()
+				if !flush() {
+					return nil
+				}
+			}
+		case <-timer.C:
+			if !flush() {
+				return nil
+			}
+		case <-ctx.Done():
+			// Rebalance or shutdown: what is not indexed yet is not
+			// committed, and the next owner reads it again.
+			return nil
+		}
+	}
+}
+
+// index calls Index until it succeeds (true) or ctx ends (false).
+func (c *Consumer) index(ctx context.Context, tp topicPartition, recs []pipeline.Record) bool {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.idx.Index(ctx, recs)
+		if err == nil {
+			c.indexed.Add(uint64(len(recs)))
+			return true
+		}
+		c.indexErrs.Add(1)
+		if ctx.Err() != nil {
+			return false
+		}
+		lvl := slog.LevelDebug
+		if attempt == 1 || attempt%20 == 0 {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(ctx, lvl, "index failed; the batch is retried and its kafka offsets stay uncommitted; check the index (disk space, permissions)",
+			"topic", tp.topic, "partition", tp.partition, "records", len(recs), "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (c *Consumer) setLag(tp topicPartition, lag int64) {
+	c.lagMu.Lock()
+	c.lag[tp] = max(lag, 0)
+	c.lagMu.Unlock()
+}
+
+// event decodes a logbox event; Line is a pointer to tell a missing
+// "line" from an empty one. It shadows Record.Line.
+type event struct {
+	pipeline.Record
+	Line *string `json:"line"`
+}
+
+// decode turns a message into a Record: a logbox event as it was produced,
+// anything else as a raw line identified by its Kafka position.
+func (c *Consumer) decode(msg *sarama.ConsumerMessage) pipeline.Record {
+	var ev event
+	if err := json.Unmarshal(msg.Value, &ev); err == nil && ev.Line != nil {
+		r := ev.Record
+		r.Line = *ev.Line
+		r.Topic = msg.Topic
+		if r.FileID == "" {
+			// Not from a logbox tailer: its Kafka position is its identity.
+			r.FileID = fmt.Sprintf("kafka:%s:%d", msg.Topic, msg.Partition)
+			r.Offset = msg.Offset
+		}
+		if r.TS.IsZero() {
+			r.TS = msgTime(msg)
+		}
+		return r
+	}
+	c.fallbacks.Add(1)
+	return pipeline.Record{
+		TS:     msgTime(msg),
+		Source: "kafka:" + msg.Topic,
+		FileID: fmt.Sprintf("kafka:%s:%d", msg.Topic, msg.Partition),
+		Offset: msg.Offset,
+		Line:   string(msg.Value),
+		Topic:  msg.Topic,
+	}
+}
+
+func msgTime(msg *sarama.ConsumerMessage) time.Time {
+	if msg.Timestamp.IsZero() || msg.Timestamp.Unix() <= 0 {
+		return time.Now().UTC()
+	}
+	return msg.Timestamp.UTC()
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// client talks to a running logbox over its HTTP API.
+type client struct {
+	server string
+	http   *http.Client
+}
+
+func clientFlags(fs *flag.FlagSet) *client {
+	c := &client{http: &http.Client{Timeout: 30 * time.Second}}
+	def := os.Getenv("LOGBOX_SERVER")
+	if def == "" {
+		def = "http://127.0.0.1:7070"
+	}
+	fs.StringVar(&c.server, "server", def, "URL of a running logbox (env LOGBOX_SERVER)")
+	return c
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil). An
+// API error comes back as the server's message.
+func (c *client) do(method, path string, body any, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(c.server, "/")+path, rd)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is logbox running at %s?)", method, path, err, c.server)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+type kvFlag map[string]string
+
+func (m kvFlag) String() string { return "" }
+func (m kvFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want key=value", v)
+	}
+	m[k] = val
+	return nil
+}
+
+func sourcesCmd(args []string, stdout, stderr io.Writer) error {
+	usage := func() {
+		fmt.Fprint(stderr, `Usage:
+  logbox sources list [-o json]
+  logbox sources get NAME
+  logbox sources add NAME --path GLOB [--path GLOB...] [--topic T] [--field k=v...] [--host H...] [--paused]
+  logbox sources rm NAME
+
+Flag shared by every subcommand: --server URL (env LOGBOX_SERVER).
+`)
+	}
+	if len(args) == 0 {
+		usage()
+		return errUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("logbox sources "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := clientFlags(fs)
+	var (
+		paths, hosts []string
+		topic        string
+		paused       bool
+		output       string
+		fields       = kvFlag{}
+	)
+	switch sub {
+	case "list", "ls":
+		fs.StringVar(&output, "o", "table", "output: table or json")
+	case "add", "create", "put":
+		fs.Var(listFlag{&paths}, "path", "absolute glob of files to collect (repeatable)")
+		fs.StringVar(&topic, "topic", "", "Kafka topic (default: the appliance's --topic)")
+		fs.Var(fields, "field", "static field key=value added to every line (repeatable)")
+		fs.Var(listFlag{&hosts}, "host", "collect only on this host (repeatable; default every host)")
+		fs.BoolVar(&paused, "paused", false, "create the source paused")
+	case "get", "rm", "delete":
+	default:
+		usage()
+		return errUsage
+	}
+	// Allow NAME before or after the flags.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	needName := sub != "list" && sub != "ls"
+	if needName && name == "" {
+		usage()
+		return errUsage
+	}
+	switch sub {
+	case "list", "ls":
+		var out struct {
+			Sources []pipeline.Source `json:"sources"`
+		}
+		if err := c.do(http.MethodGet, "/api/sources", nil, &out); err != nil {
+			return err
+		}
+		if output == "json" {
+			return writeIndented(stdout, out)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tPATHS\tTOPIC\tHOSTS\tPAUSED")
+		for _, s := range out.Sources {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.Name, strings.Join(s.Paths, ","), dash(s.Topic), dash(strings.Join(s.Hosts, ",")), s.Paused)
+		}
+		return tw.Flush()
+	case "get":
+		var src pipeline.Source
+		if err := c.do(http.MethodGet, "/api/sources/"+url.PathEscape(name), nil, &src); err != nil {
+			return err
+		}
+		return writeIndented(stdout, src)
+	case "add", "create", "put":
+		src := pipeline.Source{Name: name, Paths: paths, Topic: topic, Hosts: hosts, Paused: paused}
+		if len(fields) > 0 {
+			src.Fields = fields
+		}
+		method, path := http.MethodPost, "/api/sources"
+		if sub == "put" {
+			method, path = http.MethodPut, "/api/sources/"+url.PathEscape(name)
+		}
+		if err := c.do(method, path, src, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "source %q saved\n", name)
+		return nil
+	default: // rm, delete
+		if err := c.do(http.MethodDelete, "/api/sources/"+url.PathEscape(name), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "source %q removed\n", name)
+		return nil
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func searchCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("logbox search", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := clientFlags(fs)
+	from := fs.String("from", "", "start: RFC 3339 or relative (now-15m)")
+	to := fs.String("to", "", "end: RFC 3339 or relative")
+	limit := fs.Int("limit", 100, "most hits to print")
+	asJSON := fs.Bool("json", false, "print one JSON hit per line")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: logbox search QUERY [flags]\n\nQUERY is Bleve query-string syntax over the line and fields, e.g. 'error AND host:web1'.\n\n")
+		fs.PrintDefaults()
+	}
+	var query string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		query, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if query == "" && fs.NArg() > 0 {
+		query = strings.Join(fs.Args(), " ")
+	}
+	q := url.Values{"q": {query}, "limit": {fmt.Sprint(*limit)}}
+	if *from != "" {
+		q.Set("from", *from)
+	}
+	if *to != "" {
+		q.Set("to", *to)
+	}
+	var res pipeline.SearchResult
+	if err := c.do(http.MethodGet, "/api/search?"+q.Encode(), nil, &res); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, h := range res.Hits {
+			if err := enc.Encode(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, h := range res.Hits {
+		fmt.Fprintf(stdout, "%s %s %s: %s\n", h.TS.Local().Format("2006-01-02T15:04:05.000"), h.Host, h.Source, h.Line)
+	}
+	fmt.Fprintf(stderr, "%d of %d hits\n", len(res.Hits), res.Total)
+	return nil
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func versionCmd(stdout io.Writer) error {
+	fmt.Fprintf(stdout, "logbox %s\n", version)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(stdout, "go %s\n", bi.GoVersion)
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH":
+				fmt.Fprintf(stdout, "%s %s\n", s.Key, s.Value)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/logbox/logbox/appliance"
+)
+
+// listFlag is a repeatable flag; each use may also hold a comma-separated list.
+type listFlag struct{ vals *[]string }
+
+func (l listFlag) String() string {
+	if l.vals == nil {
+		return ""
+	}
+	return strings.Join(*l.vals, ",")
+}
+
+func (l listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l.vals = append(*l.vals, s)
+		}
+	}
+	return nil
+}
+
+type runConfig struct {
+	appliance.Config
+	logLevel slog.Level
+}
+
+var newAppliance = appliance.New
+
+// loadRunConfig fills the config from, in order of precedence: flags, env
+// LOGBOX_<NAME>, the YAML file of --config, and the defaults.
+func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
+	rc := runConfig{Config: appliance.DefaultConfig()}
+	c := &rc.Config
+	fs := flag.NewFlagSet("logbox run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var configFile, logLevel string
+	fs.StringVar(&configFile, "config", "", "YAML file with any of these settings (keys are the flag names)")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "directory for all state: etcd, checkpoints, index")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "address of the search page and API")
+	fs.Var(listFlag{&c.Kafka}, "kafka", "comma-separated Kafka brokers; empty = direct mode (no Kafka)")
+	fs.StringVar(&c.Topic, "topic", c.Topic, "default topic for sources that name none")
+	fs.Var(listFlag{&c.Collect}, "collect", "glob to collect; creates a source for it at start if absent (repeatable)")
+	fs.StringVar(&c.Role, "role", c.Role, "all | agent (tail+ship) | indexer (consume+index+serve)")
+	fs.Var(listFlag{&c.EtcdEndpoints}, "etcd-endpoints", "use this etcd cluster instead of the embedded one")
+	fs.StringVar(&c.EtcdListen, "etcd-listen", c.EtcdListen, "client address of the embedded etcd")
+	fs.StringVar(&c.Host, "host", c.Host, "host name stamped on every collected line")
+	allow := listFlag{&c.AllowPaths}
+	fs.Var(allow, "allow-paths", "roots sources may read below (default /var/log; --collect dirs are added)")
+	fs.StringVar(&c.KafkaAcks, "kafka-acks", c.KafkaAcks, "producer acks: 0 (none), 1 (leader), all (every in-sync replica, idempotent)")
+	fs.StringVar(&c.KafkaCompression, "kafka-compression", c.KafkaCompression, "none | gzip | snappy | lz4 | zstd")
+	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of topics logbox creates")
+	fs.StringVar(&c.KafkaGroup, "kafka-group", c.KafkaGroup, "consumer group of the indexers")
+	fs.Var(listFlag{&c.KafkaIndexTopics}, "kafka-index-topics", "extra topics to consume and index")
+	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often source globs are checked for new files")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")
+	fs.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: logbox [run] [flags]\n\nEvery flag can also be set as env LOGBOX_<NAME> (e.g. LOGBOX_KAFKA_ACKS)\nor as a key in the --config YAML file; flag > env > file > default.\n\n")
+		fs.PrintDefaults()
+	}
+	// The default list is replaced, not appended to, when set.
+	defaultAllow := c.AllowPaths
+	c.AllowPaths = nil
+	if err := fs.Parse(args); err != nil {
+		return rc, err
+	}
+	if fs.NArg() > 0 {
+		return rc, fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["config"] {
+		configFile = os.Getenv("LOGBOX_CONFIG")
+	}
+	var file map[string]any
+	if configFile != "" {
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return rc, fmt.Errorf("--config: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return rc, fmt.Errorf("--config %q: %w", configFile, err)
+		}
+		var unknown []string
+		for k := range file {
+			if fs.Lookup(k) == nil || k == "config" {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return rc, fmt.Errorf("--config %q: unknown keys %v", configFile, unknown)
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		env := "LOGBOX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			return
+		}
+		v, ok := file[f.Name]
+		if !ok {
+			return
+		}
+		vals := []any{v}
+		if l, isList := v.([]any); isList {
+			vals = l
+		}
+		for _, one := range vals {
+			if err := f.Value.Set(fmt.Sprint(one)); err != nil {
+				errs = append(errs, fmt.Errorf("%s in %s: %w", f.Name, configFile, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return rc, err
+	}
+	if len(c.AllowPaths) == 0 {
+		c.AllowPaths = defaultAllow
+	}
+	if err := rc.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return rc, fmt.Errorf("--log-level: %w", err)
+	}
+	return rc, nil
+}

@@ -1,0 +1,88 @@
+// Command logbox tails log files, ships them through Kafka (or straight to
+// the index), indexes them in Bleve and serves a search page.
+//
+// main.go only turns flags, env and the config file into appliance.Config,
+// handles signals, and implements the small client commands (sources,
+// search, version) over the HTTP API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = runAppliance(args, stderr)
+	case "sources":
+		err = sourcesCmd(args, stdout, stderr)
+	case "search":
+		err = searchCmd(args, stdout, stderr)
+	case "version":
+		err = versionCmd(stdout)
+	case "help":
+		usage(stderr)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "logbox: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "logbox %s: %v\n", cmd, err)
+		return 1
+	}
+}
+
+// errUsage marks an error whose message was already printed with usage.
+var errUsage = errors.New("usage")
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `logbox — tail log files, ship them through Kafka, search them.
+
+Usage:
+  logbox [run] [flags]              run the appliance (see logbox run --help)
+  logbox sources list|get|add|rm    manage collection sources over the HTTP API
+  logbox search QUERY [flags]       search from the terminal
+  logbox version                    print build information
+`)
+}
+
+func runAppliance(args []string, stderr io.Writer) error {
+	cfg, err := loadRunConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	a, err := newAppliance(cfg.Config, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
+}
