@@ -50,7 +50,8 @@ type Producer struct {
 	retryMu   sync.Mutex
 	retry     []*sarama.ProducerMessage
 	retryWake chan struct{}
-	errStreak atomic.Int64
+	errStreak atomic.Int64 // failed messages since the last success
+	rounds    atomic.Int64 // re-send rounds since the last success
 
 	sent, acked, errs, retries atomic.Uint64
 	inFlight                   atomic.Int64
@@ -300,6 +301,7 @@ func (p *Producer) pump(ctx context.Context, ap sarama.AsyncProducer, topics *to
 			}
 		case <-retryC:
 			retryC = nil
+			p.rounds.Add(1)
 			p.retryMu.Lock()
 			msgs := p.retry
 			p.retry = nil
@@ -325,15 +327,16 @@ func (p *Producer) send(ctx context.Context, ap sarama.AsyncProducer, msg *saram
 	}
 }
 
-// retryDelay grows with the number of failures since the last success.
+// retryDelay grows with the re-send rounds since the last success.
 func (p *Producer) retryDelay() time.Duration {
-	n := min(p.errStreak.Load(), 7)
+	n := min(p.rounds.Load(), 6)
 	return min(100*time.Millisecond<<n, 5*time.Second)
 }
 
 func (p *Producer) onSuccess(msg *sarama.ProducerMessage) {
 	p.acked.Add(1)
 	if p.errStreak.Load() > 0 && p.errStreak.Swap(0) > 0 {
+		p.rounds.Store(0)
 		p.log.Info("kafka produce recovered")
 	}
 	p.inFlight.Add(-1)

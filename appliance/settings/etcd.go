@@ -11,7 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -20,8 +24,9 @@ import (
 
 // Embedded is an etcd server running inside this process.
 type Embedded struct {
-	etcd *embed.Etcd
-	cli  *clientv3.Client
+	etcd  *embed.Etcd
+	cli   *clientv3.Client
+	level zap.AtomicLevel
 }
 
 // StartEmbedded starts a single-member etcd with its data in dir, serving
@@ -33,8 +38,14 @@ func StartEmbedded(dir, clientAddr string, log *slog.Logger) (*Embedded, error) 
 	cfg := embed.NewConfig()
 	cfg.Name = "logbox"
 	cfg.Dir = dir
+	// etcd logs through zap. Its errors go to stderr as JSON; the level is
+	// raised before Close, because closing logs "server closed" as errors.
+	level := zap.NewAtomicLevelAt(zap.ErrorLevel)
+	zl := zap.New(zapcore.NewCore(
+		zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.Lock(os.Stderr), level)).With(zap.String("component", "etcd"))
 	cfg.Logger = "zap"
-	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zl)
 	cu, err := url.Parse("http://" + clientAddr)
 	if err != nil {
 		return nil, fmt.Errorf("etcd listen address %q: %w", clientAddr, err)
@@ -58,14 +69,16 @@ func StartEmbedded(dir, clientAddr string, log *slog.Logger) (*Embedded, error) 
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
+		level.SetLevel(zap.FatalLevel)
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	case <-time.After(60 * time.Second):
+		level.SetLevel(zap.FatalLevel)
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %q not ready after 60s", dir)
 	}
 	log.With("component", "settings").Info("embedded etcd ready", "endpoints", e.Clients[0].Addr().String(), "dir", dir)
-	return &Embedded{etcd: e, cli: v3client.New(e.Server)}, nil
+	return &Embedded{etcd: e, cli: v3client.New(e.Server), level: level}, nil
 }
 
 func freeLoopbackPort() (string, error) {
@@ -92,6 +105,7 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 // Close stops the server.
 func (e *Embedded) Close() {
 	_ = e.cli.Close()
+	e.level.SetLevel(zap.FatalLevel)
 	e.etcd.Close()
 }
 

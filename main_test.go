@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "logbox.yaml")
+	yaml := "data: /from/file\ntopic: filetopic\nkafka-acks: \"1\"\ncollect:\n  - /var/log/a/*.log\n  - /var/log/b/*.log\nhost: filehost\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOGBOX_TOPIC", "envtopic")
+	t.Setenv("LOGBOX_HOST", "envhost")
+	rc, err := loadRunConfig([]string{"--config", file, "--host", "flaghost"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rc.Config
+	checks := []struct{ name, got, want string }{
+		{"flag beats env and file", c.Host, "flaghost"},
+		{"env beats file", c.Topic, "envtopic"},
+		{"file beats default", c.DataDir, "/from/file"},
+		{"file value", c.KafkaAcks, "1"},
+		{"default", c.HTTPAddr, "127.0.0.1:7070"},
+		{"list from file", strings.Join(c.Collect, " "), "/var/log/a/*.log /var/log/b/*.log"},
+		{"default allow paths", strings.Join(c.AllowPaths, " "), "/var/log"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+
+	if err := os.WriteFile(file, []byte("tpoic: typo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadRunConfig([]string{"--config", file}, io.Discard); err == nil || !strings.Contains(err.Error(), "tpoic") {
+		t.Errorf("unknown key in config file: %v", err)
+	}
+	if _, err := loadRunConfig([]string{"--allow-paths", "/a,/b"}, io.Discard); err != nil {
+		t.Error(err)
+	}
+}
+
+// buildBinary builds logbox once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "logbox")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return bin
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan error
+}
+
+var runningRE = regexp.MustCompile(`msg="logbox running".* http=(http://[0-9.:]+)`)
+
+// startBinary runs the real binary and waits for its "running" log line.
+func startBinary(t *testing.T, bin, workdir string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = workdir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := runningRE.FindStringSubmatch(line); m != nil {
+				found <- m[1]
+			}
+			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+				t.Log(line)
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	select {
+	case p.url = <-found:
+	case err := <-p.done:
+		t.Fatalf("logbox exited before running: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("logbox not running after 60s")
+	}
+	return p
+}
+
+func (p *proc) total(t *testing.T, q string) int {
+	t.Helper()
+	resp, err := http.Get(p.url + "/api/search?limit=10000&q=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Total int `json:"total"`
+		Hits  []struct {
+			Line string `json:"line"`
+		} `json:"hits"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, h := range res.Hits {
+		if seen[h.Line] {
+			t.Fatalf("line %q found twice", h.Line)
+		}
+		seen[h.Line] = true
+	}
+	return res.Total
+}
+
+func (p *proc) waitTotal(t *testing.T, q string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := 0
+	for time.Now().Before(deadline) {
+		if got = p.total(t, q); got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%q: %d hits, want %d", q, got, want)
+}
+
+func writeLines(t *testing.T, path string, from, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(f, "binline tok%06d INFO something happened\n", i)
+	}
+}
+
+// TestBinary runs the real binary the way the README does (defaults plus
+// --collect with a relative glob, free ports), checks lines written before
+// and after start are searchable within 2 s, the CLI commands against it,
+// and that SIGTERM exits promptly and a restart neither loses nor doubles.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(work, "logs", "app.log")
+	writeLines(t, log, 0, 100)
+	args := []string{"--collect", "logs/*.log", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "bintest"}
+	p := startBinary(t, bin, work, args...)
+	p.waitTotal(t, "binline", 100)
+
+	start := time.Now()
+	writeLines(t, log, 100, 1)
+	p.waitTotal(t, "binline", 101)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("appended line searchable after %v, want within 2s", d)
+	}
+
+	// The client commands talk to it over the API.
+	out, err := exec.Command(bin, "sources", "list", "--server", p.url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), filepath.Join(work, "logs", "*.log")) {
+		t.Fatalf("sources list: %v\n%s", err, out)
+	}
+	extra := filepath.Join(work, "logs", "extra")
+	if err := os.MkdirAll(extra, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "sources", "add", "extra", "--path", extra+"/*.txt", "--field", "team=core", "--server", p.url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sources add: %v\n%s", err, out)
+	}
+	writeLines(t, filepath.Join(extra, "x.txt"), 1000, 5)
+	p.waitTotal(t, "fields.team:core", 5)
+	out, err = exec.Command(bin, "sources", "add", "bad", "--path", "/etc/*", "--server", p.url).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "paths[0]") {
+		t.Fatalf("sources add outside roots: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "search", "tok000100", "--server", p.url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "binline tok000100") {
+		t.Fatalf("search: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "sources", "rm", "extra", "--server", p.url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sources rm: %v\n%s", err, out)
+	}
+
+	// SIGTERM: drain and exit promptly, with status 0.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10s of SIGTERM")
+	}
+
+	writeLines(t, log, 101, 50)
+	p = startBinary(t, bin, work, args...)
+	writeLines(t, log, 151, 50)
+	p.waitTotal(t, "binline", 206)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+
+	out, err = exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "logbox ") {
+		t.Fatalf("version: %v %s", err, out)
+	}
+}
