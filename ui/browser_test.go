@@ -1,17 +1,17 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/logbox/logbox/ui"
+	"github.com/logbox/logbox/appliance"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -35,12 +35,19 @@ const (
 	xssImg    = `<img src=x onerror=alert(1)>`
 	xssScript = `<script>alert(1)</script>`
 	xssJSURL  = `javascript:alert(1)`
-	ansiLine  = "\x1b[31mRED\x1b[0m"
+	ansiLine  = "\x1b[31mred\x1b[0m"
+	// xssField is the value of a field the "web" source adds to every line.
+	xssField = `<img src=x onerror=alert(2)>`
 )
 
-// TestBrowser drives the page in headless Chromium against an in-memory
-// stand-in for the logbox API (the page's behaviour is under test here, not
-// the API; the appliance has its own end-to-end browser test).
+// batchLines is how many lines share the token "batchtok": more than the
+// page's 50 per request, so Load more is needed to see them all.
+const batchLines = 80
+
+// TestBrowser drives the page in headless Chromium against a real logbox
+// appliance in direct mode: real tailer, real Bleve index, real embedded
+// etcd, real HTTP API. Lines are written to files the appliance collects,
+// and the page must find them.
 func TestBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -49,12 +56,46 @@ func TestBrowser(t *testing.T) {
 		t.Skipf("%s not installed: %v", chromiumPath, err)
 	}
 
-	api := newFakeAPI(time.Now())
-	mux := http.NewServeMux()
-	api.register(mux)
-	mux.Handle("/", ui.Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 80*time.Second)
+	defer cancel()
+
+	// The logs: one file collected from the start (--collect), one that
+	// a source with a hostile field reads, one for a paused source.
+	root := t.TempDir()
+	logsDir, webDir, archiveDir, extraDir := filepath.Join(root, "logs"), filepath.Join(root, "web"),
+		filepath.Join(root, "archive"), filepath.Join(root, "extra")
+	for _, d := range []string{logsDir, webDir, archiveDir, extraDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appLog := filepath.Join(logsDir, "app.log")
+	var appLines []string
+	for i := range batchLines {
+		level := []string{"ERROR", "INFO", "WARN"}[i%3]
+		appLines = append(appLines, fmt.Sprintf("%s batchtok GET /api/orders/%02d upstream answered", level, i))
+	}
+	appLines = append(appLines,
+		"ERROR uniqalpha payment declined",
+		"WARN uniqbeta disk almost full",
+		"INFO uniqgamma service started")
+	appendLines(t, appLog, appLines...)
+	appendLines(t, filepath.Join(webDir, "web.log"),
+		"ERROR xsstok rendering "+xssImg+" in template",
+		"ERROR xsstok "+xssScript+" injected",
+		"WARN xsstok "+ansiLine+" "+xssJSURL)
+
+	srv := startAppliance(t, root, filepath.Join(logsDir, "*.log"))
+	srv.post(ctx, "/api/sources", map[string]any{
+		"name": "web", "paths": []string{filepath.Join(webDir, "*.log")},
+		"fields": map[string]string{"user": xssField},
+	})
+	srv.post(ctx, "/api/sources", map[string]any{
+		"name": "archive", "paths": []string{filepath.Join(archiveDir, "*.log")}, "paused": true,
+	})
+	srv.waitTotal(ctx, "batchtok", batchLines)
+	srv.waitTotal(ctx, "uniqgamma", 1)
+	srv.waitTotal(ctx, "xsstok", 3)
 
 	shotDir := os.Getenv("LOGBOX_ARTIFACTS")
 	if shotDir == "" {
@@ -63,8 +104,6 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 55*time.Second)
-	defer cancel()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Flag("headless", true),
@@ -105,11 +144,13 @@ func TestBrowser(t *testing.T) {
 		}
 		return s
 	}
-	shot := func(name string) {
+	// shot saves the whole page, or only what the window shows (for views
+	// whose point is at the top of a long page).
+	shotAction := func(name string, a chromedp.Action[[]byte]) {
 		t.Helper()
 		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 		defer scancel()
-		buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		buf, err := chromedp.Run(sctx, a)
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
@@ -117,7 +158,46 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	shot := func(name string) { t.Helper(); shotAction(name, chromedp.FullScreenshot(100)) }
+	shotWindow := func(name string) { t.Helper(); shotAction(name, chromedp.CaptureScreenshot()) }
+	// searches lists the /api/search requests the page made since it was
+	// last loaded, oldest first, from the browser's resource timing.
+	searches := func() []url.Values {
+		t.Helper()
+		raw := evalString(`JSON.stringify(performance.getEntriesByType('resource')
+			.map(e => new URL(e.name)).filter(u => u.pathname === '/api/search').map(u => u.search))`)
+		var list []string
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			t.Fatalf("resource timing: %v", err)
+		}
+		out := make([]url.Values, 0, len(list))
+		for _, s := range list {
+			v, err := url.ParseQuery(strings.TrimPrefix(s, "?"))
+			if err != nil {
+				t.Fatalf("search request %q: %v", s, err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	lastSearch := func() url.Values {
+		t.Helper()
+		l := searches()
+		if len(l) == 0 {
+			return url.Values{}
+		}
+		return l[len(l)-1]
+	}
+	// search types q into the empty query box and presses Enter.
+	search := func(name, q string) {
+		t.Helper()
+		step(name, chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = ''`),
+			chromedp.SendKeys(chromedp.ID("q"), q+kb.Enter))
+	}
 	hitCount := func() string { return `document.querySelectorAll('#results .hit').length` }
+	countIs := func(text string) string {
+		return `document.getElementById('hit-count').textContent === ` + jsString(text)
+	}
 
 	// Start the browser with the whole test's context (the first Do binds
 	// the browser's life to its context), then watch for dialogs (an alert
@@ -154,11 +234,11 @@ func TestBrowser(t *testing.T) {
 		}
 	}()
 
-	// The page loads and runs an all-time search.
-	step("load page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("q")))
-	waitFor("initial search", hitCount()+` > 0`)
-	if from := api.lastSearch().Get("from"); from != "" {
-		t.Errorf("initial search sent from=%q, want none (all time)", from)
+	// The page loads and runs an all-time search: one page of the 86 lines.
+	step("load page", chromedp.Navigate(srv.url+"/"), chromedp.WaitVisible(chromedp.ID("q")))
+	waitFor("initial search", hitCount()+` === 50 && `+countIs("86 hits"))
+	if l := searches(); len(l) != 1 || l[0].Get("from") != "" || l[0].Get("limit") != "50" {
+		t.Errorf("initial searches %v, want one with limit=50 and no from (all time)", l)
 	}
 
 	// "/" focuses the query box.
@@ -185,26 +265,111 @@ func TestBrowser(t *testing.T) {
 		t.Errorf(`"/" was typed into the box: %q`, v)
 	}
 
-	// Type a query, pick a range, press Enter.
-	const query = "error AND host:web1"
+	// Type a query, pick a range, press Enter. "+" is Bleve's must.
+	const query = "+batchtok +host:testbox"
 	step("search",
 		chromedp.SetValue(chromedp.ID("range"), "now-1h"),
 		chromedp.SendKeys(chromedp.ID("q"), query+kb.Enter),
 	)
-	waitFor("hits render", hitCount()+` === 25 && document.getElementById('hit-count').textContent === '33 hits'`)
-	if !api.searched(func(v url.Values) bool {
-		return v.Get("q") == query && v.Get("from") == "now-1h" && v.Get("cursor") == ""
-	}) {
-		t.Errorf("no /api/search request with q=%q from=now-1h; got %v", query, api.searchLog())
+	waitFor("hits render", hitCount()+` === 50 && `+countIs(fmt.Sprintf("%d hits", batchLines)))
+	if last := lastSearch(); last.Get("q") != query || last.Get("from") != "now-1h" || last.Get("cursor") != "" {
+		t.Errorf("last /api/search request %v, want q=%q from=now-1h and no cursor", last, query)
+	}
+	// Newest first: the last line written leads, and times never rise.
+	if got, want := evalString(`document.querySelector('#results .hit .line').textContent`), appLines[batchLines-1]; got != want {
+		t.Errorf("first hit %q, want the newest line %q", got, want)
+	}
+	if bad := evalString(`(() => {
+		const ts = Array.from(document.querySelectorAll('#results .hit .ts'), e => Date.parse(e.getAttribute('datetime')));
+		for (let i = 1; i < ts.length; i++) if (!(ts[i] <= ts[i-1])) return 'hit ' + i + ' is newer than hit ' + (i-1);
+		return '';
+	})()`); bad != "" {
+		t.Errorf("results are not newest first: %s", bad)
+	}
+	if ts := evalString(`document.querySelector('#results .hit .ts').textContent`); !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$`).MatchString(ts) {
+		t.Errorf("timestamp shown as %q, want local time with ms", ts)
+	}
+	// The badge shows the level the index found in the line.
+	firstLevel := strings.Fields(appLines[batchLines-1])[0]
+	if got := evalString(`(() => { const b = document.querySelector('#results .hit .level'); return b.textContent + '|' + b.className; })()`); got != firstLevel+"|level level-"+strings.ToLower(firstLevel) {
+		t.Errorf("level badge text|class %q, want %s", got, firstLevel)
+	}
+	if got := evalString(`document.querySelector('#results .hit .host').textContent + ' ' + document.querySelector('#results .hit .source').textContent`); got != "testbox "+appLog {
+		t.Errorf("first hit host and source %q, want testbox %s", got, appLog)
+	}
+	shot("discover-light")
+
+	// The URL holds the query and range, and a reload restores them.
+	loc := evalString(`location.href`)
+	u, err := url.Parse(loc)
+	if err != nil || u.Query().Get("q") != query || u.Query().Get("from") != "now-1h" {
+		t.Fatalf("URL after search is %q, want q=%q and from=now-1h", loc, query)
+	}
+	step("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("q")))
+	waitFor("hits after reload", hitCount()+` === 50`)
+	if got := evalString(`document.getElementById('q').value + '|' + document.getElementById('range').value`); got != query+"|now-1h" {
+		t.Errorf("after reload query|range = %q", got)
+	}
+	if l := searches(); len(l) != 1 || l[0].Get("q") != query || l[0].Get("from") != "now-1h" {
+		t.Errorf("reload searched %v, want the query again", l)
 	}
 
-	// Untrusted lines render as text.
+	// Load more appends the next page using the server's cursor.
+	step("load more", chromedp.Click(chromedp.ID("load-more")))
+	waitFor("second page", hitCount()+fmt.Sprintf(` === %d && document.getElementById('load-more').hidden`, batchLines))
+	if last := lastSearch(); last.Get("cursor") == "" || last.Get("q") != query || last.Get("from") != "now-1h" {
+		t.Errorf("load more sent %v, want a cursor with the same q and from", last)
+	}
+	if got, want := evalString(`document.querySelector('#results .hit:last-child .line').textContent`), appLines[0]; got != want {
+		t.Errorf("last hit after load more %q, want the oldest line %q", got, want)
+	}
+	if n := evalString(`String(new Set(Array.from(document.querySelectorAll('#results .hit .line'), e => e.textContent)).size)`); n != fmt.Sprint(batchLines) {
+		t.Errorf("%s distinct lines after load more, want %d (a page repeated or skipped lines)", n, batchLines)
+	}
+
+	// Back restores the previous query.
+	search("second search", "uniqalpha")
+	waitFor("second search", countIs("1 hit"))
+	if got := evalString(`document.querySelector('#results .hit .line').textContent`); got != "ERROR uniqalpha payment declined" {
+		t.Errorf("uniqalpha finds %q", got)
+	}
+	step("back", chromedp.Evaluate[chromedp.Void](`history.back()`))
+	waitFor("back restores query", `document.getElementById('q').value === `+jsString(query)+
+		` && `+countIs(fmt.Sprintf("%d hits", batchLines)))
+
+	// The syntax the help explains is what the real index does: a space is
+	// OR, + must, - must not (also alone), and AND is just a word.
+	if ph := evalString(`document.getElementById('q').placeholder`); ph != "+error +host:web1" {
+		t.Errorf("placeholder %q", ph)
+	}
+	step("open help", chromedp.Click(chromedp.ID("syntax-toggle")))
+	waitFor("help shown", `!document.getElementById('syntax-help').hidden`)
+	if help := evalString(`document.getElementById('syntax-help').innerText`); !strings.Contains(help, "+timeout +host:web1") ||
+		!strings.Contains(help, "not operators") || strings.Contains(help, "also work") {
+		t.Errorf("syntax help reads %q", help)
+	}
+	shotWindow("discover-help")
+	step("close help", chromedp.Click(chromedp.ID("syntax-toggle")))
+	for _, c := range []struct{ q, count string }{
+		{"uniqalpha uniqbeta", "2 hits"},
+		{"+batchtok -level:INFO", "53 hits"}, // 27 of the 80 say INFO
+		{"+level:ERROR +batchtok", "27 hits"},
+		{"-batchtok", "6 hits"},
+		{"uniqalpha AND uniqbeta", "2 hits"}, // "and" is one more OR'ed word
+	} {
+		search("syntax "+c.q, c.q)
+		waitFor("syntax "+c.q, countIs(c.count))
+	}
+
+	// Untrusted lines and fields render as text.
+	search("hostile search", "xsstok")
+	waitFor("hostile hits", hitCount()+` === 3 && `+countIs("3 hits"))
 	if n := evalString(`String(document.querySelectorAll('#results img, #results script, #results a, #results b, #results iframe, #results svg').length)`); n != "0" {
 		t.Errorf("%s elements were created from log data", n)
 	}
-	// innerText is what a user sees (the level badge is upper-cased by CSS).
+	// innerText is what a user sees.
 	text := evalString(`document.getElementById('results').innerText`)
-	for _, want := range []string{xssImg, xssScript, xssJSURL, "ESC[31mREDESC[0m", "<B>BOLD</B>", `user=<img src=x onerror=alert(2)>`} {
+	for _, want := range []string{xssImg, xssScript, xssJSURL, "ESC[31mredESC[0m", "user=" + xssField} {
 		if !strings.Contains(text, want) {
 			t.Errorf("results do not show %q as text", want)
 		}
@@ -216,63 +381,33 @@ func TestBrowser(t *testing.T) {
 	if got := evalString(`Array.from(document.querySelectorAll('#results .line .ctl'), e => e.textContent).join(',')`); got != "ESC,ESC" {
 		t.Errorf("control marks in lines: %q, want ESC,ESC", got)
 	}
-	if ts := evalString(`document.querySelector('#results .hit .ts').textContent`); !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$`).MatchString(ts) {
-		t.Errorf("timestamp shown as %q, want local time with ms", ts)
-	}
-	if got, want := evalString(`document.querySelector('#results .hit .line').textContent`), api.hits[0].Line; got != want {
-		t.Errorf("first hit %q, want the newest line %q", got, want)
-	}
-	if cls := evalString(`document.querySelector('#results .hit .level').className`); cls != "level level-error" {
-		t.Errorf("level badge class %q", cls)
-	}
-	shot("discover-light")
+	shot("discover-hostile")
 
-	// The URL holds the query and range, and a reload restores them.
-	loc := evalString(`location.href`)
-	u, err := url.Parse(loc)
-	if err != nil || u.Query().Get("q") != query || u.Query().Get("from") != "now-1h" {
-		t.Fatalf("URL after search is %q, want q=%q and from=now-1h", loc, query)
-	}
-	before := api.searchCount()
-	step("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("q")))
-	waitFor("hits after reload", hitCount()+` === 25`)
-	if got := evalString(`document.getElementById('q').value + '|' + document.getElementById('range').value`); got != query+"|now-1h" {
-		t.Errorf("after reload query|range = %q", got)
-	}
-	if api.searchCount() <= before || api.lastSearch().Get("q") != query {
-		t.Errorf("reload did not search for the query again: %v", api.searchLog())
+	// A line appended while the page is open is found by the next search.
+	const liveLine = "ERROR livetok appended while the page is open"
+	appendLines(t, appLog, liveLine)
+	srv.waitTotal(ctx, "livetok", 1)
+	search("search appended line", "livetok")
+	waitFor("appended line found", countIs("1 hit"))
+	if got := evalString(`document.querySelector('#results .hit .line').textContent`); got != liveLine {
+		t.Errorf("livetok finds %q, want %q", got, liveLine)
 	}
 
-	// Load more appends the next page using the cursor.
-	step("load more", chromedp.Click(chromedp.ID("load-more")))
-	waitFor("second page", hitCount()+` === 33 && document.getElementById('load-more').hidden`)
-	if last := api.lastSearch(); last.Get("cursor") != "25" || last.Get("q") != query || last.Get("from") != "now-1h" {
-		t.Errorf("load more sent %v, want cursor=25 with the same q and from", last)
-	}
-	if got, want := evalString(`document.querySelector('#results .hit:last-child .line').textContent`), "GET /api/orders/29 500 error upstream timeout"; got != want {
-		t.Errorf("last hit after load more %q, want %q", got, want)
-	}
-
-	// Back restores the previous query.
-	step("second search", chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = ''`),
-		chromedp.SendKeys(chromedp.ID("q"), "timeout"+kb.Enter))
-	waitFor("second search", `document.getElementById('hit-count').textContent === '30 hits'`)
-	step("back", chromedp.Evaluate[chromedp.Void](`history.back()`))
-	waitFor("back restores query", `document.getElementById('q').value === `+jsString(query)+
-		` && document.getElementById('hit-count').textContent === '33 hits'`)
-
-	// A bad query shows the API's message.
-	step("bad query", chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = ''`),
-		chromedp.SendKeys(chromedp.ID("q"), "host:"+kb.Enter))
+	// A bad query shows the API's message (an unterminated phrase is a
+	// syntax error in Bleve's query-string language).
+	search("bad query", `"abc`)
 	waitFor("error shown", `!document.getElementById('search-error').hidden`)
-	if msg := evalString(`document.getElementById('search-error').textContent`); !strings.Contains(msg, "parse query: expected a value after host:") {
-		t.Errorf("error state shows %q", msg)
+	if badMsg := evalString(`document.getElementById('search-error').textContent`); badMsg != "query: parse error: unterminated quote" {
+		t.Errorf("error state shows %q, want the server's query error", badMsg)
 	}
+	if n := evalString(`String(document.querySelectorAll('#results .hit').length) + '|' + document.getElementById('hit-count').textContent`); n != "0|" {
+		t.Errorf("after a bad query hits|count = %q, want none", n)
+	}
+	shot("discover-error")
 
 	// No match: the empty state, without the no-sources hint.
-	step("empty search", chromedp.Evaluate[chromedp.Void](`document.getElementById('q').value = ''`),
-		chromedp.SendKeys(chromedp.ID("q"), "nomatchxyz"+kb.Enter))
-	waitFor("empty state", `!document.getElementById('empty-state').hidden && document.getElementById('hit-count').textContent === '0 hits'`)
+	search("empty search", "nomatchxyz")
+	waitFor("empty state", `!document.getElementById('empty-state').hidden && `+countIs("0 hits"))
 	if got := evalString(`document.getElementById('empty-state').innerText`); !strings.Contains(got, "No lines match. Try a wider time range.") || strings.Contains(got, "No sources yet") {
 		t.Errorf("empty state reads %q", got)
 	}
@@ -284,7 +419,7 @@ func TestBrowser(t *testing.T) {
 		})
 		return err
 	}))
-	waitFor("dark hits", hitCount()+` === 25`)
+	waitFor("dark hits", hitCount()+` === 50`)
 	if bg := evalString(`getComputedStyle(document.body).backgroundColor`); bg != "rgb(18, 21, 27)" {
 		t.Errorf("dark mode background %q", bg)
 	}
@@ -304,41 +439,77 @@ func TestBrowser(t *testing.T) {
 	shot("discover-narrow")
 	step("wide again", chromedp.EmulateViewport(1280, 900))
 
-	// Sources: list, add with a 400, add, remove.
+	// Sources: the --collect source and the two made through the API.
 	step("sources tab", chromedp.Click(chromedp.ID("tab-sources")))
-	waitFor("sources listed", `document.querySelectorAll('#sources-body tr').length === 2`)
-	if got := evalString(`document.getElementById('sources-table').innerText`); !strings.Contains(got, "/var/log/syslog") || !strings.Contains(got, "paused") {
+	waitFor("sources listed", `document.querySelectorAll('#sources-body tr').length === 3`)
+	if got := evalString(`document.getElementById('sources-table').innerText`); !strings.Contains(got, filepath.Join(logsDir, "*.log")) ||
+		!strings.Contains(got, filepath.Join(webDir, "*.log")) || !strings.Contains(got, "paused") {
 		t.Errorf("sources table reads %q", got)
+	}
+	if got := evalString(`document.querySelector('#sources-body tr[data-name="archive"] .badge').textContent + '|' + document.querySelector('#sources-body tr[data-name="web"] .badge').textContent`); got != "paused|active" {
+		t.Errorf("archive|web state badges %q, want paused|active", got)
 	}
 	if !strings.Contains(evalString(`location.search`), "tab=sources") {
 		t.Errorf("the Sources tab is not in the URL")
 	}
+
+	// Adding without paths shows the server's 400 inline.
 	step("add without paths",
-		chromedp.SendKeys(chromedp.ID("source-name"), "nginx"),
+		chromedp.SendKeys(chromedp.ID("source-name"), "extra"),
 		chromedp.Click(chromedp.ID("source-add")))
 	waitFor("400 shown", `!document.getElementById('source-error').hidden`)
 	if msg := evalString(`document.getElementById('source-error').textContent`); msg != "paths: must not be empty" {
 		t.Errorf("form error %q, want the server's message", msg)
 	}
 	shot("sources")
+
+	// Add a real source; lines written to its files become searchable.
+	extraGlob := filepath.Join(extraDir, "*.log")
 	step("add",
-		chromedp.SendKeys(chromedp.ID("source-paths"), "/var/log/nginx/*.log, /var/log/nginx/error.log"),
+		chromedp.SendKeys(chromedp.ID("source-paths"), extraGlob),
 		chromedp.SendKeys(chromedp.ID("source-topic"), "web"),
 		chromedp.Click(chromedp.ID("source-add")))
-	waitFor("added", `document.querySelector('#sources-body tr[data-name="nginx"]') !== null && document.getElementById('source-error').hidden`)
-	if src, ok := api.source("nginx"); !ok || !slices.Equal(src.Paths, []string{"/var/log/nginx/*.log", "/var/log/nginx/error.log"}) || src.Topic != "web" {
-		t.Errorf("server got source %+v", src)
+	waitFor("added", `document.querySelector('#sources-body tr[data-name="extra"]') !== null && document.getElementById('source-error').hidden`)
+	var got struct {
+		Paths []string `json:"paths"`
+		Topic string   `json:"topic"`
 	}
-	const removeBtn = `#sources-body tr[data-name="nginx"] button.remove`
+	if code := srv.get(ctx, "/api/sources/extra", &got); code != http.StatusOK || len(got.Paths) != 1 || got.Paths[0] != extraGlob || got.Topic != "web" {
+		t.Errorf("server has source extra as %d %+v, want paths [%s] topic web", code, got, extraGlob)
+	}
+	shot("sources-added")
+	const extraLine = "WARN extratok from the source added in the page"
+	appendLines(t, filepath.Join(extraDir, "extra.log"), extraLine)
+	srv.waitTotal(ctx, "extratok", 1)
+	step("discover tab", chromedp.Click(chromedp.ID("tab-discover")))
+	step("all time", chromedp.SetValue(chromedp.ID("range"), ""))
+	search("search new source", "extratok")
+	waitFor("new source's line found", countIs("1 hit"))
+	if got := evalString(`document.querySelector('#results .hit .line').textContent + '|' + document.querySelector('#results .hit .source').textContent`); got != extraLine+"|"+filepath.Join(extraDir, "extra.log") {
+		t.Errorf("extratok finds %q", got)
+	}
+
+	// Remove asks for a second click, then the source is gone.
+	step("sources tab again", chromedp.Click(chromedp.ID("tab-sources")))
+	waitFor("sources with extra", `document.querySelectorAll('#sources-body tr').length === 4`)
+	const removeBtn = `#sources-body tr[data-name="extra"] button.remove`
 	step("remove", chromedp.Click(chromedp.CSS(removeBtn)), chromedp.Click(chromedp.CSS(removeBtn)))
-	waitFor("removed", `document.querySelector('#sources-body tr[data-name="nginx"]') === null && document.querySelectorAll('#sources-body tr').length === 2`)
-	if _, ok := api.source("nginx"); ok {
-		t.Errorf("source nginx still on the server after Remove")
+	waitFor("removed", `document.querySelector('#sources-body tr[data-name="extra"]') === null && document.querySelectorAll('#sources-body tr').length === 3`)
+	if code := srv.get(ctx, "/api/sources/extra", nil); code != http.StatusNotFound {
+		t.Errorf("GET /api/sources/extra after Remove: %d, want 404", code)
 	}
 
 	// With no sources at all, an empty result points to the Sources tab.
-	api.clearSources()
-	step("no sources", chromedp.Navigate(srv.URL+"/?q=nomatchxyz"))
+	var list struct {
+		Sources []struct {
+			Name string `json:"name"`
+		} `json:"sources"`
+	}
+	srv.get(ctx, "/api/sources", &list)
+	for _, s := range list.Sources {
+		srv.delete(ctx, "/api/sources/"+url.PathEscape(s.Name))
+	}
+	step("no sources", chromedp.Navigate(srv.url+"/?q=nomatchxyz"))
 	waitFor("no-sources hint", `!document.getElementById('empty-nosources').hidden`)
 	step("follow hint", chromedp.Click(chromedp.ID("empty-sources-link")))
 	waitFor("sources empty", `!document.getElementById('view-sources').hidden && !document.getElementById('sources-empty').hidden`)
@@ -362,236 +533,149 @@ func jsString(s string) string {
 	return string(b)
 }
 
-// fakeAPI is an in-memory stand-in for /api/search and /api/sources with
-// the response shapes of CONTRACT.md. Its query language is a small subset
-// of Bleve's: terms joined by AND, field:value for host, source and level,
-// any other word a case-insensitive substring of the line.
-type fakeAPI struct {
-	hits []fakeHit // newest first
-
-	mu       sync.Mutex
-	sources  []fakeSource
-	searches []url.Values
+// appendLines appends lines to the file at path, creating it.
+func appendLines(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
-type fakeHit struct {
-	ID     string            `json:"id"`
-	TS     string            `json:"ts"`
-	Host   string            `json:"host"`
-	Source string            `json:"source"`
-	Offset int64             `json:"offset"`
-	Line   string            `json:"line"`
-	Level  string            `json:"level,omitempty"`
-	Fields map[string]string `json:"fields,omitempty"`
-	time   time.Time
+// server is a running appliance and a small client for its API.
+type server struct {
+	t   *testing.T
+	url string
 }
 
-type fakeSource struct {
-	Name   string            `json:"name"`
-	Paths  []string          `json:"paths"`
-	Topic  string            `json:"topic,omitempty"`
-	Fields map[string]string `json:"fields,omitempty"`
-	Hosts  []string          `json:"hosts,omitempty"`
-	Paused bool              `json:"paused"`
-}
-
-// pageCap is below the page's own limit so that Load more is exercised
-// with a modest data set; a server may return fewer hits than asked for.
-const pageCap = 25
-
-func newFakeAPI(now time.Time) *fakeAPI {
-	a := &fakeAPI{
-		sources: []fakeSource{
-			{Name: "syslog", Paths: []string{"/var/log/syslog"}},
-			{Name: "app", Paths: []string{"/srv/app/*.log", "/srv/app/old/*.log"}, Topic: "app-logs", Hosts: []string{"web1"}, Paused: true},
-		},
+// startAppliance runs a real appliance in direct mode that may read below
+// root and collects collect from the start. It is stopped when the test ends.
+func startAppliance(t *testing.T, root, collect string) *server {
+	t.Helper()
+	cfg := appliance.DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.EtcdListen = "127.0.0.1:0"
+	cfg.Host = "testbox"
+	cfg.AllowPaths = []string{root}
+	cfg.Collect = []string{collect}
+	cfg.ScanInterval = 100 * time.Millisecond
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := appliance.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
 	}
-	add := func(age time.Duration, host, level, line string, fields map[string]string) {
-		ts := now.Add(-age)
-		a.hits = append(a.hits, fakeHit{
-			ID: fmt.Sprintf("h%d", len(a.hits)), TS: ts.UTC().Format(time.RFC3339Nano), Host: host,
-			Source: "/srv/app/app.log", Offset: int64(1000 * len(a.hits)), Line: line, Level: level,
-			Fields: fields, time: ts,
-		})
-	}
-	// 33 lines match "error AND host:web1" within the last hour, the
-	// hostile ones newest.
-	add(1*time.Second, "web1", "error", "error rendering "+xssImg+" in template", map[string]string{"user": "<img src=x onerror=alert(2)>"})
-	add(2*time.Second, "web1", "<b>bold</b>", "error "+xssScript+" injected", nil)
-	add(3*time.Second, "web1", "error", "error "+ansiLine+" "+xssJSURL, nil)
-	for i := range 30 {
-		add(time.Duration(i+1)*time.Minute, "web1", "error", fmt.Sprintf("GET /api/orders/%d 500 error upstream timeout", i), nil)
-	}
-	for i := range 5 {
-		add(time.Duration(i+1)*time.Minute+time.Second, "web2", "info", "GET /healthz 200 ok", nil)
-	}
-	add(48*time.Hour, "web1", "error", "error from two days ago", nil)
-	slices.SortStableFunc(a.hits, func(x, y fakeHit) int { return y.time.Compare(x.time) })
-	return a
-}
-
-func (a *fakeAPI) register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/search", a.search)
-	mux.HandleFunc("GET /api/sources", func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"sources": a.sources})
-	})
-	mux.HandleFunc("POST /api/sources", func(w http.ResponseWriter, r *http.Request) {
-		var src fakeSource
-		if err := json.NewDecoder(r.Body).Decode(&src); err != nil {
-			writeError(w, http.StatusBadRequest, "decode source: "+err.Error())
-			return
-		}
-		switch {
-		case src.Name == "":
-			writeError(w, http.StatusBadRequest, "name: must not be empty")
-			return
-		case len(src.Paths) == 0:
-			writeError(w, http.StatusBadRequest, "paths: must not be empty")
-			return
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if slices.ContainsFunc(a.sources, func(s fakeSource) bool { return s.Name == src.Name }) {
-			writeError(w, http.StatusConflict, "name: source "+src.Name+" exists")
-			return
-		}
-		a.sources = append(a.sources, src)
-		writeJSON(w, http.StatusCreated, src)
-	})
-	mux.HandleFunc("DELETE /api/sources/{name}", func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		n := len(a.sources)
-		a.sources = slices.DeleteFunc(a.sources, func(s fakeSource) bool { return s.Name == r.PathValue("name") })
-		if len(a.sources) == n {
-			writeError(w, http.StatusNotFound, "source not found")
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-}
-
-var relTime = regexp.MustCompile(`^now-(\d+)([smhd])$`)
-
-func (a *fakeAPI) search(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	a.mu.Lock()
-	a.searches = append(a.searches, v)
-	a.mu.Unlock()
-
-	var from time.Time
-	if f := v.Get("from"); f != "" {
-		m := relTime.FindStringSubmatch(f)
-		if m == nil {
-			writeError(w, http.StatusBadRequest, "from: want RFC 3339 or now-N[smhd]")
-			return
-		}
-		n, _ := strconv.Atoi(m[1])
-		unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[m[2]]
-		from = time.Now().Add(-time.Duration(n) * unit)
-	}
-	var terms []string
-	for _, term := range strings.Fields(v.Get("q")) {
-		if term == "AND" {
-			continue
-		}
-		if strings.HasSuffix(term, ":") {
-			writeError(w, http.StatusBadRequest, "parse query: expected a value after "+term)
-			return
-		}
-		terms = append(terms, term)
-	}
-	var matched []fakeHit
-	for _, h := range a.hits {
-		if !from.IsZero() && h.time.Before(from) {
-			continue
-		}
-		if matchAll(h, terms) {
-			matched = append(matched, h)
-		}
-	}
-	start, _ := strconv.Atoi(v.Get("cursor"))
-	limit, err := strconv.Atoi(v.Get("limit"))
-	if err != nil || limit <= 0 || limit > pageCap {
-		limit = pageCap
-	}
-	start = min(start, len(matched))
-	end := min(start+limit, len(matched))
-	resp := map[string]any{"total": len(matched), "hits": matched[start:end]}
-	if end < len(matched) {
-		resp["cursor"] = strconv.Itoa(end)
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func matchAll(h fakeHit, terms []string) bool {
-	for _, term := range terms {
-		field, value, ok := strings.Cut(term, ":")
-		var hay string
-		switch {
-		case ok && field == "host":
-			hay = h.Host
-		case ok && field == "source":
-			hay = h.Source
-		case ok && field == "level":
-			hay = h.Level
-		default:
-			if !strings.Contains(strings.ToLower(h.Line), strings.ToLower(term)) {
-				return false
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("appliance: %v", err)
 			}
-			continue
+		case <-time.After(20 * time.Second):
+			t.Errorf("appliance did not stop within 20s")
 		}
-		if !strings.EqualFold(hay, value) {
-			return false
+	})
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		t.Fatalf("appliance stopped before ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("appliance not ready after 30s")
+	}
+	return &server{t: t, url: "http://" + a.Addr()}
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer
+// into out (if not nil); it returns the status code.
+func (s *server) do(ctx context.Context, method, path string, body, out any) int {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
 		}
 	}
-	return true
+	return resp.StatusCode
 }
 
-func (a *fakeAPI) searchLog() []url.Values {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.searches)
+func (s *server) get(ctx context.Context, path string, out any) int {
+	s.t.Helper()
+	return s.do(ctx, http.MethodGet, path, nil, out)
 }
 
-func (a *fakeAPI) searchCount() int { return len(a.searchLog()) }
-
-func (a *fakeAPI) lastSearch() url.Values {
-	l := a.searchLog()
-	if len(l) == 0 {
-		return url.Values{}
+func (s *server) post(ctx context.Context, path string, body any) {
+	s.t.Helper()
+	if code := s.do(ctx, http.MethodPost, path, body, nil); code != http.StatusCreated {
+		s.t.Fatalf("POST %s %v: status %d", path, body, code)
 	}
-	return l[len(l)-1]
 }
 
-func (a *fakeAPI) searched(f func(url.Values) bool) bool {
-	return slices.ContainsFunc(a.searchLog(), f)
-}
-
-func (a *fakeAPI) source(name string) (fakeSource, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	i := slices.IndexFunc(a.sources, func(s fakeSource) bool { return s.Name == name })
-	if i < 0 {
-		return fakeSource{}, false
+func (s *server) delete(ctx context.Context, path string) {
+	s.t.Helper()
+	if code := s.do(ctx, http.MethodDelete, path, nil, nil); code != http.StatusNoContent {
+		s.t.Fatalf("DELETE %s: status %d", path, code)
 	}
-	return a.sources[i], true
 }
 
-func (a *fakeAPI) clearSources() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.sources = nil
+// waitTotal polls /api/search until q matches want lines (at most 15s):
+// lines reach the index asynchronously.
+func (s *server) waitTotal(ctx context.Context, q string, want int) {
+	s.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var res struct {
+			Total int `json:"total"`
+		}
+		code := s.get(ctx, "/api/search?limit=1&q="+url.QueryEscape(q), &res)
+		if code == http.StatusOK && res.Total == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("search %q: status %d, %d hits after 15s, want %d", q, code, res.Total, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+// testWriter sends the appliance's log to the test log.
+type testWriter struct{ t *testing.T }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -23,7 +23,8 @@ import (
 )
 
 // Indexer is the index. When Index returns nil the records are durable.
-// Index may be called concurrently, once per partition being consumed.
+// Index may be called concurrently, once per partition being consumed; it
+// must not keep recs after it returns. ctx ends on a rebalance or shutdown.
 type Indexer interface {
 	Index(ctx context.Context, recs []pipeline.Record) error
 }
@@ -374,7 +375,8 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		case h.commitWake <- struct{}{}:
 		default:
 		}
-		batch, last = batch[:0], nil
+		// A new slice: Index owned the old one while it ran.
+		batch, last = make([]pipeline.Record, 0, c.cfg.BatchSize), nil
 		return true
 	}
 	for {
