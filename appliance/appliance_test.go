@@ -18,6 +18,7 @@ import (
 
 	"github.com/logbox/logbox/appliance/kafkatest"
 	"github.com/logbox/logbox/appliance/pipeline"
+	"github.com/logbox/logbox/appliance/settings"
 )
 
 // mode is one way lines reach the index: straight (direct) or through a
@@ -309,4 +310,56 @@ func waitNoFile(t *testing.T, app *running, path string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s still followed after its source was removed", path)
+}
+
+// TestExternalEtcd runs against an etcd that logbox did not start
+// (--etcd-endpoints) and changes sources by writing etcd keys directly, as
+// etcdctl put would: same effect as the API; an invalid entry changes
+// nothing and shows in /api/status.
+func TestExternalEtcd(t *testing.T) {
+	root := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := settings.StartEmbedded(filepath.Join(root, "ext-etcd"), "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	cfg := testConfig(t, filepath.Join(root, "data"), root)
+	cfg.EtcdEndpoints = []string{e.Endpoint()}
+	app := start(t, cfg)
+
+	logs := filepath.Join(root, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	appendLines(t, filepath.Join(logs, "a.log"), "e", 0, 50, want)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cli := e.Client()
+	key := settings.SourcesPrefix + "direct"
+	if _, err := cli.Put(ctx, key, `{"name":"direct","paths":["`+logs+`/*.log"]}`); err != nil {
+		t.Fatal(err)
+	}
+	app.waitTotal("e2e", 50)
+
+	// An invalid entry keeps the last valid settings and is reported.
+	if _, err := cli.Put(ctx, key, `{"name":"direct","paths":["/etc/*"]}`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st Status
+		app.call("GET", "/api/status", nil, &st)
+		if strings.Contains(st.InvalidSources["direct"], "paths[0]") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invalid entry not reported: %+v", st.InvalidSources)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	appendLines(t, filepath.Join(logs, "a.log"), "e", 50, 10, want)
+	app.waitTotal("e2e", 60)
+	app.checkExactlyOnce("e2e", want)
 }
