@@ -56,7 +56,7 @@ func TestBrowser(t *testing.T) {
 		t.Skipf("%s not installed: %v", chromiumPath, err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 80*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 75*time.Second)
 	defer cancel()
 
 	// The logs: one file collected from the start (--collect), one that
@@ -85,7 +85,7 @@ func TestBrowser(t *testing.T) {
 		"ERROR xsstok "+xssScript+" injected",
 		"WARN xsstok "+ansiLine+" "+xssJSURL)
 
-	srv := startAppliance(t, root, filepath.Join(logsDir, "*.log"))
+	srv := startAppliance(ctx, t, root, filepath.Join(logsDir, "*.log"))
 	srv.post(ctx, "/api/sources", map[string]any{
 		"name": "web", "paths": []string{filepath.Join(webDir, "*.log")},
 		"fields": map[string]string{"user": xssField},
@@ -555,8 +555,9 @@ type server struct {
 }
 
 // startAppliance runs a real appliance in direct mode that may read below
-// root and collects collect from the start. It is stopped when the test ends.
-func startAppliance(t *testing.T, root, collect string) *server {
+// root and collects collect from the start. ctx bounds the wait for it to
+// be ready; it is stopped (within 10s) when the test ends.
+func startAppliance(ctx context.Context, t *testing.T, root, collect string) *server {
 	t.Helper()
 	cfg := appliance.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
@@ -566,14 +567,15 @@ func startAppliance(t *testing.T, root, collect string) *server {
 	cfg.AllowPaths = []string{root}
 	cfg.Collect = []string{collect}
 	cfg.ScanInterval = 100 * time.Millisecond
+	cfg.ShutdownTimeout = 2 * time.Second
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := appliance.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	go func() { done <- a.Run(runCtx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -581,16 +583,16 @@ func startAppliance(t *testing.T, root, collect string) *server {
 			if err != nil {
 				t.Errorf("appliance: %v", err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("appliance did not stop within 20s")
+		case <-time.After(10 * time.Second):
+			t.Errorf("appliance did not stop within 10s")
 		}
 	})
 	select {
 	case <-a.Ready():
 	case err := <-done:
 		t.Fatalf("appliance stopped before ready: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("appliance not ready after 30s")
+	case <-ctx.Done():
+		t.Fatalf("appliance not ready: %v", ctx.Err())
 	}
 	return &server{t: t, url: "http://" + a.Addr()}
 }
