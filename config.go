@@ -67,6 +67,8 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.KafkaGroup, "kafka-group", c.KafkaGroup, "consumer group of the indexers")
 	fs.Var(listFlag{&c.KafkaIndexTopics}, "kafka-index-topics", "extra topics to consume and index")
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often source globs are checked for new files")
+	fs.DurationVar(&c.RotateWait, "rotate-wait", c.RotateWait, "how long a rotated or deleted file is still read after its last write")
+	fs.DurationVar(&c.PartialLineIdle, "partial-line-idle", c.PartialLineIdle, "ship a last line without newline after this idle time (0: wait for the newline)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")
 	fs.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")
 	fs.Usage = func() {

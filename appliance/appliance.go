@@ -226,7 +226,10 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			sinkStage = a.start(g, "kafka producer", watch("kafka producer", a.producer.Run))
 		}
 		cpStage = a.start(g, "checkpoints", watch("checkpoints", cps.Run))
-		a.tail = tailer.New(tailer.Config{Host: cfg.Host, ScanInterval: cfg.ScanInterval, Allowed: policy.CheckFile}, sink, cps, a.log)
+		a.tail = tailer.New(tailer.Config{
+			Host: cfg.Host, ScanInterval: cfg.ScanInterval, RotateWait: cfg.RotateWait,
+			PartialLineIdle: cfg.PartialLineIdle, Allowed: policy.CheckFile,
+		}, sink, cps, a.log)
 		tailStage = a.start(g, "tailer", watch("tailer", func(ctx context.Context) error {
 			tg, tctx := errgroup.WithContext(ctx)
 			tg.Go(func() error { return a.tail.Run(tctx) })
@@ -350,15 +353,18 @@ func (a *Appliance) readiness(ctx context.Context) error {
 
 // Status is what /api/status serves.
 type Status struct {
-	Role           string                  `json:"role"`
-	Host           string                  `json:"host"`
-	Mode           string                  `json:"mode"`
-	Files          []tailer.FileStatus     `json:"files"`
-	InvalidSources map[string]string       `json:"invalid_sources"`
-	Producer       *kafkaout.ProducerStats `json:"kafka_producer,omitempty"`
-	Consumer       *kafkain.ConsumerStats  `json:"kafka_consumer,omitempty"`
-	Index          *index.Stats            `json:"index,omitempty"`
-	Etcd           EtcdStatus              `json:"etcd"`
+	Role  string              `json:"role"`
+	Host  string              `json:"host"`
+	Mode  string              `json:"mode"`
+	Files []tailer.FileStatus `json:"files"`
+	// Undelivered counts, per source and reason, lines not delivered
+	// exactly as written (truncated, bytes replaced, ...).
+	Undelivered    map[string]map[string]uint64 `json:"undelivered"`
+	InvalidSources map[string]string            `json:"invalid_sources"`
+	Producer       *kafkaout.ProducerStats      `json:"kafka_producer,omitempty"`
+	Consumer       *kafkain.ConsumerStats       `json:"kafka_consumer,omitempty"`
+	Index          *index.Stats                 `json:"index,omitempty"`
+	Etcd           EtcdStatus                   `json:"etcd"`
 }
 
 // EtcdStatus tells whether the settings store answers.
@@ -378,8 +384,10 @@ func (a *Appliance) status(ctx context.Context) any {
 		st.InvalidSources[k] = v
 	}
 	a.mu.Unlock()
+	st.Undelivered = map[string]map[string]uint64{}
 	if a.tail != nil {
 		st.Files = a.tail.Status()
+		st.Undelivered = a.tail.Undelivered()
 	}
 	if a.producer != nil {
 		ps := a.producer.Stats()

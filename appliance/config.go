@@ -44,6 +44,12 @@ type Config struct {
 
 	// ScanInterval is how often source globs are re-expanded.
 	ScanInterval time.Duration
+	// RotateWait is how long a rotated or deleted file is still read after
+	// its last write.
+	RotateWait time.Duration
+	// PartialLineIdle ships a last line without newline after this long;
+	// 0 waits for the newline.
+	PartialLineIdle time.Duration
 	// ShutdownTimeout bounds each stage of shutdown.
 	ShutdownTimeout time.Duration
 }
@@ -65,6 +71,7 @@ func DefaultConfig() Config {
 		KafkaPartitions:  3,
 		KafkaGroup:       "logbox-indexer",
 		ScanInterval:     time.Second,
+		RotateWait:       2 * time.Second,
 		ShutdownTimeout:  5 * time.Second,
 	}
 }
@@ -113,6 +120,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ScanInterval <= 0 {
 		errs = append(errs, errors.New("--scan-interval: must be positive"))
+	}
+	if c.RotateWait <= 0 {
+		errs = append(errs, errors.New("--rotate-wait: must be positive"))
+	}
+	if c.PartialLineIdle < 0 {
+		errs = append(errs, errors.New("--partial-line-idle: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

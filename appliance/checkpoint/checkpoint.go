@@ -80,6 +80,16 @@ func (s *Store) Set(fileID, path string, offset int64) {
 	s.dirty = true
 }
 
+// Delete drops the entry of key.
+func (s *Store) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.entries[key]; ok {
+		delete(s.entries, key)
+		s.dirty = true
+	}
+}
+
 // All returns a copy of every entry, keyed by file identity.
 func (s *Store) All() map[string]Entry {
 	s.mu.Lock()

@@ -162,7 +162,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	off.IncludeInAll = false
 	dm.AddFieldMappingsAt("offset", off)
 
-	for _, name := range []string{"host", "source", "source_name", "file_id", "level"} {
+	for _, name := range []string{"host", "source", "source_name", "file_id", "level", "flags"} {
 		kw := bleve.NewKeywordFieldMapping()
 		kw.Store = true
 		kw.IncludeInAll = false
@@ -189,6 +189,7 @@ type doc struct {
 	FileID     string            `json:"file_id"`
 	Level      string            `json:"level,omitempty"`
 	Fields     map[string]string `json:"fields,omitempty"`
+	Flags      []string          `json:"flags,omitempty"`
 }
 
 var levelRE = regexp.MustCompile(`\b(FATAL|CRITICAL|ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE)\b`)
@@ -238,6 +239,7 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 			FileID:     r.FileID,
 			Level:      Level(r.Line),
 			Fields:     r.Fields,
+			Flags:      r.Flags,
 		}
 		if err := b.Index(r.ID(), d); err != nil {
 			return fmt.Errorf("add %s to batch: %w", r.ID(), err)
@@ -406,6 +408,14 @@ func hitFrom(h *search.DocumentMatch) pipeline.Hit {
 	}
 	if ts, err := time.Parse(time.RFC3339Nano, str("ts")); err == nil {
 		hit.TS = ts
+	}
+	switch f := h.Fields["flags"].(type) {
+	case string:
+		hit.Flags = []string{f}
+	case []interface{}:
+		for _, v := range f {
+			hit.Flags = append(hit.Flags, fmt.Sprint(v))
+		}
 	}
 	if off, ok := h.Fields["offset"].(float64); ok {
 		hit.Offset = int64(off)

@@ -208,3 +208,26 @@ func TestLevel(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagsAreSearchable(t *testing.T) {
+	ctx := context.Background()
+	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
+	defer ix.Close()
+	rs := []pipeline.Record{
+		{TS: time.Now(), Host: "h", FileID: "f", Offset: 0, Line: "cut", Flags: []string{pipeline.FlagTruncated}},
+		{TS: time.Now(), Host: "h", FileID: "f", Offset: 10, Line: "both", Flags: []string{pipeline.FlagTruncated, pipeline.FlagInvalidUTF8}},
+		{TS: time.Now(), Host: "h", FileID: "f", Offset: 20, Line: "clean"},
+	}
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "flags:truncated"})
+	if err != nil || res.Total != 2 {
+		t.Fatalf("flags:truncated: %v %v", res.Total, err)
+	}
+	for _, h := range res.Hits {
+		if h.Line == "both" && len(h.Flags) != 2 {
+			t.Fatalf("flags of %q: %v", h.Line, h.Flags)
+		}
+	}
+}

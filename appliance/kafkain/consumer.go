@@ -7,6 +7,7 @@ package kafkain
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,14 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientID is the Kafka client id (default "logbox").
 	ClientID string
+	// TLS, when set, is used for every broker connection; nil is
+	// plaintext.
+	TLS *tls.Config
+	// SASLMechanism is "" (no SASL), "PLAIN", "SCRAM-SHA-256" or
+	// "SCRAM-SHA-512"; SASLUser and SASLPassword are its credentials.
+	SASLMechanism string
+	SASLUser      string
+	SASLPassword  string
 }
 
 func (c Config) withDefaults() Config {
@@ -83,6 +92,7 @@ func (c Config) Validate() error {
 	if c.FlushInterval < 0 {
 		errs = append(errs, fmt.Errorf("kafka flush interval: %v is negative", c.FlushInterval))
 	}
+	errs = append(errs, validateSASL(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
 	return errors.Join(errs...)
 }
 
@@ -168,6 +178,9 @@ func (c *Consumer) Stats() ConsumerStats {
 
 func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
+	if err := applySecurity(sc, c.cfg.TLS, c.cfg.SASLMechanism, c.cfg.SASLUser, c.cfg.SASLPassword); err != nil {
+		return nil, err
+	}
 	sc.Version = sarama.V2_8_0_0
 	sc.ClientID = c.cfg.ClientID
 	sc.ChannelBufferSize = 4096
@@ -257,7 +270,7 @@ func (c *Consumer) connect(ctx context.Context, sc *sarama.Config) (sarama.Clien
 		if attempt == 1 || attempt%20 == 0 {
 			lvl = slog.LevelWarn
 		}
-		c.log.Log(ctx, lvl, "cannot connect to kafka; nothing is indexed from it until it is reachable; check the kafka brokers setting",
+		c.log.Log(ctx, lvl, "cannot connect to kafka; nothing is indexed from it until it is reachable; check the kafka brokers setting and that the kafka TLS and SASL settings match the brokers'",
 			"brokers", c.cfg.Brokers, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():

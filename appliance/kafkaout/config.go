@@ -1,6 +1,7 @@
 package kafkaout
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,6 +32,25 @@ type Config struct {
 	// MaxInFlight is how many records may be published but not yet acked
 	// before Publish blocks (default 50000).
 	MaxInFlight int
+	// Partitioner picks a record's partition: "hash" (default) hashes the
+	// key (host|path), so one file's lines stay in one partition, in
+	// order; "random" and "roundrobin" spread them, giving up that order.
+	Partitioner string
+	// TLS, when set, is used for every broker connection; nil is
+	// plaintext. See TLSConfig.
+	TLS *tls.Config
+	// SASLMechanism is "" (no SASL), "PLAIN", "SCRAM-SHA-256" or
+	// "SCRAM-SHA-512"; SASLUser and SASLPassword are its credentials.
+	// PLAIN sends the password as is: use it only with TLS.
+	SASLMechanism string
+	SASLUser      string
+	SASLPassword  string
+	// MaxMessageBytes is the most bytes one message may take (default
+	// 1000000, Kafka's message.max.bytes; keep it at or below the
+	// broker's and the topic's limit). An event that would not fit has its
+	// line cut and "truncated": true set, and is counted in
+	// ProducerStats.Truncated.
+	MaxMessageBytes int
 }
 
 const (
@@ -38,6 +58,10 @@ const (
 	defaultClientID     = "logbox"
 	defaultDrainTimeout = 5 * time.Second
 	defaultMaxInFlight  = 50000
+	// DefaultMaxMessageBytes is Kafka's default message.max.bytes.
+	DefaultMaxMessageBytes = 1000000
+	// minMaxMessageBytes leaves room for an event's metadata.
+	minMaxMessageBytes = 1024
 )
 
 func (c Config) withDefaults() Config {
@@ -58,6 +82,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = defaultMaxInFlight
+	}
+	if c.Partitioner == "" {
+		c.Partitioner = "hash"
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	return c
 }
@@ -90,6 +120,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("kafka max in-flight: %d is negative", c.MaxInFlight))
+	}
+	if _, err := partitioner(c.withDefaults().Partitioner); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, validateSASL(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
+	if m := c.MaxMessageBytes; m != 0 && (m < minMaxMessageBytes || m >= int(sarama.MaxRequestSize)) {
+		errs = append(errs, fmt.Errorf("kafka max message bytes: %d is not between %d and %d", m, minMaxMessageBytes, sarama.MaxRequestSize-1))
 	}
 	return errors.Join(errs...)
 }
@@ -140,6 +177,18 @@ func compressionCodec(name string) (sarama.CompressionCodec, error) {
 	return 0, fmt.Errorf("kafka compression: %q is not one of none, gzip, snappy, lz4, zstd", name)
 }
 
+func partitioner(name string) (sarama.PartitionerConstructor, error) {
+	switch strings.ToLower(name) {
+	case "hash":
+		return sarama.NewHashPartitioner, nil
+	case "random":
+		return sarama.NewRandomPartitioner, nil
+	case "roundrobin":
+		return sarama.NewRoundRobinPartitioner, nil
+	}
+	return nil, fmt.Errorf("kafka partitioner: %q is not one of hash, random, roundrobin", name)
+}
+
 // saramaConfig builds the sarama config for c (defaults applied).
 func (c Config) saramaConfig() (*sarama.Config, error) {
 	acks, err := requiredAcks(c.Acks)
@@ -150,7 +199,14 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	part, err := partitioner(c.Partitioner)
+	if err != nil {
+		return nil, err
+	}
 	sc := sarama.NewConfig()
+	if err := applySecurity(sc, c.TLS, c.SASLMechanism, c.SASLUser, c.SASLPassword); err != nil {
+		return nil, err
+	}
 	// 2.8 is sarama's fully covered protocol level; every broker from 2.8
 	// to 4.x speaks it, and it allows zstd and CreateTopics with the
 	// broker's default replication factor.
@@ -164,7 +220,10 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	p := &sc.Producer
 	p.RequiredAcks = acks
 	p.Compression = codec
-	p.Partitioner = sarama.NewHashPartitioner
+	p.Partitioner = part
+	// Also caps a partition's batch, so a batch fits a broker whose
+	// message.max.bytes is at least this.
+	p.MaxMessageBytes = c.MaxMessageBytes
 	p.Return.Successes = true
 	p.Return.Errors = true
 	p.Flush.Bytes = 1 << 20

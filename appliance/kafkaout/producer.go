@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"golang.org/x/sync/semaphore"
@@ -33,6 +35,16 @@ type ProducerStats struct {
 	Retries uint64
 	// InFlight is how many published records are not acked yet.
 	InFlight int64
+	// Truncated counts records whose line was cut to fit MaxMessageBytes
+	// or, after the broker answered MESSAGE_TOO_LARGE, the broker's limit.
+	Truncated uint64
+	// TooLarge counts messages rejected as too large (by the broker or by
+	// sarama) and re-sent smaller.
+	TooLarge uint64
+	// Dropped counts records that could not be made small enough even
+	// with an empty line (their other fields are too big); they are acked
+	// without being delivered, so they do not block their file.
+	Dropped uint64
 }
 
 // Producer is a pipeline.Sink that writes to Kafka. Create it with New,
@@ -53,12 +65,34 @@ type Producer struct {
 	errStreak atomic.Int64 // failed messages since the last success
 	rounds    atomic.Int64 // re-send rounds since the last success
 
-	sent, acked, errs, retries atomic.Uint64
-	inFlight                   atomic.Int64
+	sent, acked, errs, retries   atomic.Uint64
+	truncated, tooLarge, dropped atomic.Uint64
+	inFlight                     atomic.Int64
+}
+
+// messageOverhead is what a one-message record batch adds to the key and
+// value on the wire (61-byte batch header, at most 36 bytes of record
+// framing), rounded up: a value within MaxMessageBytes-len(key)-100 fits
+// a broker whose message.max.bytes is MaxMessageBytes.
+const messageOverhead = 100
+
+// msgMeta follows one record through Kafka as its message's Metadata.
+// Only one goroutine holds a message at a time (pump, then sarama, then
+// onSuccess or onError, then the retry list under retryMu), so the fields
+// need no lock.
+type msgMeta struct {
+	t   *tracker
+	rec *pipeline.Record
+	// truncated is set once the record is counted in Truncated.
+	truncated bool
+	// solo messages go through the one-message-per-request producer:
+	// they were rejected as too large, perhaps only because of the batch
+	// they were in.
+	solo bool
 }
 
 // tracker follows one batch through Kafka; every message of the batch
-// carries it as Metadata.
+// carries it in its msgMeta.
 type tracker struct {
 	batch     *pipeline.Batch
 	remaining atomic.Int64
@@ -99,11 +133,14 @@ func New(cfg Config, log *slog.Logger) *Producer {
 // Stats returns the current counters.
 func (p *Producer) Stats() ProducerStats {
 	return ProducerStats{
-		Sent:     p.sent.Load(),
-		Acked:    p.acked.Load(),
-		Errors:   p.errs.Load(),
-		Retries:  p.retries.Load(),
-		InFlight: p.inFlight.Load(),
+		Sent:      p.sent.Load(),
+		Acked:     p.acked.Load(),
+		Errors:    p.errs.Load(),
+		Retries:   p.retries.Load(),
+		InFlight:  p.inFlight.Load(),
+		Truncated: p.truncated.Load(),
+		TooLarge:  p.tooLarge.Load(),
+		Dropped:   p.dropped.Load(),
 	}
 }
 
@@ -143,29 +180,89 @@ func (p *Producer) Publish(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // message encodes r. The key is host|path, so with the hash partitioner
-// one file's lines stay in one partition, in order.
+// one file's lines stay in one partition, in order. An event too big for
+// MaxMessageBytes has its line cut (see encode).
 func (p *Producer) message(r *pipeline.Record, t *tracker) *sarama.ProducerMessage {
 	topic := r.Topic
 	if topic == "" {
 		topic = p.cfg.Topic
 	}
-	val, err := json.Marshal(r)
+	key := r.Host + "|" + r.Source
+	meta := &msgMeta{t: t, rec: r}
+	val, cut := encode(r, p.cfg.MaxMessageBytes-len(key)-messageOverhead)
+	if cut {
+		meta.truncated = true
+		p.truncated.Add(1)
+	}
+	return &sarama.ProducerMessage{
+		Topic:    topic,
+		Key:      sarama.StringEncoder(key),
+		Value:    sarama.ByteEncoder(val),
+		Metadata: meta,
+	}
+}
+
+// truncatedEvent is an event whose line was cut: the Record's fields plus
+// "truncated": true.
+type truncatedEvent struct {
+	*pipeline.Record
+	Truncated bool `json:"truncated"`
+}
+
+// marshal encodes r as a logbox event, with the truncated marker if cut.
+func marshal(r *pipeline.Record, cut bool) []byte {
+	var v any = r
+	if cut {
+		v = truncatedEvent{Record: r, Truncated: true}
+	}
+	val, err := json.Marshal(v)
 	if err != nil {
 		// Only a timestamp outside years 0..9999 fails to encode; keep
 		// the line and stamp it with the time it was shipped.
 		c := *r
 		c.TS = time.Now().UTC()
-		val, err = json.Marshal(&c)
+		if cut {
+			v = truncatedEvent{Record: &c, Truncated: true}
+		} else {
+			v = &c
+		}
+		val, err = json.Marshal(v)
 		if err != nil {
 			panic(fmt.Sprintf("kafkaout: encode record: %v", err))
 		}
 	}
-	return &sarama.ProducerMessage{
-		Topic:    topic,
-		Key:      sarama.StringEncoder(r.Host + "|" + r.Source),
-		Value:    sarama.ByteEncoder(val),
-		Metadata: t,
+	return val
+}
+
+// encode returns r's event, at most limit bytes long if cutting the line
+// (on a UTF-8 boundary) can make it so, and whether the line was cut. If
+// even an empty line does not fit, it returns the event with an empty line.
+func encode(r *pipeline.Record, limit int) (val []byte, cut bool) {
+	val = marshal(r, false)
+	if len(val) <= limit || r.Line == "" {
+		return val, false
 	}
+	cutAt := func(n int) []byte {
+		for n > 0 && n < len(r.Line) && !utf8.RuneStart(r.Line[n]) {
+			n--
+		}
+		c := *r
+		c.Line = r.Line[:n]
+		return marshal(&c, true)
+	}
+	// The longest prefix that fits, by bisection: every byte of the line
+	// takes at least one byte encoded (escapes take more), so no prefix
+	// longer than limit fits.
+	lo, hi := 0, min(len(r.Line), limit)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if len(cutAt(mid)) <= limit {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return cutAt(lo), true
 }
 
 // Run connects to Kafka (retrying while it is unreachable), makes sure the
@@ -188,31 +285,31 @@ func (p *Producer) Run(ctx context.Context) error {
 	topics.ensure(p.cfg.Topic)
 
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for msg := range ap.Successes() {
-			p.onSuccess(msg)
+	p.watch(&wg, ap)
+	s := &sendState{ap: ap, topics: topics, wg: &wg}
+	defer func() {
+		if s.soloClient != nil {
+			s.soloClient.Close()
 		}
-	})
-	wg.Go(func() {
-		for perr := range ap.Errors() {
-			p.onError(perr)
-		}
-	})
+	}()
 	p.log.Info("kafka producer running", "brokers", p.cfg.Brokers, "topic", p.cfg.Topic, "acks", p.cfg.Acks)
 
-	p.pump(ctx, ap, topics, false)
+	p.pump(ctx, s, false)
 
 	// Drain: keep sending what Publish already accepted, and re-sending
 	// failures, until everything is acked or the bounded wait is over.
 	drainCtx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
-	p.pump(drainCtx, ap, topics, true)
+	p.pump(drainCtx, s, true)
 	if n := p.inFlight.Load(); n > 0 {
 		p.log.Warn("kafka drain timed out; unacked lines are read again from their files after restart",
 			"in_flight", n, "drain_timeout", p.cfg.DrainTimeout)
 	}
 
 	ap.AsyncClose()
+	if s.solo != nil {
+		s.solo.AsyncClose()
+	}
 	closed := make(chan struct{})
 	go func() { wg.Wait(); close(closed) }()
 	select {
@@ -224,6 +321,9 @@ func (p *Producer) Run(ctx context.Context) error {
 	// sarama is still retrying messages against an unreachable broker;
 	// closing the client makes those attempts fail at once.
 	client.Close()
+	if s.soloClient != nil {
+		s.soloClient.Close()
+	}
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
@@ -258,7 +358,7 @@ func (p *Producer) connect(ctx context.Context, sc *sarama.Config) (sarama.Clien
 		if attempt == 1 || attempt%20 == 0 {
 			lvl = slog.LevelWarn
 		}
-		p.log.Log(ctx, lvl, "cannot connect to kafka; lines are not shipped and tailers pause once max in-flight is reached; check that --kafka names reachable brokers",
+		p.log.Log(ctx, lvl, "cannot connect to kafka; lines are not shipped and tailers pause once max in-flight is reached; check that --kafka names reachable brokers and that the kafka TLS and SASL settings match theirs",
 			"brokers", p.cfg.Brokers, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
@@ -269,9 +369,36 @@ func (p *Producer) connect(ctx context.Context, sc *sarama.Config) (sarama.Clien
 	}
 }
 
+// watch hands ap's results to onSuccess and onError until ap is closed.
+func (p *Producer) watch(wg *sync.WaitGroup, ap sarama.AsyncProducer) {
+	wg.Go(func() {
+		for msg := range ap.Successes() {
+			p.onSuccess(msg)
+		}
+	})
+	wg.Go(func() {
+		for perr := range ap.Errors() {
+			p.onError(perr)
+		}
+	})
+}
+
+// sendState is what the pump goroutine sends with. Only that goroutine
+// uses it, and Run after the pump returned.
+type sendState struct {
+	ap     sarama.AsyncProducer
+	topics *topicCache
+	wg     *sync.WaitGroup
+	// solo sends one message per request, for messages the broker
+	// rejected as too large; it and its own client are made on first use.
+	solo       sarama.AsyncProducer
+	soloClient sarama.Client
+	soloFailed time.Time
+}
+
 // pump moves messages from Publish and the retry list into sarama until
 // ctx ends, or, when drain is set, until nothing is in flight.
-func (p *Producer) pump(ctx context.Context, ap sarama.AsyncProducer, topics *topicCache, drain bool) {
+func (p *Producer) pump(ctx context.Context, s *sendState, drain bool) {
 	var tick <-chan time.Time
 	if drain {
 		t := time.NewTicker(10 * time.Millisecond)
@@ -293,8 +420,8 @@ func (p *Producer) pump(ctx context.Context, ap sarama.AsyncProducer, topics *to
 			return
 		case <-tick:
 		case msg := <-p.in:
-			topics.ensure(msg.Topic)
-			p.send(ctx, ap, msg)
+			s.topics.ensure(msg.Topic)
+			p.send(ctx, s, msg)
 		case <-p.retryWake:
 			if retryC == nil {
 				retryC = time.After(p.retryDelay())
@@ -308,23 +435,67 @@ func (p *Producer) pump(ctx context.Context, ap sarama.AsyncProducer, topics *to
 			p.retryMu.Unlock()
 			for _, m := range msgs {
 				p.retries.Add(1)
-				p.send(ctx, ap, m)
+				p.send(ctx, s, m)
 			}
 		}
 	}
 }
 
-// send hands msg to sarama; if ctx ends first, msg goes to the retry list
-// so that the drain phase still sends it.
-func (p *Producer) send(ctx context.Context, ap sarama.AsyncProducer, msg *sarama.ProducerMessage) {
-	select {
-	case ap.Input() <- msg:
-		p.sent.Add(1)
-	case <-ctx.Done():
-		p.retryMu.Lock()
-		p.retry = append(p.retry, msg)
-		p.retryMu.Unlock()
+// send hands msg to sarama; if ctx ends first, or the solo producer
+// cannot be made, msg goes to the retry list, so it is sent later (the
+// drain phase included).
+func (p *Producer) send(ctx context.Context, s *sendState, msg *sarama.ProducerMessage) {
+	ap := s.ap
+	if meta, ok := msg.Metadata.(*msgMeta); ok && meta.solo {
+		ap = p.soloProducer(s)
 	}
+	if ap != nil {
+		select {
+		case ap.Input() <- msg:
+			p.sent.Add(1)
+			return
+		case <-ctx.Done():
+		}
+	}
+	p.retryMu.Lock()
+	p.retry = append(p.retry, msg)
+	p.retryMu.Unlock()
+	if ap == nil {
+		select {
+		case p.retryWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// soloProducer returns the one-message-per-request producer, making it
+// (and its client) on first use; nil if that fails (tried again after a
+// second).
+func (p *Producer) soloProducer(s *sendState) sarama.AsyncProducer {
+	if s.solo != nil || time.Since(s.soloFailed) < time.Second {
+		return s.solo
+	}
+	sc, err := p.cfg.saramaConfig()
+	if err == nil {
+		sc.Producer.Flush.MaxMessages = 1
+		sc.ClientID = p.cfg.ClientID
+		var client sarama.Client
+		client, err = sarama.NewClient(p.cfg.Brokers, sc)
+		if err == nil {
+			var ap sarama.AsyncProducer
+			ap, err = sarama.NewAsyncProducerFromClient(client)
+			if err == nil {
+				s.solo, s.soloClient = ap, client
+				p.watch(s.wg, ap)
+				return ap
+			}
+			client.Close()
+		}
+	}
+	s.soloFailed = time.Now()
+	p.log.Warn("cannot connect the kafka producer for oversized messages; they wait and are retried",
+		"brokers", p.cfg.Brokers, "err", err)
+	return nil
 }
 
 // retryDelay grows with the re-send rounds since the last success.
@@ -339,10 +510,15 @@ func (p *Producer) onSuccess(msg *sarama.ProducerMessage) {
 		p.rounds.Store(0)
 		p.log.Info("kafka produce recovered")
 	}
+	p.finish(msg)
+}
+
+// finish releases msg's in-flight slot and counts it done in its batch.
+func (p *Producer) finish(msg *sarama.ProducerMessage) {
 	p.inFlight.Add(-1)
 	p.sem.Release(1)
-	if t, ok := msg.Metadata.(*tracker); ok {
-		t.done()
+	if meta, ok := msg.Metadata.(*msgMeta); ok {
+		meta.t.done()
 	}
 }
 
@@ -351,16 +527,20 @@ func (p *Producer) onError(perr *sarama.ProducerError) {
 	if perr.Msg == nil {
 		return
 	}
-	if p.errStreak.Add(1) == 1 {
-		p.log.Warn("kafka produce failing; lines are kept and re-sent, tailers pause once max in-flight is reached; check broker health and topic permissions",
-			"topic", perr.Msg.Topic, "err", perr.Err)
-	}
 	// A fresh message: sarama keeps retry and sequence state in the old one.
 	m := &sarama.ProducerMessage{
 		Topic:    perr.Msg.Topic,
 		Key:      perr.Msg.Key,
 		Value:    perr.Msg.Value,
 		Metadata: perr.Msg.Metadata,
+	}
+	if meta, ok := m.Metadata.(*msgMeta); ok && tooLarge(perr.Err) {
+		if !p.shrink(m, meta, perr.Err) {
+			return
+		}
+	} else if p.errStreak.Add(1) == 1 {
+		p.log.Warn("kafka produce failing; lines are kept and re-sent, tailers pause once max in-flight is reached; check broker health and topic permissions",
+			"topic", perr.Msg.Topic, "err", perr.Err)
 	}
 	p.retryMu.Lock()
 	p.retry = append(p.retry, m)
@@ -369,6 +549,46 @@ func (p *Producer) onError(perr *sarama.ProducerError) {
 	case p.retryWake <- struct{}{}:
 	default:
 	}
+}
+
+// tooLarge reports whether err rejects a message for its size: the
+// broker's MESSAGE_TOO_LARGE, or sarama's check against MaxMessageBytes.
+func tooLarge(err error) bool {
+	var ce sarama.ConfigurationError
+	return errors.Is(err, sarama.ErrMessageSizeTooLarge) ||
+		errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes")
+}
+
+// shrink prepares m, rejected as too large, for its re-send and reports
+// whether to re-send it. The first rejection only moves it to the solo
+// producer: it may have been rejected for the batch it was in. Each later
+// one halves its event by cutting the line. A record that cannot shrink
+// (its line is already empty) is dropped: counted, and acked so that it
+// does not hold up its file forever.
+func (p *Producer) shrink(m *sarama.ProducerMessage, meta *msgMeta, err error) bool {
+	if n := p.tooLarge.Add(1); n == 1 || n%1000 == 0 {
+		p.log.Warn("kafka rejects messages as too large; they are re-sent alone and cut until they fit; set the kafka max message bytes setting at or below the broker's message.max.bytes and the topic's max.message.bytes",
+			"topic", m.Topic, "max_message_bytes", p.cfg.MaxMessageBytes, "rejected", n, "err", err)
+	}
+	if !meta.solo {
+		meta.solo = true
+		return true
+	}
+	old := m.Value.Length()
+	val, cut := encode(meta.rec, old/2)
+	if !cut || len(val) >= old {
+		p.dropped.Add(1)
+		p.log.Warn("kafka rejects an event as too large even with its line removed; it is dropped; raise the broker's message.max.bytes or trim the source's fields",
+			"topic", m.Topic, "file_id", meta.rec.FileID, "offset", meta.rec.Offset, "bytes", old)
+		p.finish(m)
+		return false
+	}
+	if !meta.truncated {
+		meta.truncated = true
+		p.truncated.Add(1)
+	}
+	m.Value = sarama.ByteEncoder(val)
+	return true
 }
 
 // topicCache creates topics on first use and remembers which exist. It is

@@ -35,10 +35,24 @@ type Record struct {
 	Line string `json:"line"`
 	// Fields are the static fields the source adds.
 	Fields map[string]string `json:"fields,omitempty"`
+	// Flags say how the line differs from what was written, e.g.
+	// "truncated" or "invalid_utf8" (see the Flag constants). Empty for a
+	// line delivered exactly as written.
+	Flags []string `json:"flags,omitempty"`
 	// Topic is the Kafka topic the record goes to; empty means the default.
 	// It is routing information, not part of the event.
 	Topic string `json:"-"`
 }
+
+// Flags a record can carry; each is also a reason counted by the stage that
+// set it.
+const (
+	FlagTruncated   = "truncated"    // longer than the max line size; the rest was dropped
+	FlagInvalidUTF8 = "invalid_utf8" // invalid UTF-8 replaced by U+FFFD
+	FlagNUL         = "nul_removed"  // NUL bytes removed
+	FlagPartial     = "partial"      // shipped without its newline after the idle time
+	FlagMultiSplit  = "multiline_split"
+)
 
 // ID is the record's stable identity: the same line of the same file always
 // gets the same ID, whichever path, process or replay delivered it.

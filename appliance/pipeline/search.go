@@ -26,6 +26,7 @@ type Hit struct {
 	Line   string            `json:"line"`
 	Level  string            `json:"level,omitempty"`
 	Fields map[string]string `json:"fields,omitempty"`
+	Flags  []string          `json:"flags,omitempty"`
 }
 
 // SearchResult holds hits newest first.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Source is one collection setting: which files to tail and how to label
@@ -19,6 +20,85 @@ type Source struct {
 	// Hosts limits the source to the named boxes; empty means every box.
 	Hosts  []string `json:"hosts,omitempty"`
 	Paused bool     `json:"paused"`
+	// MaxLineBytes caps one line (or joined multiline event); longer ones
+	// are truncated and flagged. 0 means DefaultMaxLineBytes.
+	MaxLineBytes int `json:"max_line_bytes,omitempty"`
+	// Multiline joins lines into one event, e.g. a Java stack trace.
+	Multiline *Multiline `json:"multiline,omitempty"`
+}
+
+// DefaultMaxLineBytes is the line size cap of a source that sets none.
+const DefaultMaxLineBytes = 1 << 20
+
+// MaxLine is the source's line size cap.
+func (s *Source) MaxLine() int {
+	if s.MaxLineBytes > 0 {
+		return s.MaxLineBytes
+	}
+	return DefaultMaxLineBytes
+}
+
+// Multiline match modes.
+const (
+	// MultilineContinuation: a line matching Pattern continues the event
+	// before it (e.g. `^\s+at ` for Java stack frames).
+	MultilineContinuation = "continuation"
+	// MultilineStart: a line matching Pattern starts a new event; the
+	// others continue the one before (e.g. `^\d{4}-\d{2}-\d{2}`).
+	MultilineStart = "start"
+)
+
+// Multiline says how lines are joined into events.
+type Multiline struct {
+	Pattern string `json:"pattern"`
+	// Match is MultilineContinuation (default) or MultilineStart.
+	Match string `json:"match,omitempty"`
+	// MaxLines caps the lines of one event (default 500); the next line
+	// starts a new event, so nothing is dropped.
+	MaxLines int `json:"max_lines,omitempty"`
+	// Timeout ships a pending event when no line came for this long
+	// (Go duration, default "1s").
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// MaxLinesOrDefault is MaxLines or its default.
+func (m *Multiline) MaxLinesOrDefault() int {
+	if m.MaxLines > 0 {
+		return m.MaxLines
+	}
+	return 500
+}
+
+// TimeoutOrDefault is Timeout parsed, or its default.
+func (m *Multiline) TimeoutOrDefault() time.Duration {
+	if d, err := time.ParseDuration(m.Timeout); err == nil && d > 0 {
+		return d
+	}
+	return time.Second
+}
+
+func (m *Multiline) validate() error {
+	if m.Pattern == "" {
+		return &FieldError{"multiline.pattern", "must not be empty"}
+	}
+	if _, err := regexp.Compile(m.Pattern); err != nil {
+		return &FieldError{"multiline.pattern", "invalid regular expression: " + err.Error()}
+	}
+	switch m.Match {
+	case "", MultilineContinuation, MultilineStart:
+	default:
+		return &FieldError{"multiline.match", fmt.Sprintf("%q is not one of continuation, start", m.Match)}
+	}
+	if m.MaxLines < 0 || m.MaxLines > 100000 {
+		return &FieldError{"multiline.max_lines", "must be between 0 (default 500) and 100000"}
+	}
+	if m.Timeout != "" {
+		d, err := time.ParseDuration(m.Timeout)
+		if err != nil || d <= 0 || d > time.Minute {
+			return &FieldError{"multiline.timeout", "must be a duration like 500ms or 2s, at most 1m"}
+		}
+	}
+	return nil
 }
 
 var (
@@ -78,6 +158,14 @@ func (s *Source) Validate(allowPath func(glob string) error) error {
 	for k := range s.Fields {
 		if !fieldRE.MatchString(k) {
 			return &FieldError{"fields." + k, "field names must be 1-64 characters of letters, digits and '_', not starting with a digit"}
+		}
+	}
+	if s.MaxLineBytes < 0 || s.MaxLineBytes > 64<<20 {
+		return &FieldError{"max_line_bytes", "must be between 0 (default 1 MiB) and 64 MiB"}
+	}
+	if s.Multiline != nil {
+		if err := s.Multiline.validate(); err != nil {
+			return err
 		}
 	}
 	for i, h := range s.Hosts {

@@ -5,30 +5,48 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/nxadm/tail"
+	"github.com/nxadm/tail/watch"
+	"gopkg.in/tomb.v1"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
-// reader follows one file and keeps the acked-prefix bookkeeping for it.
+const (
+	readBufSize = 256 << 10
+	minBackoff  = 2 * time.Millisecond
+	maxBackoff  = 250 * time.Millisecond
+	pathCheck   = 250 * time.Millisecond
+)
+
+// reader follows one file through an open descriptor, cuts it into lines
+// and events, and keeps the acked-prefix bookkeeping for it.
+//
+// It reads the file itself in large chunks (no per-line syscalls or
+// channel sends) and uses github.com/nxadm/tail's inotify watcher only to
+// wake up early when the file changes; a timer with backoff covers missed
+// or unavailable notifications.
 type reader struct {
 	c       *collector
 	path    string
-	id      string
+	f       *os.File
+	id      identity
+	fileID  string
+	key     string // checkpoint key
 	started time.Time
 
-	read       atomic.Int64 // offset after the last line handed to the sink
+	read       atomic.Int64 // offset after the last byte read
 	linesRead  atomic.Uint64
 	linesAcked atomic.Uint64
 
 	mu        sync.Mutex
 	pending   []*inflight // batches in read order
 	committed int64
+	forgotten bool // the file is gone or truncated: its checkpoint is dropped
 	lastErr   string
 	rateAt    time.Time
 	rateN     uint64
@@ -41,13 +59,14 @@ type inflight struct {
 	done  bool
 }
 
-func (c *collector) newReader(path, id string, size int64) *reader {
-	r := &reader{c: c, path: path, id: id, started: time.Now(), rateAt: time.Now()}
-	if off, ok := c.m.cp.Offset(id); ok {
+func (c *collector) newReader(path string, f *os.File, id identity, size int64) *reader {
+	r := &reader{c: c, path: path, f: f, id: id, fileID: id.String(), started: time.Now(), rateAt: time.Now()}
+	r.key = c.src.Name + "/" + r.fileID
+	if off, ok := c.m.cp.Offset(r.key); ok {
 		if off > size {
-			// The file is shorter than what was acked: it was truncated or
-			// replaced by one that reuses the inode. Start it over.
-			c.m.log.Warn("checkpoint beyond end of file; reading it from the start", "path", path, "file_id", id, "offset", off, "size", size)
+			// Shorter than what was acked: replaced or truncated while we
+			// were down, keeping its first line. Start it over.
+			c.m.log.Warn("checkpoint beyond end of file; reading it from the start", "path", path, "file_id", r.fileID, "offset", off, "size", size)
 			off = 0
 		}
 		r.committed = off
@@ -56,31 +75,85 @@ func (c *collector) newReader(path, id string, size int64) *reader {
 	return r
 }
 
-func (r *reader) run(ctx context.Context) {
-	log := r.c.m.log.With("path", r.path, "file_id", r.id)
-	cfg := r.c.m.cfg
-	t, err := tail.TailFile(r.path, tail.Config{
-		Location:      &tail.SeekInfo{Offset: r.committed, Whence: io.SeekStart},
-		Follow:        true,
-		MustExist:     true,
-		CompleteLines: true,
-		Logger:        tail.DiscardingLogger,
-	})
-	if err != nil {
-		r.setErr(err)
-		return
-	}
-	defer t.Cleanup()
-	defer func() { _ = t.Stop() }()
-	log.Debug("following file", "offset", r.committed)
+// exit tells the collector why a reader ended.
+type exit int
 
+const (
+	exitStopped   exit = iota // context done
+	exitGone                  // deleted or rotated away, and read to its end
+	exitTruncated             // shrank below what was read: a new generation
+	exitFailed
+)
+
+func (r *reader) run(ctx context.Context) exit {
+	defer r.f.Close()
+	cfg := r.c.m.cfg
+	src := &r.c.src
+	log := r.c.m.log.With("path", r.path, "file_id", r.fileID, "source", src.Name)
+
+	// Change notifications are a hint to read sooner, nothing more.
+	wake := make(chan struct{}, 1)
+	var tb tomb.Tomb
+	defer tb.Kill(nil)
+	if changes, err := watch.NewInotifyFileWatcher(r.path).ChangeEvents(&tb, r.committed); err == nil {
+		go forwardChanges(&tb, changes, wake)
+	} else {
+		log.Debug("no inotify watch; polling", "err", err)
+	}
+
+	pos := r.committed
+	if _, err := r.f.Seek(pos, io.SeekStart); err != nil {
+		r.setErr(err)
+		return exitFailed
+	}
+	sp := newSplitter(src.MaxLine(), pos)
+	var jn *joiner
+	var mlTimeout time.Duration
+	if src.Multiline != nil {
+		var err error
+		if jn, err = newJoiner(src.Multiline, src.MaxLine()); err != nil {
+			r.setErr(err) // validated before; not reached
+			return exitFailed
+		}
+		mlTimeout = src.Multiline.TimeoutOrDefault()
+	}
 	sem := make(chan struct{}, cfg.MaxPending)
 	batch := make([]pipeline.Record, 0, cfg.BatchLines)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	var batchEnd int64
+	buf := make([]byte, readBufSize)
+	now := time.Now()
+	lastLine, lastData, lastPath := now, now, time.Time{}
+	gone, resumed := false, false
+	backoff := minBackoff
 
-	flush := func() bool {
+	emitEvent := func(ev event) {
+		batch = append(batch, pipeline.Record{
+			TS:         time.Now().UTC(),
+			Host:       cfg.Host,
+			Source:     r.path,
+			SourceName: src.Name,
+			FileID:     r.fileID,
+			Offset:     ev.start,
+			Line:       ev.text,
+			Fields:     src.Fields,
+			Topic:      src.Topic,
+			Flags:      ev.flags,
+		})
+		batchEnd = ev.end
+		for _, f := range ev.flags {
+			r.c.m.count(src.Name, f)
+		}
+	}
+	onLine := func(l rawLine) {
+		text, flags := sanitize(l)
+		r.linesRead.Add(1)
+		if jn != nil {
+			jn.push(text, l.start, l.end, flags, emitEvent)
+		} else {
+			emitEvent(event{text: text, start: l.start, end: l.end, flags: flags})
+		}
+	}
+	publish := func() bool {
 		if len(batch) == 0 {
 			return true
 		}
@@ -89,66 +162,156 @@ func (r *reader) run(ctx context.Context) {
 		case <-ctx.Done():
 			return false
 		}
-		p := r.track(r.read.Load(), len(batch))
+		p := r.track(batchEnd, len(batch))
 		b := pipeline.NewBatch(batch, func() {
 			r.ack(p)
 			<-sem
 		})
 		batch = make([]pipeline.Record, 0, cfg.BatchLines)
-		if err := r.c.m.sink.Publish(ctx, b); err != nil {
-			return false
-		}
-		return true
+		return r.c.m.sink.Publish(ctx, b) == nil
 	}
 
 	for {
+		if ctx.Err() != nil {
+			return exitStopped
+		}
+		// Before reading what arrived after an idle wait, and every
+		// pathCheck while reading: has the file been truncated or rewritten
+		// in place, or moved away from its path? Checking before the read
+		// keeps a rewrite from being read at the old offset.
+		if now := time.Now(); resumed || now.Sub(lastPath) >= pathCheck {
+			lastPath, resumed = now, false
+			if r.rewritten(pos) {
+				log.Info("file truncated or rewritten in place; reading its new content as a new file", "offset", pos)
+				r.c.m.count(src.Name, "file_truncated")
+				r.forget()
+				return exitTruncated
+			}
+			gone = !r.stillAtPath()
+		}
+		n, err := r.f.Read(buf)
+		if n > 0 {
+			sp.feed(buf[:n], func(l rawLine) { lastLine = time.Now(); onLine(l) })
+			pos += int64(n)
+			r.read.Store(pos)
+			lastData = time.Now()
+			backoff = minBackoff
+			if len(batch) >= cfg.BatchLines && !publish() {
+				return exitStopped
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			r.setErr(err)
+		}
+
+		// At the end of what is written so far.
+		now := time.Now()
+		if jn != nil && jn.pending() && now.Sub(lastLine) >= mlTimeout {
+			jn.flush(emitEvent)
+		}
+		if cfg.PartialLineIdle > 0 && sp.hasPartial() && now.Sub(lastData) >= cfg.PartialLineIdle {
+			sp.flushPartial(onLine)
+		}
+		if !publish() {
+			return exitStopped
+		}
+		// A rotated or deleted file is read until the writer has been idle
+		// for RotateWait, then let go; what is pending is shipped first.
+		if gone && now.Sub(lastData) >= cfg.RotateWait {
+			sp.flushPartial(onLine)
+			if jn != nil {
+				jn.flush(emitEvent)
+			}
+			if !publish() {
+				return exitStopped
+			}
+			if deleted(r.f) {
+				r.forget()
+			}
+			log.Debug("file rotated or deleted and read to its end; closing it")
+			return exitGone
+		}
+		wait := backoff
+		if jn != nil && jn.pending() {
+			wait = min(wait, mlTimeout)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			return
-		case <-timer.C:
-			if !flush() {
-				return
-			}
-		case line, ok := <-t.Lines:
-			if !ok {
-				// The file was deleted or moved away and read to its end.
-				if err := t.Err(); err != nil && !errors.Is(err, tail.ErrStop) {
-					r.setErr(err)
-				}
-				flush()
-				return
-			}
-			if line.Err != nil {
-				r.setErr(line.Err)
-				continue
-			}
-			end := line.SeekInfo.Offset
-			start := end - int64(len(line.Text)) - 1
-			text := strings.TrimSuffix(line.Text, "\r")
-			if len(batch) == 0 {
-				timer.Reset(cfg.BatchWait)
-			}
-			batch = append(batch, pipeline.Record{
-				TS:         line.Time.UTC(),
-				Host:       cfg.Host,
-				Source:     r.path,
-				SourceName: r.c.src.Name,
-				FileID:     r.id,
-				Offset:     start,
-				Line:       text,
-				Fields:     r.c.src.Fields,
-				Topic:      r.c.src.Topic,
-			})
-			r.read.Store(end)
-			r.linesRead.Add(1)
-			if len(batch) >= cfg.BatchLines {
-				timer.Stop()
-				if !flush() {
-					return
-				}
-			}
+			t.Stop()
+			return exitStopped
+		case <-wake:
+			backoff = minBackoff
+		case <-t.C:
+			backoff = min(backoff*2, maxBackoff)
+		}
+		t.Stop()
+		resumed = r.grew(pos)
+	}
+}
+
+func forwardChanges(tb *tomb.Tomb, ch *watch.FileChanges, wake chan<- struct{}) {
+	poke := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
 	}
+	for {
+		select {
+		case <-ch.Modified:
+			poke()
+		case <-ch.Truncated:
+			poke()
+		case <-ch.Deleted:
+			poke()
+			return
+		case <-tb.Dying():
+			return
+		}
+	}
+}
+
+// grew reports whether the file's size differs from pos, i.e. a read
+// would find new bytes or the file shrank.
+func (r *reader) grew(pos int64) bool {
+	fi, err := r.f.Stat()
+	return err == nil && fi.Size() != pos
+}
+
+// rewritten reports whether the file shrank below pos or its first line
+// changed: either way what was read is gone and the content is new.
+func (r *reader) rewritten(pos int64) bool {
+	fi, err := r.f.Stat()
+	if err != nil {
+		return false
+	}
+	if fi.Size() < pos {
+		return true
+	}
+	id, err := identify(r.f)
+	return err == nil && id != r.id
+}
+
+// stillAtPath reports whether the reader's path still names its file.
+func (r *reader) stillAtPath() bool {
+	fi, err := os.Stat(r.path)
+	if err != nil {
+		return false
+	}
+	di, ok := devInoOf(fi)
+	return ok && di == r.id.devIno
+}
+
+// deleted reports whether f has no name left on disk.
+func deleted(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 func (r *reader) track(end int64, lines int) *inflight {
@@ -171,21 +334,30 @@ func (r *reader) ack(p *inflight) {
 		r.pending = r.pending[1:]
 		advanced = true
 	}
-	if advanced {
-		r.c.m.cp.Set(r.id, r.path, r.committed)
+	if advanced && !r.forgotten {
+		r.c.m.cp.Set(r.key, r.path, r.committed)
 	}
+}
+
+// forget drops the file's checkpoint: its content is gone, and a later file
+// with the same identity must be read from its start.
+func (r *reader) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgotten = true
+	r.c.m.cp.Delete(r.key)
 }
 
 func (r *reader) setErr(err error) {
 	r.mu.Lock()
 	r.lastErr = err.Error()
 	r.mu.Unlock()
-	r.c.m.log.Warn("reading file failed; its lines are not collected until the cause is fixed", "path", r.path, "file_id", r.id, "err", err)
+	r.c.m.log.Warn("reading file failed; its lines are not collected until the cause is fixed", "path", r.path, "file_id", r.fileID, "err", err)
 }
 
 func (r *reader) status() FileStatus {
 	var size int64
-	if fi, err := os.Stat(r.path); err == nil {
+	if fi, err := r.f.Stat(); err == nil {
 		size = fi.Size()
 	}
 	r.mu.Lock()
@@ -199,7 +371,7 @@ func (r *reader) status() FileStatus {
 	return FileStatus{
 		Source:      r.c.src.Name,
 		Path:        r.path,
-		FileID:      r.id,
+		FileID:      r.fileID,
 		Offset:      r.committed,
 		ReadOffset:  r.read.Load(),
 		Size:        size,

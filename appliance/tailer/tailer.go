@@ -9,7 +9,7 @@ package tailer
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,16 +17,17 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
-// Checkpoints is where acked offsets are kept, per file identity.
+// Checkpoints is where acked offsets are kept. Keys are source name + "/"
+// + file identity, so two sources reading one file keep their own place.
 type Checkpoints interface {
-	Offset(fileID string) (int64, bool)
-	Set(fileID, path string, offset int64)
+	Offset(key string) (int64, bool)
+	Set(key, path string, offset int64)
+	Delete(key string)
 }
 
 // Config tunes the tailer. Zero values take the defaults noted.
@@ -37,8 +38,12 @@ type Config struct {
 	ScanInterval time.Duration
 	// BatchLines caps the lines of one batch (1000).
 	BatchLines int
-	// BatchWait is how long a partial batch waits for more lines (100ms).
-	BatchWait time.Duration
+	// RotateWait is how long a rotated or deleted file is still read after
+	// its last write before it is closed (2s).
+	RotateWait time.Duration
+	// PartialLineIdle ships a last line that has no newline after this long
+	// without new data; 0 waits for the newline however long it takes.
+	PartialLineIdle time.Duration
 	// MaxPending bounds the unacked batches per file; a file whose limit is
 	// reached stops reading until acks arrive (16).
 	MaxPending int
@@ -54,8 +59,8 @@ func (c *Config) setDefaults() {
 	if c.BatchLines <= 0 {
 		c.BatchLines = 1000
 	}
-	if c.BatchWait <= 0 {
-		c.BatchWait = 100 * time.Millisecond
+	if c.RotateWait <= 0 {
+		c.RotateWait = 2 * time.Second
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 16
@@ -74,6 +79,35 @@ type Manager struct {
 	desired []pipeline.Source
 	changed chan struct{}
 	running map[string]*collector
+
+	countMu sync.Mutex
+	counts  map[string]map[string]uint64 // source → reason → lines
+}
+
+// count records a line not delivered exactly as written (or a file event
+// such as a truncation), by source and reason.
+func (m *Manager) count(source, reason string) {
+	m.countMu.Lock()
+	defer m.countMu.Unlock()
+	if m.counts[source] == nil {
+		m.counts[source] = map[string]uint64{}
+	}
+	m.counts[source][reason]++
+}
+
+// Undelivered returns, per source and reason, how many lines were not
+// delivered exactly as written since start (truncated, bytes replaced, ...).
+func (m *Manager) Undelivered() map[string]map[string]uint64 {
+	m.countMu.Lock()
+	defer m.countMu.Unlock()
+	out := make(map[string]map[string]uint64, len(m.counts))
+	for s, r := range m.counts {
+		out[s] = make(map[string]uint64, len(r))
+		for k, v := range r {
+			out[s][k] = v
+		}
+	}
+	return out
 }
 
 // New returns a manager; it starts nothing until Run.
@@ -86,6 +120,7 @@ func New(cfg Config, sink pipeline.Sink, cp Checkpoints, log *slog.Logger) *Mana
 		log:     log.With("component", "tailer"),
 		changed: make(chan struct{}, 1),
 		running: map[string]*collector{},
+		counts:  map[string]map[string]uint64{},
 	}
 }
 
@@ -145,7 +180,7 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		cctx, cancel := context.WithCancel(ctx)
-		c := &collector{m: m, src: s, cancel: cancel, done: make(chan struct{}), files: map[string]*reader{}}
+		c := &collector{m: m, src: s, cancel: cancel, done: make(chan struct{}), files: map[devIno]*reader{}}
 		m.running[name] = c
 		wg.Add(1)
 		go func() {
@@ -202,7 +237,7 @@ type collector struct {
 	done   chan struct{}
 
 	mu      sync.Mutex
-	files   map[string]*reader // by file identity
+	files   map[devIno]*reader // being read, by where they live
 	refused map[string]string  // path → reason
 }
 
@@ -230,40 +265,66 @@ func (c *collector) scan(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		for _, path := range matches {
-			fi, err := os.Stat(path)
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
+			if why := c.maybeStart(ctx, wg, path); why != "" {
+				refused[path] = why
 			}
-			id := FileID(fi)
-			c.mu.Lock()
-			_, busy := c.files[id]
-			c.mu.Unlock()
-			if busy {
-				continue
-			}
-			if c.m.cfg.Allowed != nil {
-				if err := c.m.cfg.Allowed(path); err != nil {
-					refused[path] = err.Error()
-					continue
-				}
-			}
-			r := c.newReader(path, id, fi.Size())
-			c.mu.Lock()
-			c.files[id] = r
-			c.mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r.run(ctx)
-				c.mu.Lock()
-				delete(c.files, id)
-				c.mu.Unlock()
-			}()
 		}
 	}
 	c.mu.Lock()
 	c.refused = refused
 	c.mu.Unlock()
+}
+
+// maybeStart starts a reader for path unless its file is already being
+// read or not ready. It returns why the file is refused, if it is.
+func (c *collector) maybeStart(ctx context.Context, wg *sync.WaitGroup, path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	di, ok := devInoOf(fi)
+	if !ok {
+		return "no device and inode on this platform"
+	}
+	c.mu.Lock()
+	_, busy := c.files[di]
+	c.mu.Unlock()
+	if busy {
+		return ""
+	}
+	if c.m.cfg.Allowed != nil {
+		if err := c.m.cfg.Allowed(path); err != nil {
+			return err.Error()
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	id, err := identify(f)
+	if err == nil && id.devIno != di {
+		err = errNotReady // replaced between stat and open; next scan
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, errNotReady) {
+			return ""
+		}
+		return err.Error()
+	}
+	r := c.newReader(path, f, id, fi.Size())
+	c.mu.Lock()
+	c.files[di] = r
+	c.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.run(ctx)
+		c.mu.Lock()
+		delete(c.files, di)
+		c.mu.Unlock()
+	}()
+	return ""
 }
 
 func (c *collector) status() []FileStatus {
@@ -277,13 +338,4 @@ func (c *collector) status() []FileStatus {
 		out = append(out, FileStatus{Source: c.src.Name, Path: path, LastError: why})
 	}
 	return out
-}
-
-// FileID identifies a file by device and inode, independent of its path.
-func FileID(fi os.FileInfo) string {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return fmt.Sprintf("%x-%x", uint64(st.Dev), st.Ino)
-	}
-	// Not reached on Linux; a path-less identity is still better than none.
-	return fmt.Sprintf("nostat-%s-%d", fi.Name(), fi.ModTime().UnixNano())
 }

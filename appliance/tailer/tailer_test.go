@@ -70,16 +70,29 @@ func (c *memCP) Set(id, path string, off int64) {
 	c.m[id] = off
 }
 
+func (c *memCP) Delete(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}
+
 func (c *memCP) get(id string) int64 {
 	o, _ := c.Offset(id)
 	return o
 }
 
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
 func startManager(t *testing.T, sink pipeline.Sink, cp Checkpoints, srcs ...pipeline.Source) (*Manager, func()) {
 	t.Helper()
-	m := New(Config{Host: "box1", ScanInterval: 50 * time.Millisecond, BatchWait: 10 * time.Millisecond},
-		sink, cp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := New(Config{Host: "box1", ScanInterval: 50 * time.Millisecond, RotateWait: 200 * time.Millisecond}, sink, cp, discard())
 	m.Apply(srcs)
+	return m, runManager(t, m)
+}
+
+// runManager runs m until the returned stop is called (or the test ends).
+func runManager(t *testing.T, m *Manager) func() {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -95,7 +108,7 @@ func startManager(t *testing.T, sink pipeline.Sink, cp Checkpoints, srcs ...pipe
 		}
 	}
 	t.Cleanup(func() { cancel() })
-	return m, stop
+	return stop
 }
 
 func appendFile(t *testing.T, path, s string) {
@@ -125,11 +138,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func fileID(t *testing.T, path string) string {
 	t.Helper()
-	fi, err := os.Stat(path)
+	id, err := FileID(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return FileID(fi)
+	return id
+}
+
+// cpKey is the checkpoint key of path under source s.
+func cpKey(t *testing.T, path string) string {
+	t.Helper()
+	return "s/" + fileID(t, path)
 }
 
 func TestReadsExistingThenFollows(t *testing.T) {
@@ -160,7 +179,7 @@ func TestReadsExistingThenFollows(t *testing.T) {
 			t.Errorf("record %d = %+v, want line %q at %d", i, r, w.line, w.off)
 		}
 	}
-	if off := cp.get(fileID(t, path)); off != 25 {
+	if off := cp.get(cpKey(t, path)); off != 25 {
 		t.Fatalf("checkpoint %d, want 25 (end of file)", off)
 	}
 }
@@ -173,11 +192,11 @@ func TestCheckpointOnlyAfterAck(t *testing.T) {
 	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}})
 	waitFor(t, "lines read", func() bool { return len(sink.lines()) == 2 })
 	time.Sleep(50 * time.Millisecond)
-	if _, ok := cp.Offset(fileID(t, path)); ok {
+	if _, ok := cp.Offset(cpKey(t, path)); ok {
 		t.Fatal("checkpoint written before the sink acked")
 	}
 	sink.release()
-	waitFor(t, "checkpoint after ack", func() bool { return cp.get(fileID(t, path)) == 8 })
+	waitFor(t, "checkpoint after ack", func() bool { return cp.get(cpKey(t, path)) == 8 })
 	stop()
 }
 
@@ -188,7 +207,7 @@ func TestResumeFromCheckpoint(t *testing.T) {
 	cp := &memCP{m: map[string]int64{}}
 	sink := &memSink{}
 	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}})
-	waitFor(t, "first run", func() bool { return cp.get(fileID(t, path)) == 8 })
+	waitFor(t, "first run", func() bool { return cp.get(cpKey(t, path)) == 8 })
 	stop()
 
 	appendFile(t, path, "three\n")
@@ -203,7 +222,7 @@ func TestResumeFromCheckpoint(t *testing.T) {
 	}
 
 	// A checkpoint beyond the end (file replaced while down) starts over.
-	cp.Set(fileID(t, path), path, 1<<20)
+	cp.Set(cpKey(t, path), path, 1<<20)
 	sink3 := &memSink{}
 	_, stop3 := startManager(t, sink3, cp, pipeline.Source{Name: "s", Paths: []string{path}})
 	waitFor(t, "re-read", func() bool { return len(sink3.lines()) == 3 })
