@@ -66,6 +66,16 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of topics logbox creates")
 	fs.StringVar(&c.KafkaGroup, "kafka-group", c.KafkaGroup, "consumer group of the indexers")
 	fs.Var(listFlag{&c.KafkaIndexTopics}, "kafka-index-topics", "extra topics to consume and index")
+	fs.StringVar(&c.KafkaPartitioner, "kafka-partitioner", c.KafkaPartitioner, "hash (one file stays in order in one partition) | random | roundrobin")
+	fs.IntVar(&c.KafkaMaxMessageBytes, "kafka-max-message-bytes", c.KafkaMaxMessageBytes, "largest event sent; longer lines are cut and flagged (match the broker's message.max.bytes)")
+	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", "", "PEM CA bundle to verify the brokers (turns TLS on)")
+	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", "", "PEM client certificate (with --kafka-tls-key)")
+	fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", "", "PEM client key")
+	fs.BoolVar(&c.KafkaTLSInsecure, "kafka-tls-insecure", false, "UNSAFE: use TLS without verifying the brokers' certificates")
+	fs.StringVar(&c.KafkaSASLMechanism, "kafka-sasl-mechanism", "", "PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (empty: no SASL)")
+	fs.StringVar(&c.KafkaSASLUser, "kafka-sasl-user", "", "SASL user")
+	var saslPasswordFile string
+	fs.StringVar(&saslPasswordFile, "kafka-sasl-password-file", "", "file holding the SASL password (or set env LOGBOX_KAFKA_SASL_PASSWORD)")
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often source globs are checked for new files")
 	fs.DurationVar(&c.RotateWait, "rotate-wait", c.RotateWait, "how long a rotated or deleted file is still read after its last write")
 	fs.DurationVar(&c.PartialLineIdle, "partial-line-idle", c.PartialLineIdle, "ship a last line without newline after this idle time (0: wait for the newline)")
@@ -140,6 +150,15 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if len(c.AllowPaths) == 0 {
 		c.AllowPaths = defaultAllow
+	}
+	// The password is never a flag, so it does not show in ps.
+	c.KafkaSASLPassword = os.Getenv("LOGBOX_KAFKA_SASL_PASSWORD")
+	if saslPasswordFile != "" {
+		b, err := os.ReadFile(saslPasswordFile)
+		if err != nil {
+			return rc, fmt.Errorf("--kafka-sasl-password-file: %w", err)
+		}
+		c.KafkaSASLPassword = strings.TrimSpace(string(b))
 	}
 	if err := rc.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return rc, fmt.Errorf("--log-level: %w", err)

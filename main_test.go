@@ -70,15 +70,30 @@ func buildBinary(t *testing.T) string {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
+	cmd     *exec.Cmd
+	url     string
+	done    chan error
+	running chan string
 }
 
 var runningRE = regexp.MustCompile(`msg="logbox running".* http=(http://[0-9.:]+)`)
 
 // startBinary runs the real binary and waits for its "running" log line.
 func startBinary(t *testing.T, bin, workdir string, args ...string) *proc {
+	t.Helper()
+	p := launchBinary(t, bin, workdir, args...)
+	select {
+	case p.url = <-p.running:
+	case err := <-p.done:
+		t.Fatalf("logbox exited before running: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("logbox not running after 60s")
+	}
+	return p
+}
+
+// launchBinary starts the real binary without waiting for it.
+func launchBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = workdir
@@ -89,14 +104,13 @@ func startBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	found := make(chan string, 1)
+	p := &proc{cmd: cmd, done: make(chan error, 1), running: make(chan string, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			if m := runningRE.FindStringSubmatch(line); m != nil {
-				found <- m[1]
+				p.running <- m[1]
 			}
 			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
 				t.Log(line)
@@ -109,13 +123,6 @@ func startBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 			_ = cmd.Process.Kill()
 		}
 	})
-	select {
-	case p.url = <-found:
-	case err := <-p.done:
-		t.Fatalf("logbox exited before running: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("logbox not running after 60s")
-	}
 	return p
 }
 

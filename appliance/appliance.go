@@ -5,6 +5,7 @@ package appliance
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -205,10 +206,19 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	var kafkaTLS *tls.Config
+	if !a.direct() {
+		if kafkaTLS, err = kafkaout.TLSConfig(cfg.KafkaTLSCA, cfg.KafkaTLSCert, cfg.KafkaTLSKey, cfg.KafkaTLSInsecure); err != nil {
+			return fmt.Errorf("kafka TLS: %w", err)
+		}
+	}
 	var consumerStage, sinkStage, tailStage, cpStage *stage
 	if a.indexes() && !a.direct() {
 		topics := append([]string{cfg.Topic}, cfg.KafkaIndexTopics...)
-		a.consumer = kafkain.New(kafkain.Config{Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup}, a.idx, a.log)
+		a.consumer = kafkain.New(kafkain.Config{
+			Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup, TLS: kafkaTLS,
+			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
+		}, a.idx, a.log)
 		consumerStage = a.start(g, "kafka consumer", watch("kafka consumer", a.consumer.Run))
 	}
 	if a.tails() {
@@ -217,11 +227,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			sink = a.idx
 			sinkStage = a.start(g, "index writer", watch("index writer", a.idx.Run))
 		} else {
-			a.producer = kafkaout.New(kafkaout.Config{
-				Brokers: cfg.Kafka, Topic: cfg.Topic, Acks: cfg.KafkaAcks,
-				Compression: cfg.KafkaCompression, Partitions: int32(cfg.KafkaPartitions),
-				DrainTimeout: cfg.ShutdownTimeout,
-			}, a.log)
+			a.producer = kafkaout.New(cfg.producerConfig(kafkaTLS), a.log)
 			sink = a.producer
 			sinkStage = a.start(g, "kafka producer", watch("kafka producer", a.producer.Run))
 		}

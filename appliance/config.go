@@ -1,12 +1,15 @@
 package appliance
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/logbox/logbox/appliance/kafkaout"
 )
 
 // Roles a process can take.
@@ -41,6 +44,16 @@ type Config struct {
 	KafkaGroup       string
 	// KafkaIndexTopics are consumed in addition to Topic.
 	KafkaIndexTopics []string
+	// KafkaPartitioner is hash (by host + path), random or roundrobin.
+	KafkaPartitioner     string
+	KafkaMaxMessageBytes int
+	KafkaTLSCA           string
+	KafkaTLSCert         string
+	KafkaTLSKey          string
+	KafkaTLSInsecure     bool
+	KafkaSASLMechanism   string
+	KafkaSASLUser        string
+	KafkaSASLPassword    string
 
 	// ScanInterval is how often source globs are re-expanded.
 	ScanInterval time.Duration
@@ -59,20 +72,22 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		DataDir:          "./logbox-data",
-		HTTPAddr:         "127.0.0.1:7070",
-		Role:             RoleAll,
-		Host:             host,
-		AllowPaths:       []string{"/var/log"},
-		EtcdListen:       "127.0.0.1:2379",
-		Topic:            "logbox",
-		KafkaAcks:        "all",
-		KafkaCompression: "none",
-		KafkaPartitions:  3,
-		KafkaGroup:       "logbox-indexer",
-		ScanInterval:     time.Second,
-		RotateWait:       2 * time.Second,
-		ShutdownTimeout:  5 * time.Second,
+		DataDir:              "./logbox-data",
+		HTTPAddr:             "127.0.0.1:7070",
+		Role:                 RoleAll,
+		Host:                 host,
+		AllowPaths:           []string{"/var/log"},
+		EtcdListen:           "127.0.0.1:2379",
+		Topic:                "logbox",
+		KafkaAcks:            "all",
+		KafkaCompression:     "none",
+		KafkaPartitions:      3,
+		KafkaGroup:           "logbox-indexer",
+		KafkaPartitioner:     "hash",
+		KafkaMaxMessageBytes: 1000000,
+		ScanInterval:         time.Second,
+		RotateWait:           2 * time.Second,
+		ShutdownTimeout:      5 * time.Second,
 	}
 }
 
@@ -113,10 +128,11 @@ func (c *Config) Validate() error {
 	if len(c.Kafka) > 0 && c.Topic == "" {
 		errs = append(errs, errors.New("--topic: must not be empty"))
 	}
-	switch c.KafkaAcks {
-	case "0", "1", "all", "-1":
-	default:
-		errs = append(errs, fmt.Errorf("--kafka-acks: %q is not one of 0, 1, all", c.KafkaAcks))
+	if len(c.Kafka) > 0 {
+		kc := c.producerConfig(nil)
+		if err := kc.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.ScanInterval <= 0 {
 		errs = append(errs, errors.New("--scan-interval: must be positive"))
@@ -128,4 +144,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--partial-line-idle: must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// producerConfig is the Kafka producer's part of the config.
+func (c *Config) producerConfig(tlsCfg *tls.Config) kafkaout.Config {
+	return kafkaout.Config{
+		Brokers: c.Kafka, Topic: c.Topic, Acks: c.KafkaAcks,
+		Compression: c.KafkaCompression, Partitions: int32(c.KafkaPartitions),
+		DrainTimeout: c.ShutdownTimeout, Partitioner: c.KafkaPartitioner,
+		MaxMessageBytes: c.KafkaMaxMessageBytes, TLS: tlsCfg,
+		SASLMechanism: c.KafkaSASLMechanism, SASLUser: c.KafkaSASLUser, SASLPassword: c.KafkaSASLPassword,
+	}
 }

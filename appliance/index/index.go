@@ -433,19 +433,33 @@ func hitFrom(h *search.DocumentMatch) pipeline.Hit {
 	return hit
 }
 
+// A cursor holds the sort values of the last hit. They are Bleve's encoded
+// terms (binary), so each is base64-encoded on its own before the list is.
 func encodeCursor(sort []string) string {
-	b, _ := json.Marshal(sort)
+	enc := make([]string, len(sort))
+	for i, v := range sort {
+		enc[i] = base64.RawURLEncoding.EncodeToString([]byte(v))
+	}
+	b, _ := json.Marshal(enc)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func decodeCursor(c string) ([]string, error) {
+	bad := errors.New("not a cursor from this server")
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
-		return nil, fmt.Errorf("not a cursor from this server: %w", err)
+		return nil, bad
 	}
 	var s []string
 	if err := json.Unmarshal(b, &s); err != nil || len(s) != 2 {
-		return nil, errors.New("not a cursor from this server")
+		return nil, bad
+	}
+	for i, v := range s {
+		raw, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil {
+			return nil, bad
+		}
+		s[i] = string(raw)
 	}
 	return s, nil
 }

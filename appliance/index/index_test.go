@@ -231,3 +231,45 @@ func TestFlagsAreSearchable(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorManyPages pages through thousands of lines with nanosecond
+// timestamps: every line exactly once, newest first.
+func TestCursorManyPages(t *testing.T) {
+	ctx := context.Background()
+	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
+	defer ix.Close()
+	base := time.Now().UTC()
+	var all []pipeline.Record
+	for i := 0; i < 30000; i++ {
+		all = append(all, pipeline.Record{TS: base.Add(time.Duration(i*7919) * time.Nanosecond), Host: "h", FileID: "f", Offset: int64(i), Line: fmt.Sprintf("line %d", i)})
+	}
+	// Many small batches make many segments, as a live index has.
+	for len(all) > 0 {
+		n := min(len(all), 997)
+		if err := ix.Index(ctx, all[:n]); err != nil {
+			t.Fatal(err)
+		}
+		all = all[n:]
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		res, err := ix.Search(ctx, pipeline.SearchRequest{Limit: 10000, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range res.Hits {
+			if seen[h.ID] {
+				t.Fatalf("page %d: %s again", pages, h.ID)
+			}
+			seen[h.ID] = true
+		}
+		if res.Cursor == "" || pages > 20 {
+			break
+		}
+		cursor = res.Cursor
+	}
+	if len(seen) != 30000 {
+		t.Fatalf("saw %d of 30000", len(seen))
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,21 @@ func newCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKey
 	write(base+".pem", "CERTIFICATE", der)
 	write(base+"-key.pem", "EC PRIVATE KEY", keyDER)
 	return cert, key
+}
+
+func TestValidateSASL(t *testing.T) {
+	ok := kafkain.Config{Brokers: []string{"127.0.0.1:9092"}, Topics: []string{"logbox"}}
+	for _, tc := range []struct{ mech, user, pass, want string }{
+		{"SCRAM-SHA-256", "u", "p", ""},
+		{"MD5", "u", "p", `kafka sasl mechanism: "MD5" is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512`},
+		{"PLAIN", "", "", "kafka sasl user: none given"},
+		{"", "u", "p", "kafka sasl mechanism: none given"},
+	} {
+		c := ok
+		c.SASLMechanism, c.SASLUser, c.SASLPassword = tc.mech, tc.user, tc.pass
+		err := c.Validate()
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%q, %q, %q) = %v, want %q", tc.mech, tc.user, tc.pass, err, tc.want)
+		}
+	}
 }

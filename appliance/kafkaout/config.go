@@ -48,7 +48,7 @@ type Config struct {
 	// MaxMessageBytes is the most bytes one message may take (default
 	// 1000000, Kafka's message.max.bytes; keep it at or below the
 	// broker's and the topic's limit). An event that would not fit has its
-	// line cut and "truncated": true set, and is counted in
+	// line cut and the "truncated" flag set, and is counted in
 	// ProducerStats.Truncated.
 	MaxMessageBytes int
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,31 +203,20 @@ func (p *Producer) message(r *pipeline.Record, t *tracker) *sarama.ProducerMessa
 	}
 }
 
-// truncatedEvent is an event whose line was cut: the Record's fields plus
-// "truncated": true.
-type truncatedEvent struct {
-	*pipeline.Record
-	Truncated bool `json:"truncated"`
-}
-
-// marshal encodes r as a logbox event, with the truncated marker if cut.
+// marshal encodes r as a logbox event; a cut line gets the "truncated" flag.
 func marshal(r *pipeline.Record, cut bool) []byte {
-	var v any = r
-	if cut {
-		v = truncatedEvent{Record: r, Truncated: true}
+	if cut && !slices.Contains(r.Flags, pipeline.FlagTruncated) {
+		c := *r
+		c.Flags = append(slices.Clip(r.Flags), pipeline.FlagTruncated)
+		r = &c
 	}
-	val, err := json.Marshal(v)
+	val, err := json.Marshal(r)
 	if err != nil {
 		// Only a timestamp outside years 0..9999 fails to encode; keep
 		// the line and stamp it with the time it was shipped.
 		c := *r
 		c.TS = time.Now().UTC()
-		if cut {
-			v = truncatedEvent{Record: &c, Truncated: true}
-		} else {
-			v = &c
-		}
-		val, err = json.Marshal(v)
+		val, err = json.Marshal(&c)
 		if err != nil {
 			panic(fmt.Sprintf("kafkaout: encode record: %v", err))
 		}

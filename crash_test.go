@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// rotatingWriter appends uniquely numbered lines to dir/app.log at a steady
+// rate and rotates it by rename (app.log → app.log.N) every rotateEvery lines.
+type rotatingWriter struct {
+	dir         string
+	rotateEvery int
+	mu          sync.Mutex
+	written     int
+	stop        chan struct{}
+	done        chan struct{}
+}
+
+func (w *rotatingWriter) run(t *testing.T) {
+	defer close(w.done)
+	path := filepath.Join(w.dir, "app.log")
+	gen := 0
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer func() { f.Close() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		var b []byte
+		for i := 0; i < 20; i++ {
+			b = fmt.Appendf(b, "2026-11-25T10:00:00Z INFO crashline tok%07d user=%d path=/api/v1/orders/%d\n", w.written, w.written%97, w.written)
+			w.written++
+		}
+		if _, err := f.Write(b); err != nil {
+			t.Error(err)
+		}
+		rotate := w.written%w.rotateEvery == 0
+		w.mu.Unlock()
+		if rotate {
+			gen++
+			if err := os.Rename(path, fmt.Sprintf("%s.%d", path, gen)); err != nil {
+				t.Error(err)
+				return
+			}
+			// Like a real writer, a few lines still go to the old file.
+			w.mu.Lock()
+			var tail []byte
+			for i := 0; i < 5; i++ {
+				tail = fmt.Appendf(tail, "2026-11-25T10:00:00Z INFO crashline tok%07d late write after rotation\n", w.written)
+				w.written++
+			}
+			_, _ = f.Write(tail)
+			w.mu.Unlock()
+			f.Close()
+			if f, err = os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+}
+
+var crashTok = regexp.MustCompile(`tok(\d{7})`)
+
+// allTokens pages through every hit of q and counts each token.
+func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
+	t.Helper()
+	seen := map[int]int{}
+	var total uint64
+	cursor := ""
+	for page := 0; page < 1000; page++ {
+		u := base + "/api/search?limit=10000&q=" + url.QueryEscape(q)
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Total  uint64 `json:"total"`
+			Cursor string `json:"cursor"`
+			Hits   []struct {
+				Line string `json:"line"`
+			} `json:"hits"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page == 0 {
+			total = res.Total
+		}
+		for _, h := range res.Hits {
+			m := crashTok.FindStringSubmatch(h.Line)
+			if m == nil {
+				t.Fatalf("line without token: %q", h.Line)
+			}
+			n, _ := strconv.Atoi(m[1])
+			seen[n]++
+		}
+		if res.Cursor == "" {
+			break
+		}
+		cursor = res.Cursor
+	}
+	return seen, total
+}
+
+// TestCrashKill9 runs the real binary under sustained writes with rotation,
+// kills it with SIGKILL at random moments (during start-up too) a dozen
+// times, restarts it each time, and then finds every written line in the
+// index exactly once.
+func TestCrashKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the binary many times")
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	logs := filepath.Join(work, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	w := &rotatingWriter{dir: logs, rotateEvery: 1500, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run(t)
+	args := []string{"--collect", "logs/app.log*", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0",
+		"--host", "crashbox", "--rotate-wait", "300ms", "--scan-interval", "200ms"}
+
+	const kills = 12
+	for i := 0; i < kills; i++ {
+		p := launchBinary(t, bin, work, args...)
+		time.Sleep(time.Duration(100+rng.IntN(1900)) * time.Millisecond)
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+	}
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	written := w.written
+	w.mu.Unlock()
+	t.Logf("%d lines written across %d rotations, %d kills", written, written/w.rotateEvery, kills)
+
+	p := startBinary(t, bin, work, args...)
+	deadline := time.Now().Add(90 * time.Second)
+	var total uint64
+	for time.Now().Before(deadline) {
+		if _, total = allTokensTotal(t, p.url); total >= uint64(written) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	seen, total := allTokens(t, p.url, "crashline")
+	missing, doubled := 0, 0
+	for i := 0; i < written; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			missing++
+			if missing <= 5 {
+				t.Errorf("token %d missing", i)
+			}
+		case n > 1:
+			doubled++
+			if doubled <= 5 {
+				t.Errorf("token %d found %d times", i, n)
+			}
+		}
+	}
+	if doubled > 0 {
+		for tok, n := range seen {
+			if n > 1 {
+				resp, err := http.Get(p.url + "/api/search?limit=3&q=" + url.QueryEscape(fmt.Sprintf("tok%07d", tok)))
+				if err == nil {
+					var b strings.Builder
+					_, _ = io.Copy(&b, resp.Body)
+					resp.Body.Close()
+					t.Logf("a doubled token: %s", b.String())
+				}
+				break
+			}
+		}
+	}
+	if missing > 0 || doubled > 0 || total != uint64(written) {
+		t.Fatalf("%d written, %d indexed: %d missing, %d doubled", written, total, missing, doubled)
+	}
+}
+
+func allTokensTotal(t *testing.T, base string) (struct{}, uint64) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/search?limit=1&q=crashline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Total uint64 `json:"total"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	return struct{}{}, res.Total
+}
