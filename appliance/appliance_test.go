@@ -144,10 +144,37 @@ func (r *running) search(q string) pipeline.SearchResult {
 // waitTotal polls until q matches want lines, or fails after a bound.
 func (r *running) waitTotal(q string, want int) {
 	r.t.Helper()
+	r.waitTotalWithin(q, want, 30*time.Second)
+}
+
+// waitAtLeast polls until q matches at least n lines.
+func (r *running) waitAtLeast(q string, n int) {
+	r.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	for r.searchTotal(q) < uint64(n) {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("query %q: fewer than %d hits after 30s", q, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *running) searchTotal(q string) uint64 {
+	r.t.Helper()
+	var res pipeline.SearchResult
+	if code := r.call("GET", "/api/search?limit=1&q="+url.QueryEscape(q), nil, &res); code != 200 {
+		r.t.Fatalf("search %q: status %d", q, code)
+	}
+	return res.Total
+}
+
+// waitTotalWithin polls until q matches want lines, or fails after d.
+func (r *running) waitTotalWithin(q string, want int, d time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(d)
 	var got uint64
 	for time.Now().Before(deadline) {
-		if got = r.search(q).Total; got == uint64(want) {
+		if got = r.searchTotal(q); got == uint64(want) {
 			return
 		}
 		if got > uint64(want) {
@@ -160,23 +187,42 @@ func (r *running) waitTotal(q string, want int) {
 
 var tokRE = regexp.MustCompile(`tok[a-z]+\d+`)
 
-// checkExactlyOnce asserts every token in want is found once and nothing else.
+// checkExactlyOnce asserts every token in want is found once and nothing
+// else, paging through all hits of q.
 func (r *running) checkExactlyOnce(q string, want map[string]bool) {
 	r.t.Helper()
-	res := r.search(q)
 	seen := map[string]int{}
-	for _, h := range res.Hits {
-		seen[tokRE.FindString(h.Line)]++
+	cursor := ""
+	for page := 0; page < 1000; page++ {
+		var res pipeline.SearchResult
+		path := "/api/search?limit=10000&q=" + url.QueryEscape(q) + "&cursor=" + url.QueryEscape(cursor)
+		if code := r.call("GET", path, nil, &res); code != 200 {
+			r.t.Fatalf("search %q: status %d", q, code)
+		}
+		for _, h := range res.Hits {
+			seen[tokRE.FindString(h.Line)]++
+		}
+		if cursor = res.Cursor; cursor == "" {
+			break
+		}
 	}
+	bad := 0
 	for tok := range want {
 		if seen[tok] != 1 {
-			r.t.Errorf("token %s found %d times, want once", tok, seen[tok])
+			if bad++; bad <= 10 {
+				r.t.Errorf("token %s found %d times, want once", tok, seen[tok])
+			}
 		}
 	}
 	for tok, n := range seen {
 		if !want[tok] {
-			r.t.Errorf("unexpected token %q (%d times)", tok, n)
+			if bad++; bad <= 10 {
+				r.t.Errorf("unexpected token %q (%d times)", tok, n)
+			}
 		}
+	}
+	if bad > 0 {
+		r.t.Fatalf("%d tokens wrong of %d", bad, len(want))
 	}
 }
 
@@ -362,4 +408,40 @@ func TestExternalEtcd(t *testing.T) {
 	appendLines(t, filepath.Join(logs, "a.log"), "e", 50, 10, want)
 	app.waitTotal("e2e", 60)
 	app.checkExactlyOnce("e2e", want)
+}
+
+// TestUndeliveredInStatus: lines not delivered exactly as written are
+// flagged in the index and counted per source and reason in /api/status.
+func TestUndeliveredInStatus(t *testing.T) {
+	root := t.TempDir()
+	cfg := testConfig(t, filepath.Join(root, "data"), root)
+	app := start(t, cfg)
+	logs := filepath.Join(root, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "ok line e2e\n" + strings.Repeat("long ", 100) + "e2e\n" + "bad \xff\xfe e2e\n" + "nul\x00 e2e\n"
+	if err := os.WriteFile(filepath.Join(logs, "a.log"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]any{"name": "small", "paths": []string{logs + "/*.log"}, "max_line_bytes": 100}
+	if code := app.call("POST", "/api/sources", src, nil); code != 201 {
+		t.Fatalf("add source: %d", code)
+	}
+	app.waitTotal("flags:truncated flags:invalid_utf8 flags:nul_removed", 3)
+	var st Status
+	app.call("GET", "/api/status", nil, &st)
+	got := st.Undelivered["small"]
+	if got["truncated"] != 1 || got["invalid_utf8"] != 1 || got["nul_removed"] != 1 {
+		t.Fatalf("undelivered counts: %v", st.Undelivered)
+	}
+	if res := app.search("flags:truncated"); res.Total != 1 || len(res.Hits[0].Line) != 100 {
+		t.Fatalf("truncated line: %+v", res)
+	}
+	// Bad multiline settings are refused with the field named.
+	var e struct{ Error string }
+	bad := map[string]any{"name": "ml", "paths": []string{logs + "/*.log"}, "multiline": map[string]any{"pattern": "(("}}
+	if code := app.call("POST", "/api/sources", bad, &e); code != 400 || !strings.HasPrefix(e.Error, "multiline.pattern:") {
+		t.Fatalf("bad multiline: %d %q", code, e.Error)
+	}
 }
