@@ -98,7 +98,7 @@ func TestBrokerOutage(t *testing.T) {
 	app := start(t, cfg)
 
 	path := filepath.Join(logs, "app.log")
-	w := startWriter(t, path, 3000)
+	w := startWriter(t, path, 1500)
 	app.waitAtLeast("e2e", 1000)
 
 	k.Stop()
