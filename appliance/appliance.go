@@ -25,6 +25,7 @@ import (
 	"github.com/logbox/logbox/appliance/checkpoint"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/kafkaauth"
 	"github.com/logbox/logbox/appliance/kafkain"
 	"github.com/logbox/logbox/appliance/kafkaout"
 	"github.com/logbox/logbox/appliance/pathpolicy"
@@ -208,7 +209,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 
 	var kafkaTLS *tls.Config
 	if !a.direct() {
-		if kafkaTLS, err = kafkaout.TLSConfig(cfg.KafkaTLSCA, cfg.KafkaTLSCert, cfg.KafkaTLSKey, cfg.KafkaTLSInsecure); err != nil {
+		if kafkaTLS, err = kafkaauth.TLSConfig(cfg.KafkaTLSCA, cfg.KafkaTLSCert, cfg.KafkaTLSKey, cfg.KafkaTLSInsecure); err != nil {
 			return fmt.Errorf("kafka TLS: %w", err)
 		}
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/logbox/logbox/appliance/kafkaauth"
+
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -92,7 +94,7 @@ func (c Config) Validate() error {
 	if c.FlushInterval < 0 {
 		errs = append(errs, fmt.Errorf("kafka flush interval: %v is negative", c.FlushInterval))
 	}
-	errs = append(errs, validateSASL(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
+	errs = append(errs, kafkaauth.Validate(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
 	return errors.Join(errs...)
 }
 
@@ -178,7 +180,7 @@ func (c *Consumer) Stats() ConsumerStats {
 
 func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
-	if err := applySecurity(sc, c.cfg.TLS, c.cfg.SASLMechanism, c.cfg.SASLUser, c.cfg.SASLPassword); err != nil {
+	if err := kafkaauth.Apply(sc, c.cfg.TLS, c.cfg.SASLMechanism, c.cfg.SASLUser, c.cfg.SASLPassword); err != nil {
 		return nil, err
 	}
 	sc.Version = sarama.V2_8_0_0

@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/logbox/logbox/appliance/kafkaauth"
 	"github.com/logbox/logbox/appliance/kafkain"
 	"github.com/logbox/logbox/appliance/kafkaout"
 	"github.com/logbox/logbox/appliance/kafkatest"
@@ -132,7 +133,7 @@ func TestTLS(t *testing.T) {
 	if cluster.External() {
 		t.Skip("needs the in-process kfake cluster with TLS")
 	}
-	tc, err := kafkaout.TLSConfig(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"), false)
+	tc, err := kafkaauth.TLSConfig(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"), false)
 	if err != nil {
 		t.Fatalf("TLSConfig: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/logbox/logbox/appliance/kafkaauth"
 )
 
 // Config configures the Producer. Zero values mean the documented default.
@@ -124,7 +126,7 @@ func (c Config) Validate() error {
 	if _, err := partitioner(c.withDefaults().Partitioner); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, validateSASL(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
+	errs = append(errs, kafkaauth.Validate(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
 	if m := c.MaxMessageBytes; m != 0 && (m < minMaxMessageBytes || m >= int(sarama.MaxRequestSize)) {
 		errs = append(errs, fmt.Errorf("kafka max message bytes: %d is not between %d and %d", m, minMaxMessageBytes, sarama.MaxRequestSize-1))
 	}
@@ -204,7 +206,7 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 		return nil, err
 	}
 	sc := sarama.NewConfig()
-	if err := applySecurity(sc, c.TLS, c.SASLMechanism, c.SASLUser, c.SASLPassword); err != nil {
+	if err := kafkaauth.Apply(sc, c.TLS, c.SASLMechanism, c.SASLUser, c.SASLPassword); err != nil {
 		return nil, err
 	}
 	// 2.8 is sarama's fully covered protocol level; every broker from 2.8

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/logbox/logbox/appliance/kafkaauth"
 	"github.com/logbox/logbox/appliance/kafkaout"
 	"github.com/logbox/logbox/appliance/kafkatest"
 	"github.com/logbox/logbox/appliance/pipeline"
@@ -206,7 +207,7 @@ func TestValidateOptions(t *testing.T) {
 }
 
 func TestTLSConfigFiles(t *testing.T) {
-	tc, err := kafkaout.TLSConfig("", "", "", false)
+	tc, err := kafkaauth.TLSConfig("", "", "", false)
 	if tc != nil || err != nil {
 		t.Errorf("TLSConfig of nothing = %v, %v; want nil, nil", tc, err)
 	}
@@ -222,11 +223,11 @@ func TestTLSConfigFiles(t *testing.T) {
 		{"", "", notPEM, "needs its cert file"},
 		{"", notPEM, notPEM, "kafka tls client certificate"},
 	} {
-		if _, err := kafkaout.TLSConfig(tc.ca, tc.cert, tc.key, false); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := kafkaauth.TLSConfig(tc.ca, tc.cert, tc.key, false); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("TLSConfig(%q, %q, %q): %v, want an error containing %q", tc.ca, tc.cert, tc.key, err, tc.want)
 		}
 	}
-	if tc, err := kafkaout.TLSConfig("", "", "", true); err != nil || tc == nil || !tc.InsecureSkipVerify {
+	if tc, err := kafkaauth.TLSConfig("", "", "", true); err != nil || tc == nil || !tc.InsecureSkipVerify {
 		t.Errorf("TLSConfig(insecure) = %v, %v", tc, err)
 	}
 }

@@ -1,4 +1,8 @@
-package kafkaout
+// Package kafkaauth holds the connection security that the Kafka producer
+// and consumer share: TLS from PEM files, and SASL PLAIN or SCRAM applied to
+// a sarama config. It is the one place both Kafka roles import, so their
+// settings cannot drift apart.
+package kafkaauth
 
 import (
 	"crypto/tls"
@@ -63,8 +67,8 @@ func saslMechanism(name string) (sarama.SASLMechanism, error) {
 	return "", fmt.Errorf("kafka sasl mechanism: %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", name)
 }
 
-// validateSASL checks the SASL settings together.
-func validateSASL(mechanism, user, password string) []error {
+// Validate checks the SASL settings together.
+func Validate(mechanism, user, password string) []error {
 	var errs []error
 	m, err := saslMechanism(mechanism)
 	if err != nil {
@@ -81,8 +85,8 @@ func validateSASL(mechanism, user, password string) []error {
 	return errs
 }
 
-// applySecurity sets sc's TLS and SASL settings.
-func applySecurity(sc *sarama.Config, tc *tls.Config, mechanism, user, password string) error {
+// Apply sets sc's TLS and SASL settings.
+func Apply(sc *sarama.Config, tc *tls.Config, mechanism, user, password string) error {
 	if tc != nil {
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = tc

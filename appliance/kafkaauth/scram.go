@@ -1,4 +1,4 @@
-package kafkaout
+package kafkaauth
 
 import (
 	"crypto/sha256"
