@@ -187,8 +187,12 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
 	}
 	a.addr = ln.Addr().String()
+	met := newMetrics(a)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", met.handler())
+	mux.Handle("/", httpapi.New(a.httpDeps(store), a.log))
 	srv := &http.Server{
-		Handler:           httpapi.New(a.httpDeps(store), a.log),
+		Handler:           met.instrument(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 

@@ -445,3 +445,46 @@ func TestUndeliveredInStatus(t *testing.T) {
 		t.Fatalf("bad multiline: %d %q", code, e.Error)
 	}
 }
+
+// TestMetrics: /metrics serves the pipeline's counters in Prometheus text
+// format, with values that match what happened.
+func TestMetrics(t *testing.T) {
+	root := t.TempDir()
+	logs := filepath.Join(root, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	appendLines(t, filepath.Join(logs, "a.log"), "m", 0, 120, want)
+	cfg := testConfig(t, filepath.Join(root, "data"), root)
+	cfg.Collect = []string{filepath.Join(logs, "*.log")}
+	app := start(t, cfg)
+	app.waitTotal("e2e", 120)
+	app.search("e2e") // one API request to be timed
+
+	resp, err := http.Get(app.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	text := string(b)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, re := range []string{
+		`logbox_source_lines_read_total\{source="logs-log-[0-9a-f]+"\} 120`,
+		`logbox_source_lines_acked_total\{source="logs-log-[0-9a-f]+"\} 120`,
+		`logbox_source_bytes_read_total\{source="logs-log-[0-9a-f]+"\} [0-9.e+]+`,
+		`logbox_source_open_files\{source="logs-log-[0-9a-f]+"\} 1`,
+		`logbox_source_lag_bytes\{source="logs-log-[0-9a-f]+"\} 0`,
+		`logbox_index_documents 120`,
+		`logbox_etcd_up 1`,
+		`logbox_http_request_duration_seconds_count\{code="200",route="/api/search"\} [1-9]`,
+		`go_goroutines [0-9]+`,
+	} {
+		if !regexp.MustCompile(`(?m)^` + re + `$`).MatchString(text) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/logbox/logbox/appliance/pipeline"
@@ -69,6 +70,13 @@ type Producer struct {
 	sent, acked, errs, retries   atomic.Uint64
 	truncated, tooLarge, dropped atomic.Uint64
 	inFlight                     atomic.Int64
+	// latency is from Publish to the ack of a batch's last message.
+	latency prometheus.Histogram
+}
+
+// Collectors are the producer's Prometheus metrics beyond Stats.
+func (p *Producer) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{p.latency}
 }
 
 // messageOverhead is what a one-message record batch adds to the key and
@@ -98,11 +106,14 @@ type tracker struct {
 	batch     *pipeline.Batch
 	remaining atomic.Int64
 	aborted   atomic.Bool
+	published time.Time
+	latency   prometheus.Histogram
 }
 
 // done records one acked message and acks the batch with its last one.
 func (t *tracker) done() {
 	if t.remaining.Add(-1) == 0 && !t.aborted.Load() {
+		t.latency.Observe(time.Since(t.published).Seconds())
 		t.batch.Ack()
 	}
 }
@@ -128,6 +139,11 @@ func New(cfg Config, log *slog.Logger) *Producer {
 		sem:       semaphore.NewWeighted(int64(cfg.MaxInFlight)),
 		in:        make(chan *sarama.ProducerMessage, 4096),
 		retryWake: make(chan struct{}, 1),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "logbox_kafka_produce_batch_latency_seconds",
+			Help:    "Time from handing a batch to the producer until Kafka acked all of it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
 	}
 }
 
@@ -155,7 +171,7 @@ func (p *Producer) Publish(ctx context.Context, b *pipeline.Batch) error {
 		b.Ack()
 		return nil
 	}
-	t := &tracker{batch: b}
+	t := &tracker{batch: b, published: time.Now(), latency: p.latency}
 	t.remaining.Store(int64(n))
 	for start := 0; start < n; start += p.cfg.MaxInFlight {
 		chunk := b.Records[start:min(start+p.cfg.MaxInFlight, n)]

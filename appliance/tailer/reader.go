@@ -38,6 +38,7 @@ type reader struct {
 	fileID  string
 	key     string // checkpoint key
 	started time.Time
+	tot     *sourceTotals
 
 	read       atomic.Int64 // offset after the last byte read
 	linesRead  atomic.Uint64
@@ -62,6 +63,7 @@ type inflight struct {
 func (c *collector) newReader(path string, f *os.File, id identity, size int64) *reader {
 	r := &reader{c: c, path: path, f: f, id: id, fileID: id.String(), started: time.Now(), rateAt: time.Now()}
 	r.key = c.src.Name + "/" + r.fileID
+	r.tot = c.m.sourceTotals(c.src.Name)
 	if off, ok := c.m.cp.Offset(r.key); ok {
 		if off > size {
 			// Shorter than what was acked: replaced or truncated while we
@@ -147,6 +149,7 @@ func (r *reader) run(ctx context.Context) exit {
 	onLine := func(l rawLine) {
 		text, flags := sanitize(l)
 		r.linesRead.Add(1)
+		r.tot.linesRead.Add(1)
 		if jn != nil {
 			jn.push(text, l.start, l.end, flags, emitEvent)
 		} else {
@@ -194,6 +197,7 @@ func (r *reader) run(ctx context.Context) exit {
 			sp.feed(buf[:n], func(l rawLine) { lastLine = time.Now(); onLine(l) })
 			pos += int64(n)
 			r.read.Store(pos)
+			r.tot.bytesRead.Add(uint64(n))
 			lastData = time.Now()
 			backoff = minBackoff
 			if len(batch) >= cfg.BatchLines && !publish() {
@@ -328,6 +332,7 @@ func (r *reader) ack(p *inflight) {
 	defer r.mu.Unlock()
 	p.done = true
 	r.linesAcked.Add(uint64(p.lines))
+	r.tot.linesAcked.Add(uint64(p.lines))
 	advanced := false
 	for len(r.pending) > 0 && r.pending[0].done {
 		r.committed = r.pending[0].end

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logbox/logbox/appliance/pipeline"
@@ -82,6 +83,39 @@ type Manager struct {
 
 	countMu sync.Mutex
 	counts  map[string]map[string]uint64 // source → reason → lines
+	totals  map[string]*sourceTotals
+}
+
+type sourceTotals struct{ linesRead, linesAcked, bytesRead atomic.Uint64 }
+
+// SourceTotals are monotonic counters of one source since start.
+type SourceTotals struct {
+	LinesRead  uint64 `json:"lines_read"`
+	LinesAcked uint64 `json:"lines_acked"`
+	BytesRead  uint64 `json:"bytes_read"`
+}
+
+func (m *Manager) sourceTotals(source string) *sourceTotals {
+	m.countMu.Lock()
+	defer m.countMu.Unlock()
+	t := m.totals[source]
+	if t == nil {
+		t = &sourceTotals{}
+		m.totals[source] = t
+	}
+	return t
+}
+
+// Totals returns lines read, lines acked and bytes read per source since
+// start (files that came and went included).
+func (m *Manager) Totals() map[string]SourceTotals {
+	m.countMu.Lock()
+	defer m.countMu.Unlock()
+	out := make(map[string]SourceTotals, len(m.totals))
+	for s, t := range m.totals {
+		out[s] = SourceTotals{LinesRead: t.linesRead.Load(), LinesAcked: t.linesAcked.Load(), BytesRead: t.bytesRead.Load()}
+	}
+	return out
 }
 
 // count records a line not delivered exactly as written (or a file event
@@ -121,6 +155,7 @@ func New(cfg Config, sink pipeline.Sink, cp Checkpoints, log *slog.Logger) *Mana
 		changed: make(chan struct{}, 1),
 		running: map[string]*collector{},
 		counts:  map[string]map[string]uint64{},
+		totals:  map[string]*sourceTotals{},
 	}
 }
 

@@ -1,0 +1,190 @@
+package appliance
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics exposes the components' counters in Prometheus form. Values are
+// read from each component's Stats when scraped, so the hot paths keep
+// their plain atomics.
+type metrics struct {
+	a    *Appliance
+	reg  *prometheus.Registry
+	http *prometheus.HistogramVec
+
+	linesRead, linesAcked, bytesRead, undelivered, lagBytes, openFiles    *prometheus.Desc
+	prodSent, prodAcked, prodErrors, prodRetries, prodInFlight, prodTrunc *prometheus.Desc
+	consConsumed, consIndexed, consCommits, consLag                       *prometheus.Desc
+	idxDocs, idxWritten, idxBatches, idxQueued                            *prometheus.Desc
+	etcdUp                                                                *prometheus.Desc
+}
+
+func newMetrics(a *Appliance) *metrics {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("logbox_"+name, help, labels, nil)
+	}
+	m := &metrics{
+		a:   a,
+		reg: prometheus.NewRegistry(),
+		http: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "logbox_http_request_duration_seconds",
+			Help:    "HTTP request latency by route group and status code.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12),
+		}, []string{"route", "code"}),
+		linesRead:    d("source_lines_read_total", "Lines (or multiline events) read, per source.", "source"),
+		linesAcked:   d("source_lines_acked_total", "Lines acked downstream (Kafka or index), per source.", "source"),
+		bytesRead:    d("source_bytes_read_total", "Bytes read from files, per source.", "source"),
+		undelivered:  d("source_lines_undelivered_total", "Lines not delivered exactly as written, per source and reason.", "source", "reason"),
+		lagBytes:     d("source_lag_bytes", "Bytes written to files but not yet acked, per source.", "source"),
+		openFiles:    d("source_open_files", "Files being followed, per source.", "source"),
+		prodSent:     d("kafka_produce_sent_total", "Messages handed to the Kafka producer, re-sends included."),
+		prodAcked:    d("kafka_produce_acked_total", "Messages acknowledged by Kafka."),
+		prodErrors:   d("kafka_produce_errors_total", "Messages that failed after the client's own retries."),
+		prodRetries:  d("kafka_produce_retries_total", "Re-sends of failed messages."),
+		prodInFlight: d("kafka_produce_in_flight", "Records published but not yet acked."),
+		prodTrunc:    d("kafka_produce_truncated_total", "Events whose line was cut to fit the message size limit."),
+		consConsumed: d("kafka_consume_messages_total", "Messages consumed."),
+		consIndexed:  d("kafka_consume_indexed_total", "Consumed records written to the index."),
+		consCommits:  d("kafka_consume_commits_total", "Offset commits of durable batches."),
+		consLag:      d("kafka_consumer_lag", "Messages behind the high-water mark, per claimed partition.", "topic", "partition"),
+		idxDocs:      d("index_documents", "Distinct lines held by the index."),
+		idxWritten:   d("index_documents_written_total", "Documents written (replays included)."),
+		idxBatches:   d("index_batches_total", "Index batches written."),
+		idxQueued:    d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
+		etcdUp:       d("etcd_up", "1 if the settings store answered the last scrape."),
+	}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
+	return m
+}
+
+// Describe is part of prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(m, ch)
+}
+
+// Collect is part of prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	a := m.a
+	if a.tail != nil {
+		for src, t := range a.tail.Totals() {
+			counter(m.linesRead, t.LinesRead, src)
+			counter(m.linesAcked, t.LinesAcked, src)
+			counter(m.bytesRead, t.BytesRead, src)
+		}
+		for src, reasons := range a.tail.Undelivered() {
+			for reason, n := range reasons {
+				counter(m.undelivered, n, src, reason)
+			}
+		}
+		lag, open := map[string]float64{}, map[string]float64{}
+		for _, f := range a.tail.Status() {
+			if f.FileID == "" {
+				continue // refused, not open
+			}
+			lag[f.Source] += float64(f.LagBytes)
+			open[f.Source]++
+		}
+		for src, v := range lag {
+			gauge(m.lagBytes, v, src)
+			gauge(m.openFiles, open[src], src)
+		}
+	}
+	if a.producer != nil {
+		s := a.producer.Stats()
+		counter(m.prodSent, s.Sent)
+		counter(m.prodAcked, s.Acked)
+		counter(m.prodErrors, s.Errors)
+		counter(m.prodRetries, s.Retries)
+		gauge(m.prodInFlight, float64(s.InFlight))
+		counter(m.prodTrunc, s.Truncated)
+		for _, c := range a.producer.Collectors() {
+			c.Collect(ch)
+		}
+	}
+	if a.consumer != nil {
+		s := a.consumer.Stats()
+		counter(m.consConsumed, s.Consumed)
+		counter(m.consIndexed, s.Indexed)
+		counter(m.consCommits, s.Commits)
+		for _, l := range s.Lag {
+			gauge(m.consLag, float64(l.Lag), l.Topic, strconv.Itoa(int(l.Partition)))
+		}
+	}
+	if a.idx != nil {
+		s := a.idx.Stats()
+		gauge(m.idxDocs, float64(s.Docs))
+		counter(m.idxWritten, s.DocsWritten)
+		counter(m.idxBatches, s.BatchesWritten)
+		gauge(m.idxQueued, float64(s.Queued))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	up := 0.0
+	if a.readiness(ctx) == nil {
+		up = 1
+	}
+	gauge(m.etcdUp, up)
+}
+
+// handler serves /metrics.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// instrument records the latency of every request, by route group (the
+// first two path segments, so the label set stays small) and status code.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		m.http.WithLabelValues(routeGroup(r.URL.Path), strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+func routeGroup(path string) string {
+	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 3)
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		return "/api/" + parts[1]
+	case parts[0] == "healthz", parts[0] == "readyz", parts[0] == "metrics":
+		return "/" + parts[0]
+	default:
+		return "/ui"
+	}
+}
+
+// statusWriter remembers the status code; it passes Flush through so
+// Server-Sent Events keep streaming.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
