@@ -20,6 +20,7 @@ import (
 // client talks to a running logbox over its HTTP API.
 type client struct {
 	server string
+	token  string
 	http   *http.Client
 }
 
@@ -30,6 +31,9 @@ func clientFlags(fs *flag.FlagSet) *client {
 		def = "http://127.0.0.1:7070"
 	}
 	fs.StringVar(&c.server, "server", def, "URL of a running logbox (env LOGBOX_SERVER)")
+	// Credentials come from env only, so they do not show in ps:
+	// LOGBOX_TOKEN (bearer), or LOGBOX_USER and LOGBOX_PASSWORD (basic).
+	c.token = os.Getenv("LOGBOX_TOKEN")
 	return c
 }
 
@@ -50,6 +54,11 @@ func (c *client) do(method, path string, body any, out any) error {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	} else if u := os.Getenv("LOGBOX_USER"); u != "" {
+		req.SetBasicAuth(u, os.Getenv("LOGBOX_PASSWORD"))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -96,6 +105,7 @@ func sourcesCmd(args []string, stdout, stderr io.Writer) error {
   logbox sources rm NAME
 
 Flag shared by every subcommand: --server URL (env LOGBOX_SERVER).
+Credentials: env LOGBOX_TOKEN, or LOGBOX_USER and LOGBOX_PASSWORD.
 `)
 	}
 	if len(args) == 0 {

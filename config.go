@@ -81,6 +81,9 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.PartialLineIdle, "partial-line-idle", c.PartialLineIdle, "ship a last line without newline after this idle time (0: wait for the newline)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")
 	fs.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")
+	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file of bearer tokens, one per line; turns authentication on")
+	fs.StringVar(&c.AuthHtpasswd, "auth-htpasswd", "", "bcrypt htpasswd file (htpasswd -B) for basic auth; turns authentication on")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "UNSAFE: serve a non-loopback --http address without authentication")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: logbox [run] [flags]\n\nEvery flag can also be set as env LOGBOX_<NAME> (e.g. LOGBOX_KAFKA_ACKS)\nor as a key in the --config YAML file; flag > env > file > default.\n\n")
 		fs.PrintDefaults()

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -77,12 +78,41 @@ func runAppliance(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	level := new(slog.LevelVar)
+	level.Set(cfg.logLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	a, err := newAppliance(cfg.Config, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the config file (and env and flags): log level,
+	// credentials and --collect apply at once; the rest needs a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			next, err := loadRunConfig(args, io.Discard)
+			if err == nil {
+				var restart []string
+				if restart, err = a.Reload(ctx, next.Config); err == nil {
+					level.Set(next.logLevel)
+					log.Info("configuration reloaded", "component", "main")
+					if len(restart) > 0 {
+						log.Warn("some changed settings apply only after a restart", "component", "main", "settings", strings.Join(restart, ","))
+					}
+					continue
+				}
+			}
+			log.Warn("configuration reload failed; the running configuration stays; fix the file and send SIGHUP again", "component", "main", "err", err)
+		}
+	}()
 	return a.Run(ctx)
 }

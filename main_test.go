@@ -256,3 +256,70 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("version: %v %s", err, out)
 	}
 }
+
+// TestBinaryAuth: with a token file every request needs the token (the CLI
+// reads it from LOGBOX_TOKEN), SIGHUP re-reads the file, and a non-loopback
+// --http without auth refuses to start.
+func TestBinaryAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	tokFile := filepath.Join(work, "tokens")
+	tok1, tok2 := strings.Repeat("a1", 16), strings.Repeat("b2", 16)
+	if err := os.WriteFile(tokFile, []byte(tok1+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startBinary(t, bin, work, "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--auth-token-file", tokFile)
+	get := func(tok string) int {
+		req, _ := http.NewRequest("GET", p.url+"/api/sources", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get(""); c != 401 {
+		t.Fatalf("no token: %d", c)
+	}
+	if c := get(tok1); c != 200 {
+		t.Fatalf("token: %d", c)
+	}
+	cli := exec.Command(bin, "sources", "list", "--server", p.url)
+	cli.Env = append(os.Environ(), "LOGBOX_TOKEN="+tok1)
+	if out, err := cli.CombinedOutput(); err != nil {
+		t.Fatalf("CLI with token: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "sources", "list", "--server", p.url).CombinedOutput(); err == nil || !strings.Contains(string(out), "authentication required") {
+		t.Fatalf("CLI without token: %v\n%s", err, out)
+	}
+
+	// Rotate the token and send SIGHUP.
+	if err := os.WriteFile(tokFile, []byte(tok2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for get(tok2) != 200 || get(tok1) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("token not rotated by SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+
+	// Not on a public address without auth.
+	cmd := exec.Command(bin, "--http", "0.0.0.0:0", "--etcd-listen", "127.0.0.1:0", "--data", filepath.Join(work, "d2"))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refusing to serve without authentication") {
+		t.Fatalf("public bind without auth: %v\n%s", err, out)
+	}
+}

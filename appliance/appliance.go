@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/checkpoint"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
@@ -40,6 +42,8 @@ type Appliance struct {
 	cfg Config
 	log *slog.Logger
 
+	guard    *auth.Guard
+	store    *settings.Store
 	ready    chan struct{}
 	addr     string // bound HTTP address, set before ready closes
 	mu       sync.Mutex
@@ -56,7 +60,11 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
-	return &Appliance{cfg: cfg, log: log, ready: make(chan struct{}), invalid: map[string]string{}}, nil
+	guard, err := auth.New(cfg.authConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &Appliance{cfg: cfg, log: log, guard: guard, ready: make(chan struct{}), invalid: map[string]string{}}, nil
 }
 
 // Ready is closed once the HTTP server is listening and every part is open.
@@ -158,6 +166,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("--allow-paths: %w", err)
 	}
 	store := settings.NewStore(a.etcdCli, policy.CheckGlob, a.log)
+	a.store = store
 
 	if a.indexes() {
 		a.idx, err = index.Open(index.Config{Dir: filepath.Join(cfg.DataDir, "index")}, a.log)
@@ -192,7 +201,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	mux.Handle("GET /metrics", met.handler())
 	mux.Handle("/", httpapi.New(a.httpDeps(store), a.log))
 	srv := &http.Server{
-		Handler:           met.instrument(mux),
+		Handler:           met.instrument(a.guard.Middleware(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 
@@ -300,6 +309,48 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	}
 	err = errors.Join(g.Wait(), <-httpDone)
 	return err
+}
+
+// Reload applies what can change without a restart (SIGHUP): credential
+// files are re-read, and --collect globs of cfg get their sources. It
+// returns the settings that differ from the running ones but need a
+// restart.
+func (a *Appliance) Reload(ctx context.Context, cfg Config) (needRestart []string, err error) {
+	if err := a.guard.Reload(); err != nil {
+		return nil, err
+	}
+	select {
+	case <-a.ready:
+	default:
+		return nil, errors.New("not running yet")
+	}
+	var collect []string
+	for _, g := range cfg.Collect {
+		abs, err := filepath.Abs(g)
+		if err != nil {
+			return nil, fmt.Errorf("--collect %q: %w", g, err)
+		}
+		collect = append(collect, abs)
+	}
+	if a.tails() {
+		if err := a.ensureCollectSources(ctx, a.store, collect); err != nil {
+			return nil, err
+		}
+	}
+	old := a.cfg
+	for name, changed := range map[string]bool{
+		"data": old.DataDir != cfg.DataDir, "http": old.HTTPAddr != cfg.HTTPAddr, "role": old.Role != cfg.Role,
+		"kafka": strings.Join(old.Kafka, ",") != strings.Join(cfg.Kafka, ","), "topic": old.Topic != cfg.Topic,
+		"host": old.Host != cfg.Host, "allow-paths": strings.Join(old.AllowPaths, ",") != strings.Join(cfg.AllowPaths, ","),
+		"etcd-endpoints":  strings.Join(old.EtcdEndpoints, ",") != strings.Join(cfg.EtcdEndpoints, ","),
+		"auth-token-file": old.AuthTokenFile != cfg.AuthTokenFile, "auth-htpasswd": old.AuthHtpasswd != cfg.AuthHtpasswd,
+	} {
+		if changed {
+			needRestart = append(needRestart, name)
+		}
+	}
+	sort.Strings(needRestart)
+	return needRestart, nil
 }
 
 var nameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/kafkaout"
 )
 
@@ -55,6 +56,12 @@ type Config struct {
 	KafkaSASLUser        string
 	KafkaSASLPassword    string
 
+	// AuthTokenFile and AuthHtpasswd turn authentication on.
+	AuthTokenFile string
+	AuthHtpasswd  string
+	// InsecureNoAuth allows serving without auth on a non-loopback address.
+	InsecureNoAuth bool
+
 	// ScanInterval is how often source globs are re-expanded.
 	ScanInterval time.Duration
 	// RotateWait is how long a rotated or deleted file is still read after
@@ -99,6 +106,8 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("--http: must not be empty"))
+	} else if err := auth.CheckBind(c.HTTPAddr, c.authConfig(), c.InsecureNoAuth); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Role {
 	case RoleAll:
@@ -155,4 +164,8 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) kafkaout.Config {
 		MaxMessageBytes: c.KafkaMaxMessageBytes, TLS: tlsCfg,
 		SASLMechanism: c.KafkaSASLMechanism, SASLUser: c.KafkaSASLUser, SASLPassword: c.KafkaSASLPassword,
 	}
+}
+
+func (c *Config) authConfig() auth.Config {
+	return auth.Config{TokenFile: c.AuthTokenFile, HtpasswdFile: c.AuthHtpasswd}
 }

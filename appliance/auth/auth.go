@@ -1,0 +1,178 @@
+// Package auth guards logbox's HTTP surface: bearer tokens and/or basic
+// auth against a bcrypt htpasswd file, and cross-origin protection for
+// writes. Credentials are re-read by Reload (SIGHUP) without a restart.
+package auth
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config names the credential files; both empty means no auth.
+type Config struct {
+	TokenFile    string // bearer tokens, one per line ('#' comments)
+	HtpasswdFile string // user:bcrypt-hash lines (htpasswd -B)
+}
+
+// Enabled reports whether any credential source is configured.
+func (c Config) Enabled() bool { return c.TokenFile != "" || c.HtpasswdFile != "" }
+
+type creds struct {
+	tokens [][32]byte        // SHA-256 of each token, compared in constant time
+	users  map[string][]byte // user → bcrypt hash
+}
+
+// Guard checks requests against the loaded credentials.
+type Guard struct {
+	cfg   Config
+	creds atomic.Pointer[creds]
+}
+
+// New loads the credential files. With cfg empty the guard lets every
+// request through.
+func New(cfg Config) (*Guard, error) {
+	g := &Guard{cfg: cfg}
+	if err := g.Reload(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Reload re-reads the credential files; on error the old ones stay.
+func (g *Guard) Reload() error {
+	c := &creds{users: map[string][]byte{}}
+	if g.cfg.TokenFile != "" {
+		lines, err := readLines(g.cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("--auth-token-file: %w", err)
+		}
+		for _, l := range lines {
+			if len(l) < 16 {
+				return fmt.Errorf("--auth-token-file %q: a token is shorter than 16 characters; use long random tokens (e.g. openssl rand -hex 32)", g.cfg.TokenFile)
+			}
+			c.tokens = append(c.tokens, sha256.Sum256([]byte(l)))
+		}
+		if len(c.tokens) == 0 {
+			return fmt.Errorf("--auth-token-file %q: no tokens in it", g.cfg.TokenFile)
+		}
+	}
+	if g.cfg.HtpasswdFile != "" {
+		lines, err := readLines(g.cfg.HtpasswdFile)
+		if err != nil {
+			return fmt.Errorf("--auth-htpasswd: %w", err)
+		}
+		for i, l := range lines {
+			user, hash, ok := strings.Cut(l, ":")
+			if !ok || user == "" {
+				return fmt.Errorf("--auth-htpasswd %q line %d: want user:hash", g.cfg.HtpasswdFile, i+1)
+			}
+			if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+				return fmt.Errorf("--auth-htpasswd %q line %d (user %q): only bcrypt hashes are accepted (htpasswd -B): %v", g.cfg.HtpasswdFile, i+1, user, err)
+			}
+			c.users[user] = []byte(hash)
+		}
+		if len(c.users) == 0 {
+			return fmt.Errorf("--auth-htpasswd %q: no users in it", g.cfg.HtpasswdFile)
+		}
+	}
+	g.creds.Store(c)
+	return nil
+}
+
+func readLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
+}
+
+// ok reports whether r carries valid credentials.
+func (g *Guard) ok(r *http.Request) bool {
+	c := g.creds.Load()
+	h := r.Header.Get("Authorization")
+	if tok, found := strings.CutPrefix(h, "Bearer "); found && len(c.tokens) > 0 {
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		match := 0
+		for _, t := range c.tokens {
+			match |= subtle.ConstantTimeCompare(sum[:], t[:])
+		}
+		return match == 1
+	}
+	if user, pass, found := r.BasicAuth(); found && len(c.users) > 0 {
+		hash, known := c.users[user]
+		if !known {
+			// Same work for unknown users, so timing does not tell them apart.
+			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pass))
+			return false
+		}
+		return bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
+	}
+	return false
+}
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("logbox-dummy"), bcrypt.DefaultCost)
+
+// Middleware requires credentials on every request when auth is enabled
+// (only /healthz stays open, for liveness probes), and refuses cross-origin
+// writes always (browser CSRF), whether auth is on or not.
+func (g *Guard) Middleware(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.cfg.Enabled() && r.URL.Path != "/healthz" && !g.ok(r) {
+			if g.creds.Load() != nil && len(g.creds.Load().users) > 0 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="logbox", charset="UTF-8"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="logbox"`)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"authentication required: send a bearer token or basic auth credentials"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	return cop.Handler(guarded)
+}
+
+// ErrUnsafeBind is returned by CheckBind for a non-loopback address
+// without auth.
+var ErrUnsafeBind = errors.New("refusing to serve without authentication on a non-loopback address")
+
+// CheckBind refuses to expose an unauthenticated API beyond this machine.
+// allowUnsafe is the explicit override.
+func CheckBind(addr string, cfg Config, allowUnsafe bool) error {
+	if cfg.Enabled() || allowUnsafe {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--http %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--http %s: %w; set --auth-token-file and/or --auth-htpasswd, or bind to 127.0.0.1 (the override --insecure-no-auth exposes every log line and lets anyone change what is collected)", addr, ErrUnsafeBind)
+}
