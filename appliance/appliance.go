@@ -197,13 +197,18 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	}
 	a.addr = ln.Addr().String()
 	met := newMetrics(a)
+	// Shutdown does not end streams (live tail); closing stop does.
+	stop := make(chan struct{})
+	deps := a.httpDeps(store)
+	deps.Stop = stop
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", met.handler())
-	mux.Handle("/", httpapi.New(a.httpDeps(store), a.log))
+	mux.Handle("/", httpapi.New(deps, a.log))
 	srv := &http.Server{
 		Handler:           met.instrument(a.guard.Middleware(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	srv.RegisterOnShutdown(func() { close(stop) })
 
 	g := &errgroup.Group{}
 	failed := make(chan struct{})

@@ -25,6 +25,16 @@ type Searcher interface {
 	Search(ctx context.Context, req pipeline.SearchRequest) (pipeline.SearchResult, error)
 }
 
+// Explorer answers the search page's questions beyond hits: histogram,
+// facets, a hit's surrounding lines and live tails. *index.Index
+// implements it; New uses Deps.Search as the Explorer when it is one.
+type Explorer interface {
+	Histogram(ctx context.Context, req pipeline.HistogramRequest) (pipeline.HistogramResult, error)
+	Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeline.FacetsResult, error)
+	Context(ctx context.Context, req pipeline.ContextRequest) (pipeline.ContextResult, error)
+	Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.TailStream, error)
+}
+
 // Sources is the settings store.
 type Sources interface {
 	List(ctx context.Context) ([]pipeline.Source, error)
@@ -47,6 +57,23 @@ type Deps struct {
 	Page http.Handler
 	// Now is the clock for relative times; nil means time.Now.
 	Now func() time.Time
+	// Explore answers histogram, facets, context and tail; nil uses
+	// Search when it implements Explorer.
+	Explore Explorer
+	// QueryTimeout bounds each search, histogram, facets and export page
+	// (default 10s); a query that takes longer is answered 504.
+	QueryTimeout time.Duration
+	// ExportPageSize is how many hits an export fetches per page (default
+	// 10000, at most 10000); memory stays bounded by one page.
+	ExportPageSize int
+	// TailHeartbeat is the interval of SSE comment heartbeats (default 15s).
+	TailHeartbeat time.Duration
+	// TailWriteTimeout drops a tail whose client does not take a write
+	// for this long (default 30s).
+	TailWriteTimeout time.Duration
+	// Stop, when closed, ends open tails: http.Server.Shutdown does not
+	// end streaming responses by itself (wire it with RegisterOnShutdown).
+	Stop <-chan struct{}
 }
 
 const maxBody = 1 << 20
@@ -55,6 +82,23 @@ const maxBody = 1 << 20
 func New(d Deps, log *slog.Logger) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Explore == nil {
+		if ex, ok := d.Search.(Explorer); ok {
+			d.Explore = ex
+		}
+	}
+	if d.QueryTimeout <= 0 {
+		d.QueryTimeout = 10 * time.Second
+	}
+	if d.ExportPageSize <= 0 || d.ExportPageSize > 10000 {
+		d.ExportPageSize = 10000
+	}
+	if d.TailHeartbeat <= 0 {
+		d.TailHeartbeat = 15 * time.Second
+	}
+	if d.TailWriteTimeout <= 0 {
+		d.TailWriteTimeout = 30 * time.Second
 	}
 	s := &server{d: d, log: log.With("component", "http")}
 	r := chi.NewRouter()
@@ -66,6 +110,11 @@ func New(d Deps, log *slog.Logger) http.Handler {
 	r.Route("/api", func(r chi.Router) {
 		r.Use(apiHeaders)
 		r.Get("/search", s.search)
+		r.Get("/histogram", s.histogram)
+		r.Get("/facets", s.facets)
+		r.Get("/context", s.context)
+		r.Get("/tail", s.tail)
+		r.Get("/export", s.export)
 		r.Get("/status", s.status)
 		r.Get("/sources", s.listSources)
 		r.Post("/sources", s.createSource)
@@ -140,13 +189,13 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &fe), errors.As(err, &qe):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, pipeline.ErrSourceNotFound):
+	case errors.Is(err, pipeline.ErrSourceNotFound), errors.Is(err, pipeline.ErrHitNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, pipeline.ErrSourceExists):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, err.Error())
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("query took longer than %s and was stopped; narrow the time range or make the query more specific", s.d.QueryTimeout))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away; nobody reads the answer.
 	default:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -182,7 +231,7 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
 	defer cancel()
 	res, err := s.d.Search.Search(ctx, req)
 	if err != nil {

@@ -52,6 +52,12 @@ func TestParseTime(t *testing.T) {
 // below the returned root.
 func newServer(t *testing.T) (*httptest.Server, *index.Index, string) {
 	t.Helper()
+	return newServerWith(t, index.Config{}, nil)
+}
+
+// newServerWith is newServer with index settings and a change to Deps.
+func newServerWith(t *testing.T, icfg index.Config, mod func(*httpapi.Deps)) (*httptest.Server, *index.Index, string) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", log)
 	if err != nil {
@@ -63,17 +69,22 @@ func newServer(t *testing.T) (*httptest.Server, *index.Index, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, err := index.Open(index.Config{Dir: filepath.Join(t.TempDir(), "idx")}, log)
+	icfg.Dir = filepath.Join(t.TempDir(), "idx")
+	ix, err := index.Open(icfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ix.Close() })
-	h := httpapi.New(httpapi.Deps{
+	d := httpapi.Deps{
 		Search:  ix,
 		Sources: settings.NewStore(e.Client(), pol.CheckGlob, log),
 		Status:  func(context.Context) any { return map[string]int{"files": 0} },
 		Ready:   func(context.Context) error { return nil },
-	}, log)
+	}
+	if mod != nil {
+		mod(&d)
+	}
+	h := httpapi.New(d, log)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, ix, root

@@ -19,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +28,10 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/analysis/datetime/flexible"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -49,6 +50,13 @@ type Config struct {
 	// DrainTimeout bounds how long Run keeps indexing queued batches after
 	// its context ends (default 5s).
 	DrainTimeout time.Duration
+	// TailBuffer bounds the newly indexed lines waiting to be matched for
+	// one live tail (default 20000); a tail that falls further behind is
+	// dropped, so a slow reader never blocks indexing.
+	TailBuffer int
+	// TailResumeMax bounds the lines a tail resumed with Last-Event-ID
+	// catches up with before going live (default 10000).
+	TailResumeMax int
 }
 
 func (c *Config) setDefaults() {
@@ -64,6 +72,12 @@ func (c *Config) setDefaults() {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 5 * time.Second
 	}
+	if c.TailBuffer <= 0 {
+		c.TailBuffer = 20000
+	}
+	if c.TailResumeMax <= 0 {
+		c.TailResumeMax = 10000
+	}
 }
 
 // Index is an open Bleve index. Search and Index are safe for concurrent use.
@@ -75,6 +89,11 @@ type Index struct {
 
 	docs    atomic.Uint64 // documents written since open (overwrites included)
 	batches atomic.Uint64
+
+	// Live tails (see Tail): Index hands each written batch's IDs to them.
+	subsMu      sync.Mutex
+	subs        map[*subscription]struct{}
+	subscribers atomic.Int32
 }
 
 // Open opens the index at cfg.Dir, creating it if missing. The caller
@@ -102,12 +121,14 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		log:   log.With("component", "index"),
 		bi:    bi,
 		queue: make(chan *pipeline.Batch, cfg.QueueBatches),
+		subs:  map[*subscription]struct{}{},
 	}, nil
 }
 
 const (
-	lineAnalyzer = "logline"
-	tsParser     = "rfc3339nano"
+	lineAnalyzer  = "logline"
+	levelAnalyzer = "keyword_lower"
+	tsParser      = "rfc3339nano"
 )
 
 func newMapping() (*mapping.IndexMappingImpl, error) {
@@ -117,6 +138,16 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	err := im.AddCustomAnalyzer(lineAnalyzer, map[string]interface{}{
 		"type":          custom.Name,
 		"tokenizer":     unicode.Name,
+		"token_filters": []string{lowercase.Name},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add analyzer: %w", err)
+	}
+	// Levels match whatever the case the user types (level:error finds
+	// ERROR); the stored value stays as Level returns it.
+	err = im.AddCustomAnalyzer(levelAnalyzer, map[string]interface{}{
+		"type":          custom.Name,
+		"tokenizer":     single.Name,
 		"token_filters": []string{lowercase.Name},
 	})
 	if err != nil {
@@ -137,7 +168,8 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	im.DefaultField = "line"
 	im.StoreDynamic = true
 	im.IndexDynamic = true
-	im.DocValuesDynamic = false
+	// Per-source fields (fields.NAME) are facetable: facets read doc values.
+	im.DocValuesDynamic = true
 
 	dm := bleve.NewDocumentStaticMapping()
 
@@ -167,6 +199,9 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 		kw.Store = true
 		kw.IncludeInAll = false
 		kw.DocValues = name != "file_id"
+		if name == "level" {
+			kw.Analyzer = levelAnalyzer
+		}
 		dm.AddFieldMappingsAt(name, kw)
 	}
 
@@ -227,6 +262,10 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		return err
 	}
 	b := ix.bi.NewBatch()
+	var ids []string
+	if ix.subscribers.Load() > 0 {
+		ids = make([]string, 0, len(recs))
+	}
 	for i := range recs {
 		r := &recs[i]
 		d := doc{
@@ -241,8 +280,12 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 			Fields:     r.Fields,
 			Flags:      r.Flags,
 		}
-		if err := b.Index(r.ID(), d); err != nil {
-			return fmt.Errorf("add %s to batch: %w", r.ID(), err)
+		id := r.ID()
+		if err := b.Index(id, d); err != nil {
+			return fmt.Errorf("add %s to batch: %w", id, err)
+		}
+		if ids != nil {
+			ids = append(ids, id)
 		}
 	}
 	if err := ix.bi.Batch(b); err != nil {
@@ -250,6 +293,9 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	}
 	ix.docs.Add(uint64(len(recs)))
 	ix.batches.Add(1)
+	if ids != nil {
+		ix.notify(ids)
+	}
 	return nil
 }
 
@@ -343,23 +389,12 @@ func (ix *Index) Run(ctx context.Context) error {
 // Search runs req and returns hits newest first.
 func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeline.SearchResult, error) {
 	var res pipeline.SearchResult
-	var q query.Query
-	if strings.TrimSpace(req.Query) == "" {
-		q = bleve.NewMatchAllQuery()
-	} else {
-		qs := bleve.NewQueryStringQuery(req.Query)
-		// Parse now, so a syntax error is the caller's error, not an
-		// internal one.
-		if _, err := qs.Parse(); err != nil {
-			return res, &pipeline.QueryError{Msg: err.Error()}
-		}
-		q = qs
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
-	if !req.From.IsZero() || !req.To.IsZero() {
-		incl, excl := true, false
-		dr := bleve.NewDateRangeInclusiveQuery(req.From, req.To, &incl, &excl)
-		dr.SetField("ts")
-		q = bleve.NewConjunctionQuery(q, dr)
+	q, err := buildQuery(req.Query, req.From, req.To)
+	if err != nil {
+		return res, err
 	}
 	limit := req.Limit
 	if limit <= 0 {
@@ -480,6 +515,7 @@ func (ix *Index) Stats() Stats {
 
 // Close closes the index. Call it after Run and every Index call returned.
 func (ix *Index) Close() error {
+	ix.closeSubscriptions()
 	if err := ix.bi.Close(); err != nil {
 		return fmt.Errorf("close index: %w", err)
 	}

@@ -240,7 +240,7 @@ func TestCursorManyPages(t *testing.T) {
 	defer ix.Close()
 	base := time.Now().UTC()
 	var all []pipeline.Record
-	for i := 0; i < 30000; i++ {
+	for i := 0; i < 12000; i++ {
 		all = append(all, pipeline.Record{TS: base.Add(time.Duration(i*7919) * time.Nanosecond), Host: "h", FileID: "f", Offset: int64(i), Line: fmt.Sprintf("line %d", i)})
 	}
 	// Many small batches make many segments, as a live index has.
@@ -254,7 +254,7 @@ func TestCursorManyPages(t *testing.T) {
 	seen := map[string]bool{}
 	cursor := ""
 	for pages := 0; ; pages++ {
-		res, err := ix.Search(ctx, pipeline.SearchRequest{Limit: 10000, Cursor: cursor})
+		res, err := ix.Search(ctx, pipeline.SearchRequest{Limit: 5000, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestCursorManyPages(t *testing.T) {
 		}
 		cursor = res.Cursor
 	}
-	if len(seen) != 30000 {
-		t.Fatalf("saw %d of 30000", len(seen))
+	if len(seen) != 12000 {
+		t.Fatalf("saw %d of 12000", len(seen))
 	}
 }

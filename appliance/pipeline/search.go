@@ -1,6 +1,10 @@
 package pipeline
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // SearchRequest is a query against the index. The zero From/To leave that
 // end of the time range open.
@@ -27,6 +31,8 @@ type Hit struct {
 	Level  string            `json:"level,omitempty"`
 	Fields map[string]string `json:"fields,omitempty"`
 	Flags  []string          `json:"flags,omitempty"`
+	// Anchor marks the hit a context request was made for.
+	Anchor bool `json:"anchor,omitempty"`
 }
 
 // SearchResult holds hits newest first.
@@ -42,3 +48,116 @@ type SearchResult struct {
 type QueryError struct{ Msg string }
 
 func (e *QueryError) Error() string { return "query: " + e.Msg }
+
+// ErrHitNotFound: no line has the requested ID. The API answers it with 404.
+var ErrHitNotFound = errors.New("no line with this id")
+
+// HistogramRequest counts matching lines per time bucket. A zero From or To
+// takes that end from the matching lines' oldest or newest ts.
+type HistogramRequest struct {
+	Query string
+	From  time.Time
+	To    time.Time
+	// Buckets is about how many buckets cover the range (default 60,
+	// at most 500); the bucket size is the nice interval that gives at
+	// most that many.
+	Buckets int
+}
+
+// HistogramBucket counts the lines with From <= ts < From+interval.
+type HistogramBucket struct {
+	TS    time.Time `json:"ts"`
+	Count uint64    `json:"count"`
+}
+
+// HistogramResult holds every bucket of the range in time order, empty
+// ones included.
+type HistogramResult struct {
+	Buckets []HistogramBucket `json:"buckets"`
+	// Interval is the bucket size, e.g. "1m", "3h", "1d"; empty when
+	// there is no range (open ends and no matching line).
+	Interval string `json:"interval"`
+	// IntervalSeconds is Interval in seconds.
+	IntervalSeconds int64 `json:"interval_seconds"`
+	// Total is the number of matching lines in the range.
+	Total uint64 `json:"total"`
+}
+
+// FacetsRequest asks for the most frequent values of Field among matching lines.
+type FacetsRequest struct {
+	Query string
+	From  time.Time
+	To    time.Time
+	// Field is host, source, source_name, level, flags or fields.NAME.
+	Field string
+	// Size is how many values to return (default 10, at most 1000).
+	Size int
+}
+
+// FacetValue is one value and the number of matching lines having it.
+type FacetValue struct {
+	Value string `json:"value"`
+	Count int    `json:"count"`
+}
+
+// FacetsResult holds the top values, most frequent first.
+type FacetsResult struct {
+	Field string `json:"field"`
+	// Total is the number of matching lines.
+	Total  uint64       `json:"total"`
+	Values []FacetValue `json:"values"`
+	// Other counts the values of matching lines that are not listed
+	// (a line with several flags counts once per flag).
+	Other int `json:"other"`
+	// Missing counts matching lines without the field.
+	Missing int `json:"missing"`
+}
+
+// ContextRequest asks for the lines around the line with ID, from the same
+// file: Before and After lines (each at most 500; the API defaults them to 10).
+type ContextRequest struct {
+	ID     string
+	Before int
+	After  int
+}
+
+// ContextResult holds the lines in file order (by offset); the requested
+// line is Hits[AnchorIndex] and has Anchor set.
+type ContextResult struct {
+	Hits        []Hit `json:"hits"`
+	AnchorIndex int   `json:"anchor_index"`
+}
+
+// TailRequest opens a live tail of the lines matching Query. When
+// LastEventID is a hit ID, the lines after that hit (by ts) come first.
+type TailRequest struct {
+	Query       string
+	LastEventID string
+}
+
+// TailChunk is what one TailStream.Next call returns.
+type TailChunk struct {
+	Hits []Hit
+	// Gap, when not empty, says that lines were skipped and why (a resume
+	// longer than the server keeps); the stream goes on after it.
+	Gap string
+}
+
+// TailStream delivers newly indexed matching lines. It never blocks the
+// indexer: a stream that falls too far behind ends with ErrTailOverflow.
+// The caller must Close it.
+type TailStream interface {
+	// Next returns the lines available now, oldest first, without
+	// waiting; an empty chunk means "wait on Ready". ctx bounds the
+	// searches Next runs.
+	Next(ctx context.Context) (TailChunk, error)
+	// Ready is signalled when Next may have more lines.
+	Ready() <-chan struct{}
+	Close()
+}
+
+// ErrTailOverflow ends a tail whose reader fell too far behind the indexer.
+var ErrTailOverflow = errors.New("tail fell too far behind the indexer and was dropped; reconnect with Last-Event-ID to resume")
+
+// ErrTailClosed ends a tail because the index is closing.
+var ErrTailClosed = errors.New("index closed")

@@ -1,0 +1,162 @@
+package index
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// Limits on what a query may ask for, checked before it runs: each of these
+// makes Bleve walk a whole term dictionary or build huge automata.
+const (
+	MaxQueryBytes  = 4 << 10
+	MaxRegexpBytes = 200
+	MaxQueryDepth  = 20
+	MaxFuzziness   = 2
+)
+
+// parseUserQuery parses a query string, rejects what is too expensive to
+// run (see checkQuery) and adapts it to the mapping. Empty or "*" matches
+// everything. Errors are *pipeline.QueryError.
+func parseUserQuery(s string) (query.Query, error) {
+	if len(s) > MaxQueryBytes {
+		return nil, &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(s), MaxQueryBytes)}
+	}
+	if t := strings.TrimSpace(s); t == "" || t == "*" {
+		return bleve.NewMatchAllQuery(), nil
+	}
+	q, err := bleve.NewQueryStringQuery(s).Parse()
+	if err != nil {
+		return nil, &pipeline.QueryError{Msg: err.Error()}
+	}
+	if err := checkQuery(q, 1); err != nil {
+		return nil, err
+	}
+	lowerLevelTerms(q)
+	return q, nil
+}
+
+// checkQuery walks a parsed query and rejects leading wildcards, long
+// regexps, deep nesting and fuzziness above MaxFuzziness. It is pure: the
+// same query gives the same answer.
+func checkQuery(q query.Query, depth int) error {
+	if depth > MaxQueryDepth {
+		return &pipeline.QueryError{Msg: fmt.Sprintf("boolean nesting deeper than %d levels", MaxQueryDepth)}
+	}
+	fuzzy := func(n int) error {
+		if n < 0 || n > MaxFuzziness {
+			return &pipeline.QueryError{Msg: fmt.Sprintf("fuzziness ~%d: at most ~%d is allowed (larger edit distances match almost every term)", n, MaxFuzziness)}
+		}
+		return nil
+	}
+	switch q := q.(type) {
+	case nil:
+		return nil
+	case *query.BooleanQuery:
+		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
+			if err := checkQuery(sub, depth+1); err != nil {
+				return err
+			}
+		}
+	case *query.ConjunctionQuery:
+		for _, sub := range q.Conjuncts {
+			if err := checkQuery(sub, depth+1); err != nil {
+				return err
+			}
+		}
+	case *query.DisjunctionQuery:
+		for _, sub := range q.Disjuncts {
+			if err := checkQuery(sub, depth+1); err != nil {
+				return err
+			}
+		}
+	case *query.QueryStringQuery:
+		if len(q.Query) > MaxQueryBytes {
+			return &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(q.Query), MaxQueryBytes)}
+		}
+		sub, err := q.Parse()
+		if err != nil {
+			return &pipeline.QueryError{Msg: err.Error()}
+		}
+		return checkQuery(sub, depth+1)
+	case *query.WildcardQuery:
+		if strings.HasPrefix(q.Wildcard, "*") || strings.HasPrefix(q.Wildcard, "?") {
+			return &pipeline.QueryError{Msg: fmt.Sprintf("%q starts with a wildcard: that scans every term of the index; put at least one character before * or ? (to match everything leave q empty)", q.Wildcard)}
+		}
+	case *query.RegexpQuery:
+		if len(q.Regexp) > MaxRegexpBytes {
+			return &pipeline.QueryError{Msg: fmt.Sprintf("regular expression is %d bytes; at most %d are allowed", len(q.Regexp), MaxRegexpBytes)}
+		}
+	case *query.FuzzyQuery:
+		return fuzzy(q.Fuzziness)
+	case *query.MatchQuery:
+		return fuzzy(q.Fuzziness)
+	case *query.MatchPhraseQuery:
+		return fuzzy(q.Fuzziness)
+	}
+	return nil
+}
+
+// lowerLevelTerms lowercases the terms of unanalyzed queries on level: the
+// level field is indexed lowercase (see newMapping) so that level:error and
+// level:ERROR both match; match queries get that from the analyzer.
+func lowerLevelTerms(q query.Query) {
+	switch q := q.(type) {
+	case *query.BooleanQuery:
+		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
+			lowerLevelTerms(sub)
+		}
+	case *query.ConjunctionQuery:
+		for _, sub := range q.Conjuncts {
+			lowerLevelTerms(sub)
+		}
+	case *query.DisjunctionQuery:
+		for _, sub := range q.Disjuncts {
+			lowerLevelTerms(sub)
+		}
+	case *query.WildcardQuery:
+		if q.FieldVal == "level" {
+			q.Wildcard = strings.ToLower(q.Wildcard)
+		}
+	case *query.TermQuery:
+		if q.FieldVal == "level" {
+			q.Term = strings.ToLower(q.Term)
+		}
+	case *query.PrefixQuery:
+		if q.FieldVal == "level" {
+			q.Prefix = strings.ToLower(q.Prefix)
+		}
+	case *query.FuzzyQuery:
+		if q.FieldVal == "level" {
+			q.Term = strings.ToLower(q.Term)
+		}
+	case *query.RegexpQuery:
+		if q.FieldVal == "level" {
+			q.Regexp = "(?i)" + q.Regexp
+		}
+	}
+}
+
+// buildQuery is parseUserQuery restricted to from <= ts < to (zero = open).
+func buildQuery(s string, from, to time.Time) (query.Query, error) {
+	q, err := parseUserQuery(s)
+	if err != nil {
+		return nil, err
+	}
+	return withRange(q, from, to), nil
+}
+
+func withRange(q query.Query, from, to time.Time) query.Query {
+	if from.IsZero() && to.IsZero() {
+		return q
+	}
+	incl, excl := true, false
+	dr := bleve.NewDateRangeInclusiveQuery(from, to, &incl, &excl)
+	dr.SetField("ts")
+	return bleve.NewConjunctionQuery(q, dr)
+}
