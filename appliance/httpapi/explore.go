@@ -36,9 +36,11 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// GET /api/histogram?q=&from=&to=&buckets= →
-// {"buckets":[{"ts","count"}],"interval":"1m","interval_seconds":60,"total":N}
-func (s *server) histogram(w http.ResponseWriter, r *http.Request) {
+// serveExplore answers one Explorer call: the common query parameters are
+// parsed, call runs under the query time limit, and its result is the
+// JSON answer. An error (a bad parameter included) is mapped by fail.
+func serveExplore[T any](s *server, w http.ResponseWriter, r *http.Request,
+	call func(ctx context.Context, ex Explorer, sr pipeline.SearchRequest) (T, error)) {
 	ex := s.explorer(w)
 	if ex == nil {
 		return
@@ -48,82 +50,61 @@ func (s *server) histogram(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	n, err := intParam(r, "buckets", 60, 1, 500)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
 	defer cancel()
-	res, err := ex.Histogram(ctx, pipeline.HistogramRequest{Query: sr.Query, From: sr.From, To: sr.To, Buckets: n})
+	res, err := call(ctx, ex, sr)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// GET /api/histogram?q=&from=&to=&buckets= →
+// {"buckets":[{"ts","count"}],"interval":"1m","interval_seconds":60,"total":N}
+func (s *server) histogram(w http.ResponseWriter, r *http.Request) {
+	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, sr pipeline.SearchRequest) (pipeline.HistogramResult, error) {
+		n, err := intParam(r, "buckets", 60, 1, 500)
+		if err != nil {
+			return pipeline.HistogramResult{}, err
+		}
+		return ex.Histogram(ctx, pipeline.HistogramRequest{Query: sr.Query, From: sr.From, To: sr.To, Buckets: n})
+	})
 }
 
 // GET /api/facets?q=&from=&to=&field=&size= →
 // {"field","total","values":[{"value","count"}],"other","missing"}
 func (s *server) facets(w http.ResponseWriter, r *http.Request) {
-	ex := s.explorer(w)
-	if ex == nil {
-		return
-	}
-	sr, err := s.searchRequest(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	field := r.URL.Query().Get("field")
-	if field == "" {
-		s.fail(w, r, &pipeline.FieldError{Field: "field", Msg: "required: host, source, source_name, level, flags or fields.NAME"})
-		return
-	}
-	size, err := intParam(r, "size", 10, 1, 1000)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
-	defer cancel()
-	res, err := ex.Facets(ctx, pipeline.FacetsRequest{Query: sr.Query, From: sr.From, To: sr.To, Field: field, Size: size})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, sr pipeline.SearchRequest) (pipeline.FacetsResult, error) {
+		field := r.URL.Query().Get("field")
+		if field == "" {
+			return pipeline.FacetsResult{}, &pipeline.FieldError{Field: "field", Msg: "required: host, source, source_name, level, flags or fields.NAME"}
+		}
+		size, err := intParam(r, "size", 10, 1, 1000)
+		if err != nil {
+			return pipeline.FacetsResult{}, err
+		}
+		return ex.Facets(ctx, pipeline.FacetsRequest{Query: sr.Query, From: sr.From, To: sr.To, Field: field, Size: size})
+	})
 }
 
 // GET /api/context?id=&before=&after= → {"hits":[...],"anchor_index":N}
 func (s *server) context(w http.ResponseWriter, r *http.Request) {
-	ex := s.explorer(w)
-	if ex == nil {
-		return
-	}
-	id := r.URL.Query().Get("id")
-	if id == "" {
-		s.fail(w, r, &pipeline.FieldError{Field: "id", Msg: "required: the id of a hit"})
-		return
-	}
-	before, err := intParam(r, "before", 10, 0, 500)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	after, err := intParam(r, "after", 10, 0, 500)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
-	defer cancel()
-	res, err := ex.Context(ctx, pipeline.ContextRequest{ID: id, Before: before, After: after})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, _ pipeline.SearchRequest) (pipeline.ContextResult, error) {
+		id := r.URL.Query().Get("id")
+		if id == "" {
+			return pipeline.ContextResult{}, &pipeline.FieldError{Field: "id", Msg: "required: the id of a hit"}
+		}
+		before, err := intParam(r, "before", 10, 0, 500)
+		if err != nil {
+			return pipeline.ContextResult{}, err
+		}
+		after, err := intParam(r, "after", 10, 0, 500)
+		if err != nil {
+			return pipeline.ContextResult{}, err
+		}
+		return ex.Context(ctx, pipeline.ContextRequest{ID: id, Before: before, After: after})
+	})
 }
 
 // GET /api/export?q=&from=&to=&format=ndjson|csv streams every match,
