@@ -79,6 +79,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often source globs are checked for new files")
 	fs.DurationVar(&c.RotateWait, "rotate-wait", c.RotateWait, "how long a rotated or deleted file is still read after its last write")
 	fs.DurationVar(&c.PartialLineIdle, "partial-line-idle", c.PartialLineIdle, "ship a last line without newline after this idle time (0: wait for the newline)")
+	fs.DurationVar(&c.HostnetInterval, "hostnet-interval", 0, "sample host network health (/proc/net/dev drops and errors, TCP states) into searchable records this often; 0 = off")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")
 	fs.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")
 	fs.StringVar(&c.AuthTokenFile, "auth-token-file", "", "file of bearer tokens, one per line; turns authentication on")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/checkpoint"
+	"github.com/logbox/logbox/appliance/hostnet"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/kafkaauth"
@@ -258,8 +259,12 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		tailStage = a.start(g, "tailer", watch("tailer", func(ctx context.Context) error {
 			tg, tctx := errgroup.WithContext(ctx)
 			tg.Go(func() error { return a.tail.Run(tctx) })
+			if cfg.HostnetInterval > 0 {
+				hn := hostnet.New(hostnet.Config{Host: cfg.Host, Interval: cfg.HostnetInterval}, sink, a.log)
+				tg.Go(func() error { return hn.Run(tctx) })
+			}
 			tg.Go(func() error {
-				return store.Watch(tctx, func(st settings.State) {
+				return store.Watch(tctx, cfg.Host, func(st settings.State) {
 					a.mu.Lock()
 					a.invalid = st.Invalid
 					a.mu.Unlock()
@@ -274,7 +279,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	} else {
 		// Indexers still report refused entries in status.
 		tailStage = a.start(g, "settings watch", watch("settings watch", func(ctx context.Context) error {
-			return store.Watch(ctx, func(st settings.State) {
+			return store.Watch(ctx, "", func(st settings.State) {
 				a.mu.Lock()
 				a.invalid = st.Invalid
 				a.mu.Unlock()
@@ -361,7 +366,9 @@ func (a *Appliance) Reload(ctx context.Context, cfg Config) (needRestart []strin
 var nameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 
 // ensureCollectSources creates a source for each --collect glob that no
-// source has yet. Names are readable and stable for the same glob.
+// source collecting on this host has yet. An agent's sources are scoped to
+// its host (other boxes have other files); a single box's are not, so a
+// renamed host keeps collecting. Names are readable and stable.
 func (a *Appliance) ensureCollectSources(ctx context.Context, store *settings.Store, globs []string) error {
 	if len(globs) == 0 {
 		return nil
@@ -374,20 +381,28 @@ func (a *Appliance) ensureCollectSources(ctx context.Context, store *settings.St
 	}
 	have := map[string]bool{}
 	for _, s := range existing {
-		for _, p := range s.Paths {
-			have[p] = true
+		if s.RunsOn(a.cfg.Host) {
+			for _, p := range s.Paths {
+				have[p] = true
+			}
 		}
 	}
 	for _, g := range globs {
 		if have[g] {
 			continue
 		}
-		sum := sha256.Sum256([]byte(g))
+		src := pipeline.Source{Paths: []string{g}}
+		key := g
+		if a.cfg.Role == RoleAgent {
+			src.Hosts = []string{a.cfg.Host}
+			key = a.cfg.Host + "\x00" + g
+		}
+		sum := sha256.Sum256([]byte(key))
 		base := strings.Trim(nameUnsafe.ReplaceAllString(strings.ToLower(filepath.Base(pathpolicy.StaticDir(g))+"-"+filepath.Base(g)), "-"), "-")
 		if len(base) > 40 {
 			base = base[:40]
 		}
-		src := pipeline.Source{Name: strings.Trim(base+"-"+hex.EncodeToString(sum[:3]), "-"), Paths: []string{g}}
+		src.Name = strings.Trim(base+"-"+hex.EncodeToString(sum[:3]), "-")
 		if err := store.Create(ctx, src); err != nil && !errors.Is(err, settings.ErrExists) {
 			return fmt.Errorf("--collect %q: %w", g, err)
 		}
@@ -453,7 +468,9 @@ func (a *Appliance) status(ctx context.Context) any {
 	a.mu.Unlock()
 	st.Undelivered = map[string]map[string]uint64{}
 	if a.tail != nil {
-		st.Files = a.tail.Status()
+		if files := a.tail.Status(); files != nil {
+			st.Files = files
+		}
 		st.Undelivered = a.tail.Undelivered()
 	}
 	if a.producer != nil {

@@ -415,6 +415,7 @@ func TestExternalEtcd(t *testing.T) {
 func TestUndeliveredInStatus(t *testing.T) {
 	root := t.TempDir()
 	cfg := testConfig(t, filepath.Join(root, "data"), root)
+	cfg.HostnetInterval = 100 * time.Millisecond
 	app := start(t, cfg)
 	logs := filepath.Join(root, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -438,6 +439,9 @@ func TestUndeliveredInStatus(t *testing.T) {
 	if res := app.search("flags:truncated"); res.Total != 1 || len(res.Hits[0].Line) != 100 {
 		t.Fatalf("truncated line: %+v", res)
 	}
+	// --hostnet-interval indexes host network samples next to the logs.
+	app.waitAtLeast("source_name:hostnet", 2)
+
 	// Bad multiline settings are refused with the field named.
 	var e struct{ Error string }
 	bad := map[string]any{"name": "ml", "paths": []string{logs + "/*.log"}, "multiline": map[string]any{"pattern": "(("}}

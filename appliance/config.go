@@ -62,6 +62,9 @@ type Config struct {
 	// InsecureNoAuth allows serving without auth on a non-loopback address.
 	InsecureNoAuth bool
 
+	// HostnetInterval samples /proc/net into records this often; 0 = off.
+	HostnetInterval time.Duration
+
 	// ScanInterval is how often source globs are re-expanded.
 	ScanInterval time.Duration
 	// RotateWait is how long a rotated or deleted file is still read after
@@ -148,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RotateWait <= 0 {
 		errs = append(errs, errors.New("--rotate-wait: must be positive"))
+	}
+	if c.HostnetInterval < 0 {
+		errs = append(errs, errors.New("--hostnet-interval: must not be negative (0 turns it off)"))
 	}
 	if c.PartialLineIdle < 0 {
 		errs = append(errs, errors.New("--partial-line-idle: must not be negative"))

@@ -42,11 +42,20 @@ func NewStore(cli *clientv3.Client, allowPath func(string) error, log *slog.Logg
 // Decode parses and validates a source as the API and etcd hold it:
 // unknown fields are refused, so a typo is an error and not silently ignored.
 func (s *Store) Decode(b []byte) (pipeline.Source, error) {
+	return s.decode(b, true)
+}
+
+// decode parses b; checkPaths applies the allowed-roots policy too, which
+// only the host that collects a source can judge.
+func (s *Store) decode(b []byte, checkPaths bool) (pipeline.Source, error) {
 	var src pipeline.Source
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&src); err != nil {
 		return src, &pipeline.FieldError{Field: "body", Msg: "invalid source JSON: " + err.Error()}
+	}
+	if !checkPaths {
+		return src, src.Validate(nil)
 	}
 	return src, s.Validate(&src)
 }
@@ -147,16 +156,21 @@ func (s *Store) load(ctx context.Context) (State, int64, error) {
 	for _, kv := range resp.Kvs {
 		raw[strings.TrimPrefix(string(kv.Key), SourcesPrefix)] = kv.Value
 	}
-	st := s.state(raw, nil)
+	st := s.state(raw, nil, "")
 	return st, resp.Header.Revision, nil
 }
 
 // state derives the effective sources from raw entries; prev supplies the
-// last valid version of names whose entry is now invalid.
-func (s *Store) state(raw map[string][]byte, prev map[string]pipeline.Source) State {
+// last valid version of names whose entry is now invalid. Paths are checked
+// against the allowed roots only for sources that run on host (none when
+// host is empty): another box judges its own paths.
+func (s *Store) state(raw map[string][]byte, prev map[string]pipeline.Source, host string) State {
 	st := State{Invalid: map[string]string{}}
 	for name, b := range raw {
-		src, err := s.Decode(b)
+		src, err := s.decode(b, false)
+		if err == nil && host != "" && src.RunsOn(host) {
+			err = s.Validate(&src)
+		}
 		if err == nil && src.Name != name {
 			err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", src.Name, SourcesPrefix+name)}
 		}
@@ -174,14 +188,15 @@ func (s *Store) state(raw map[string][]byte, prev map[string]pipeline.Source) St
 }
 
 // Watch calls fn with the full state now and after every change under
-// SourcesPrefix, until ctx is done. fn runs on Watch's goroutine. Lost
+// SourcesPrefix, until ctx is done. Paths are checked against the allowed
+// roots for the sources that run on host. fn runs on Watch's goroutine. Lost
 // watches (etcd restarted, history compacted) are re-established with a
 // fresh read, with backoff.
-func (s *Store) Watch(ctx context.Context, fn func(State)) error {
+func (s *Store) Watch(ctx context.Context, host string, fn func(State)) error {
 	backoff := 100 * time.Millisecond
 	prev := map[string]pipeline.Source{}
 	for ctx.Err() == nil {
-		err := s.watchOnce(ctx, fn, prev)
+		err := s.watchOnce(ctx, host, fn, prev)
 		if ctx.Err() != nil {
 			break
 		}
@@ -195,7 +210,7 @@ func (s *Store) Watch(ctx context.Context, fn func(State)) error {
 	return nil
 }
 
-func (s *Store) watchOnce(ctx context.Context, fn func(State), prev map[string]pipeline.Source) error {
+func (s *Store) watchOnce(ctx context.Context, host string, fn func(State), prev map[string]pipeline.Source) error {
 	resp, err := s.cli.Get(ctx, SourcesPrefix, clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("list sources: %w", err)
@@ -205,7 +220,7 @@ func (s *Store) watchOnce(ctx context.Context, fn func(State), prev map[string]p
 		raw[strings.TrimPrefix(string(kv.Key), SourcesPrefix)] = kv.Value
 	}
 	emit := func() {
-		st := s.state(raw, prev)
+		st := s.state(raw, prev, host)
 		clear(prev)
 		for _, src := range st.Sources {
 			prev[src.Name] = src

@@ -96,7 +96,7 @@ func TestWatchAppliesEtcdWritesAndKeepsLastValid(t *testing.T) {
 	defer cancel()
 	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	states := make(chan State, 16)
-	go s.Watch(ctx, func(st State) { states <- st })
+	go s.Watch(ctx, "box1", func(st State) { states <- st })
 	next := func() State {
 		t.Helper()
 		select {
