@@ -132,7 +132,16 @@ func TestBrowser(t *testing.T) {
 	// waitFor polls a JavaScript predicate until it is true.
 	waitFor := func(name, expr string) {
 		t.Helper()
-		step(name, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(8*time.Second)))
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		if err := chromedp.Do(sctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(8*time.Second))); err != nil {
+			dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+			defer dcancel()
+			state, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`JSON.stringify({url: location.href,
+				hits: document.querySelectorAll('#results .hit').length, count: document.getElementById('hit-count').textContent,
+				error: document.getElementById('search-error').textContent, status: document.getElementById('search-status').textContent})`))
+			t.Fatalf("%s: %v\npage: %s", name, err, state)
+		}
 	}
 	evalString := func(expr string) string {
 		t.Helper()
@@ -196,7 +205,7 @@ func TestBrowser(t *testing.T) {
 	}
 	hitCount := func() string { return `document.querySelectorAll('#results .hit').length` }
 	countIs := func(text string) string {
-		return `document.getElementById('hit-count').textContent === ` + jsString(text)
+		return `!document.getElementById('results').hasAttribute('aria-busy') && document.getElementById('hit-count').textContent === ` + jsString(text)
 	}
 
 	// Start the browser with the whole test's context (the first Do binds
@@ -257,6 +266,65 @@ func TestBrowser(t *testing.T) {
 		}
 		return nil
 	})
+	// pressKey sends one real keystroke (keyDown + keyUp) to the page.
+	pressKey := func(name, key, code string, vk int64) {
+		t.Helper()
+		step(name, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+				p := input.DispatchKeyEventParams{Type: typ, Key: key, Code: code, WindowsVirtualKeyCode: vk, NativeVirtualKeyCode: vk}
+				if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	// drag presses the left button at (x0, y), moves in steps to (x1, y)
+	// and releases it there; x0 == x1 is a click.
+	drag := func(name string, x0, x1, y float64) {
+		t.Helper()
+		step(name, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			send := func(typ input.DispatchMouseEventType, x float64, buttons int64) error {
+				p := input.DispatchMouseEventParams{Type: typ, X: x, Y: y, Button: input.MouseButtonLeft, Buttons: buttons, ClickCount: 1}
+				if typ == input.DispatchMouseEventTypeMouseMoved {
+					p.ClickCount = 0
+				}
+				_, err := cdp.Call(ctx, tg, input.DispatchMouseEvent, p)
+				return err
+			}
+			if err := send(input.DispatchMouseEventTypeMousePressed, x0, 1); err != nil {
+				return err
+			}
+			if x1 != x0 {
+				for i := 1; i <= 5; i++ {
+					if err := send(input.DispatchMouseEventTypeMouseMoved, x0+(x1-x0)*float64(i)/5, 1); err != nil {
+						return err
+					}
+				}
+			}
+			return send(input.DispatchMouseEventTypeMouseReleased, x1, 0)
+		}))
+	}
+	// rect returns the page coordinates of the element expr names.
+	rect := func(expr string) (left, top, width, height float64) {
+		t.Helper()
+		raw := evalString(`JSON.stringify((() => { const r = ` + expr + `.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })())`)
+		var v [4]float64
+		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			t.Fatalf("rect of %s: %v", expr, err)
+		}
+		return v[0], v[1], v[2], v[3]
+	}
+	urlParams := func() url.Values {
+		t.Helper()
+		u, err := url.Parse(evalString(`location.href`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Query()
+	}
+	isRFC3339 := func(v string) bool { _, err := time.Parse(time.RFC3339Nano, v); return err == nil }
+
 	step("press /", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`), pressSlash)
 	if id := evalString(`document.activeElement.id`); id != "q" {
 		t.Errorf(`after "/": focus on %q, want the query box`, id)
@@ -297,6 +365,10 @@ func TestBrowser(t *testing.T) {
 	if got := evalString(`document.querySelector('#results .hit .host').textContent + ' ' + document.querySelector('#results .hit .source').textContent`); got != "testbox "+appLog {
 		t.Errorf("first hit host and source %q, want testbox %s", got, appLog)
 	}
+	// The query's plain terms are marked in the lines; field terms are not.
+	if got := evalString(`Array.from(document.querySelectorAll('#results .hit .line mark'), e => e.textContent.toLowerCase()).filter(s => s !== 'batchtok').length + '/' + document.querySelectorAll('#results .hit .line mark').length`); got != "0/50" {
+		t.Errorf("highlights (not batchtok)/(all) = %s, want 0/50", got)
+	}
 	shot("discover-light")
 
 	// The URL holds the query and range, and a reload restores them.
@@ -336,6 +408,141 @@ func TestBrowser(t *testing.T) {
 	step("back", chromedp.Evaluate[chromedp.Void](`history.back()`))
 	waitFor("back restores query", `document.getElementById('q').value === `+jsString(query)+
 		` && `+countIs(fmt.Sprintf("%d hits", batchLines)))
+
+	// Infinite scroll: scrolling to the end loads the next page by cursor.
+	step("scroll to end", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.body.scrollHeight)`))
+	waitFor("next page by scrolling", hitCount()+fmt.Sprintf(` === %d`, batchLines))
+	if last := lastSearch(); last.Get("cursor") == "" || last.Get("q") != query {
+		t.Errorf("infinite scroll sent %v, want a cursor and the same q", last)
+	}
+	step("scroll to top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+
+	// Histogram: drag across the right half of the chart to zoom in. All
+	// lines are in the last minute of the hour, so they stay in range.
+	waitFor("histogram drawn", `document.querySelectorAll('#histogram-chart rect.bar').length >= 10`)
+	cl, ct, cw, ch := rect(`document.querySelector('#histogram-chart svg')`)
+	drag("zoom drag", cl+44+(cw-52)*0.5, cl+cw+20, ct+ch/2)
+	waitFor("zoomed", `new URLSearchParams(location.search).get('to') !== null && `+countIs(fmt.Sprintf("%d hits", batchLines)))
+	zp := urlParams()
+	zf, zt := zp.Get("from"), zp.Get("to")
+	if !isRFC3339(zf) || !isRFC3339(zt) || zp.Get("q") != query {
+		t.Fatalf("after zoom the URL has q=%q from=%q to=%q, want the query and RFC 3339 times", zp.Get("q"), zf, zt)
+	}
+	ft, _ := time.Parse(time.RFC3339Nano, zf)
+	tt, _ := time.Parse(time.RFC3339Nano, zt)
+	if d := tt.Sub(ft); d < 20*time.Minute || d > 40*time.Minute || time.Since(tt) > time.Minute {
+		t.Errorf("zoom selected %s .. %s (%s), want about the last half hour", zf, zt, d)
+	}
+	if last := lastSearch(); last.Get("from") != zf || last.Get("to") != zt {
+		t.Errorf("search after zoom sent from=%q to=%q, want the URL's %q %q", last.Get("from"), last.Get("to"), zf, zt)
+	}
+	if v := evalString(`document.getElementById('range').value + '|' + !!document.getElementById('abs-from').value`); v != "custom|true" {
+		t.Errorf("range select|abs-from filled after zoom = %s", v)
+	}
+	// Click the bar that holds the lines: the range narrows to that bucket.
+	waitFor("zoomed histogram", `document.querySelector('#histogram-chart rect.bar[data-count="`+fmt.Sprint(batchLines+6)+`"], #histogram-chart rect.bar[data-count="`+fmt.Sprint(batchLines)+`"]') !== null`)
+	bl, bt, bw, bh := rect(`Array.from(document.querySelectorAll('#histogram-chart rect.bar')).find(r => +r.dataset.count > 0)`)
+	drag("click bar", bl+bw/2, bl+bw/2, bt+bh/2)
+	waitFor("narrowed", `new URLSearchParams(location.search).get('from') !== `+jsString(zf)+` && `+countIs(fmt.Sprintf("%d hits", batchLines)))
+	np := urlParams()
+	nf, _ := time.Parse(time.RFC3339Nano, np.Get("from"))
+	nt, _ := time.Parse(time.RFC3339Nano, np.Get("to"))
+	if d := nt.Sub(nf); d <= 0 || d > time.Minute || nf.Before(ft) {
+		t.Errorf("bar click narrowed to %s .. %s, want one bucket inside the zoomed range", np.Get("from"), np.Get("to"))
+	}
+	if last := lastSearch(); last.Get("from") != np.Get("from") || last.Get("to") != np.Get("to") {
+		t.Errorf("search after bar click %v, want the URL's range", last)
+	}
+	shotWindow("histogram-zoomed")
+
+	// Facets: filter WARN out, then ERROR in; each runs the query.
+	waitFor("level facet", `document.querySelector('.facet[data-field="level"] .facet-value[data-value="WARN"] .facet-out') !== null`)
+	step("filter out WARN", chromedp.Click(chromedp.CSS(`.facet[data-field="level"] .facet-value[data-value="WARN"] .facet-out`)))
+	waitFor("WARN filtered out", countIs("54 hits"))
+	if q := lastSearch().Get("q"); q != query+` -level:"WARN"` {
+		t.Errorf("filter out sent q=%q", q)
+	}
+	waitFor("level facet again", `document.querySelector('.facet[data-field="level"] .facet-value[data-value="ERROR"] .facet-in') !== null && !document.querySelector('.facet[data-field="level"] .facet-value[data-value="WARN"]')`)
+	step("filter in ERROR", chromedp.Click(chromedp.CSS(`.facet[data-field="level"] .facet-value[data-value="ERROR"] .facet-in`)))
+	waitFor("ERROR filtered in", countIs("27 hits"))
+	filtered := query + ` -level:"WARN" +level:"ERROR"`
+	if q := lastSearch().Get("q"); q != filtered || urlParams().Get("q") != filtered {
+		t.Errorf("filter in sent q=%q, URL q=%q, want %q", q, urlParams().Get("q"), filtered)
+	}
+
+	// Export links carry the current query and range.
+	for _, format := range []string{"ndjson", "csv"} {
+		href := evalString(`document.getElementById('export-` + format + `').href`)
+		eu, err := url.Parse(href)
+		if err != nil || eu.Path != "/api/export" || eu.Query().Get("q") != filtered || eu.Query().Get("from") != np.Get("from") ||
+			eu.Query().Get("to") != np.Get("to") || eu.Query().Get("format") != format {
+			t.Errorf("export %s link %q does not carry the current q/from/to", format, href)
+			continue
+		}
+		resp, err := http.Get(href)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := 27
+		if format == "csv" {
+			want++ // the header
+		}
+		if n := strings.Count(string(body), "\n"); resp.StatusCode != http.StatusOK || n != want {
+			t.Errorf("export %s: status %d, %d lines, want %d", format, resp.StatusCode, n, want)
+		}
+	}
+
+	// Expand the newest ERROR hit, then open its surrounding lines: the
+	// exact file context in file order, the hit marked.
+	step("expand hit", chromedp.Click(chromedp.CSS(`#results .hit:first-child .expand`)))
+	waitFor("details shown", `document.querySelector('#results .hit:first-child .hit-details .detail-table') !== null`)
+	if got := evalString(`document.querySelector('#results .hit:first-child .hit-details').innerText`); !strings.Contains(got, "offset") || !strings.Contains(got, "file_id") || !strings.Contains(got, appLog) {
+		t.Errorf("hit details read %q", got)
+	}
+	step("open context", chromedp.Click(chromedp.CSS(`#results .hit:first-child .context-open`)))
+	waitFor("context shown", `!document.getElementById('context-panel').hidden && document.querySelector('#context-lines .context-line.anchor') !== null`)
+	const anchorIdx = 78 // the newest ERROR batchtok line
+	if got := evalString(`document.querySelector('#context-lines .anchor .line').textContent`); got != appLines[anchorIdx] {
+		t.Errorf("context anchor %q, want %q", got, appLines[anchorIdx])
+	}
+	var ctxLines []string
+	if err := json.Unmarshal([]byte(evalString(`JSON.stringify(Array.from(document.querySelectorAll('#context-lines .context-line .line'), e => e.textContent))`)), &ctxLines); err != nil {
+		t.Fatal(err)
+	}
+	if want := appLines[anchorIdx-20:]; strings.Join(ctxLines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("context lines\n%s\nwant (file order)\n%s", strings.Join(ctxLines, "\n"), strings.Join(want, "\n"))
+	}
+	if got := evalString(`document.querySelectorAll('#context-lines .anchor mark').length + '|' + Array.from(document.querySelectorAll('#context-lines .context-offset'), e => +e.parentNode.dataset.offset).every((v, i, a) => i === 0 || v > a[i-1])`); got != "1|true" {
+		t.Errorf("context anchor marks|offsets rising = %s", got)
+	}
+	shotWindow("context")
+	pressKey("Esc closes context", "Escape", "Escape", 27)
+	waitFor("context closed", `document.getElementById('context-panel').hidden`)
+	pressKey("Esc closes details", "Escape", "Escape", 27)
+	waitFor("details closed", `document.querySelectorAll('#results .hit.expanded').length === 0`)
+
+	// Absolute range inputs: a day in the year 2000 has nothing.
+	step("absolute range", chromedp.Evaluate[chromedp.Void](`(() => {
+		document.getElementById('abs-from').value = '2000-01-01T00:00:00';
+		document.getElementById('abs-to').value = '2000-01-02T00:00:00';
+		document.getElementById('abs-to').dispatchEvent(new Event('change'));
+	})()`))
+	waitFor("absolute range searched", countIs("0 hits"))
+	ap := urlParams()
+	af, _ := time.Parse(time.RFC3339Nano, ap.Get("from"))
+	at, _ := time.Parse(time.RFC3339Nano, ap.Get("to"))
+	if af.Year() != 2000 && af.Year() != 1999 || at.Sub(af) != 24*time.Hour {
+		t.Errorf("absolute range in URL from=%q to=%q, want one day in 2000", ap.Get("from"), ap.Get("to"))
+	}
+	if last := lastSearch(); last.Get("from") != ap.Get("from") || last.Get("to") != ap.Get("to") {
+		t.Errorf("absolute range request %v, want the URL's", last)
+	}
+	// Back to a preset for the rest.
+	step("preset again", chromedp.SetValue(chromedp.ID("range"), "now-1h"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('range').dispatchEvent(new Event('change'))`))
+	waitFor("preset searched", `new URLSearchParams(location.search).get('from') === 'now-1h' && !new URLSearchParams(location.search).get('to')`)
 
 	// The syntax the help explains is what the real index does: a space is
 	// OR, + must, - must not (also alone), and AND is just a word.
@@ -382,6 +589,31 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("control marks in lines: %q, want ESC,ESC", got)
 	}
 	shot("discover-hostile")
+	// Highlighting keeps hostile text inert, and so does the context panel.
+	if got := evalString(`Array.from(document.querySelectorAll('#results .line *'), e => e.tagName + '.' + e.className).filter(s => s !== 'MARK.hl' && s !== 'SPAN.ctl').join(',') + '|' + document.querySelectorAll('#results .line mark').length`); got != "|3" {
+		t.Errorf("elements inside hostile lines (other than marks)|marks = %q, want |3", got)
+	}
+	if got := evalString(`document.querySelector('.facet[data-field="fields.user"] .facet-label').textContent`); got != xssField {
+		t.Errorf("fields.user facet shows %q, want the value as text", got)
+	}
+	step("hostile details", chromedp.Click(chromedp.CSS(`#results .hit:last-child .expand`)))
+	step("hostile context", chromedp.Click(chromedp.CSS(`#results .hit:last-child .context-open`)))
+	waitFor("hostile context shown", `document.querySelectorAll('#context-lines .context-line').length === 3`)
+	ctxText := evalString(`document.getElementById('context-panel').innerText`)
+	for _, want := range []string{xssImg, xssScript, xssJSURL, "ESC[31mredESC[0m"} {
+		if !strings.Contains(ctxText, want) {
+			t.Errorf("context panel does not show %q as text", want)
+		}
+	}
+	if n := evalString(`String(document.querySelectorAll('#context-panel img, #context-panel script, #context-panel a, #context-panel iframe, #context-panel svg, .hit-details img, .hit-details script').length)`); n != "0" {
+		t.Errorf("%s elements were created from log data in the context panel or details", n)
+	}
+	if got := evalString(`document.querySelector('#context-lines .anchor .line').textContent`); got != "ERROR xsstok rendering "+xssImg+" in template" {
+		t.Errorf("hostile context anchor %q", got)
+	}
+	shotWindow("context-hostile")
+	pressKey("Esc closes hostile context", "Escape", "Escape", 27)
+	waitFor("hostile context closed", `document.getElementById('context-panel').hidden`)
 
 	// A line appended while the page is open is found by the next search.
 	const liveLine = "ERROR livetok appended while the page is open"
@@ -391,6 +623,40 @@ func TestBrowser(t *testing.T) {
 	waitFor("appended line found", countIs("1 hit"))
 	if got := evalString(`document.querySelector('#results .hit .line').textContent`); got != liveLine {
 		t.Errorf("livetok finds %q, want %q", got, liveLine)
+	}
+
+	// Live tail: new matching lines are put on top as they are indexed;
+	// scrolling away pauses the display and a banner counts what waits.
+	search("tail search", "batchtok tailtok")
+	waitFor("tail search", hitCount()+` === 50`)
+	step("live on", chromedp.Click(chromedp.ID("live-toggle")))
+	waitFor("tail open", `document.getElementById('live-toggle').getAttribute('aria-pressed') === 'true' && document.getElementById('tail-status').textContent.startsWith('live')`)
+	if urlParams().Get("live") != "1" {
+		t.Errorf("live tail is not in the URL: %s", evalString(`location.search`))
+	}
+	const tailLine1, tailLine2 = "ERROR tailtok first streamed line", "WARN tailtok second streamed line"
+	appendLines(t, appLog, tailLine1)
+	waitFor("streamed line on top", `document.querySelector('#results .hit .line').textContent === `+jsString(tailLine1)+` && `+hitCount()+` === 51`)
+	if got := evalString(`String(document.querySelectorAll('#results .hit:first-child .line mark').length)`); got != "1" {
+		t.Errorf("streamed line has %s highlights, want 1 (tailtok)", got)
+	}
+	step("scroll away", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 800)`))
+	waitFor("paused", `!document.getElementById('tail-banner').hidden`)
+	appendLines(t, appLog, tailLine2)
+	waitFor("banner counts", `document.getElementById('tail-banner').textContent === 'paused — 1 new line, click to resume'`)
+	if got := evalString(`document.querySelector('#results .hit .line').textContent`); got != tailLine1 {
+		t.Errorf("while paused the first line changed to %q", got)
+	}
+	shotWindow("live-paused")
+	step("resume", chromedp.Click(chromedp.ID("tail-banner")))
+	waitFor("resumed", `document.querySelector('#results .hit .line').textContent === `+jsString(tailLine2)+` && window.scrollY === 0 && document.getElementById('tail-banner').hidden`)
+	shotWindow("live")
+	step("live off", chromedp.Click(chromedp.ID("live-toggle")))
+	waitFor("live off", `document.getElementById('live-toggle').getAttribute('aria-pressed') === 'false' && new URLSearchParams(location.search).get('live') === null`)
+
+	// Query history remembers what was run, newest first.
+	if got := evalString(`Array.from(document.querySelectorAll('#q-history option'), o => o.value).slice(0, 2).join('|')`); got != "batchtok tailtok|livetok" {
+		t.Errorf("query history starts %q", got)
 	}
 
 	// A bad query shows the API's message (an unterminated phrase is a
@@ -423,7 +689,7 @@ func TestBrowser(t *testing.T) {
 	if bg := evalString(`getComputedStyle(document.body).backgroundColor`); bg != "rgb(18, 21, 27)" {
 		t.Errorf("dark mode background %q", bg)
 	}
-	shot("discover-dark")
+	shotWindow("discover-dark")
 	step("light mode", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}},
@@ -436,12 +702,12 @@ func TestBrowser(t *testing.T) {
 	})()`); w != "" {
 		t.Errorf("at 420px the page scrolls sideways: %s px", w)
 	}
-	shot("discover-narrow")
+	shotWindow("discover-narrow")
 	step("wide again", chromedp.EmulateViewport(1280, 900))
 
 	// Sources: the --collect source and the two made through the API.
 	step("sources tab", chromedp.Click(chromedp.ID("tab-sources")))
-	waitFor("sources listed", `document.querySelectorAll('#sources-body tr').length === 3`)
+	waitFor("sources listed", `document.querySelectorAll('#sources-body tr.source-row').length === 3`)
 	if got := evalString(`document.getElementById('sources-table').innerText`); !strings.Contains(got, filepath.Join(logsDir, "*.log")) ||
 		!strings.Contains(got, filepath.Join(webDir, "*.log")) || !strings.Contains(got, "paused") {
 		t.Errorf("sources table reads %q", got)
@@ -457,15 +723,69 @@ func TestBrowser(t *testing.T) {
 	step("add without paths",
 		chromedp.SendKeys(chromedp.ID("source-name"), "extra"),
 		chromedp.Click(chromedp.ID("source-add")))
-	waitFor("400 shown", `!document.getElementById('source-error').hidden`)
-	if msg := evalString(`document.getElementById('source-error').textContent`); msg != "paths: must not be empty" {
-		t.Errorf("form error %q, want the server's message", msg)
+	waitFor("400 shown", `document.getElementById('source-paths-error') !== null`)
+	if msg := evalString(`document.getElementById('source-paths-error').textContent + '|' + document.getElementById('source-paths').getAttribute('aria-invalid')`); msg != "paths: must not be empty|true" {
+		t.Errorf("paths error %q, want the server's message next to Paths", msg)
+	}
+	// "paths[0]: ..." also goes next to Paths, "multiline.pattern: ..." next
+	// to the pattern (in the options, which open).
+	step("relative path",
+		chromedp.SendKeys(chromedp.ID("source-paths"), "relative/x.log"),
+		chromedp.Click(chromedp.ID("source-add")))
+	waitFor("paths[0] shown", `(document.getElementById('source-paths-error') || {}).textContent === `+jsString(`paths[0]: "relative/x.log" must be an absolute path`))
+	step("bad pattern",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('source-paths').value = ''`),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('source-more').open = true`),
+		chromedp.SendKeys(chromedp.ID("source-paths"), filepath.Join(extraDir, "*.log")),
+		chromedp.SendKeys(chromedp.ID("source-ml-pattern"), "("),
+		chromedp.Click(chromedp.ID("source-add")))
+	waitFor("pattern error shown", `document.getElementById('source-ml-pattern-error') !== null && document.getElementById('source-paths-error') === null`)
+	if msg := evalString(`document.getElementById('source-ml-pattern-error').textContent`); !strings.HasPrefix(msg, "multiline.pattern: ") {
+		t.Errorf("pattern error %q", msg)
 	}
 	shot("sources")
+	step("clear options",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('source-paths').value = ''; document.getElementById('source-ml-pattern').value = ''`))
+
+	// Per-file status under each source.
+	waitFor("file rows", `document.querySelector('#sources-body tr.source-files[data-name="web"] .file-row') !== null`)
+	if got := evalString(`document.querySelector('#sources-body tr.source-files[data-name="web"] .file-row').innerText`); !strings.Contains(got, filepath.Join(webDir, "web.log")) || !strings.Contains(got, " / ") || !strings.Contains(got, "/s") {
+		t.Errorf("web's file row reads %q", got)
+	}
+
+	// Edit: the form takes the source, a change is PUT, other settings stay.
+	step("edit web", chromedp.Click(chromedp.CSS(`#sources-body tr[data-name="web"] button.edit`)))
+	waitFor("edit form", `document.getElementById('source-name').value === 'web' && document.getElementById('source-name').readOnly`)
+	if got := evalString(`document.getElementById('source-fields').value`); got != "user="+xssField {
+		t.Errorf("edit form fields %q", got)
+	}
+	step("save web", chromedp.SendKeys(chromedp.ID("source-topic"), "webtopic"), chromedp.Click(chromedp.ID("source-add")))
+	waitFor("saved", `document.querySelector('#sources-body tr.source-row[data-name="web"] .source-topic').textContent === 'webtopic' && !document.getElementById('source-name').readOnly`)
+	var web struct {
+		Topic  string            `json:"topic"`
+		Paused bool              `json:"paused"`
+		Fields map[string]string `json:"fields"`
+	}
+	if srv.get(ctx, "/api/sources/web", &web); web.Topic != "webtopic" || web.Fields["user"] != xssField || web.Paused {
+		t.Errorf("after edit the server has web as %+v", web)
+	}
+	// Pause and resume.
+	step("pause web", chromedp.Click(chromedp.CSS(`#sources-body tr[data-name="web"] button.pause`)))
+	waitFor("paused", `document.querySelector('#sources-body tr.source-row[data-name="web"] .badge').textContent === 'paused'`)
+	if srv.get(ctx, "/api/sources/web", &web); !web.Paused || web.Topic != "webtopic" {
+		t.Errorf("after pause the server has web as %+v", web)
+	}
+	shot("sources-paused")
+	step("resume web", chromedp.Click(chromedp.CSS(`#sources-body tr[data-name="web"] button.pause`)))
+	waitFor("resumed", `document.querySelector('#sources-body tr.source-row[data-name="web"] .badge').textContent === 'active'`)
+	if srv.get(ctx, "/api/sources/web", &web); web.Paused {
+		t.Errorf("after resume the server has web as %+v", web)
+	}
 
 	// Add a real source; lines written to its files become searchable.
 	extraGlob := filepath.Join(extraDir, "*.log")
 	step("add",
+		chromedp.SendKeys(chromedp.ID("source-name"), "extra"),
 		chromedp.SendKeys(chromedp.ID("source-paths"), extraGlob),
 		chromedp.SendKeys(chromedp.ID("source-topic"), "web"),
 		chromedp.Click(chromedp.ID("source-add")))
@@ -491,13 +811,48 @@ func TestBrowser(t *testing.T) {
 
 	// Remove asks for a second click, then the source is gone.
 	step("sources tab again", chromedp.Click(chromedp.ID("tab-sources")))
-	waitFor("sources with extra", `document.querySelectorAll('#sources-body tr').length === 4`)
+	waitFor("sources with extra", `document.querySelectorAll('#sources-body tr.source-row').length === 4`)
 	const removeBtn = `#sources-body tr[data-name="extra"] button.remove`
 	step("remove", chromedp.Click(chromedp.CSS(removeBtn)), chromedp.Click(chromedp.CSS(removeBtn)))
-	waitFor("removed", `document.querySelector('#sources-body tr[data-name="extra"]') === null && document.querySelectorAll('#sources-body tr').length === 3`)
+	waitFor("removed", `document.querySelector('#sources-body tr[data-name="extra"]') === null && document.querySelectorAll('#sources-body tr.source-row').length === 3`)
 	if code := srv.get(ctx, "/api/sources/extra", nil); code != http.StatusNotFound {
 		t.Errorf("GET /api/sources/extra after Remove: %d, want 404", code)
 	}
+
+	// Status: numbers at a glance, refreshing by themselves. A line with
+	// invalid UTF-8 shows up as not delivered as written.
+	appendLines(t, filepath.Join(webDir, "web.log"), "INFO badbytes \xff\xfe here")
+	srv.waitTotal(ctx, "badbytes", 1)
+	step("status tab", chromedp.Click(chromedp.ID("tab-status")))
+	waitFor("status shown", `document.querySelector('[data-metric="index-docs"]') !== null && document.querySelector('[data-table="undelivered"]') !== null`)
+	if !strings.Contains(evalString(`location.search`), "tab=status") {
+		t.Errorf("the Status tab is not in the URL")
+	}
+	metric := func(k string) string {
+		return evalString(`document.querySelector('[data-metric="` + k + `"]').textContent`)
+	}
+	if d := metric("index-docs"); d == "0" || !regexp.MustCompile(`^[\d,.]+$`).MatchString(d) {
+		t.Errorf("index docs %q", d)
+	}
+	if f := metric("tail-files"); f == "0" || !regexp.MustCompile(`^\d+$`).MatchString(f) {
+		t.Errorf("files followed %q", f)
+	}
+	if r := metric("tail-rate"); !strings.HasSuffix(r, "/s") {
+		t.Errorf("tail rate %q", r)
+	}
+	if h := metric("etcd-health"); h != "healthy" {
+		t.Errorf("etcd health %q", h)
+	}
+	if k := evalString(`document.querySelector('[data-card="producer"] .kafka-off').textContent`); !strings.Contains(k, "direct mode") {
+		t.Errorf("producer card in direct mode reads %q", k)
+	}
+	if u := evalString(`document.querySelector('[data-table="undelivered"]').innerText`); !strings.Contains(u, "web") {
+		t.Errorf("undelivered table reads %q", u)
+	}
+	statusCalls := `performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === '/api/status').length`
+	before := evalString(`String(` + statusCalls + `)`)
+	waitFor("status refreshes", statusCalls+` > `+before)
+	shot("status")
 
 	// With no sources at all, an empty result points to the Sources tab.
 	var list struct {

@@ -7,8 +7,10 @@
 // characters are made visible (ESC shows as ␛) so terminal escapes are inert.
 //
 // Layout of this file: small helpers, the API client, URL state, then one
-// section per view (Discover, Sources), then start-up. New views (histogram,
-// facets, live tail) get their own section and hook into showView/applyState.
+// section per part of the page (Discover with its histogram, field sidebar,
+// surrounding lines and live tail; Sources; Status), then start-up. Styles
+// are set only through classes or element.style (the CSP forbids style
+// attributes in markup); SVG is built with createElementNS.
 'use strict';
 
 // ---------------------------------------------------------------------------
@@ -160,25 +162,147 @@ async function api(method, path, { params, body, signal } = {}) {
 }
 
 // ---------------------------------------------------------------------------
-// URL state: the view, the query and the time range live in the address so
-// that a link is shareable and back/forward work.
+// More helpers: numbers, times, highlighting
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svgEl(tag, attrs) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  return node;
+}
+
+function fmtNum(n) {
+  const v = Number(n);
+  return Number.isFinite(v) ? v.toLocaleString() : '—';
+}
+
+function fmtRate(n) {
+  const v = Number(n);
+  if (!Number.isFinite(v)) return '—';
+  return (v >= 100 ? Math.round(v).toLocaleString() : v.toFixed(1)) + '/s';
+}
+
+function fmtBytes(n) {
+  let v = Number(n);
+  if (!Number.isFinite(v)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return (i === 0 ? String(v) : v.toFixed(1)) + ' ' + units[i];
+}
+
+const pad2 = (n) => String(n).padStart(2, '0');
+
+// localInput formats a Date for a datetime-local input (local time, seconds).
+function localInput(d) {
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T` +
+    `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}
+
+const REL_UNITS = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
+
+// resolveTime turns a from/to value (now, now-15m, RFC 3339) into a Date,
+// or null for an open end or a value it cannot read.
+function resolveTime(v, now = Date.now()) {
+  if (!v) return null;
+  const m = /^now(?:([+-])(\d+)([smhdw]))?$/.exec(v);
+  if (m) {
+    if (!m[1]) return new Date(now);
+    const d = Number(m[2]) * REL_UNITS[m[3]];
+    return new Date(m[1] === '-' ? now - d : now + d);
+  }
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+// queryTerms lists the plain words and phrases of a query that a line can
+// show: not the excluded ones (-x), not field queries (host:x).
+function queryTerms(q) {
+  const out = [];
+  const re = /([+-]?)(?:([A-Za-z_][\w.]*):)?("(?:[^"\\]|\\.)*"?|\S+)/g;
+  for (const m of String(q || '').matchAll(re)) {
+    if (m[1] === '-' || m[2]) continue;
+    let v = m[3];
+    if (v.startsWith('"')) {
+      v = v.replace(/^"|"$/g, '').replace(/\\(.)/g, '$1').trim();
+      if (v) out.push({ text: v, phrase: true });
+      continue;
+    }
+    v = v.replace(/[~^][\d.]*$/, '').replace(/\\(.)/g, '$1');
+    if (v.startsWith('/')) continue; // a regexp query: not worth guessing
+    if (v.replace(/[*?]/g, '')) out.push({ text: v, phrase: false });
+  }
+  return out;
+}
+
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+// highlighter returns a RegExp matching the query's terms in a line
+// (case-insensitive), or null when there is nothing to mark.
+function highlighter(q) {
+  const parts = [];
+  for (const t of queryTerms(q)) {
+    let p;
+    if (t.phrase) p = t.text.split(/\s+/).map(escapeRegExp).join('\\s+');
+    else p = t.text.split(/([*?])/).map((s) => (s === '*' ? '\\S*?' : s === '?' ? '\\S' : escapeRegExp(s))).join('');
+    if (new RegExp('^(?:' + p + ')$', 'i').test('')) continue;
+    parts.push(p);
+  }
+  if (!parts.length) return null;
+  parts.sort((a, b) => b.length - a.length);
+  try {
+    return new RegExp(parts.join('|'), 'gi');
+  } catch {
+    return null;
+  }
+}
+
+// appendHighlighted appends text to parent, wrapping what re matches in
+// <mark> elements. Everything stays text (see appendText).
+function appendHighlighted(parent, value, re) {
+  const s = value === undefined || value === null ? '' : String(value);
+  if (!re) return appendText(parent, s);
+  let last = 0;
+  for (const m of s.matchAll(re)) {
+    if (!m[0]) continue;
+    if (m.index > last) appendText(parent, s.slice(last, m.index));
+    parent.append(appendText(el('mark', 'hl'), m[0]));
+    last = m.index + m[0].length;
+  }
+  if (last < s.length) appendText(parent, s.slice(last));
+  return parent;
+}
+
+// ---------------------------------------------------------------------------
+// URL state: the view, the query, the time range and live tail live in the
+// address so that a link is shareable and back/forward work.
+
+const views = ['discover', 'sources', 'status'];
+let activeView = '';
 
 function readState() {
   const p = new URLSearchParams(location.search);
+  const tab = p.get('tab');
   return {
-    view: p.get('tab') === 'sources' ? 'sources' : 'discover',
+    view: views.includes(tab) ? tab : 'discover',
     q: p.get('q') || '',
     from: p.get('from') || '',
     to: p.get('to') || '',
+    live: p.get('live') === '1',
   };
 }
 
 function stateURL(state) {
   const p = new URLSearchParams();
-  if (state.view === 'sources') p.set('tab', 'sources');
+  if (state.view !== 'discover') p.set('tab', state.view);
   if (state.q) p.set('q', state.q);
   if (state.from) p.set('from', state.from);
   if (state.to) p.set('to', state.to);
+  if (state.live) p.set('live', '1');
   const s = p.toString();
   return location.pathname + (s ? '?' + s : '');
 }
@@ -188,15 +312,58 @@ function pushState(state) {
   if (url !== location.pathname + location.search) history.pushState(null, '', url);
 }
 
+function replaceState(state) {
+  history.replaceState(null, '', stateURL(state));
+}
+
+// rangeFromInputs is the time range the inputs select: a preset, or the
+// custom range set by the date inputs or the chart.
+function rangeFromInputs() {
+  const v = $('range').value;
+  if (v === 'custom') return { from: discover.from, to: discover.to };
+  return { from: v, to: '' };
+}
+
 function currentState(view) {
-  return { view, q: $('q').value.trim(), from: $('range').value, to: discover.to };
+  return { view, q: $('q').value.trim(), ...rangeFromInputs(), live: tail.on };
+}
+
+// ---------------------------------------------------------------------------
+// Query history (this browser only)
+
+const HISTORY_KEY = 'logbox.queryHistory';
+
+function loadHistory() {
+  try {
+    const list = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+    return Array.isArray(list) ? list.filter((s) => typeof s === 'string').slice(0, 20) : [];
+  } catch {
+    return [];
+  }
+}
+
+function renderHistory() {
+  const opts = loadHistory().map((q) => {
+    const o = document.createElement('option');
+    o.value = q;
+    return o;
+  });
+  $('q-history').replaceChildren(...opts);
+}
+
+function addHistory(q) {
+  if (!q) return;
+  const list = [q, ...loadHistory().filter((s) => s !== q)].slice(0, 20);
+  try {
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(list));
+  } catch {
+    // Storage full or disabled: history is a convenience.
+  }
+  renderHistory();
 }
 
 // ---------------------------------------------------------------------------
 // Views
-
-const views = ['discover', 'sources'];
-let activeView = '';
 
 function showView(view) {
   activeView = view;
@@ -206,39 +373,156 @@ function showView(view) {
     tab.setAttribute('aria-selected', String(v === view));
     tab.classList.toggle('active', v === view);
   }
-  document.title = view === 'sources' ? 'Sources · logbox' : 'logbox';
-  if (view === 'sources') sources.load();
+  document.title = { discover: 'logbox', sources: 'Sources · logbox', status: 'Status · logbox' }[view];
+  if (view === 'sources') sources.start();
+  else sources.stop();
+  if (view === 'status') statusView.start();
+  else statusView.stop();
+  if (view !== 'discover') contextPanel.close();
 }
 
 // ---------------------------------------------------------------------------
 // Discover
 
 const PAGE_SIZE = 50;
+const MAX_SHOWN = 5000; // live tail trims the oldest lines beyond this
 
 const discover = {
-  controller: null, // AbortController of the request in flight
-  params: null,     // parameters of the search shown, reused by Load more
+  controller: null, // AbortController of the search in flight
+  params: null,     // parameters of the search shown, reused by the next page
   cursor: '',
   shown: 0,
   total: 0,
+  from: '',
   to: '',
+  ids: new Set(),   // hits shown, so that live tail does not repeat one
+  highlight: null,  // RegExp of the shown query's terms
+  loading: false,
 };
 
-// setRange selects a time range, adding an option for a value that came from
-// a shared link and is not one of the presets (e.g. now-2h or a timestamp).
+const PRESETS = new Set(['now-15m', 'now-1h', 'now-24h', 'now-7d', 'now-30d', '']);
+
+function rangeLabel(from, to) {
+  const f = (v) => {
+    const d = /^now/.test(v) ? null : resolveTime(v);
+    return d ? formatTs(d.toISOString()).replace(/\.\d{3}$/, '') : (v || 'start');
+  };
+  return `${f(from)} → ${to ? f(to) : 'now'}`;
+}
+
+// setRange shows a time range in the inputs: a preset in the select, a
+// relative value from a shared link as an extra option, anything else as
+// the custom range.
 function setRange(from, to) {
+  discover.from = from;
+  discover.to = to;
   const select = $('range');
-  if (![...select.options].some((o) => o.value === from)) {
-    const opt = el('option', 'custom', printable(to ? `${from} → ${to}` : `Since ${from}`));
-    opt.value = from;
-    select.insertBefore(opt, select.firstChild);
+  const custom = $('range-custom');
+  if (!to && (PRESETS.has(from) || /^now-\d+[smhdw]$/.test(from))) {
+    if (![...select.options].some((o) => o.value === from)) {
+      const opt = el('option', 'custom', printable(`Since ${from}`));
+      opt.value = from;
+      select.insertBefore(opt, select.firstChild);
+    }
+    select.value = from;
+    custom.textContent = 'Custom range';
+  } else {
+    custom.textContent = printable('Custom: ' + rangeLabel(from, to));
+    select.value = 'custom';
   }
-  select.value = from;
+  showAbsolute();
+}
+
+// showAbsolute fills the date inputs with the range's resolved ends.
+function showAbsolute() {
+  const f = resolveTime(discover.from);
+  const t = resolveTime(discover.to);
+  $('abs-from').value = f ? localInput(f) : '';
+  $('abs-to').value = t ? localInput(t) : (f && /^now/.test(discover.from) ? localInput(new Date()) : '');
+}
+
+// runRange applies a new time range (from the chart or the date inputs).
+function runRange(from, to) {
+  setRange(from, to);
+  pushState(currentState('discover'));
+  search(false);
+}
+
+function hitFieldRow(table, name, value, filterField) {
+  const tr = el('tr');
+  tr.append(textEl('th', 'detail-name', name));
+  const td = el('td', 'detail-value');
+  appendText(td, value);
+  tr.append(td);
+  const act = el('td', 'detail-actions');
+  if (filterField && value !== '') {
+    for (const neg of [false, true]) {
+      const b = el('button', neg ? 'filter-out' : 'filter-in', neg ? '−' : '+');
+      b.type = 'button';
+      b.title = `${neg ? 'Filter out' : 'Filter for'} ${printable(name)}: ${printable(value)}`;
+      b.setAttribute('aria-label', b.title);
+      b.addEventListener('click', () => addFilter(filterField, value, neg));
+      act.append(b);
+    }
+  }
+  tr.append(act);
+  table.append(tr);
+}
+
+function renderDetails(hit) {
+  const box = el('div', 'hit-details');
+  const table = el('table', 'detail-table');
+  const tbody = el('tbody');
+  hitFieldRow(tbody, 'ts', hit.ts ?? '');
+  hitFieldRow(tbody, 'host', hit.host ?? '', 'host');
+  hitFieldRow(tbody, 'source', hit.source ?? '', 'source');
+  if (hit.level) hitFieldRow(tbody, 'level', hit.level, 'level');
+  hitFieldRow(tbody, 'offset', hit.offset ?? '');
+  if (hit.file_id) hitFieldRow(tbody, 'file_id', hit.file_id);
+  for (const f of (Array.isArray(hit.flags) ? hit.flags : [])) hitFieldRow(tbody, 'flags', f, 'flags');
+  if (hit.fields && typeof hit.fields === 'object') {
+    for (const [k, v] of Object.entries(hit.fields).sort()) {
+      hitFieldRow(tbody, 'fields.' + k, typeof v === 'string' ? v : JSON.stringify(v), 'fields.' + k);
+    }
+  }
+  hitFieldRow(tbody, 'id', hit.id ?? '');
+  table.append(tbody);
+  const actions = el('div', 'detail-buttons');
+  const ctx = el('button', 'context-open', 'Surrounding lines');
+  ctx.type = 'button';
+  ctx.addEventListener('click', () => contextPanel.open(hit));
+  actions.append(ctx);
+  box.append(actions, table);
+  return box;
+}
+
+function toggleHit(li, hit, open) {
+  const btn = li.querySelector('.expand');
+  const isOpen = li.classList.contains('expanded');
+  if (open === undefined) open = !isOpen;
+  if (open === isOpen) return;
+  li.classList.toggle('expanded', open);
+  btn.setAttribute('aria-expanded', String(open));
+  btn.textContent = open ? '▾' : '▸';
+  if (open) li.append(renderDetails(hit));
+  else li.querySelector('.hit-details')?.remove();
 }
 
 function renderHit(hit) {
   const li = el('li', 'hit');
+  if (typeof hit.id === 'string') li.dataset.id = hit.id;
   const meta = el('div', 'meta');
+
+  const expand = el('button', 'expand', '▸');
+  expand.type = 'button';
+  expand.setAttribute('aria-expanded', 'false');
+  expand.setAttribute('aria-label', 'Show all fields');
+  expand.addEventListener('click', (e) => {
+    e.stopPropagation();
+    toggleHit(li, hit);
+  });
+  meta.append(expand);
+  meta.addEventListener('click', () => toggleHit(li, hit));
 
   const time = el('time', 'ts', formatTs(hit.ts));
   if (typeof hit.ts === 'string') {
@@ -258,9 +542,10 @@ function renderHit(hit) {
     source.title = 'source';
     meta.append(source);
   }
+  for (const f of (Array.isArray(hit.flags) ? hit.flags : [])) meta.append(textEl('span', 'flag', f));
   li.append(meta);
 
-  li.append(textEl('pre', 'line', hit.line));
+  li.append(appendHighlighted(el('pre', 'line'), hit.line, discover.highlight));
 
   if (hit.fields && typeof hit.fields === 'object') {
     const entries = Object.entries(hit.fields);
@@ -299,19 +584,39 @@ async function showEmptyState(params) {
   }
 }
 
+function updateExportLinks(params) {
+  for (const format of ['ndjson', 'csv']) {
+    const qs = new URLSearchParams();
+    for (const k of ['q', 'from', 'to']) if (params[k]) qs.set(k, params[k]);
+    qs.set('format', format);
+    $('export-' + format).setAttribute('href', '/api/export?' + qs.toString());
+  }
+}
+
 // search runs a new search (append false) or fetches the next page of the
 // current one (append true). A newer call cancels an older one in flight.
 async function search(append) {
   if (discover.controller) discover.controller.abort();
   const controller = new AbortController();
   discover.controller = controller;
+  discover.loading = true;
 
   let params;
   if (append) {
     params = { ...discover.params, cursor: discover.cursor };
   } else {
-    params = { q: $('q').value.trim(), from: $('range').value, to: discover.to, limit: PAGE_SIZE };
+    const range = rangeFromInputs();
+    discover.from = range.from;
+    discover.to = range.to;
+    params = { q: $('q').value.trim(), from: range.from, to: range.to, limit: PAGE_SIZE };
     discover.params = params;
+    discover.highlight = highlighter(params.q);
+    updateExportLinks(params);
+    histogram.load(params);
+    facets.load(params, null);
+    tail.queryChanged(params.q);
+    showAbsolute();
+    show($('zoom-out'), $('range').value === 'custom' && Boolean(resolveTime(discover.from)));
   }
 
   const results = $('results');
@@ -326,13 +631,21 @@ async function search(append) {
     const data = await api('GET', '/api/search', { params, signal: controller.signal });
     const hits = (data && Array.isArray(data.hits)) ? data.hits : [];
     const frag = document.createDocumentFragment();
-    for (const hit of hits) frag.append(renderHit(hit));
+    if (!append) discover.ids = new Set();
+    let added = 0;
+    for (const hit of hits) {
+      if (discover.ids.has(hit.id)) continue;
+      discover.ids.add(hit.id);
+      frag.append(renderHit(hit));
+      added++;
+    }
     if (append) {
       results.append(frag);
-      discover.shown += hits.length;
+      discover.shown += added;
     } else {
       results.replaceChildren(frag);
-      discover.shown = hits.length;
+      discover.shown = added;
+      facets.load(params, hits);
     }
     discover.total = Number.isFinite(data && data.total) ? data.total : discover.shown;
     discover.cursor = (data && typeof data.cursor === 'string') ? data.cursor : '';
@@ -342,6 +655,7 @@ async function search(append) {
     if (err.name === 'AbortError') return;
     if (!append) {
       results.replaceChildren();
+      discover.ids = new Set();
       discover.cursor = '';
       discover.shown = 0;
       $('hit-count').textContent = '';
@@ -352,25 +666,552 @@ async function search(append) {
   } finally {
     if (discover.controller === controller) {
       discover.controller = null;
+      discover.loading = false;
       results.removeAttribute('aria-busy');
       results.classList.remove('loading');
       $('load-more').disabled = false;
+      // A short page may leave the sentinel in view: keep filling.
+      if (discover.cursor) requestAnimationFrame(() => sentinelCheck());
     }
   }
 }
 
+// Infinite scroll: the next page loads when the sentinel below the results
+// comes near the window. Load more stays as the fallback.
+// The observer only says "look now"; the position is measured here, so a
+// stale observation from before the page grew never loads a page.
+function sentinelCheck() {
+  const near = $('scroll-sentinel').getBoundingClientRect().top < window.innerHeight + 300;
+  if (near && discover.cursor && !discover.loading && activeView === 'discover' && discover.shown > 0) {
+    search(true);
+  }
+}
+
+// addFilter adds +field:"value" (or -field:"value") to the query, replacing
+// the same filter of the other sign, and runs it.
+function addFilter(field, value, negate) {
+  const quoted = '"' + String(value).replace(/[\\"]/g, '\\$&') + '"';
+  const term = `${field}:${quoted}`;
+  const words = $('q').value.trim().split(/\s+(?=(?:[^"]*"[^"]*")*[^"]*$)/).filter(Boolean);
+  const kept = words.filter((w) => w !== '+' + term && w !== '-' + term);
+  kept.push((negate ? '-' : '+') + term);
+  $('q').value = kept.join(' ');
+  pushState(currentState('discover'));
+  search(false);
+}
+
+// ---------------------------------------------------------------------------
+// Histogram: SVG bars over the range; drag to zoom in, click a bar to narrow.
+
+const histogram = {
+  controller: null,
+  data: null,
+  height: 120,
+  pad: { left: 44, right: 8, top: 8, bottom: 20 },
+
+  async load(params) {
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    const chart = $('histogram-chart');
+    chart.classList.add('loading');
+    $('histogram-label').textContent = 'Counting…';
+    const buckets = Math.max(10, Math.min(120, Math.floor((chart.clientWidth || 800) / 12)));
+    try {
+      const data = await api('GET', '/api/histogram', {
+        params: { q: params.q, from: params.from, to: params.to, buckets }, signal: controller.signal,
+      });
+      this.data = data && Array.isArray(data.buckets) ? data : { buckets: [] };
+      this.render();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.data = null;
+      chart.replaceChildren();
+      $('histogram-label').textContent = 'No chart: ' + printable(err.message);
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        chart.classList.remove('loading');
+      }
+    }
+  },
+
+  // span is the chart's time domain in ms: [first bucket, last bucket + interval).
+  span() {
+    const b = this.data.buckets;
+    const iv = (this.data.interval_seconds || 1) * 1000;
+    return [Date.parse(b[0].ts), Date.parse(b[b.length - 1].ts) + iv, iv];
+  },
+
+  render() {
+    const chart = $('histogram-chart');
+    const d = this.data;
+    if (!d || !d.buckets.length) {
+      chart.replaceChildren();
+      $('histogram-label').textContent = 'No lines in this range.';
+      return;
+    }
+    const W = Math.max(200, chart.clientWidth || 800);
+    const H = this.height;
+    const { left, right, top, bottom } = this.pad;
+    const pw = W - left - right;
+    const ph = H - top - bottom;
+    const n = d.buckets.length;
+    const max = Math.max(1, ...d.buckets.map((b) => b.count));
+    const bw = pw / n;
+    const svg = svgEl('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img' });
+    svg.setAttribute('aria-label', `${plural(d.total, 'matching line', 'matching lines')}, ${n} bars of ${d.interval || '?'}`);
+    svg.append(svgEl('line', { x1: left, x2: W - right, y1: top + ph + 0.5, y2: top + ph + 0.5, class: 'axis' }));
+    const ymax = svgEl('text', { x: left - 6, y: top + 8, class: 'tick', 'text-anchor': 'end' });
+    ymax.textContent = fmtNum(max);
+    const y0 = svgEl('text', { x: left - 6, y: top + ph, class: 'tick', 'text-anchor': 'end' });
+    y0.textContent = '0';
+    svg.append(ymax, y0);
+    const [t0, , iv] = this.span();
+    d.buckets.forEach((b, i) => {
+      const h = b.count ? Math.max(1, (b.count / max) * ph) : 0;
+      const r = svgEl('rect', {
+        x: left + i * bw + (bw > 4 ? 1 : 0), y: top + ph - h, width: Math.max(1, bw - (bw > 4 ? 2 : 0)), height: h,
+        class: 'bar', 'data-i': i, 'data-count': b.count,
+      });
+      const title = svgEl('title');
+      title.textContent = `${formatTs(b.ts)} · ${plural(b.count, 'line', 'lines')}`;
+      r.append(title);
+      svg.append(r);
+    });
+    // About six time labels, on bucket edges.
+    const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(pw / 110))));
+    for (let i = 0; i < n; i += every) {
+      const t = new Date(t0 + i * iv);
+      const label = svgEl('text', { x: left + i * bw, y: H - 5, class: 'tick' });
+      const hm = `${pad2(t.getHours())}:${pad2(t.getMinutes())}`;
+      label.textContent = iv >= 86400e3 ? `${t.getMonth() + 1}-${pad2(t.getDate())}` :
+        iv < 60e3 ? `${hm}:${pad2(t.getSeconds())}` : hm;
+      svg.append(label);
+    }
+    const brush = svgEl('rect', { x: 0, y: top, width: 0, height: ph, class: 'brush' });
+    brush.setAttribute('visibility', 'hidden');
+    svg.append(brush);
+    this.attach(svg, brush, left, pw);
+    chart.replaceChildren(svg);
+    $('histogram-label').textContent = `${plural(d.total, 'line', 'lines')} · ${d.interval || ''} per bar · drag to zoom, click a bar to narrow`;
+  },
+
+  attach(svg, brush, left, pw) {
+    let x0 = null;
+    // The SVG may be drawn scaled (narrower window, before a redraw).
+    const xOf = (e) => {
+      const r = svg.getBoundingClientRect();
+      const scale = r.width / Number(svg.getAttribute('width')) || 1;
+      return Math.min(pw, Math.max(0, (e.clientX - r.left) / scale - left));
+    };
+    svg.addEventListener('pointerdown', (e) => {
+      if (e.button !== 0) return;
+      x0 = xOf(e);
+      svg.setPointerCapture(e.pointerId);
+      e.preventDefault();
+    });
+    svg.addEventListener('pointermove', (e) => {
+      if (x0 === null) return;
+      const x1 = xOf(e);
+      brush.setAttribute('x', left + Math.min(x0, x1));
+      brush.setAttribute('width', Math.abs(x1 - x0));
+      brush.setAttribute('visibility', 'visible');
+    });
+    const end = (e, cancel) => {
+      if (x0 === null) return;
+      const x1 = xOf(e);
+      const start = x0;
+      x0 = null;
+      brush.setAttribute('visibility', 'hidden');
+      if (cancel) return;
+      const [t0, t1, iv] = this.span();
+      const at = (x) => t0 + (x / pw) * (t1 - t0);
+      if (Math.abs(x1 - start) < 4) {
+        const i = Math.floor((x1 / pw) * this.data.buckets.length);
+        const b = this.data.buckets[Math.min(i, this.data.buckets.length - 1)];
+        if (!b) return;
+        const bs = Date.parse(b.ts);
+        runRange(new Date(bs).toISOString(), new Date(bs + iv).toISOString());
+        return;
+      }
+      runRange(new Date(at(Math.min(start, x1))).toISOString(), new Date(at(Math.max(start, x1))).toISOString());
+    };
+    svg.addEventListener('pointerup', (e) => end(e, false));
+    svg.addEventListener('pointercancel', (e) => end(e, true));
+  },
+
+  // zoomOut doubles the range around its middle, never past now.
+  zoomOut() {
+    const f = resolveTime(discover.from);
+    const t = resolveTime(discover.to) || new Date();
+    if (!f) return;
+    const span = t - f;
+    const now = Date.now();
+    const nf = new Date(f.getTime() - span / 2);
+    const nt = t.getTime() + span / 2;
+    runRange(nf.toISOString(), nt >= now ? '' : new Date(nt).toISOString());
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Field sidebar: top values per field, click to filter in or out.
+
+const FACET_FIELDS = ['level', 'host', 'source', 'flags'];
+
+const facets = {
+  controller: null,
+  params: null,
+  fixedBox: null, // the fixed fields' sections
+  extraBox: null, // the fields.* sections, filled once hits are known
+
+  // load fetches the fixed fields at once and, when the first page of
+  // hits is known, the fields.* names seen in it.
+  async load(params, hits) {
+    let fields;
+    if (!hits) {
+      if (this.controller) this.controller.abort();
+      this.controller = new AbortController();
+      this.params = params;
+      fields = FACET_FIELDS;
+      this.fixedBox = el('div', 'facets-fixed');
+      this.fixedBox.append(el('p', 'status', 'Loading fields…'));
+      this.extraBox = el('div', 'facets-extra');
+      $('facets').replaceChildren(this.fixedBox, this.extraBox);
+    } else {
+      if (this.params !== params) return;
+      const seen = new Set();
+      for (const h of hits) for (const k of Object.keys(h.fields || {})) seen.add('fields.' + k);
+      fields = [...seen].sort().slice(0, 8);
+      if (!fields.length) return;
+    }
+    const controller = this.controller;
+    const results = await Promise.allSettled(fields.map((field) => api('GET', '/api/facets', {
+      params: { q: params.q, from: params.from, to: params.to, field, size: 6 }, signal: controller.signal,
+    })));
+    if (controller.signal.aborted || this.params !== params) return;
+    const box = hits ? this.extraBox : this.fixedBox;
+    const sections = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled' && r.value) sections.push(this.renderField(fields[i], r.value));
+    });
+    if (!hits && !sections.length) {
+      const why = results.find((r) => r.status === 'rejected');
+      sections.push(el('p', 'status', why ? 'No fields: ' + printable(why.reason.message) : 'No fields.'));
+    }
+    box.replaceChildren(...sections);
+  },
+
+  renderField(field, data) {
+    const sec = el('section', 'facet');
+    sec.dataset.field = field;
+    sec.append(textEl('h3', 'facet-name', field));
+    const values = Array.isArray(data.values) ? data.values : [];
+    const total = Math.max(1, Number(data.total) || 0);
+    if (!values.length) sec.append(el('p', 'facet-none', 'no values'));
+    const ul = el('ul', 'facet-values');
+    for (const v of values) {
+      const li = el('li', 'facet-value');
+      li.dataset.value = String(v.value);
+      const inBtn = el('button', 'facet-in');
+      inBtn.type = 'button';
+      inBtn.title = `Filter for ${printable(field)}: ${printable(v.value)}`;
+      inBtn.append(textEl('span', 'facet-label', v.value === '' ? '(empty)' : v.value), el('span', 'facet-count', fmtNum(v.count)));
+      const bar = el('span', 'facet-bar');
+      bar.style.width = Math.min(100, (v.count / total) * 100).toFixed(1) + '%';
+      inBtn.append(bar);
+      inBtn.addEventListener('click', () => addFilter(field, v.value, false));
+      const outBtn = el('button', 'facet-out', '−');
+      outBtn.type = 'button';
+      outBtn.title = `Filter out ${printable(field)}: ${printable(v.value)}`;
+      outBtn.setAttribute('aria-label', outBtn.title);
+      outBtn.addEventListener('click', () => addFilter(field, v.value, true));
+      li.append(inBtn, outBtn);
+      ul.append(li);
+    }
+    sec.append(ul);
+    const extra = [];
+    if (data.other) extra.push(`${fmtNum(data.other)} other`);
+    if (data.missing) extra.push(`${fmtNum(data.missing)} without`);
+    if (extra.length) sec.append(el('p', 'facet-extra', extra.join(' · ')));
+    return sec;
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Surrounding lines: the exact file context of one hit.
+
+const contextPanel = {
+  hit: null,
+  before: 20,
+  after: 20,
+  controller: null,
+
+  open(hit) {
+    this.hit = hit;
+    this.before = 20;
+    this.after = 20;
+    show($('context-panel'), true);
+    $('context-file').replaceChildren(textEl('span', 'host', hit.host), document.createTextNode(' '),
+      textEl('span', 'source', hit.source));
+    $('context-lines').replaceChildren(el('li', 'status', 'Loading…'));
+    this.load(true);
+    $('context-close').focus();
+  },
+
+  close() {
+    if (this.controller) this.controller.abort();
+    this.hit = null;
+    show($('context-panel'), false);
+  },
+
+  isOpen() {
+    return !$('context-panel').hidden;
+  },
+
+  async load(scrollToAnchor) {
+    if (!this.hit) return;
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    setText($('context-error'), '');
+    try {
+      const data = await api('GET', '/api/context', {
+        params: { id: this.hit.id, before: this.before, after: this.after }, signal: controller.signal,
+      });
+      const hits = data && Array.isArray(data.hits) ? data.hits : [];
+      const list = $('context-lines');
+      const items = hits.map((h, i) => {
+        const li = el('li', 'context-line');
+        if (h.anchor || i === data.anchor_index) li.classList.add('anchor');
+        li.dataset.offset = String(h.offset);
+        li.append(el('span', 'context-offset', fmtNum(h.offset)));
+        li.append(appendHighlighted(el('pre', 'line'), h.line, discover.highlight));
+        return li;
+      });
+      list.replaceChildren(...items);
+      $('context-earlier').disabled = this.before >= 500 || data.anchor_index < this.before;
+      $('context-later').disabled = this.after >= 500 || hits.length - 1 - data.anchor_index < this.after;
+      if (scrollToAnchor) list.querySelector('.anchor')?.scrollIntoView({ block: 'center' });
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      $('context-lines').replaceChildren();
+      setText($('context-error'), err.message);
+    } finally {
+      if (this.controller === controller) this.controller = null;
+    }
+  },
+
+  more(which) {
+    if (which === 'before') this.before = Math.min(500, this.before + 50);
+    else this.after = Math.min(500, this.after + 50);
+    this.load(false);
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Live tail: new matching lines stream in over Server-Sent Events and are
+// put on top. Scrolling away from the top pauses the display (not the
+// stream); the lines that arrive meanwhile wait in a bounded buffer.
+
+const MAX_PENDING = 1000;
+
+const tail = {
+  on: false,
+  es: null,
+  q: null,
+  paused: false,
+  pending: [],
+  dropped: 0,
+
+  setOn(on) {
+    this.on = on;
+    const btn = $('live-toggle');
+    btn.setAttribute('aria-pressed', String(on));
+    btn.classList.toggle('on', on);
+    btn.textContent = on ? '● Live' : 'Live';
+    if (on) this.connect($('q').value.trim());
+    else this.disconnect();
+  },
+
+  toggle() {
+    this.setOn(!this.on);
+    replaceState(currentState('discover'));
+  },
+
+  queryChanged(q) {
+    this.pending = [];
+    this.dropped = 0;
+    this.paused = window.scrollY > 40;
+    this.banner();
+    if (this.on && q !== this.q) this.connect(q);
+  },
+
+  connect(q) {
+    this.disconnect();
+    this.q = q;
+    this.paused = window.scrollY > 40;
+    const qs = new URLSearchParams();
+    if (q) qs.set('q', q);
+    const es = new EventSource('/api/tail' + (q ? '?' + qs.toString() : ''));
+    this.es = es;
+    this.status('connecting…');
+    es.onopen = () => this.status('live: new lines appear on top');
+    es.onmessage = (e) => {
+      let hit;
+      try {
+        hit = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      this.receive(hit);
+    };
+    es.addEventListener('gap', (e) => this.status('some lines were skipped: ' + printable(this.message(e))));
+    es.addEventListener('overflow', () => this.status('fell behind; reconnecting…'));
+    es.addEventListener('end', (e) => {
+      this.status('tail ended: ' + printable(this.message(e)));
+      es.close();
+    });
+    es.addEventListener('error', (e) => {
+      if (e.data) {
+        this.status('tail failed: ' + printable(this.message(e)));
+        es.close();
+      } else if (es.readyState === EventSource.CLOSED) {
+        this.status('tail closed by the server');
+      } else {
+        this.status('reconnecting…');
+      }
+    });
+  },
+
+  message(e) {
+    try {
+      const d = JSON.parse(e.data);
+      return d.message || d.error || '';
+    } catch {
+      return '';
+    }
+  },
+
+  disconnect() {
+    if (this.es) this.es.close();
+    this.es = null;
+    this.q = null;
+    this.pending = [];
+    this.dropped = 0;
+    this.paused = false;
+    this.banner();
+    show($('tail-status'), false);
+  },
+
+  status(text) {
+    const s = $('tail-status');
+    s.textContent = text;
+    show(s, this.on);
+  },
+
+  receive(hit) {
+    if (!hit || discover.ids.has(hit.id)) return;
+    if (this.paused) {
+      this.pending.push(hit);
+      if (this.pending.length > MAX_PENDING) {
+        this.pending.shift();
+        this.dropped++;
+      }
+      this.banner();
+      return;
+    }
+    this.prepend([hit]);
+  },
+
+  prepend(hits) {
+    const results = $('results');
+    for (const hit of hits) {
+      if (discover.ids.has(hit.id)) continue;
+      discover.ids.add(hit.id);
+      const li = renderHit(hit);
+      li.classList.add('new');
+      results.prepend(li);
+      discover.shown++;
+      discover.total++;
+    }
+    while (results.children.length > MAX_SHOWN) {
+      results.lastElementChild.remove();
+      discover.cursor = '';
+    }
+    show($('empty-state'), false);
+    renderSummary();
+  },
+
+  banner() {
+    const b = $('tail-banner');
+    if (!this.on || !this.paused) {
+      show(b, false);
+      return;
+    }
+    const n = this.pending.length + this.dropped;
+    b.textContent = `paused — ${plural(n, 'new line', 'new lines')}, click to resume`;
+    show(b, true);
+  },
+
+  resume() {
+    window.scrollTo(0, 0);
+    this.paused = false;
+    if (this.dropped) {
+      search(false);
+      return;
+    }
+    const hits = this.pending;
+    this.pending = [];
+    this.prepend(hits);
+    this.banner();
+  },
+
+  onScroll() {
+    if (!this.on) return;
+    const top = window.scrollY <= 40;
+    if (!top && !this.paused) {
+      this.paused = true;
+      this.banner();
+    } else if (top && this.paused) {
+      this.resume();
+    }
+  },
+};
+
 function initDiscover() {
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    pushState(currentState('discover'));
+    const st = currentState('discover');
+    discover.from = st.from;
+    discover.to = st.to;
+    pushState(st);
+    addHistory(st.q);
     search(false);
   });
   $('range').addEventListener('change', () => {
-    discover.to = ''; // a preset range ends now
+    if ($('range').value === 'custom') {
+      showAbsolute();
+      $('abs-from').focus();
+      return;
+    }
+    setRange($('range').value, ''); // a preset range ends now
     pushState(currentState('discover'));
     search(false);
   });
+  for (const id of ['abs-from', 'abs-to']) {
+    $(id).addEventListener('change', () => {
+      const f = $('abs-from').value ? new Date($('abs-from').value) : null;
+      const t = $('abs-to').value ? new Date($('abs-to').value) : null;
+      if ((f && Number.isNaN(f.getTime())) || (t && Number.isNaN(t.getTime()))) return;
+      runRange(f ? f.toISOString() : '', t ? t.toISOString() : '');
+    });
+  }
+  $('zoom-out').addEventListener('click', () => histogram.zoomOut());
   $('load-more').addEventListener('click', () => search(true));
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) sentinelCheck();
+  }, { rootMargin: '0px 0px 300px 0px' }).observe($('scroll-sentinel'));
   $('syntax-toggle').addEventListener('click', () => {
     const help = $('syntax-help');
     show(help, help.hidden);
@@ -381,16 +1222,50 @@ function initDiscover() {
     pushState(currentState('sources'));
     showView('sources');
   });
-  $('q').addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') $('q').blur();
-  });
+  $('live-toggle').addEventListener('click', () => tail.toggle());
+  $('tail-banner').addEventListener('click', () => tail.resume());
+  window.addEventListener('scroll', () => tail.onScroll(), { passive: true });
+  $('context-close').addEventListener('click', () => contextPanel.close());
+  $('context-earlier').addEventListener('click', () => contextPanel.more('before'));
+  $('context-later').addEventListener('click', () => contextPanel.more('after'));
+  // Redraw the chart for its new width before the next paint.
+  let chartWidth = 0;
+  new ResizeObserver(() => {
+    const w = $('histogram-chart').clientWidth;
+    if (w !== chartWidth && histogram.data) histogram.render();
+    chartWidth = w;
+  }).observe($('histogram-chart'));
+  if (window.matchMedia('(max-width: 800px)').matches) $('sidebar').open = false;
+  renderHistory();
 }
 
 // ---------------------------------------------------------------------------
 // Sources
 
+// Which input shows an error for a field the API names ("paths[0]" → paths).
+function formFieldKey(field) {
+  const f = field.replace(/\[\d+\]$/, '');
+  if (f.startsWith('fields.')) return 'fields';
+  if (f === 'multiline') return 'multiline.pattern';
+  return f;
+}
+
 const sources = {
   controller: null,
+  list: [],
+  editing: null, // the source being edited, or null when adding
+  timer: 0,
+
+  start() {
+    this.load();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.loadFiles(), 3000);
+  },
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = 0;
+  },
 
   async load() {
     if (this.controller) this.controller.abort();
@@ -401,7 +1276,9 @@ const sources = {
       const data = await api('GET', '/api/sources', { signal: controller.signal });
       const list = (data && Array.isArray(data.sources)) ? data.sources : [];
       setText($('sources-error'), '');
+      this.list = list;
       this.render(list);
+      this.loadFiles();
     } catch (err) {
       if (err.name === 'AbortError') return;
       setText($('sources-error'), err.message);
@@ -415,7 +1292,8 @@ const sources = {
 
   render(list) {
     const body = $('sources-body');
-    const rows = list.map((src) => this.renderRow(src));
+    const rows = [];
+    for (const src of list) rows.push(this.renderRow(src), this.renderFilesRow(src));
     body.replaceChildren(...rows);
     show($('sources-table'), list.length > 0);
     show($('sources-empty'), list.length === 0);
@@ -430,6 +1308,9 @@ const sources = {
     if (Array.isArray(src.hosts) && src.hosts.length) {
       name.append(el('span', 'hosts', 'on ' + src.hosts.map(printable).join(', ')));
     }
+    if (src.fields && Object.keys(src.fields).length) {
+      name.append(el('span', 'hosts', Object.entries(src.fields).map(([k, v]) => printable(`${k}=${v}`)).join(', ')));
+    }
     tr.append(name);
 
     const paths = el('td', 'source-paths');
@@ -443,13 +1324,83 @@ const sources = {
     tr.append(state);
 
     const actions = el('td', 'source-actions');
+    const edit = el('button', 'edit', 'Edit');
+    edit.type = 'button';
+    edit.setAttribute('aria-label', `Edit source ${printable(src.name)}`);
+    edit.addEventListener('click', () => this.edit(src));
+    const pause = el('button', 'pause', src.paused ? 'Resume' : 'Pause');
+    pause.type = 'button';
+    pause.setAttribute('aria-label', `${src.paused ? 'Resume' : 'Pause'} source ${printable(src.name)}`);
+    pause.addEventListener('click', () => this.setPaused(src, !src.paused, pause));
     const remove = el('button', 'remove', 'Remove');
     remove.type = 'button';
     remove.setAttribute('aria-label', `Remove source ${printable(src.name)}`);
     remove.addEventListener('click', () => this.remove(src.name, remove));
-    actions.append(remove);
+    actions.append(edit, pause, remove);
     tr.append(actions);
     return tr;
+  },
+
+  renderFilesRow(src) {
+    const tr = el('tr', 'source-files');
+    tr.dataset.name = String(src.name ?? '');
+    const td = el('td');
+    td.colSpan = 5;
+    td.append(el('span', 'status', 'files: …'));
+    tr.append(td);
+    return tr;
+  },
+
+  // loadFiles fills the per-file rows from /api/status.
+  async loadFiles() {
+    let st;
+    try {
+      st = await api('GET', '/api/status');
+    } catch {
+      return; // the list itself is still right; the next tick retries
+    }
+    const byName = new Map();
+    for (const f of (st && Array.isArray(st.files) ? st.files : [])) {
+      if (!byName.has(f.source)) byName.set(f.source, []);
+      byName.get(f.source).push(f);
+    }
+    const invalid = (st && st.invalid_sources) || {};
+    for (const tr of $('sources-body').querySelectorAll('tr.source-files')) {
+      const name = tr.dataset.name;
+      tr.firstChild.replaceChildren(this.renderFiles(byName.get(name) || []));
+      const row = tr.previousElementSibling;
+      const state = row && row.querySelector('.source-state');
+      if (state) {
+        state.querySelector('.invalid')?.remove();
+        if (Object.hasOwn(invalid, name)) {
+          const b = textEl('span', 'badge invalid', 'invalid: ' + invalid[name]);
+          state.append(b);
+        }
+      }
+    }
+  },
+
+  renderFiles(files) {
+    if (!files.length) return el('span', 'status', 'no files followed on this box');
+    const table = el('table', 'files');
+    const head = el('tr');
+    for (const h of ['file', 'offset / size', 'lag', 'lines/s', 'lines read', 'last error']) head.append(el('th', '', h));
+    const thead = el('thead');
+    thead.append(head);
+    const tbody = el('tbody');
+    for (const f of files.sort((a, b) => String(a.path).localeCompare(String(b.path)))) {
+      const tr = el('tr', 'file-row');
+      tr.dataset.path = String(f.path ?? '');
+      tr.append(textEl('td', 'file-path', f.path));
+      tr.append(el('td', 'file-offset', `${fmtBytes(f.offset)} / ${fmtBytes(f.size)}`));
+      tr.append(el('td', f.lag_bytes > 0 ? 'file-lag lagging' : 'file-lag', fmtBytes(f.lag_bytes)));
+      tr.append(el('td', 'file-rate', fmtRate(f.lines_per_sec)));
+      tr.append(el('td', 'file-lines', fmtNum(f.lines_read)));
+      tr.append(f.last_error ? textEl('td', 'file-error', f.last_error) : el('td', 'file-error muted', '—'));
+      tbody.append(tr);
+    }
+    table.append(thead, tbody);
+    return table;
   },
 
   // remove asks for a second click before deleting, instead of a confirm()
@@ -470,30 +1421,151 @@ const sources = {
     try {
       await api('DELETE', '/api/sources/' + encodeURIComponent(name));
       setText($('sources-error'), '');
+      if (this.editing && this.editing.name === name) this.resetForm();
     } catch (err) {
       setText($('sources-error'), `Remove ${printable(name)}: ${err.message}`);
     }
     this.load();
   },
 
-  async add(e) {
-    e.preventDefault();
-    const errorBox = $('source-error');
-    setText(errorBox, '');
-    const src = {
-      name: $('source-name').value.trim(),
-      paths: $('source-paths').value.split(',').map((p) => p.trim()).filter(Boolean),
-    };
+  async setPaused(src, paused, button) {
+    button.disabled = true;
+    try {
+      await api('PUT', '/api/sources/' + encodeURIComponent(src.name), { body: { ...src, paused } });
+      setText($('sources-error'), '');
+    } catch (err) {
+      setText($('sources-error'), `${paused ? 'Pause' : 'Resume'} ${printable(src.name)}: ${err.message}`);
+    }
+    this.load();
+  },
+
+  edit(src) {
+    this.resetForm();
+    this.editing = src;
+    $('source-form-title').textContent = 'Edit source ' + printable(src.name);
+    $('source-name').value = src.name ?? '';
+    $('source-name').readOnly = true;
+    $('source-paths').value = (src.paths || []).join(', ');
+    $('source-topic').value = src.topic || '';
+    $('source-fields').value = Object.entries(src.fields || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+    $('source-hosts').value = (src.hosts || []).join(', ');
+    $('source-max-line').value = src.max_line_bytes ? String(src.max_line_bytes) : '';
+    const ml = src.multiline || {};
+    $('source-ml-pattern').value = ml.pattern || '';
+    $('source-ml-match').value = ml.match === 'start' ? 'start' : '';
+    $('source-ml-max-lines').value = ml.max_lines ? String(ml.max_lines) : '';
+    $('source-ml-timeout').value = ml.timeout || '';
+    $('source-paused').checked = Boolean(src.paused);
+    $('source-more').open = Boolean(src.multiline || src.hosts?.length || src.max_line_bytes ||
+      (src.fields && Object.keys(src.fields).length));
+    $('source-add').textContent = 'Save changes';
+    show($('source-cancel'), true);
+    $('source-form').classList.add('editing');
+    $('source-form').scrollIntoView({ block: 'nearest' });
+    $('source-paths').focus();
+  },
+
+  resetForm() {
+    this.editing = null;
+    $('source-form').reset();
+    $('source-more').open = false;
+    $('source-form').classList.remove('editing');
+    $('source-name').readOnly = false;
+    $('source-form-title').textContent = 'Add a source';
+    $('source-add').textContent = 'Add source';
+    show($('source-cancel'), false);
+    this.clearErrors();
+  },
+
+  clearErrors() {
+    setText($('source-error'), '');
+    for (const e of $('source-form').querySelectorAll('.field-error')) e.remove();
+    for (const i of $('source-form').querySelectorAll('[aria-invalid]')) {
+      i.removeAttribute('aria-invalid');
+      i.removeAttribute('aria-describedby');
+    }
+  },
+
+  // showError puts an API message next to the input of the field it names
+  // ("paths[0]: ..." goes next to Paths), or above the form.
+  showError(msg) {
+    const m = /^([A-Za-z_][\w]*(?:\[\d+\])?(?:\.[\w]+)?):\s/.exec(msg);
+    const label = m && $('source-form').querySelector(`label[data-field="${CSS.escape(formFieldKey(m[1]))}"]`);
+    if (!label) {
+      setText($('source-error'), msg);
+      return;
+    }
+    const input = label.querySelector('input, select');
+    const err = textEl('span', 'field-error', msg);
+    err.id = input.id + '-error';
+    err.setAttribute('role', 'alert');
+    label.append(err);
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', err.id);
+    const details = label.closest('details');
+    if (details) details.open = true;
+    input.focus();
+  },
+
+  // readForm builds the source the form describes, over the one being
+  // edited so that settings the form does not show are kept.
+  readForm() {
+    const list = (id) => $(id).value.split(',').map((p) => p.trim()).filter(Boolean);
+    const src = this.editing ? { ...this.editing } : {};
+    src.name = $('source-name').value.trim();
+    src.paths = list('source-paths');
     const topic = $('source-topic').value.trim();
     if (topic) src.topic = topic;
+    else delete src.topic;
+    const fields = {};
+    for (const kv of list('source-fields')) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new APIError(`fields: "${kv}" must be written NAME=value`);
+      fields[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+    }
+    if (Object.keys(fields).length) src.fields = fields;
+    else delete src.fields;
+    const hosts = list('source-hosts');
+    if (hosts.length) src.hosts = hosts;
+    else delete src.hosts;
+    const num = (id, field) => {
+      const v = $(id).value.trim();
+      if (!v) return 0;
+      if (!/^\d+$/.test(v)) throw new APIError(`${field}: must be a whole number`);
+      return Number(v);
+    };
+    const maxLine = num('source-max-line', 'max_line_bytes');
+    if (maxLine) src.max_line_bytes = maxLine;
+    else delete src.max_line_bytes;
+    const pattern = $('source-ml-pattern').value;
+    const maxLines = num('source-ml-max-lines', 'multiline.max_lines');
+    const timeout = $('source-ml-timeout').value.trim();
+    const match = $('source-ml-match').value;
+    if (pattern || maxLines || timeout || match) {
+      src.multiline = { pattern };
+      if (match) src.multiline.match = match;
+      if (maxLines) src.multiline.max_lines = maxLines;
+      if (timeout) src.multiline.timeout = timeout;
+    } else {
+      delete src.multiline;
+    }
+    src.paused = $('source-paused').checked;
+    return src;
+  },
+
+  async submit(e) {
+    e.preventDefault();
+    this.clearErrors();
     const button = $('source-add');
     button.disabled = true;
     try {
-      await api('POST', '/api/sources', { body: src });
-      $('source-form').reset();
+      const src = this.readForm();
+      if (this.editing) await api('PUT', '/api/sources/' + encodeURIComponent(this.editing.name), { body: src });
+      else await api('POST', '/api/sources', { body: src });
+      this.resetForm();
       this.load();
     } catch (err) {
-      setText(errorBox, err.message);
+      this.showError(err.message);
     } finally {
       button.disabled = false;
     }
@@ -501,8 +1573,198 @@ const sources = {
 };
 
 function initSources() {
-  $('source-form').addEventListener('submit', (e) => sources.add(e));
+  $('source-form').addEventListener('submit', (e) => sources.submit(e));
+  $('source-cancel').addEventListener('click', () => sources.resetForm());
 }
+
+// ---------------------------------------------------------------------------
+// Status: pipeline health, refreshed every few seconds while shown.
+
+const STATUS_EVERY_MS = 3000;
+
+const statusView = {
+  timer: 0,
+  prev: null, // the previous sample, for rates
+  busy: false,
+
+  start() {
+    this.load();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.load(), STATUS_EVERY_MS);
+  },
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = 0;
+  },
+
+  async load() {
+    if (this.busy) return;
+    this.busy = true;
+    if (!this.prev) $('status-updated').textContent = 'Loading…';
+    try {
+      const st = await api('GET', '/api/status');
+      const now = Date.now();
+      setText($('status-error'), '');
+      this.render(st || {}, this.prev, now);
+      this.prev = { st: st || {}, at: now };
+      const d = new Date(now);
+      $('status-updated').textContent = `updated ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())} · every ${STATUS_EVERY_MS / 1000}s`;
+    } catch (err) {
+      setText($('status-error'), err.message);
+    } finally {
+      this.busy = false;
+    }
+  },
+
+  card(title, key, health) {
+    const c = el('section', 'card');
+    c.dataset.card = key;
+    const h = el('h3', '', title);
+    if (health) h.append(el('span', 'health ' + health, { ok: 'ok', bad: 'problem', warn: 'check', off: 'off' }[health]));
+    c.append(h);
+    return c;
+  },
+
+  metrics(card, rows) {
+    const dl = el('dl', 'metrics');
+    for (const [label, value, key, cls] of rows) {
+      dl.append(el('dt', '', label));
+      const dd = textEl('dd', cls || '', value);
+      if (key) dd.dataset.metric = key;
+      dl.append(dd);
+    }
+    card.append(dl);
+    return dl;
+  },
+
+  table(card, heads, rows, key) {
+    const t = el('table', 'mini');
+    if (key) t.dataset.table = key;
+    const tr = el('tr');
+    for (const h of heads) tr.append(el('th', '', h));
+    const thead = el('thead');
+    thead.append(tr);
+    const tbody = el('tbody');
+    for (const r of rows) {
+      const row = el('tr');
+      for (const v of r) row.append(textEl('td', '', v));
+      tbody.append(row);
+    }
+    t.append(thead, tbody);
+    card.append(t);
+  },
+
+  render(st, prev, now) {
+    const rate = (get) => {
+      if (!prev) return '…';
+      const a = get(prev.st);
+      const b = get(st);
+      const dt = (now - prev.at) / 1000;
+      if (!Number.isFinite(a) || !Number.isFinite(b) || dt <= 0) return '—';
+      return fmtRate(Math.max(0, b - a) / dt);
+    };
+    const cards = [];
+    const direct = st.mode === 'direct';
+
+    const files = Array.isArray(st.files) ? st.files : [];
+    const sum = (k) => files.reduce((s, f) => s + (Number(f[k]) || 0), 0);
+    const failing = files.filter((f) => f.last_error).length;
+    const tailCard = this.card('Tailing', 'tail', files.length ? (failing ? 'bad' : 'ok') : (st.role === 'indexer' ? 'off' : 'ok'));
+    this.metrics(tailCard, [
+      ['lines/s', fmtRate(sum('lines_per_sec')), 'tail-rate', 'big'],
+      ['files followed', fmtNum(files.length), 'tail-files'],
+      ['lag', fmtBytes(sum('lag_bytes')), 'tail-lag'],
+      ['lines read', fmtNum(sum('lines_read')), 'tail-read'],
+      ['lines acked', fmtNum(sum('lines_acked')), 'tail-acked'],
+      ['files with errors', fmtNum(failing), 'tail-errors', failing ? 'bad' : ''],
+    ]);
+    cards.push(tailCard);
+
+    const p = st.kafka_producer;
+    const prodCard = this.card('Kafka producer', 'producer', direct || !p ? 'off' : (p.Errors || p.Dropped ? 'bad' : 'ok'));
+    if (direct) {
+      prodCard.append(el('p', 'muted kafka-off', 'Not used: direct mode, lines go straight from the files to the index.'));
+    } else if (!p) {
+      prodCard.append(el('p', 'muted kafka-off', `Not running in role ${printable(st.role || '?')}.`));
+    } else {
+      this.metrics(prodCard, [
+        ['acked/s', rate((s) => s.kafka_producer && s.kafka_producer.Acked), 'produce-rate', 'big'],
+        ['sent', fmtNum(p.Sent), 'produce-sent'],
+        ['acked', fmtNum(p.Acked), 'produce-acked'],
+        ['errors', fmtNum(p.Errors), 'produce-errors', p.Errors ? 'bad' : ''],
+        ['retries', fmtNum(p.Retries), 'produce-retries'],
+        ['in flight', fmtNum(p.InFlight), 'produce-inflight'],
+        ['truncated', fmtNum(p.Truncated), 'produce-truncated'],
+        ['too large', fmtNum(p.TooLarge), 'produce-toolarge'],
+        ['dropped', fmtNum(p.Dropped), 'produce-dropped', p.Dropped ? 'bad' : ''],
+      ]);
+    }
+    cards.push(prodCard);
+
+    const c = st.kafka_consumer;
+    const lag = c && Array.isArray(c.Lag) ? c.Lag : [];
+    const consCard = this.card('Kafka consumer', 'consumer', direct || !c ? 'off' : (c.IndexErrors ? 'bad' : 'ok'));
+    if (direct) {
+      consCard.append(el('p', 'muted kafka-off', 'Not used: direct mode.'));
+    } else if (!c) {
+      consCard.append(el('p', 'muted kafka-off', `Not running in role ${printable(st.role || '?')}.`));
+    } else {
+      this.metrics(consCard, [
+        ['consumed/s', rate((s) => s.kafka_consumer && s.kafka_consumer.Consumed), 'consume-rate', 'big'],
+        ['total lag', fmtNum(lag.reduce((s, l) => s + (Number(l.Lag) || 0), 0)), 'consume-lag'],
+        ['consumed', fmtNum(c.Consumed), 'consume-consumed'],
+        ['indexed', fmtNum(c.Indexed), 'consume-indexed'],
+        ['commits', fmtNum(c.Commits), 'consume-commits'],
+        ['decode fallbacks', fmtNum(c.DecodeFallbacks), 'consume-fallbacks'],
+        ['index errors', fmtNum(c.IndexErrors), 'consume-errors', c.IndexErrors ? 'bad' : ''],
+      ]);
+      if (lag.length) this.table(consCard, ['topic', 'partition', 'lag'], lag.map((l) => [l.Topic, String(l.Partition), fmtNum(l.Lag)]), 'lag');
+    }
+    cards.push(consCard);
+
+    const ix = st.index;
+    const ixCard = this.card('Index', 'index', ix ? 'ok' : 'off');
+    if (!ix) {
+      ixCard.append(el('p', 'muted', `No index in role ${printable(st.role || '?')}.`));
+    } else {
+      this.metrics(ixCard, [
+        ['documents', fmtNum(ix.docs), 'index-docs', 'big'],
+        ['written/s', rate((s) => s.index && s.index.docs_written), 'index-rate'],
+        ['docs written', fmtNum(ix.docs_written), 'index-written'],
+        ['batches written', fmtNum(ix.batches_written), 'index-batches'],
+        ['queued batches', fmtNum(ix.queued_batches), 'index-queued'],
+      ]);
+    }
+    cards.push(ixCard);
+
+    const etcd = st.etcd || {};
+    const etcdCard = this.card('Settings (etcd)', 'etcd', etcd.healthy ? 'ok' : 'bad');
+    this.metrics(etcdCard, [
+      ['health', etcd.healthy ? 'healthy' : 'unreachable', 'etcd-health', etcd.healthy ? 'good' : 'bad'],
+      ['process', `${printable(st.role || '?')} on ${printable(st.host || '?')}, ${printable(st.mode || '?')} mode`, 'mode'],
+    ]);
+    if (etcd.error) etcdCard.append(textEl('p', 'bad', etcd.error));
+    cards.push(etcdCard);
+
+    const und = [];
+    for (const [src, reasons] of Object.entries(st.undelivered || {}).sort()) {
+      for (const [reason, n] of Object.entries(reasons || {}).sort()) if (n) und.push([src, reason, fmtNum(n)]);
+    }
+    const undCard = this.card('Lines not delivered as written', 'undelivered', und.length ? 'warn' : 'ok');
+    if (und.length) this.table(undCard, ['source', 'reason', 'lines'], und, 'undelivered');
+    else undCard.append(el('p', 'muted', 'None: every line was delivered as written.'));
+    cards.push(undCard);
+
+    const inv = Object.entries(st.invalid_sources || {}).sort();
+    const invCard = this.card('Invalid sources', 'invalid', inv.length ? 'bad' : 'ok');
+    if (inv.length) this.table(invCard, ['source', 'why'], inv, 'invalid');
+    else invCard.append(el('p', 'muted', 'None.'));
+    cards.push(invCard);
+
+    $('status-cards').replaceChildren(...cards);
+  },
+};
 
 // ---------------------------------------------------------------------------
 // Start-up, tabs, keyboard
@@ -510,9 +1772,12 @@ function initSources() {
 // applyState makes the page match the URL (on load and on back/forward).
 function applyState() {
   const state = readState();
-  discover.to = state.to;
   $('q').value = state.q;
   setRange(state.from, state.to);
+  if (state.live !== tail.on) {
+    tail.on = state.live; // connect after the search below set the query
+    tail.setOn(state.live);
+  }
   showView(state.view);
   if (state.view === 'discover') ensureSearched();
 }
@@ -521,13 +1786,43 @@ function applyState() {
 // the query and range in the inputs.
 function ensureSearched() {
   const p = discover.params;
-  const same = p && p.q === $('q').value.trim() && p.from === $('range').value && p.to === discover.to;
+  const r = rangeFromInputs();
+  const same = p && p.q === $('q').value.trim() && p.from === r.from && p.to === r.to;
   if (!same) search(false);
 }
 
 function isEditable(target) {
   return target instanceof HTMLElement &&
     (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName));
+}
+
+// closeDetail closes the innermost open detail; false when none was open.
+function closeDetail() {
+  if (contextPanel.isOpen()) {
+    contextPanel.close();
+    return true;
+  }
+  const open = document.querySelectorAll('#results .hit.expanded');
+  if (open.length) {
+    for (const li of open) {
+      li.classList.remove('expanded');
+      li.querySelector('.hit-details')?.remove();
+      const b = li.querySelector('.expand');
+      b.setAttribute('aria-expanded', 'false');
+      b.textContent = '▸';
+    }
+    return true;
+  }
+  if (!$('syntax-help').hidden) {
+    show($('syntax-help'), false);
+    $('syntax-toggle').setAttribute('aria-expanded', 'false');
+    return true;
+  }
+  if (sources.editing && activeView === 'sources') {
+    sources.resetForm();
+    return true;
+  }
+  return false;
 }
 
 function init() {
@@ -542,6 +1837,14 @@ function init() {
     });
   }
   document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      if (closeDetail()) {
+        e.preventDefault();
+        return;
+      }
+      if (e.target === $('q')) $('q').blur();
+      return;
+    }
     if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || isEditable(e.target)) return;
     e.preventDefault();
     if (activeView !== 'discover') {
