@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -31,6 +33,47 @@ func (l listFlag) Set(v string) error {
 			*l.vals = append(*l.vals, s)
 		}
 	}
+	return nil
+}
+
+// dayDuration is a duration flag that also takes days ("7d", "1d12h").
+type dayDuration struct{ d *time.Duration }
+
+func (f dayDuration) String() string {
+	if f.d == nil {
+		return ""
+	}
+	if *f.d%(24*time.Hour) == 0 && *f.d != 0 {
+		return fmt.Sprintf("%dd", *f.d/(24*time.Hour))
+	}
+	return f.d.String()
+}
+
+func (f dayDuration) Set(v string) error {
+	days := time.Duration(0)
+	if i := strings.Index(v, "d"); i > 0 {
+		n, err := strconv.Atoi(strings.TrimPrefix(v[:i], "-"))
+		if err != nil {
+			return fmt.Errorf("%q: want a duration like 7d, 36h or 1d12h", v)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		if strings.HasPrefix(v, "-") {
+			days = -days
+		}
+		v = v[i+1:]
+		if v == "" {
+			*f.d = days
+			return nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q: want a duration like 7d, 36h or 1d12h", v)
+	}
+	if days < 0 {
+		d = -d
+	}
+	*f.d = days + d
 	return nil
 }
 
@@ -79,6 +122,11 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often source globs are checked for new files")
 	fs.DurationVar(&c.RotateWait, "rotate-wait", c.RotateWait, "how long a rotated or deleted file is still read after its last write")
 	fs.DurationVar(&c.PartialLineIdle, "partial-line-idle", c.PartialLineIdle, "ship a last line without newline after this idle time (0: wait for the newline)")
+	fs.DurationVar(&c.ShardSpan, "shard-span", c.ShardSpan, "event time one index shard holds (whole minutes)")
+	fs.Var(dayDuration{&c.Retention}, "retention", "drop index shards older than this (e.g. 7d, 36h; negative keeps forever)")
+	fs.Int64Var(&c.RetentionBytes, "retention-bytes", 0, "drop the oldest index shards while all take more bytes than this (0: no size limit)")
+	fs.IntVar(&c.MaxFieldsPerLine, "max-fields-per-line", c.MaxFieldsPerLine, "parsed JSON/logfmt fields indexed per line; the rest are dropped and flagged")
+	fs.IntVar(&c.MaxFieldNames, "max-field-names", c.MaxFieldNames, "distinct field names one index shard takes (no mapping explosion)")
 	fs.DurationVar(&c.HostnetInterval, "hostnet-interval", 0, "sample host network health (/proc/net/dev drops and errors, TCP states) into searchable records this often; 0 = off")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")
 	fs.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")

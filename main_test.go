@@ -323,3 +323,20 @@ func TestBinaryAuth(t *testing.T) {
 		t.Fatalf("public bind without auth: %v\n%s", err, out)
 	}
 }
+
+func TestDayDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"7d": 7 * 24 * time.Hour, "36h": 36 * time.Hour, "1d12h": 36 * time.Hour, "-1d": -24 * time.Hour, "90m": 90 * time.Minute,
+	} {
+		var d time.Duration
+		if err := (dayDuration{&d}).Set(in); err != nil || d != want {
+			t.Errorf("%q → %v, %v; want %v", in, d, err, want)
+		}
+	}
+	for _, bad := range []string{"x", "7x", "d", "1.5d"} {
+		var d time.Duration
+		if err := (dayDuration{&d}).Set(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -123,7 +123,7 @@ func (s *stage) stop(timeout time.Duration) bool {
 //  4. flush checkpoints (only acked offsets were ever set)
 //  5. stop the Kafka consumer (its offsets are committed after each
 //     durable index batch, so nothing is pending)
-//  6. close Bleve
+//  6. stop retention, close Bleve
 //  7. close etcd
 func (a *Appliance) Run(ctx context.Context) (err error) {
 	log := a.log.With("component", "appliance")
@@ -170,7 +170,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	a.store = store
 
 	if a.indexes() {
-		a.idx, err = index.Open(index.Config{Dir: filepath.Join(cfg.DataDir, "index")}, a.log)
+		a.idx, err = index.Open(cfg.indexConfig(), a.log)
 		if err != nil {
 			return err
 		}
@@ -232,7 +232,10 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("kafka TLS: %w", err)
 		}
 	}
-	var consumerStage, sinkStage, tailStage, cpStage *stage
+	var consumerStage, sinkStage, tailStage, cpStage, retentionStage *stage
+	if a.indexes() {
+		retentionStage = a.start(g, "retention", watch("retention", a.idx.RunRetention))
+	}
 	if a.indexes() && !a.direct() {
 		topics := append([]string{cfg.Topic}, cfg.KafkaIndexTopics...)
 		a.consumer = kafkain.New(kafkain.Config{
@@ -312,7 +315,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	for _, s := range []struct {
 		name string
 		st   *stage
-	}{{"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}} { // 2–5
+	}{{"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}, {"retention", retentionStage}} { // 2–6
 		if !s.st.stop(to + time.Second) {
 			log.Warn("stage did not stop in time; continuing shutdown", "stage", s.name)
 		}
@@ -446,7 +449,15 @@ type Status struct {
 	Producer       *kafkaout.ProducerStats      `json:"kafka_producer,omitempty"`
 	Consumer       *kafkain.ConsumerStats       `json:"kafka_consumer,omitempty"`
 	Index          *index.Stats                 `json:"index,omitempty"`
+	Retention      *RetentionStatus             `json:"retention,omitempty"`
 	Etcd           EtcdStatus                   `json:"etcd"`
+}
+
+// RetentionStatus is the index's retention policy.
+type RetentionStatus struct {
+	MaxAge    string `json:"max_age"` // "forever" when shards are kept
+	MaxBytes  int64  `json:"max_bytes"`
+	ShardSpan string `json:"shard_span"`
 }
 
 // EtcdStatus tells whether the settings store answers.
@@ -484,6 +495,11 @@ func (a *Appliance) status(ctx context.Context) any {
 	if a.idx != nil {
 		is := a.idx.Stats()
 		st.Index = &is
+		age := a.cfg.Retention.String()
+		if a.cfg.Retention < 0 {
+			age = "forever"
+		}
+		st.Retention = &RetentionStatus{MaxAge: age, MaxBytes: a.cfg.RetentionBytes, ShardSpan: a.cfg.ShardSpan.String()}
 	}
 	if err := a.readiness(ctx); err != nil {
 		st.Etcd.Error = err.Error()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logbox/logbox/appliance/auth"
+	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/kafkaout"
 )
 
@@ -61,6 +62,13 @@ type Config struct {
 	AuthHtpasswd  string
 	// InsecureNoAuth allows serving without auth on a non-loopback address.
 	InsecureNoAuth bool
+
+	// Index layout and retention (see index.Config).
+	ShardSpan        time.Duration
+	Retention        time.Duration // negative keeps shards forever
+	RetentionBytes   int64
+	MaxFieldsPerLine int
+	MaxFieldNames    int
 
 	// HostnetInterval samples /proc/net into records this often; 0 = off.
 	HostnetInterval time.Duration
@@ -152,6 +160,9 @@ func (c *Config) Validate() error {
 	if c.RotateWait <= 0 {
 		errs = append(errs, errors.New("--rotate-wait: must be positive"))
 	}
+	if err := c.indexConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.HostnetInterval < 0 {
 		errs = append(errs, errors.New("--hostnet-interval: must not be negative (0 turns it off)"))
 	}
@@ -174,4 +185,13 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) kafkaout.Config {
 
 func (c *Config) authConfig() auth.Config {
 	return auth.Config{TokenFile: c.AuthTokenFile, HtpasswdFile: c.AuthHtpasswd}
+}
+
+// indexConfig is the index's part of the config.
+func (c *Config) indexConfig() index.Config {
+	return index.Config{
+		Dir:       filepath.Join(c.DataDir, "index"),
+		ShardSpan: c.ShardSpan, Retention: c.Retention, RetentionBytes: c.RetentionBytes,
+		MaxFieldsPerLine: c.MaxFieldsPerLine, MaxFieldNames: c.MaxFieldNames,
+	}
 }

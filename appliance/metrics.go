@@ -24,6 +24,7 @@ type metrics struct {
 	prodSent, prodAcked, prodErrors, prodRetries, prodInFlight, prodTrunc *prometheus.Desc
 	consConsumed, consIndexed, consCommits, consLag                       *prometheus.Desc
 	idxDocs, idxWritten, idxBatches, idxQueued                            *prometheus.Desc
+	idxShards, idxBytes, idxDropped                                       *prometheus.Desc
 	etcdUp                                                                *prometheus.Desc
 }
 
@@ -59,6 +60,9 @@ func newMetrics(a *Appliance) *metrics {
 		idxWritten:   d("index_documents_written_total", "Documents written (replays included)."),
 		idxBatches:   d("index_batches_total", "Index batches written."),
 		idxQueued:    d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
+		idxShards:    d("index_shards", "Time shards of the index."),
+		idxBytes:     d("index_bytes", "Size of the index on disk."),
+		idxDropped:   d("index_shards_dropped_total", "Shards dropped by retention."),
 		etcdUp:       d("etcd_up", "1 if the settings store answered the last scrape."),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
@@ -130,6 +134,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.idxWritten, s.DocsWritten)
 		counter(m.idxBatches, s.BatchesWritten)
 		gauge(m.idxQueued, float64(s.Queued))
+		gauge(m.idxShards, float64(s.Shards))
+		gauge(m.idxBytes, float64(s.Bytes))
+		counter(m.idxDropped, s.ShardsDropped)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

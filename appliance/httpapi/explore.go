@@ -132,6 +132,7 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Limit = s.d.ExportPageSize
 	req.Cursor = ""
+	req.NoHighlights = true
 	page := func() (pipeline.SearchResult, error) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
 		defer cancel()

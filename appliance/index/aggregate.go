@@ -91,7 +91,7 @@ func (ix *Index) edgeTS(ctx context.Context, q query.Query, newest bool) (time.T
 	} else {
 		sr.SortBy([]string{"ts", "_id"})
 	}
-	out, err := ix.bi.SearchInContext(ctx, sr)
+	out, err := ix.search(ctx, sr)
 	if err != nil {
 		return time.Time{}, false, err
 	}
@@ -174,7 +174,7 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 		fr.AddDateTimeRange(strconv.Itoa(i), lo, hi)
 	}
 	sr.AddFacet("ts", fr)
-	out, err := ix.bi.SearchInContext(ctx, sr)
+	out, err := ix.search(ctx, sr)
 	if err != nil {
 		return res, fmt.Errorf("histogram %q: %w", req.Query, err)
 	}
@@ -230,7 +230,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	sr := bleve.NewSearchRequestOptions(q, 0, 0, false)
 	sr.AddFacet("f", bleve.NewFacetRequest(req.Field, size))
-	out, err := ix.bi.SearchInContext(ctx, sr)
+	out, err := ix.search(ctx, sr)
 	if err != nil {
 		return res, fmt.Errorf("facets of %s for %q: %w", req.Field, req.Query, err)
 	}
@@ -276,7 +276,7 @@ func (ix *Index) Context(ctx context.Context, req pipeline.ContextRequest) (pipe
 	}
 	sr := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery([]string{req.ID}), 1, 0, false)
 	sr.Fields = []string{"*"}
-	out, err := ix.bi.SearchInContext(ctx, sr)
+	out, err := ix.search(ctx, sr)
 	if err != nil {
 		return res, fmt.Errorf("context of %q: %w", req.ID, err)
 	}
@@ -307,7 +307,7 @@ func (ix *Index) Context(ctx context.Context, req pipeline.ContextRequest) (pipe
 		sr := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(host, file, rq), n, 0, false)
 		sr.Fields = []string{"*"}
 		sr.SortBy([]string{sort})
-		out, err := ix.bi.SearchInContext(ctx, sr)
+		out, err := ix.search(ctx, sr)
 		if err != nil {
 			return nil, fmt.Errorf("context of %q: %w", req.ID, err)
 		}

@@ -37,8 +37,55 @@ func parseUserQuery(s string) (query.Query, error) {
 	if err := checkQuery(q, 1); err != nil {
 		return nil, err
 	}
+	mapFieldNames(q)
 	lowerLevelTerms(q)
 	return q, nil
+}
+
+// topFields are the fields every line has; any other field name in a
+// query is a source or JSON field.
+var topFields = map[string]bool{
+	"": true, "_all": true, "_id": true, "line": true, "ts": true, "ingested": true,
+	"offset": true, "host": true, "source": true, "source_name": true,
+	"file_id": true, "level": true, "flags": true,
+}
+
+// mapFieldNames points query fields at the index layout: a bare name that
+// is not a top field means fields.NAME (status:500 is fields.status:500),
+// and a numeric range on fields.NAME (or NAME) goes to num.NAME, where
+// JSON numbers are indexed as numbers (latency_ms:>500).
+func mapFieldNames(q query.Query) {
+	switch q := q.(type) {
+	case *query.BooleanQuery:
+		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
+			mapFieldNames(sub)
+		}
+		return
+	case *query.ConjunctionQuery:
+		for _, sub := range q.Conjuncts {
+			mapFieldNames(sub)
+		}
+		return
+	case *query.DisjunctionQuery:
+		for _, sub := range q.Disjuncts {
+			mapFieldNames(sub)
+		}
+		return
+	case *query.NumericRangeQuery:
+		f := q.Field()
+		if p, ok := strings.CutPrefix(f, "fields."); ok {
+			q.SetField("num." + p)
+		} else if !topFields[f] && !strings.HasPrefix(f, "num.") {
+			q.SetField("num." + f)
+		}
+		return
+	}
+	if fq, ok := q.(query.FieldableQuery); ok {
+		f := fq.Field()
+		if !topFields[f] && !strings.HasPrefix(f, "fields.") && !strings.HasPrefix(f, "num.") {
+			fq.SetField("fields." + f)
+		}
+	}
 }
 
 // checkQuery walks a parsed query and rejects leading wildcards, long

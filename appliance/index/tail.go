@@ -70,7 +70,7 @@ func (ix *Index) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.T
 func (s *subscription) startResume(ctx context.Context, lastID string) error {
 	sr := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery([]string{lastID}), 1, 0, false)
 	sr.SortBy([]string{"ts", "_id"})
-	out, err := s.ix.bi.SearchInContext(ctx, sr)
+	out, err := s.ix.search(ctx, sr)
 	if err != nil {
 		return fmt.Errorf("find Last-Event-ID %q: %w", lastID, err)
 	}
@@ -182,7 +182,8 @@ func (s *subscription) Next(ctx context.Context) (pipeline.TailChunk, error) {
 	sr := bleve.NewSearchRequestOptions(q, len(ids), 0, false)
 	sr.Fields = []string{"*"}
 	sr.SortBy([]string{"ts", "_id"})
-	out, err := s.ix.bi.SearchInContext(ctx, sr)
+	sr.IncludeLocations = true // highlights
+	out, err := s.ix.search(ctx, sr)
 	if err != nil {
 		return pipeline.TailChunk{}, fmt.Errorf("match tail query against %d new lines: %w", len(ids), err)
 	}
@@ -202,8 +203,9 @@ func (s *subscription) nextResumed(ctx context.Context) (pipeline.TailChunk, err
 	sr := bleve.NewSearchRequestOptions(s.q, size, 0, false)
 	sr.Fields = []string{"*"}
 	sr.SortBy([]string{"ts", "_id"})
+	sr.IncludeLocations = true // highlights
 	sr.SearchAfter = s.resumeAfter
-	out, err := s.ix.bi.SearchInContext(ctx, sr)
+	out, err := s.ix.search(ctx, sr)
 	if err != nil {
 		return c, fmt.Errorf("resume tail: %w", err)
 	}

@@ -6,6 +6,8 @@
 package kafkain
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,6 +120,9 @@ type ConsumerStats struct {
 	// DecodeFallbacks counts messages that were not logbox events and were
 	// indexed as raw lines.
 	DecodeFallbacks uint64
+	// ECSEvents counts messages decoded as Filebeat / ECS-style events
+	// (a "message" and no "line").
+	ECSEvents uint64
 	// IndexErrors counts failed Index calls (each is retried).
 	IndexErrors uint64
 	// Lag is per partition currently or last claimed, sorted.
@@ -130,7 +136,7 @@ type Consumer struct {
 	idx Indexer
 	log *slog.Logger
 
-	consumed, indexed, commits, fallbacks, indexErrs atomic.Uint64
+	consumed, indexed, commits, fallbacks, ecs, indexErrs atomic.Uint64
 
 	lagMu sync.Mutex
 	lag   map[topicPartition]int64
@@ -162,6 +168,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		Indexed:         c.indexed.Load(),
 		Commits:         c.commits.Load(),
 		DecodeFallbacks: c.fallbacks.Load(),
+		ECSEvents:       c.ecs.Load(),
 		IndexErrors:     c.indexErrs.Load(),
 	}
 	c.lagMu.Lock()
@@ -467,33 +474,205 @@ type event struct {
 	Line *string `json:"line"`
 }
 
+// decoded says which kind of message decode found.
+type decoded int
+
+const (
+	decodedLogbox decoded = iota // a logbox event (has "line")
+	decodedECS                   // a Filebeat / ECS-style event (has "message")
+	decodedRaw                   // anything else, indexed as a raw line
+)
+
 // decode turns a message into a Record: a logbox event as it was produced,
 // anything else as a raw line identified by its Kafka position.
 func (c *Consumer) decode(msg *sarama.ConsumerMessage) pipeline.Record {
-	var ev event
-	if err := json.Unmarshal(msg.Value, &ev); err == nil && ev.Line != nil {
-		r := ev.Record
-		r.Line = *ev.Line
-		r.Topic = msg.Topic
-		if r.FileID == "" {
-			// Not from a logbox tailer: its Kafka position is its identity.
-			r.FileID = fmt.Sprintf("kafka:%s:%d", msg.Topic, msg.Partition)
-			r.Offset = msg.Offset
-		}
-		if r.TS.IsZero() {
-			r.TS = msgTime(msg)
-		}
-		return r
+	r, kind := decodeValue(msg.Value, msg.Topic, msg.Partition, msg.Offset, msgTime(msg))
+	switch kind {
+	case decodedECS:
+		c.ecs.Add(1)
+	case decodedRaw:
+		c.fallbacks.Add(1)
 	}
-	c.fallbacks.Add(1)
+	return r
+}
+
+// decodeValue decodes one message value (see decode); msgTS is the
+// message's time, used when the value has none.
+//
+//   - A JSON object with "line" is a logbox event.
+//   - A JSON object with a string "message" (and no "line") is an event of
+//     Filebeat or another ECS-style shipper (see ecsRecord).
+//   - Anything else (other JSON included) is a raw line: Source
+//     "kafka:<topic>", identified by its Kafka position. The index
+//     flattens JSON lines into fields.
+func decodeValue(value []byte, topic string, partition int32, offset int64, msgTS time.Time) (pipeline.Record, decoded) {
+	if v := bytes.TrimLeft(value, " \t\r\n"); len(v) > 0 && v[0] == '{' {
+		var ev event
+		if err := json.Unmarshal(value, &ev); err == nil && ev.Line != nil {
+			r := ev.Record
+			r.Line = *ev.Line
+			r.Topic = topic
+			if r.FileID == "" {
+				// Not from a logbox tailer: its Kafka position is its identity.
+				r.FileID = kafkaFileID(topic, partition)
+				r.Offset = offset
+			}
+			if r.TS.IsZero() {
+				r.TS = msgTS
+			}
+			return r, decodedLogbox
+		}
+		if r, ok := ecsRecord(value, topic, partition, offset, msgTS); ok {
+			return r, decodedECS
+		}
+	}
 	return pipeline.Record{
-		TS:     msgTime(msg),
-		Source: "kafka:" + msg.Topic,
-		FileID: fmt.Sprintf("kafka:%s:%d", msg.Topic, msg.Partition),
-		Offset: msg.Offset,
-		Line:   string(msg.Value),
-		Topic:  msg.Topic,
+		TS:     msgTS,
+		Source: "kafka:" + topic,
+		FileID: kafkaFileID(topic, partition),
+		Offset: offset,
+		Line:   string(value),
+		Topic:  topic,
+	}, decodedRaw
+}
+
+func kafkaFileID(topic string, partition int32) string {
+	return fmt.Sprintf("kafka:%s:%d", topic, partition)
+}
+
+// maxECSFields bounds the fields taken from one event.
+const maxECSFields = 32
+
+// ecsKeys are the ECS keys copied into Record.Fields when present.
+var ecsKeys = []string{
+	"log.level", "event.dataset", "service.name", "input.type", "container.name",
+	"kubernetes.namespace", "kubernetes.pod.name", "kubernetes.container.name",
+}
+
+// ecsRecord reads a Filebeat (8.x) or other ECS-style event; Vector's
+// file source ("file", "timestamp", "host" as a string) fits too. Line is
+// its message, TS its @timestamp (when Filebeat read the line; the index
+// still parses the event time from the line), Host host.name (or
+// host.hostname, host as a string, agent.hostname), Source log.file.path
+// (or file). Its identity: when the event has log.file.path and
+// log.offset, FileID is "filebeat:<path>" (plus "@fp:<fingerprint>" or
+// "@<device>:<inode>" when the event has them, so a new file at the same
+// path after rotation does not overwrite the old one's lines) and Offset
+// is log.offset: a line Filebeat sends twice (it is at-least-once) is
+// indexed once. Without them, FileID is "filebeat:kafka:<topic>:<partition>"
+// and Offset the Kafka offset. Custom "fields" (Filebeat's fields option,
+// flattened with dots), tags and a few ECS keys (ecsKeys) become
+// Record.Fields. Wrongly typed parts are ignored, not fatal.
+func ecsRecord(value []byte, topic string, partition int32, offset int64, msgTS time.Time) (pipeline.Record, bool) {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var ev map[string]any
+	if err := dec.Decode(&ev); err != nil {
+		return pipeline.Record{}, false
 	}
+	msg, ok := ev["message"].(string)
+	if !ok {
+		return pipeline.Record{}, false
+	}
+	str := func(key string) string {
+		s, _ := lookup(ev, key).(string)
+		return s
+	}
+	r := pipeline.Record{Line: msg, Topic: topic, TS: msgTS}
+	for _, k := range []string{"@timestamp", "timestamp"} {
+		if t, err := time.Parse(time.RFC3339Nano, str(k)); err == nil {
+			r.TS = t.UTC()
+			break
+		}
+	}
+	r.Host = cmp.Or(str("host.name"), str("host.hostname"), str("host"), str("agent.hostname"))
+	path := str("log.file.path")
+	r.Source = cmp.Or(path, str("file"), "kafka:"+topic)
+	logOffset, hasOffset := lookup(ev, "log.offset").(json.Number)
+	off, err := logOffset.Int64()
+	if path != "" && hasOffset && err == nil && off >= 0 {
+		r.FileID = "filebeat:" + path
+		ino, dev := scalar(lookup(ev, "log.file.inode")), scalar(lookup(ev, "log.file.device_id"))
+		switch fp := str("log.file.fingerprint"); {
+		case fp != "":
+			r.FileID += "@fp:" + fp
+		case ino != "":
+			r.FileID += "@" + dev + ":" + ino
+		}
+		r.Offset = off
+	} else {
+		r.FileID = "filebeat:" + kafkaFileID(topic, partition)
+		r.Offset = offset
+	}
+	fields := map[string]string{}
+	add := func(k, v string) {
+		if v != "" && len(fields) < maxECSFields {
+			fields[k] = v
+		}
+	}
+	var flatten func(prefix string, m map[string]any)
+	flatten = func(prefix string, m map[string]any) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if sub, ok := m[k].(map[string]any); ok {
+				flatten(prefix+k+".", sub)
+			} else {
+				add(prefix+k, scalar(m[k]))
+			}
+		}
+	}
+	if custom, ok := ev["fields"].(map[string]any); ok {
+		flatten("", custom)
+	}
+	if tags, ok := ev["tags"].([]any); ok {
+		parts := make([]string, 0, len(tags))
+		for _, t := range tags {
+			parts = append(parts, scalar(t))
+		}
+		add("tags", strings.Join(parts, ","))
+	}
+	for _, k := range ecsKeys {
+		add(k, str(k))
+	}
+	if len(fields) > 0 {
+		r.Fields = fields
+	}
+	return r, true
+}
+
+// lookup returns the value at a dotted key: m["a.b"], or m["a"]["b"].
+func lookup(m map[string]any, key string) any {
+	if v, ok := m[key]; ok {
+		return v
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] != '.' {
+			continue
+		}
+		if sub, ok := m[key[:i]].(map[string]any); ok {
+			if v := lookup(sub, key[i+1:]); v != nil {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+// scalar returns a JSON string's, number's or bool's text ("" otherwise).
+func scalar(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return ""
 }
 
 func msgTime(msg *sarama.ConsumerMessage) time.Time {

@@ -404,3 +404,57 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("no brokers: no error")
 	}
 }
+
+// TestConsumeFilebeatEvents: Filebeat 8.x events on an index topic become
+// records with Filebeat's line, host, path and offset; a resent event
+// (at-least-once) is the same record.
+func TestConsumeFilebeatEvents(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	topic := kafkatest.UniqueName(t, "filebeat")
+	createTopic(t, cluster.Brokers, topic, 2)
+	var keys, vals [][]byte
+	const n = 20
+	for i := range n {
+		ev := map[string]any{
+			"@timestamp": fmt.Sprintf("2026-11-25T10:00:%02d.000Z", i),
+			"@metadata":  map[string]any{"beat": "filebeat", "type": "_doc", "version": "8.15.3"},
+			"log":        map[string]any{"offset": i * 120, "file": map[string]any{"path": "/var/log/app.log", "inode": "77", "device_id": "66305"}},
+			"message":    fmt.Sprintf("2026-11-25T10:00:%02d.000Z INFO request %d", i, i),
+			"input":      map[string]any{"type": "filestream"},
+			"ecs":        map[string]any{"version": "8.0.0"},
+			"host":       map[string]any{"name": "web1", "os": map[string]any{"platform": "ubuntu"}},
+			"agent":      map[string]any{"type": "filebeat", "version": "8.15.3"},
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, nil)
+		vals = append(vals, b)
+		if i == 3 {
+			keys = append(keys, nil) // Filebeat resends after a restart
+			vals = append(vals, b)
+		}
+	}
+	produce(t, cluster.Brokers, topic, keys, vals)
+	cfg := kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: kafkatest.UniqueName(t, "g"), BatchSize: 8, FlushInterval: 20 * time.Millisecond}
+	idx := newMemIndex(true)
+	c := kafkain.New(cfg, idx, testLogger(t))
+	runConsumer(t, c)
+	got := idx.waitLen(t, n, 30*time.Second)
+	waitCommitted(t, cluster.Brokers, cfg.Group, topic, 10*time.Second)
+	if len(idx.snapshot()) != n {
+		t.Fatalf("indexed %d records, want %d (the resent one once)", len(idx.snapshot()), n)
+	}
+	for i := range n {
+		id := pipeline.RecordID("web1", "filebeat:/var/log/app.log@66305:77", int64(i*120))
+		r, ok := got[id]
+		if !ok || r.Source != "/var/log/app.log" || r.Line != fmt.Sprintf("2026-11-25T10:00:%02d.000Z INFO request %d", i, i) ||
+			!r.TS.Equal(time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC)) || r.Fields["input.type"] != "filestream" {
+			t.Errorf("record %s: %+v (found %v)", id, r, ok)
+		}
+	}
+	if st := c.Stats(); st.ECSEvents != n+1 || st.DecodeFallbacks != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -52,6 +52,11 @@ const (
 	FlagNUL         = "nul_removed"  // NUL bytes removed
 	FlagPartial     = "partial"      // shipped without its newline after the idle time
 	FlagMultiSplit  = "multiline_split"
+	// FlagFieldsDropped: some fields parsed from the line (JSON) were not
+	// indexed, because the line has more than the per-line bound or the
+	// index already holds the most distinct field names it takes. The line
+	// itself is indexed in full.
+	FlagFieldsDropped = "fields_dropped"
 )
 
 // ID is the record's stable identity: the same line of the same file always

@@ -17,6 +17,8 @@ type SearchRequest struct {
 	Limit int
 	// Cursor continues a previous search after its last hit.
 	Cursor string
+	// NoHighlights skips Hit.Highlights (export does not need them).
+	NoHighlights bool
 }
 
 // Hit is one matching line.
@@ -33,6 +35,19 @@ type Hit struct {
 	Flags  []string          `json:"flags,omitempty"`
 	// Anchor marks the hit a context request was made for.
 	Anchor bool `json:"anchor,omitempty"`
+	// Ingested is when the line was read (TS is the time parsed from the
+	// line when it has one, else the same).
+	Ingested time.Time `json:"ingested,omitzero"`
+	// Highlights are the places in Line where terms of the query occur,
+	// in order, not overlapping; empty when the query has no term on line.
+	Highlights []Range `json:"highlights,omitempty"`
+}
+
+// Range is the byte range [Start, End) of Field's text (only "line" so far).
+type Range struct {
+	Field string `json:"field"`
+	Start int    `json:"start"`
+	End   int    `json:"end"`
 }
 
 // SearchResult holds hits newest first.

@@ -1734,6 +1734,11 @@ const statusView = {
         ['docs written', fmtNum(ix.docs_written), 'index-written'],
         ['batches written', fmtNum(ix.batches_written), 'index-batches'],
         ['queued batches', fmtNum(ix.queued_batches), 'index-queued'],
+        ['shards', fmtNum(ix.shards || 0), 'index-shards'],
+        ['size on disk', fmtBytes(ix.bytes || 0), 'index-bytes'],
+        ['oldest shard from', ix.oldest ? new Date(ix.oldest).toLocaleString() : '—', 'index-oldest'],
+        ['shards dropped by retention', fmtNum(ix.shards_dropped || 0), 'index-dropped'],
+        ['retention', st.retention ? `${st.retention.max_age}${st.retention.max_bytes > 0 ? ', ' + fmtBytes(st.retention.max_bytes) : ''} (shards of ${st.retention.shard_span})` : '—', 'index-retention'],
       ]);
     }
     cards.push(ixCard);
