@@ -483,6 +483,8 @@ func TestMetrics(t *testing.T) {
 		`logbox_source_open_files\{source="logs-log-[0-9a-f]+"\} 1`,
 		`logbox_source_lag_bytes\{source="logs-log-[0-9a-f]+"\} 0`,
 		`logbox_index_documents 120`,
+		`logbox_index_shards 1`,
+		`logbox_index_batch_latency_seconds_count [1-9][0-9]*`,
 		`logbox_etcd_up 1`,
 		`logbox_http_request_duration_seconds_count\{code="200",route="/api/search"\} [1-9]`,
 		`go_goroutines [0-9]+`,

@@ -137,6 +137,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.idxShards, float64(s.Shards))
 		gauge(m.idxBytes, float64(s.Bytes))
 		counter(m.idxDropped, s.ShardsDropped)
+		for _, c := range a.idx.Collectors() {
+			c.Collect(ch)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

@@ -35,6 +35,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -147,6 +148,9 @@ type Index struct {
 	closed bool
 	alias  bleve.IndexAlias
 
+	// latency is how long Index takes to make a batch durable.
+	latency prometheus.Histogram
+
 	docs          atomic.Uint64 // documents written since open (overwrites included)
 	batches       atomic.Uint64
 	dropped       atomic.Uint64 // lines flagged FlagFieldsDropped since open
@@ -168,6 +172,11 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 	}
 	cfg.setDefaults()
 	ix := &Index{
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "logbox_index_batch_latency_seconds",
+			Help:    "Time to write one batch durably into the index.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
 		cfg:    cfg,
 		log:    log.With("component", "index"),
 		queue:  make(chan *pipeline.Batch, cfg.QueueBatches),
@@ -312,6 +321,7 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	now := ix.cfg.Now()
 	parsed := make([]extracted, len(recs))
 	groups := map[*shard][]int{}
@@ -341,6 +351,7 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	}
 	ix.docs.Add(uint64(len(recs)))
 	ix.batches.Add(1)
+	ix.latency.Observe(time.Since(start).Seconds())
 	if ix.subscribers.Load() > 0 {
 		ids := make([]string, len(recs))
 		for i := range recs {
@@ -711,6 +722,11 @@ func decodeCursor(c string) ([]string, error) {
 		s[i] = string(raw)
 	}
 	return s, nil
+}
+
+// Collectors are the index's Prometheus metrics beyond Stats.
+func (ix *Index) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{ix.latency}
 }
 
 // Stats describes the index for the status page.
