@@ -458,25 +458,28 @@ func TestMetrics(t *testing.T) {
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{}
-	appendLines(t, filepath.Join(logs, "a.log"), "m", 0, 120, want)
+	appendLines(t, filepath.Join(logs, "a.log"), "m", 0, 120, map[string]bool{})
 	cfg := testConfig(t, filepath.Join(root, "data"), root)
 	cfg.Collect = []string{filepath.Join(logs, "*.log")}
 	app := start(t, cfg)
 	app.waitTotal("e2e", 120)
 	app.search("e2e") // one API request to be timed
 
-	resp, err := http.Get(app.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// Acks and latencies are counted just after lines become searchable:
+	// poll until every expected line is there.
+	scrape := func() string {
+		resp, err := http.Get(app.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+			t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return string(b)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	text := string(b)
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	for _, re := range []string{
+	want := []string{
 		`logbox_source_lines_read_total\{source="logs-log-[0-9a-f]+"\} 120`,
 		`logbox_source_lines_acked_total\{source="logs-log-[0-9a-f]+"\} 120`,
 		`logbox_source_bytes_read_total\{source="logs-log-[0-9a-f]+"\} [0-9.e+]+`,
@@ -488,9 +491,21 @@ func TestMetrics(t *testing.T) {
 		`logbox_etcd_up 1`,
 		`logbox_http_request_duration_seconds_count\{code="200",route="/api/search"\} [1-9]`,
 		`go_goroutines [0-9]+`,
-	} {
-		if !regexp.MustCompile(`(?m)^` + re + `$`).MatchString(text) {
-			t.Errorf("/metrics has no line matching %s", re)
+	}
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		text := scrape()
+		missing = missing[:0]
+		for _, re := range want {
+			if !regexp.MustCompile(`(?m)^` + re + `$`).MatchString(text) {
+				missing = append(missing, re)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, re := range missing {
+		t.Errorf("/metrics has no line matching %s", re)
 	}
 }
