@@ -24,7 +24,7 @@ import (
 func TestSlowIndexPausesTailer(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ix, err := index.Open(index.Config{Dir: filepath.Join(dir, "idx"), QueueBatches: 4}, log)
+	ix, err := index.Open(index.Config{Dir: filepath.Join(dir, "idx"), QueueBatches: 1}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,16 +35,16 @@ func TestSlowIndexPausesTailer(t *testing.T) {
 	}
 	path := filepath.Join(dir, "app.log")
 	var b strings.Builder
-	const lines = 60000
+	const lines = 15000
 	for i := 0; i < lines; i++ {
 		fmt.Fprintf(&b, "slowidx line %07d some payload to make it longer\n", i)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := tailer.New(tailer.Config{Host: "h", ScanInterval: 50 * time.Millisecond}, ix, cps, log)
+	m := tailer.New(tailer.Config{Host: "h", ScanInterval: 50 * time.Millisecond, MaxPending: 2, BatchLines: 500}, ix, cps, log)
 	m.Apply([]pipeline.Source{{Name: "s", Paths: []string{path}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	go m.Run(ctx)
 
