@@ -290,6 +290,10 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	num.Dynamic = true
 	dm.AddSubDocumentMapping("num", num)
 
+	// Queries name their fields (line is the default), so the _all
+	// composite field would only cost time: the profile showed 12% of
+	// indexing spent building it.
+	dm.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())
 	im.DefaultMapping = dm
 	return im, nil
 }
