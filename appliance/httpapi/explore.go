@@ -160,8 +160,8 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 		_ = cw.Write([]string{"ts", "host", "source", "offset", "level", "line"})
 		writePage = func(hits []pipeline.Hit) error {
 			for _, hit := range hits {
-				_ = cw.Write([]string{hit.TS.UTC().Format(time.RFC3339Nano), hit.Host, hit.Source,
-					strconv.FormatInt(hit.Offset, 10), hit.Level, hit.Line})
+				_ = cw.Write([]string{hit.TS.UTC().Format(time.RFC3339Nano), csvCell(hit.Host), csvCell(hit.Source),
+					strconv.FormatInt(hit.Offset, 10), hit.Level, csvCell(hit.Line)})
 			}
 			cw.Flush()
 			return cw.Error()
@@ -300,4 +300,14 @@ func (s *server) tail(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// csvCell keeps a log line from becoming a spreadsheet formula: a cell that
+// starts with =, +, -, @, tab or CR gets a leading apostrophe (the OWASP
+// advice), which spreadsheets show as text and NDJSON export never needs.
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

@@ -184,3 +184,19 @@ func TestSourceLifecycle(t *testing.T) {
 		t.Fatalf("after delete: %v", m)
 	}
 }
+
+func TestCSVCell(t *testing.T) {
+	for in, want := range map[string]string{
+		`=HYPERLINK("http://x","y")`: `'=HYPERLINK("http://x","y")`,
+		"+1+1":                       "'+1+1",
+		"-2":                         "'-2",
+		"@SUM(A1)":                   "'@SUM(A1)",
+		"\tcmd":                      "'\tcmd",
+		"plain line":                 "plain line",
+		"":                           "",
+	} {
+		if got := httpapi.CSVCell(in); got != want {
+			t.Errorf("CSVCell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package httpapi
+
+// CSVCell exposes csvCell to the external tests.
+var CSVCell = csvCell
