@@ -18,7 +18,8 @@ import (
 )
 
 // rotatingWriter appends uniquely numbered lines to dir/app.log at a steady
-// rate and rotates it by rename (app.log → app.log.N) every rotateEvery lines.
+// rate and rotates it every rotateEvery lines, alternately by rename
+// (app.log → app.log.N) and by copytruncate (copy to app.log.N, truncate).
 type rotatingWriter struct {
 	dir         string
 	rotateEvery int
@@ -59,7 +60,28 @@ func (w *rotatingWriter) run(t *testing.T) {
 		w.mu.Unlock()
 		if rotate {
 			gen++
-			if err := os.Rename(path, fmt.Sprintf("%s.%d", path, gen)); err != nil {
+			rotated := fmt.Sprintf("%s.%d", path, gen)
+			if gen%2 == 0 {
+				// logrotate copytruncate: copy aside, truncate in place; the
+				// writer (O_APPEND) carries on at the new end. Done under the
+				// writer's lock, so no line falls between copy and truncate
+				// (with logrotate such lines are lost for every reader).
+				w.mu.Lock()
+				b, err := os.ReadFile(path)
+				if err == nil {
+					err = os.WriteFile(rotated, b, 0o644)
+				}
+				if err == nil {
+					err = os.Truncate(path, 0)
+				}
+				w.mu.Unlock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				continue
+			}
+			if err := os.Rename(path, rotated); err != nil {
 				t.Error(err)
 				return
 			}
@@ -129,7 +151,8 @@ func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
 	return seen, total
 }
 
-// TestCrashKill9 runs the real binary under sustained writes with rotation,
+// TestCrashKill9 runs the real binary under sustained writes with rotation
+// (rename and copytruncate),
 // kills it with SIGKILL at random moments (during start-up too) a dozen
 // times, restarts it each time, and then finds every written line in the
 // index exactly once.

@@ -17,16 +17,27 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
 
 // Entry is the committed position of one file.
 type Entry struct {
-	Path    string    `json:"path"`
-	Offset  int64     `json:"offset"`
+	Path   string `json:"path"`
+	Offset int64  `json:"offset"`
+	// Tail is a hash of the bytes just before Offset; a copy of the file
+	// (copytruncate, a move across file systems) is recognised by it.
+	Tail uint64 `json:"tail,omitempty"`
+	// Retired entries belong to content that left its file (truncated,
+	// rewritten or deleted); they are kept so that a copy of it can carry
+	// on from Offset, and pruned after retiredTTL.
+	Retired bool      `json:"retired,omitempty"`
 	Updated time.Time `json:"updated"`
 }
+
+// retiredTTL is how long a retired entry waits for a copy to show up.
+const retiredTTL = 7 * 24 * time.Hour
 
 // Store holds entries in memory and persists them every Interval and on Flush.
 type Store struct {
@@ -72,12 +83,58 @@ func (s *Store) Offset(fileID string) (int64, bool) {
 	return e.Offset, ok
 }
 
-// Set records that every line of fileID before offset is acked.
-func (s *Store) Set(fileID, path string, offset int64) {
+// Set records that every line of key's file before offset is acked; tail
+// is the hash of the bytes before offset. A retired entry stays retired.
+func (s *Store) Set(key, path string, offset int64, tail uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[fileID] = Entry{Path: path, Offset: offset, Updated: time.Now().UTC()}
+	s.entries[key] = Entry{Path: path, Offset: offset, Tail: tail, Retired: s.entries[key].Retired, Updated: time.Now().UTC()}
 	s.dirty = true
+}
+
+// Retire marks key's content as gone from its file (see Entry.Retired).
+func (s *Store) Retire(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[key]; ok && !e.Retired {
+		e.Retired, e.Updated = true, time.Now().UTC()
+		s.entries[key] = e
+		s.dirty = true
+	}
+}
+
+// Adopt makes a retired entry live again: a file carries on from it.
+func (s *Store) Adopt(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[key]; ok && e.Retired {
+		e.Retired = false
+		s.entries[key] = e
+		s.dirty = true
+	}
+}
+
+// Candidates calls fn for each entry whose key has the prefix and suffix,
+// until fn returns true; it returns that entry's key.
+func (s *Store) Candidates(prefix, suffix string, fn func(key, path string, offset int64, tail uint64, retired bool) bool) (string, bool) {
+	s.mu.Lock()
+	type cand struct {
+		key string
+		e   Entry
+	}
+	var cs []cand
+	for k, e := range s.entries {
+		if strings.HasPrefix(k, prefix) && strings.HasSuffix(k, suffix) {
+			cs = append(cs, cand{k, e})
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		if fn(c.key, c.e.Path, c.e.Offset, c.e.Tail, c.e.Retired) {
+			return c.key, true
+		}
+	}
+	return "", false
 }
 
 // Delete drops the entry of key.
@@ -122,6 +179,12 @@ func (s *Store) Run(ctx context.Context) error {
 // Flush writes the entries to disk if they changed.
 func (s *Store) Flush() error {
 	s.mu.Lock()
+	for k, e := range s.entries {
+		if e.Retired && time.Since(e.Updated) > retiredTTL {
+			delete(s.entries, k)
+			s.dirty = true
+		}
+	}
 	if !s.dirty {
 		s.mu.Unlock()
 		return nil

@@ -24,9 +24,10 @@ func TestPersistAcrossOpen(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	s.Set("a", "/x/a.log", 10)
-	s.Set("a", "/x/a.log", 42)
-	s.Set("b", "/x/b.log", 7)
+	s.Set("a", "/x/a.log", 10, 1)
+	s.Set("a", "/x/a.log", 42, 2)
+	s.Set("b", "/x/b.log", 7, 3)
+	s.Retire("b")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func TestPersistAcrossOpen(t *testing.T) {
 	if e, ok := s2.Get("a"); !ok || e.Offset != 42 || e.Path != "/x/a.log" {
 		t.Fatalf("a = %+v %v", e, ok)
 	}
-	if e, _ := s2.Get("b"); e.Offset != 7 {
+	if e, _ := s2.Get("b"); e.Offset != 7 || !e.Retired || e.Tail != 3 {
 		t.Fatalf("b = %+v", e)
 	}
 	// No temp files left behind.

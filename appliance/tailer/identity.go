@@ -82,3 +82,19 @@ func FileID(path string) (string, error) {
 	}
 	return id.String(), nil
 }
+
+// tailBytes is how much of a file before an offset its tail hash covers.
+const tailBytes = 64
+
+// tailHash hashes the (up to) tailBytes bytes of f before end; a copy of
+// the file has the same bytes there. It is 0 when they cannot be read.
+func tailHash(f *os.File, end int64) uint64 {
+	n := min(end, tailBytes)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, end-n); err != nil {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write(buf)
+	return h.Sum64()
+}

@@ -47,7 +47,7 @@ type reader struct {
 	mu        sync.Mutex
 	pending   []*inflight // batches in read order
 	committed int64
-	forgotten bool // the file is gone or truncated: its checkpoint is dropped
+	tail      uint64 // hash of the bytes before committed
 	lastErr   string
 	rateAt    time.Time
 	rateN     uint64
@@ -56,12 +56,15 @@ type reader struct {
 
 type inflight struct {
 	end   int64
+	tail  uint64
 	lines int
 	done  bool
 }
 
-func (c *collector) newReader(path string, f *os.File, id identity, size int64) *reader {
-	r := &reader{c: c, path: path, f: f, id: id, fileID: id.String(), started: time.Now(), rateAt: time.Now()}
+// newReader reads f (whose identity is id) as fileID: its own identity, or
+// the one of the content it continues.
+func (c *collector) newReader(path string, f *os.File, id identity, fileID string, size int64) *reader {
+	r := &reader{c: c, path: path, f: f, id: id, fileID: fileID, started: time.Now(), rateAt: time.Now()}
 	r.key = c.src.Name + "/" + r.fileID
 	r.tot = c.m.sourceTotals(c.src.Name)
 	if off, ok := c.m.cp.Offset(r.key); ok {
@@ -165,7 +168,7 @@ func (r *reader) run(ctx context.Context) exit {
 		case <-ctx.Done():
 			return false
 		}
-		p := r.track(batchEnd, len(batch))
+		p := r.track(batchEnd, tailHash(r.f, batchEnd), len(batch))
 		b := pipeline.NewBatch(batch, func() {
 			r.ack(p)
 			<-sem
@@ -187,7 +190,7 @@ func (r *reader) run(ctx context.Context) exit {
 			if r.rewritten(pos) {
 				log.Info("file truncated or rewritten in place; reading its new content as a new file", "offset", pos)
 				r.c.m.count(src.Name, "file_truncated")
-				r.forget()
+				r.c.m.cp.Retire(r.key)
 				return exitTruncated
 			}
 			gone = !r.stillAtPath()
@@ -231,7 +234,7 @@ func (r *reader) run(ctx context.Context) exit {
 				return exitStopped
 			}
 			if deleted(r.f) {
-				r.forget()
+				r.c.m.cp.Retire(r.key)
 			}
 			log.Debug("file rotated or deleted and read to its end; closing it")
 			return exitGone
@@ -318,10 +321,10 @@ func deleted(f *os.File) bool {
 	return ok && st.Nlink == 0
 }
 
-func (r *reader) track(end int64, lines int) *inflight {
+func (r *reader) track(end int64, tail uint64, lines int) *inflight {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := &inflight{end: end, lines: lines}
+	p := &inflight{end: end, tail: tail, lines: lines}
 	r.pending = append(r.pending, p)
 	return p
 }
@@ -335,22 +338,13 @@ func (r *reader) ack(p *inflight) {
 	r.tot.linesAcked.Add(uint64(p.lines))
 	advanced := false
 	for len(r.pending) > 0 && r.pending[0].done {
-		r.committed = r.pending[0].end
+		r.committed, r.tail = r.pending[0].end, r.pending[0].tail
 		r.pending = r.pending[1:]
 		advanced = true
 	}
-	if advanced && !r.forgotten {
-		r.c.m.cp.Set(r.key, r.path, r.committed)
+	if advanced {
+		r.c.m.cp.Set(r.key, r.path, r.committed, r.tail)
 	}
-}
-
-// forget drops the file's checkpoint: its content is gone, and a later file
-// with the same identity must be read from its start.
-func (r *reader) forget() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.forgotten = true
-	r.c.m.cp.Delete(r.key)
 }
 
 func (r *reader) setErr(err error) {

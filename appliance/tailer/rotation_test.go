@@ -78,7 +78,7 @@ func TestRenameRotationReadsOldFileToEnd(t *testing.T) {
 			var want []string
 			old := openAppend(t, path)
 			writeN(t, old, "old", 0, 100, &want)
-			sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+			sink, cp := &memSink{}, newCP()
 			m, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{filepath.Join(dir, glob)}})
 			defer stop()
 			waitFor(t, "first lines", func() bool { return len(sink.lines()) == 100 })
@@ -113,7 +113,7 @@ func TestCopyTruncate(t *testing.T) {
 	var want []string
 	w := openAppend(t, path)
 	writeN(t, w, "before", 0, 200, &want)
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}})
 	defer stop()
 	waitFor(t, "lines before", func() bool { return len(sink.lines()) == 200 })
@@ -152,7 +152,7 @@ func TestTruncateAndRewriteInPlace(t *testing.T) {
 	var want []string
 	w := openAppend(t, path)
 	writeN(t, w, "gen1", 0, 30, &want)
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}})
 	defer stop()
 	waitFor(t, "gen1", func() bool { return len(sink.lines()) == 30 })
@@ -165,8 +165,8 @@ func TestTruncateAndRewriteInPlace(t *testing.T) {
 	waitFor(t, "gen2", func() bool { return len(sink.lines()) >= 130 })
 	time.Sleep(200 * time.Millisecond)
 	exactlyOnce(t, sink, want)
-	if _, ok := cp.Offset(oldKey); ok {
-		t.Error("checkpoint of the truncated generation kept")
+	if !cp.isRetired(oldKey) {
+		t.Error("checkpoint of the truncated generation not retired")
 	}
 	if cp.get(cpKey(t, path)) == 0 {
 		t.Error("no checkpoint for the new generation")
@@ -179,7 +179,7 @@ func TestDeletedWhileTailedIsLetGo(t *testing.T) {
 	var want []string
 	w := openAppend(t, path)
 	writeN(t, w, "x", 0, 20, &want)
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	m, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}})
 	defer stop()
 	waitFor(t, "lines", func() bool { return len(sink.lines()) == 20 })
@@ -195,8 +195,8 @@ func TestDeletedWhileTailedIsLetGo(t *testing.T) {
 	if n := openFDsTo(t, path); n != 0 {
 		t.Fatalf("%d descriptors still open on the deleted file", n)
 	}
-	if _, ok := cp.Offset(key); ok {
-		t.Error("checkpoint of a deleted file kept")
+	if !cp.isRetired(key) {
+		t.Error("checkpoint of a deleted file not retired")
 	}
 }
 
@@ -207,7 +207,7 @@ func TestInodeReuseOrReplaceReadsFromStart(t *testing.T) {
 	w := openAppend(t, path)
 	writeN(t, w, "first", 0, 50, &want)
 	w.Close()
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}})
 	waitFor(t, "first file", func() bool { return len(sink.lines()) == 50 })
 	stop()
@@ -234,7 +234,7 @@ func TestLongLinesAndBadBytes(t *testing.T) {
 	if _, err := w.WriteString("before\n" + huge + "\n" + "bad \xff byte\r\n" + "nul\x00\n" + "after\n"); err != nil {
 		t.Fatal(err)
 	}
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	m, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}, MaxLineBytes: 64 << 10})
 	defer stop()
 	waitFor(t, "lines", func() bool { return len(sink.lines()) == 5 })
@@ -258,7 +258,7 @@ func TestPartialLineIdleFlush(t *testing.T) {
 	if _, err := w.WriteString("complete\nno newline yet"); err != nil {
 		t.Fatal(err)
 	}
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	m := New(Config{Host: "h", ScanInterval: 50 * time.Millisecond, PartialLineIdle: 300 * time.Millisecond}, sink, cp, discard())
 	m.Apply([]pipeline.Source{{Name: "s", Paths: []string{path}}})
 	runManager(t, m)
@@ -284,7 +284,7 @@ func TestMultilineInFile(t *testing.T) {
 	if _, err := w.WriteString(trace + "2026-11-25 INFO ok\n"); err != nil {
 		t.Fatal(err)
 	}
-	sink, cp := &memSink{}, &memCP{m: map[string]int64{}}
+	sink, cp := &memSink{}, newCP()
 	src := pipeline.Source{Name: "s", Paths: []string{path}, Multiline: &pipeline.Multiline{Pattern: `^\d{4}-`, Match: pipeline.MultilineStart, Timeout: "200ms"}}
 	_, stop := startManager(t, sink, cp, src)
 	defer stop()
@@ -295,4 +295,99 @@ func TestMultilineInFile(t *testing.T) {
 		t.Fatalf("events %q", []string{got[0].Line, got[1].Line})
 	}
 	waitFor(t, "checkpoint at end", func() bool { return cp.get(cpKey(t, path)) == int64(len(trace)+19) })
+}
+
+// idsPerLine checks the delivery contract as the index sees it: every want
+// line arrived under exactly one record ID (a line re-sent under the same ID
+// overwrites itself), and nothing else arrived.
+func idsPerLine(t *testing.T, sink *memSink, want []string) {
+	t.Helper()
+	ids := map[string]map[string]bool{}
+	for _, r := range sink.lines() {
+		if ids[r.Line] == nil {
+			ids[r.Line] = map[string]bool{}
+		}
+		ids[r.Line][r.ID()] = true
+	}
+	for _, w := range want {
+		if n := len(ids[w]); n != 1 {
+			t.Errorf("line %q arrived under %d IDs, want 1", w, n)
+		}
+		delete(ids, w)
+	}
+	for l := range ids {
+		t.Errorf("unexpected line %q", l)
+	}
+}
+
+// TestCopyTruncateWithLaggingReader: the reader is behind (nothing acked,
+// the sink holds every batch) when logrotate copies the file aside and
+// truncates it, and the copies match the glob. The copy carries on under
+// the old identity, so no line is lost and none gets a second ID.
+func TestCopyTruncateWithLaggingReader(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	var want []string
+	w := openAppend(t, path)
+	writeN(t, w, "old", 0, 3000, &want)
+	sink, cp := &memSink{hold: true}, newCP()
+	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path + "*"}})
+	defer stop()
+	waitFor(t, "lines read", func() bool { return len(sink.lines()) == 3000 })
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".1", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, w, "new", 0, 100, &want)
+	time.Sleep(100 * time.Millisecond)
+	sink.release()
+	waitFor(t, "new lines", func() bool { return len(sink.lines()) >= 3100 })
+	time.Sleep(500 * time.Millisecond)
+	idsPerLine(t, sink, want)
+}
+
+// TestCopyTruncateWhileDown: logbox is stopped, the file is copied aside
+// and truncated, more is written; after the restart the copy carries on
+// from the checkpoint and the truncated file is read from its start.
+func TestCopyTruncateWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	var want []string
+	w := openAppend(t, path)
+	writeN(t, w, "before", 0, 500, &want)
+	cp := newCP()
+	sink := &memSink{}
+	src := pipeline.Source{Name: "s", Paths: []string{path + "*"}}
+	_, stop := startManager(t, sink, cp, src)
+	waitFor(t, "first run", func() bool { return cp.get(cpKey(t, path)) == 500*17 })
+	stop()
+
+	// Lines written after the stop are only in the copy.
+	writeN(t, w, "before", 500, 50, &want)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".1", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, w, "after", 0, 70, &want)
+	_, stop2 := startManager(t, sink, cp, src)
+	defer stop2()
+	waitFor(t, "all", func() bool { return len(sink.lines()) >= 620 })
+	time.Sleep(300 * time.Millisecond)
+	idsPerLine(t, sink, want)
+	if n := len(sink.lines()); n != 620 {
+		t.Errorf("%d records shipped, want 620 (nothing read twice)", n)
+	}
 }

@@ -10,6 +10,7 @@ package tailer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,8 +28,16 @@ import (
 // + file identity, so two sources reading one file keep their own place.
 type Checkpoints interface {
 	Offset(key string) (int64, bool)
-	Set(key, path string, offset int64)
-	Delete(key string)
+	// Set records the acked offset and a hash of the bytes before it.
+	Set(key, path string, offset int64, tail uint64)
+	// Retire keeps the entry of content that left its file (truncated or
+	// deleted), so a copy of that content can carry on from it; Adopt
+	// makes it live again.
+	Retire(key string)
+	Adopt(key string)
+	// Candidates offers the entries with the key prefix and suffix to fn
+	// until it accepts one.
+	Candidates(prefix, suffix string, fn func(key, path string, offset int64, tail uint64, retired bool) bool) (string, bool)
 }
 
 // Config tunes the tailer. Zero values take the defaults noted.
@@ -215,7 +224,7 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		cctx, cancel := context.WithCancel(ctx)
-		c := &collector{m: m, src: s, cancel: cancel, done: make(chan struct{}), files: map[devIno]*reader{}}
+		c := &collector{m: m, src: s, cancel: cancel, done: make(chan struct{}), files: map[devIno]*reader{}, copies: map[devIno]time.Time{}}
 		m.running[name] = c
 		wg.Add(1)
 		go func() {
@@ -272,8 +281,9 @@ type collector struct {
 	done   chan struct{}
 
 	mu      sync.Mutex
-	files   map[devIno]*reader // being read, by where they live
-	refused map[string]string  // path → reason
+	files   map[devIno]*reader   // being read, by where they live
+	copies  map[devIno]time.Time // first seen, for files that copy a live one
+	refused map[string]string    // path → reason
 }
 
 func (c *collector) run(ctx context.Context) {
@@ -347,7 +357,26 @@ func (c *collector) maybeStart(ctx context.Context, wg *sync.WaitGroup, path str
 		}
 		return err.Error()
 	}
-	r := c.newReader(path, f, id, fi.Size())
+	fileID := id.String()
+	key := c.src.Name + "/" + fileID
+	if c.copyOfLiveFile(di, id) {
+		f.Close()
+		return ""
+	}
+	if _, known := c.m.cp.Offset(key); !known {
+		// A new identity may be a copy of content whose file was
+		// truncated or deleted (copytruncate, a move across file systems):
+		// it then carries on under the old identity, from the old offset.
+		if k, ok := c.adoptable(f, id, fi.Size()); ok {
+			key, fileID = k, strings.TrimPrefix(k, c.src.Name+"/")
+			c.m.log.Info("file continues content that left another file; reading on from its checkpoint", "path", path, "file_id", fileID)
+		}
+	}
+	c.m.cp.Adopt(key)
+	r := c.newReader(path, f, id, fileID, fi.Size())
+	// The entry exists from the start (at the offset reading resumes
+	// from), so a copy made before anything is acked can still find it.
+	c.m.cp.Set(key, path, r.committed, tailHash(f, r.committed))
 	c.mu.Lock()
 	c.files[di] = r
 	c.mu.Unlock()
@@ -360,6 +389,64 @@ func (c *collector) maybeStart(ctx context.Context, wg *sync.WaitGroup, path str
 		c.mu.Unlock()
 	}()
 	return ""
+}
+
+// copyOfLiveFile reports whether a new file has the first line of a file
+// being read. copytruncate copies before it truncates: for RotateWait such
+// a file is left alone, so that once the original is truncated the copy
+// carries on under its identity instead of being read again as new.
+func (c *collector) copyOfLiveFile(di devIno, id identity) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := false
+	for other, r := range c.files {
+		if other != di && r.id.fp == id.fp {
+			live = true
+			break
+		}
+	}
+	if !live {
+		delete(c.copies, di)
+		return false
+	}
+	first, seen := c.copies[di]
+	if !seen {
+		c.copies[di] = time.Now()
+		return true
+	}
+	return time.Since(first) < c.m.cfg.RotateWait
+}
+
+// adoptable finds a checkpoint this file can carry on from: same source and
+// first-line fingerprint, content gone from the file it was read from
+// (retired, or its path now holds something else), and the bytes before
+// its offset equal to this file's bytes there.
+func (c *collector) adoptable(f *os.File, id identity, size int64) (string, bool) {
+	prefix := c.src.Name + "/"
+	suffix := fmt.Sprintf("-%016x", id.fp)
+	return c.m.cp.Candidates(prefix, suffix, func(key, path string, offset int64, tail uint64, retired bool) bool {
+		if offset > size || (offset > 0 && tailHash(f, offset) != tail) || (offset == 0 && !retired) {
+			return false
+		}
+		fileID := strings.TrimPrefix(key, prefix)
+		if fileID == id.String() {
+			return false
+		}
+		c.mu.Lock()
+		for _, r := range c.files {
+			if r.fileID == fileID {
+				c.mu.Unlock()
+				return false // still being read
+			}
+		}
+		c.mu.Unlock()
+		if retired {
+			return true
+		}
+		// Not retired: the content left its file while logbox was down.
+		now, err := FileID(path)
+		return err != nil || now != fileID
+	})
 }
 
 func (c *collector) status() []FileStatus {
