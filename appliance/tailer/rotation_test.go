@@ -120,16 +120,7 @@ func TestCopyTruncate(t *testing.T) {
 
 	// logrotate copytruncate: copy aside (not matched), truncate in place;
 	// the writer (O_APPEND) continues at the new end.
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path+".1", b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
+	copyTruncate(t, path)
 	time.Sleep(100 * time.Millisecond)
 	writeN(t, w, "after", 0, 50, &want)
 	waitFor(t, "lines after", func() bool { return len(sink.lines()) >= 250 })
@@ -335,16 +326,7 @@ func TestCopyTruncateWithLaggingReader(t *testing.T) {
 	defer stop()
 	waitFor(t, "lines read", func() bool { return len(sink.lines()) == 3000 })
 
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path+".1", b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
+	copyTruncate(t, path)
 	writeN(t, w, "new", 0, 100, &want)
 	time.Sleep(100 * time.Millisecond)
 	sink.release()
@@ -371,6 +353,22 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 
 	// Lines written after the stop are only in the copy.
 	writeN(t, w, "before", 500, 50, &want)
+	copyTruncate(t, path)
+	writeN(t, w, "after", 0, 70, &want)
+	_, stop2 := startManager(t, sink, cp, src)
+	defer stop2()
+	waitFor(t, "all", func() bool { return len(sink.lines()) >= 620 })
+	time.Sleep(300 * time.Millisecond)
+	idsPerLine(t, sink, want)
+	if n := len(sink.lines()); n != 620 {
+		t.Errorf("%d records shipped, want 620 (nothing read twice)", n)
+	}
+}
+
+// copyTruncate does what logrotate's copytruncate does: copy path to
+// path.1, then truncate path in place.
+func copyTruncate(t *testing.T, path string) {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -380,14 +378,5 @@ func TestCopyTruncateWhileDown(t *testing.T) {
 	}
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
-	}
-	writeN(t, w, "after", 0, 70, &want)
-	_, stop2 := startManager(t, sink, cp, src)
-	defer stop2()
-	waitFor(t, "all", func() bool { return len(sink.lines()) >= 620 })
-	time.Sleep(300 * time.Millisecond)
-	idsPerLine(t, sink, want)
-	if n := len(sink.lines()); n != 620 {
-		t.Errorf("%d records shipped, want 620 (nothing read twice)", n)
 	}
 }
