@@ -192,6 +192,13 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	var kafkaTLS *tls.Config
+	if !a.direct() {
+		if kafkaTLS, err = kafkaauth.TLSConfig(cfg.KafkaTLSCA, cfg.KafkaTLSCert, cfg.KafkaTLSKey, cfg.KafkaTLSInsecure); err != nil {
+			return fmt.Errorf("kafka TLS: %w", err)
+		}
+	}
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
@@ -226,12 +233,6 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	var kafkaTLS *tls.Config
-	if !a.direct() {
-		if kafkaTLS, err = kafkaauth.TLSConfig(cfg.KafkaTLSCA, cfg.KafkaTLSCert, cfg.KafkaTLSKey, cfg.KafkaTLSInsecure); err != nil {
-			return fmt.Errorf("kafka TLS: %w", err)
-		}
-	}
 	var consumerStage, sinkStage, tailStage, cpStage, retentionStage *stage
 	if a.indexes() {
 		retentionStage = a.start(g, "retention", watch("retention", a.idx.RunRetention))
