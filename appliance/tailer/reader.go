@@ -149,10 +149,19 @@ func (r *reader) run(ctx context.Context) exit {
 			r.c.m.count(src.Name, f)
 		}
 	}
+	// Counters and the clock are updated once per read, not per line.
+	var lines uint64 // lines cut since the last counted()
+	counted := func() {
+		if lines > 0 {
+			lastLine = time.Now()
+			r.linesRead.Add(lines)
+			r.tot.linesRead.Add(lines)
+			lines = 0
+		}
+	}
 	onLine := func(l rawLine) {
 		text, flags := sanitize(l)
-		r.linesRead.Add(1)
-		r.tot.linesRead.Add(1)
+		lines++
 		if jn != nil {
 			jn.push(text, l.start, l.end, flags, emitEvent)
 		} else {
@@ -197,7 +206,8 @@ func (r *reader) run(ctx context.Context) exit {
 		}
 		n, err := r.f.Read(buf)
 		if n > 0 {
-			sp.feed(buf[:n], func(l rawLine) { lastLine = time.Now(); onLine(l) })
+			sp.feed(buf[:n], onLine)
+			counted()
 			pos += int64(n)
 			r.read.Store(pos)
 			r.tot.bytesRead.Add(uint64(n))
@@ -219,6 +229,7 @@ func (r *reader) run(ctx context.Context) exit {
 		}
 		if cfg.PartialLineIdle > 0 && sp.hasPartial() && now.Sub(lastData) >= cfg.PartialLineIdle {
 			sp.flushPartial(onLine)
+			counted()
 		}
 		if !publish() {
 			return exitStopped
@@ -227,6 +238,7 @@ func (r *reader) run(ctx context.Context) exit {
 		// for RotateWait, then let go; what is pending is shipped first.
 		if gone && now.Sub(lastData) >= cfg.RotateWait {
 			sp.flushPartial(onLine)
+			counted()
 			if jn != nil {
 				jn.flush(emitEvent)
 			}
