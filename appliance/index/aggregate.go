@@ -1,15 +1,17 @@
 package index
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -82,30 +84,6 @@ func FormatInterval(d time.Duration) string {
 	}
 }
 
-// edgeTS returns the oldest (newest=false) or newest matching line's ts.
-func (ix *Index) edgeTS(ctx context.Context, q query.Query, newest bool) (time.Time, bool, error) {
-	sr := bleve.NewSearchRequestOptions(q, 1, 0, false)
-	sr.Fields = []string{"ts"}
-	if newest {
-		sr.SortBy([]string{"-ts", "-_id"})
-	} else {
-		sr.SortBy([]string{"ts", "_id"})
-	}
-	out, err := ix.search(ctx, sr)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	if len(out.Hits) == 0 {
-		return time.Time{}, false, nil
-	}
-	s, _ := out.Hits[0].Fields["ts"].(string)
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("stored ts %q: %w", s, err)
-	}
-	return t, true, nil
-}
-
 // Histogram counts matching lines per time bucket over [From, To); open
 // ends are taken from the matching lines (the newest line included). Every
 // bucket of the range is returned, empty ones with count 0.
@@ -121,32 +99,38 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	if n > MaxBuckets {
 		return res, &pipeline.FieldError{Field: "buckets", Msg: fmt.Sprintf("at most %d", MaxBuckets)}
 	}
-	q, err := parseUserQuery(req.Query)
+	m, err := compile(req.Query)
 	if err != nil {
 		return res, err
 	}
 	from, to := req.From, req.To
+	lo, hi := timeRange(from, to)
+	// One pass collects the ts of every matching line; the bucket size
+	// follows from the range, which open ends take from those lines.
+	tss := make([][]int64, workers())
+	ix.searchMu.RLock()
+	_, total, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, _ *storedLine) {
+		tss[w] = append(tss[w], b.ts[i])
+	}})
+	ix.searchMu.RUnlock()
+	if err != nil {
+		return res, fmt.Errorf("histogram %q: %w", req.Query, err)
+	}
+	if total == 0 && (from.IsZero() || to.IsZero()) {
+		return res, nil
+	}
 	if from.IsZero() || to.IsZero() {
-		bounded := withRange(q, from, to)
+		mn, mx := int64(math.MaxInt64), int64(math.MinInt64)
+		for _, ts := range tss {
+			for _, t := range ts {
+				mn, mx = min(mn, t), max(mx, t)
+			}
+		}
 		if from.IsZero() {
-			t, ok, err := ix.edgeTS(ctx, bounded, false)
-			if err != nil {
-				return res, fmt.Errorf("histogram %q: oldest line: %w", req.Query, err)
-			}
-			if !ok {
-				return res, nil
-			}
-			from = t
+			from = time.Unix(0, mn).UTC()
 		}
 		if to.IsZero() {
-			t, ok, err := ix.edgeTS(ctx, bounded, true)
-			if err != nil {
-				return res, fmt.Errorf("histogram %q: newest line: %w", req.Query, err)
-			}
-			if !ok {
-				return res, nil
-			}
-			to = t.Add(time.Nanosecond) // the range excludes its end
+			to = time.Unix(0, mx+1).UTC() // the range excludes its end
 		}
 	}
 	if !to.After(from) {
@@ -156,34 +140,20 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	res.Interval = FormatInterval(iv)
 	res.IntervalSeconds = int64(iv / time.Second)
 	start := bucketStart(from, iv)
-
-	sr := bleve.NewSearchRequestOptions(withRange(q, from, to), 0, 0, false)
-	fr := bleve.NewFacetRequest("ts", count)
 	res.Buckets = make([]pipeline.HistogramBucket, count)
 	for i := range res.Buckets {
-		bs := start.Add(time.Duration(i) * iv)
-		res.Buckets[i].TS = bs
-		// The first and last buckets are clipped to the asked range.
-		lo, hi := bs, bs.Add(iv)
-		if lo.Before(from) {
-			lo = from
-		}
-		if hi.After(to) {
-			hi = to
-		}
-		fr.AddDateTimeRange(strconv.Itoa(i), lo, hi)
+		res.Buckets[i].TS = start.Add(time.Duration(i) * iv)
 	}
-	sr.AddFacet("ts", fr)
-	out, err := ix.search(ctx, sr)
-	if err != nil {
-		return res, fmt.Errorf("histogram %q: %w", req.Query, err)
-	}
-	res.Total = out.Total
-	if f := out.Facets["ts"]; f != nil {
-		for _, dr := range f.DateRanges {
-			i, err := strconv.Atoi(dr.Name)
-			if err == nil && i >= 0 && i < len(res.Buckets) {
-				res.Buckets[i].Count = uint64(dr.Count)
+	lo, hi = from.UnixNano(), to.UnixNano()
+	s0 := start.UnixNano()
+	for _, ts := range tss {
+		for _, t := range ts {
+			if t < lo || t >= hi {
+				continue
+			}
+			if k := (t - s0) / int64(iv); k >= 0 && k < int64(count) {
+				res.Buckets[k].Count++
+				res.Total++
 			}
 		}
 	}
@@ -224,30 +194,97 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	if size > MaxFacetSize {
 		return res, &pipeline.FieldError{Field: "size", Msg: fmt.Sprintf("at most %d", MaxFacetSize)}
 	}
-	q, err := buildQuery(req.Query, req.From, req.To)
+	m, err := compile(req.Query)
 	if err != nil {
 		return res, err
 	}
-	sr := bleve.NewSearchRequestOptions(q, 0, 0, false)
-	sr.AddFacet("f", bleve.NewFacetRequest(req.Field, size))
-	out, err := ix.search(ctx, sr)
+	lo, hi := timeRange(req.From, req.To)
+	name, isField := strings.CutPrefix(req.Field, "fields.")
+	needLines := isField || req.Field == "flags"
+	counts := make([]map[string]int, workers())
+	missing := make([]int, workers())
+	var decodeErr error
+	var errMu sync.Mutex
+	ix.searchMu.RLock()
+	defer ix.searchMu.RUnlock()
+	_, total, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, l *storedLine) {
+		c := counts[w]
+		if c == nil {
+			c = map[string]int{}
+			counts[w] = c
+		}
+		var v string
+		switch req.Field {
+		case "host":
+			v = b.info.Host
+		case "source":
+			v = b.info.Source
+		case "source_name":
+			v = b.info.SourceName
+		case "level":
+			v = levelNames[b.levels[i]%uint8(len(levelNames))]
+		}
+		if !needLines {
+			if v == "" {
+				missing[w]++
+			} else {
+				c[v]++
+			}
+			return
+		}
+		if l == nil {
+			lines, err := ix.lines(b, true)
+			if err != nil {
+				errMu.Lock()
+				decodeErr = err
+				errMu.Unlock()
+				return
+			}
+			l = &lines[i]
+		}
+		any := false
+		if isField {
+			for _, f := range l.Fields {
+				if f.K == name {
+					c[f.V]++
+					any = true
+				}
+			}
+		} else {
+			for _, f := range l.Flags {
+				c[f]++
+				any = true
+			}
+		}
+		if !any {
+			missing[w]++
+		}
+	}})
+	if err == nil {
+		err = decodeErr
+	}
 	if err != nil {
 		return res, fmt.Errorf("facets of %s for %q: %w", req.Field, req.Query, err)
 	}
-	res.Total = out.Total
-	if f := out.Facets["f"]; f != nil {
-		res.Other = f.Other
-		res.Missing = f.Missing
-		if f.Terms != nil {
-			for _, t := range f.Terms.Terms() {
-				v := t.Term
-				if req.Field == "level" {
-					// Indexed lowercase; shown as stored.
-					v = strings.ToUpper(v)
-				}
-				res.Values = append(res.Values, pipeline.FacetValue{Value: v, Count: t.Count})
-			}
+	res.Total = total
+	all := map[string]int{}
+	for w := range counts {
+		for v, n := range counts[w] {
+			all[v] += n
 		}
+		res.Missing += missing[w]
+	}
+	for v, n := range all {
+		res.Values = append(res.Values, pipeline.FacetValue{Value: v, Count: n})
+	}
+	slices.SortFunc(res.Values, func(a, b pipeline.FacetValue) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
+	})
+	if len(res.Values) > size {
+		for _, v := range res.Values[size:] {
+			res.Other += v.Count
+		}
+		res.Values = res.Values[:size]
 	}
 	return res, nil
 }
@@ -274,61 +311,49 @@ func (ix *Index) Context(ctx context.Context, req pipeline.ContextRequest) (pipe
 			return res, &pipeline.FieldError{Field: p.name, Msg: fmt.Sprintf("must be from 0 to %d", MaxContextLines)}
 		}
 	}
-	sr := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery([]string{req.ID}), 1, 0, false)
-	sr.Fields = []string{"*"}
-	out, err := ix.search(ctx, sr)
+	ix.searchMu.RLock()
+	defer ix.searchMu.RUnlock()
+	b, i, err := ix.lookup(req.ID)
+	if err != nil {
+		if errors.Is(err, pipeline.ErrHitNotFound) {
+			return res, fmt.Errorf("%q: %w", req.ID, err)
+		}
+		return res, fmt.Errorf("context of %q: %w", req.ID, err)
+	}
+	lines, err := ix.lines(b, true)
 	if err != nil {
 		return res, fmt.Errorf("context of %q: %w", req.ID, err)
 	}
-	if len(out.Hits) == 0 {
-		return res, fmt.Errorf("%q: %w", req.ID, pipeline.ErrHitNotFound)
-	}
-	anchor := hitFrom(out.Hits[0])
+	anchor := hitOf(b, &lines[i], nil, false)
 	anchor.Anchor = true
-	off := float64(anchor.Offset)
-	side := func(n int, before bool) ([]pipeline.Hit, error) {
-		if n == 0 {
-			return nil, nil
-		}
-		host := bleve.NewTermQuery(anchor.Host)
-		host.SetField("host")
-		file := bleve.NewTermQuery(anchor.FileID)
-		file.SetField("file_id")
-		f := false
-		var rq *query.NumericRangeQuery
-		sort := "offset"
-		if before {
-			rq = bleve.NewNumericRangeInclusiveQuery(nil, &off, nil, &f)
-			sort = "-offset"
-		} else {
-			rq = bleve.NewNumericRangeInclusiveQuery(&off, nil, &f, nil)
-		}
-		rq.SetField("offset")
-		sr := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(host, file, rq), n, 0, false)
-		sr.Fields = []string{"*"}
-		sr.SortBy([]string{sort})
-		out, err := ix.search(ctx, sr)
+	off := anchor.Offset
+	// The file's blocks in offset order; walk out from the anchor's.
+	st := ix.files.state(fileKey(b.info.Host, b.info.FileID))
+	at := slices.Index(st.blocks, b)
+	var before, after []pipeline.Hit
+	for k := at; k >= 0 && len(before) < req.Before; k-- {
+		ls, err := ix.lines(st.blocks[k], true)
 		if err != nil {
-			return nil, fmt.Errorf("context of %q: %w", req.ID, err)
+			return res, fmt.Errorf("context of %q: %w", req.ID, err)
 		}
-		hits := make([]pipeline.Hit, len(out.Hits))
-		for i, h := range out.Hits {
-			if before {
-				hits[len(hits)-1-i] = hitFrom(h)
-			} else {
-				hits[i] = hitFrom(h)
+		for j := len(ls) - 1; j >= 0 && len(before) < req.Before; j-- {
+			if ls[j].Offset < off {
+				before = append(before, hitOf(st.blocks[k], &ls[j], nil, false))
 			}
 		}
-		return hits, nil
 	}
-	before, err := side(req.Before, true)
-	if err != nil {
-		return res, err
+	for k := at; k >= 0 && k < len(st.blocks) && len(after) < req.After; k++ {
+		ls, err := ix.lines(st.blocks[k], true)
+		if err != nil {
+			return res, fmt.Errorf("context of %q: %w", req.ID, err)
+		}
+		for j := 0; j < len(ls) && len(after) < req.After; j++ {
+			if ls[j].Offset > off {
+				after = append(after, hitOf(st.blocks[k], &ls[j], nil, false))
+			}
+		}
 	}
-	after, err := side(req.After, false)
-	if err != nil {
-		return res, err
-	}
+	slices.Reverse(before)
 	res.Hits = make([]pipeline.Hit, 0, len(before)+1+len(after))
 	res.Hits = append(res.Hits, before...)
 	res.AnchorIndex = len(res.Hits)

@@ -1,40 +1,35 @@
-// Package index keeps log lines in Bleve and answers searches over them.
+// Package index keeps log lines and answers searches over them.
 //
 // Its API is "index a batch of records" (Index, or Publish for direct mode)
-// and "search for lines" (Search); how lines are laid out in Bleve stays
-// inside, so the layout can change without touching the pipeline or HTTP.
+// and "search for lines" (Search, Histogram, Facets, Context, Tail); how
+// lines are laid out stays inside, so the layout can change without
+// touching the pipeline or HTTP.
 //
-// Documents are keyed by pipeline.Record.ID (host, file identity, byte
-// offset), so indexing the same line twice overwrites it: replays after a
-// crash or a Kafka redelivery never double a line.
+// Lines are stored in compressed blocks of up to BlockLines lines of one
+// file (blocks.go); Bleve indexes one document per block (doc.go) and only
+// finds the blocks that may hold a match; each line of those is then
+// checked exactly (match.go, search.go). The index is split into time
+// shards (shards.go) searched as one; fields parsed from lines are
+// described in fields.go.
 //
-// The index is split into time shards (shards.go) searched as one; fields
-// parsed from lines are described in fields.go.
+// A line is identified by pipeline.Record.ID (host, file identity, byte
+// offset): indexing the same line twice keeps it once (files.go), so
+// replays after a crash or a Kafka redelivery never double a line.
 package index
 
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
+	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
-	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
-	"github.com/blevesearch/bleve/v2/analysis/datetime/flexible"
-	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
-	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
-	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
-	"github.com/blevesearch/bleve/v2/mapping"
-	"github.com/blevesearch/bleve/v2/search"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logbox/logbox/appliance/pipeline"
@@ -57,8 +52,12 @@ type Config struct {
 	RetentionBytes int64
 	// RetentionInterval is how often RunRetention checks (default 1m).
 	RetentionInterval time.Duration
-	// BatchSize caps the records written in one Bleve batch (default 5000).
+	// BatchSize caps the records Run hands to one Index call (default 5000).
 	BatchSize int
+	// BlockLines caps the lines of one block (default 128); BlockBytes
+	// caps their text (default 64 KiB; a longer line is a block alone).
+	BlockLines int
+	BlockBytes int
 	// FlushInterval is how long Run waits for more records before writing a
 	// partial batch (default 100ms).
 	FlushInterval time.Duration
@@ -89,6 +88,12 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 5000
+	}
+	if c.BlockLines <= 0 {
+		c.BlockLines = 128
+	}
+	if c.BlockBytes <= 0 {
+		c.BlockBytes = 64 << 10
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 100 * time.Millisecond
@@ -143,21 +148,31 @@ type Index struct {
 	log   *slog.Logger
 	queue chan *pipeline.Batch
 
-	mu     sync.Mutex       // guards shards, closed and alias membership
+	mu     sync.Mutex       // guards shards and closed
 	shards map[int64]*shard // by start (Unix ns)
 	closed bool
-	alias  bleve.IndexAlias
+
+	// writeMu serializes Index calls and shard drops; searchMu is held for
+	// reading by every query while it reads blocks, and for writing by a
+	// shard drop while it closes the shard's files.
+	writeMu  sync.Mutex
+	searchMu sync.RWMutex
+
+	files *fileRegistry
+	cache *blockCache
+	// noCandidates makes queries check every block (tests compare).
+	noCandidates bool
 
 	// latency is how long Index takes to make a batch durable.
 	latency prometheus.Histogram
 
-	docs          atomic.Uint64 // documents written since open (overwrites included)
+	docs          atomic.Uint64 // lines written since open
 	batches       atomic.Uint64
 	dropped       atomic.Uint64 // lines flagged FlagFieldsDropped since open
-	replayed      atomic.Uint64 // read-time lines found in the previous shard and overwritten there
+	replayed      atomic.Uint64 // lines skipped since open: already held
 	droppedShards atomic.Uint64
 
-	// Live tails (see Tail): Index hands each written batch's IDs to them.
+	// Live tails (see Tail): Index hands each written batch's lines to them.
 	subsMu      sync.Mutex
 	subs        map[*subscription]struct{}
 	subscribers atomic.Int32
@@ -182,142 +197,51 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		queue:  make(chan *pipeline.Batch, cfg.QueueBatches),
 		subs:   map[*subscription]struct{}{},
 		shards: map[int64]*shard{},
-		alias:  bleve.NewIndexAlias(),
+		files:  newFileRegistry(),
+		cache:  newBlockCache(512),
 	}
 	if err := ix.openShards(); err != nil {
 		for _, sh := range ix.shards {
 			sh.bi.Close()
+			sh.bf.f.Close()
 		}
 		return nil, err
+	}
+	for _, sh := range ix.shards {
+		ix.files.addShard(sh)
 	}
 	return ix, nil
 }
 
-const (
-	lineAnalyzer  = "logline"
-	levelAnalyzer = "keyword_lower"
-	tsParser      = "rfc3339nano"
-)
+// pendingFile is what Index knows of one file while taking a batch.
+type pendingFile struct {
+	st       fileState
+	last     int64   // highest offset taken so far (held or in this batch)
+	taken    []int64 // offsets taken from this batch, in arrival order
+	inOrder  bool    // taken is ascending
+	firstIdx int     // first record of the file in the batch (grouping order)
+}
 
-func newMapping() (*mapping.IndexMappingImpl, error) {
-	im := bleve.NewIndexMapping()
-	// Log text: split on Unicode word boundaries and lowercase, but keep
-	// stop words: "not", "no" and "is" matter in log lines.
-	err := im.AddCustomAnalyzer(lineAnalyzer, map[string]interface{}{
-		"type":          custom.Name,
-		"tokenizer":     unicode.Name,
-		"token_filters": []string{lowercase.Name},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("add analyzer: %w", err)
-	}
-	// Levels match whatever the case the user types (level:error finds
-	// ERROR); the stored value stays as Level returns it.
-	err = im.AddCustomAnalyzer(levelAnalyzer, map[string]interface{}{
-		"type":          custom.Name,
-		"tokenizer":     single.Name,
-		"token_filters": []string{lowercase.Name},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("add analyzer: %w", err)
-	}
-	// Times are handed to Bleve as RFC 3339 strings with nanoseconds so the
-	// stored value keeps its fraction (a time.Time is stored to the second).
-	err = im.AddCustomDateTimeParser(tsParser, map[string]interface{}{
-		"type":    flexible.Name,
-		"layouts": []interface{}{time.RFC3339Nano},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("add date parser: %w", err)
-	}
-	// Fields other than the line (host, source, per-source fields) match
-	// whole values.
-	im.DefaultAnalyzer = keyword.Name
-	im.DefaultField = "line"
-	im.StoreDynamic = true
-	im.IndexDynamic = true
-	// Per-source fields (fields.NAME) are facetable: facets read doc values.
-	im.DocValuesDynamic = true
-
-	dm := bleve.NewDocumentStaticMapping()
-
-	line := bleve.NewTextFieldMapping()
-	line.Analyzer = lineAnalyzer
-	line.Store = true
-	// Term vectors hold positions: phrase queries need them.
-	line.IncludeTermVectors = true
-	line.IncludeInAll = false
-	line.DocValues = false
-	dm.AddFieldMappingsAt("line", line)
-
-	ts := bleve.NewDateTimeFieldMapping()
-	ts.DateFormat = tsParser
-	ts.Store = true
-	ts.DocValues = true
-	ts.IncludeInAll = false
-	dm.AddFieldMappingsAt("ts", ts)
-
-	ingested := bleve.NewDateTimeFieldMapping()
-	ingested.DateFormat = tsParser
-	ingested.Store = true
-	ingested.DocValues = false
-	ingested.IncludeInAll = false
-	dm.AddFieldMappingsAt("ingested", ingested)
-
-	off := bleve.NewNumericFieldMapping()
-	off.Store = true
-	off.IncludeInAll = false
-	dm.AddFieldMappingsAt("offset", off)
-
-	for _, name := range []string{"host", "source", "source_name", "file_id", "level", "flags"} {
-		kw := bleve.NewKeywordFieldMapping()
-		kw.Store = true
-		kw.IncludeInAll = false
-		kw.DocValues = name != "file_id"
-		if name == "level" {
-			kw.Analyzer = levelAnalyzer
+// held reports whether the index already holds the line at off of the
+// file pf describes.
+func (ix *Index) held(pf *pendingFile, off int64) (bool, error) {
+	for _, b := range pf.st.covering(off) {
+		lines, err := ix.lines(b, true)
+		if err != nil {
+			return false, err
 		}
-		dm.AddFieldMappingsAt(name, kw)
+		i := sort.Search(len(lines), func(i int) bool { return lines[i].Offset >= off })
+		if i < len(lines) && lines[i].Offset == off {
+			return true, nil
+		}
 	}
-
-	// Source fields and JSON leaves as keywords (numbers as their text).
-	fields := bleve.NewDocumentMapping()
-	fields.Dynamic = true
-	dm.AddSubDocumentMapping("fields", fields)
-	// JSON numbers again, as numbers: num.<path> answers ranges. Queries
-	// on fields.<path> with a numeric range are pointed here.
-	num := bleve.NewDocumentMapping()
-	num.Dynamic = true
-	dm.AddSubDocumentMapping("num", num)
-
-	// Queries name their fields (line is the default), so the _all
-	// composite field would only cost time: the profile showed 12% of
-	// indexing spent building it.
-	dm.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())
-	im.DefaultMapping = dm
-	return im, nil
+	return false, nil
 }
 
-// doc is what one line looks like inside Bleve.
-type doc struct {
-	Line       string         `json:"line"`
-	TS         string         `json:"ts"`
-	Ingested   string         `json:"ingested"`
-	Offset     float64        `json:"offset"`
-	Host       string         `json:"host"`
-	Source     string         `json:"source"`
-	SourceName string         `json:"source_name,omitempty"`
-	FileID     string         `json:"file_id"`
-	Level      string         `json:"level,omitempty"`
-	Fields     map[string]any `json:"fields,omitempty"`
-	Num        map[string]any `json:"num,omitempty"`
-	Flags      []string       `json:"flags,omitempty"`
-}
-
-// Index writes recs, one Bleve batch per shard they fall in. When it
-// returns nil the records are durable (Bleve's batch waits for its segment
-// to be persisted); after an error some may be, and the caller retries
-// them all (a rewrite overwrites).
+// Index writes recs, skipping lines the index holds already. When it
+// returns nil the lines are durable (the block file is fsynced and Bleve's
+// batch waits for its segment to be persisted); after an error some may
+// be, and the caller retries them all (what is held is skipped then).
 func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -325,165 +249,298 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
 	start := time.Now()
 	now := ix.cfg.Now()
-	parsed := make([]extracted, len(recs))
-	groups := map[*shard][]int{}
-	var order []*shard
-	var sh *shard
+
+	// Which records are new.
+	files := map[string]*pendingFile{}
+	keep := make([]int, 0, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		parsed[i] = parseLine(r.Line, r.TS, r.Fields, now, ix.cfg.MaxFieldsPerLine)
-		if sh == nil || parsed[i].ts.Before(sh.start) || !parsed[i].ts.Before(sh.end) {
+		k := fileKey(r.Host, r.FileID)
+		pf := files[k]
+		if pf == nil {
+			st := ix.files.state(k)
+			pf = &pendingFile{st: st, last: st.hw, inOrder: true, firstIdx: i}
+			files[k] = pf
+		}
+		if r.Offset > pf.last {
+			pf.last = r.Offset
+			pf.taken = append(pf.taken, r.Offset)
+			keep = append(keep, i)
+			continue
+		}
+		if inBatch(pf, r.Offset) {
+			ix.replayed.Add(1)
+			continue
+		}
+		dup, err := ix.held(pf, r.Offset)
+		if err != nil {
+			return fmt.Errorf("look up replayed line: %w", err)
+		}
+		if dup {
+			ix.replayed.Add(1)
+			continue
+		}
+		pf.inOrder = false
+		pf.taken = append(pf.taken, r.Offset)
+		keep = append(keep, i)
+	}
+	if len(keep) == 0 {
+		ix.batches.Add(1)
+		ix.latency.Observe(time.Since(start).Seconds())
+		return nil
+	}
+
+	// Parse on every core.
+	parsed := make([]extracted, len(keep))
+	parallel(len(keep), func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			r := &recs[keep[k]]
+			parsed[k] = parseLine(r.Line, readTime(r, now), r.Fields, now, ix.cfg.MaxFieldsPerLine)
+		}
+	})
+
+	// Group by shard, then by file (in order of first appearance).
+	type group struct {
+		info *blockInfo
+		idx  []int // into keep/parsed
+	}
+	type shardWork struct {
+		sh     *shard
+		groups []*group
+		byFile map[string]*group
+	}
+	var work []*shardWork
+	byShard := map[*shard]*shardWork{}
+	var sh *shard
+	for k, i := range keep {
+		r := &recs[i]
+		ts := parsed[k].ts
+		if sh == nil || ts.Before(sh.start) || !ts.Before(sh.end) {
 			var err error
-			if sh, err = ix.shardFor(parsed[i].ts); err != nil {
+			if sh, err = ix.shardFor(ts); err != nil {
 				return err
 			}
 		}
-		if groups[sh] == nil {
-			order = append(order, sh)
+		sw := byShard[sh]
+		if sw == nil {
+			sw = &shardWork{sh: sh, byFile: map[string]*group{}}
+			byShard[sh] = sw
+			work = append(work, sw)
 		}
-		groups[sh] = append(groups[sh], i)
+		fk := fileKey(r.Host, r.FileID)
+		g := sw.byFile[fk]
+		if g == nil {
+			g = &group{info: &blockInfo{Host: r.Host, Source: r.Source, SourceName: r.SourceName, FileID: r.FileID}}
+			sw.byFile[fk] = g
+			sw.groups = append(sw.groups, g)
+		}
+		g.idx = append(g.idx, k)
 	}
-	if err := ix.routeReplays(ctx, recs, parsed, groups, &order); err != nil {
-		return err
-	}
-	for _, sh := range order {
-		if err := ix.write(ctx, sh, recs, parsed, groups[sh]); err != nil {
+
+	var written []*block
+	var writtenLines [][]storedLine
+	for _, sw := range work {
+		// Lines and block cuts.
+		var chunks [][]storedLine
+		var infos []*blockInfo
+		for _, g := range sw.groups {
+			lines := make([]storedLine, len(g.idx))
+			for j, k := range g.idx {
+				r := &recs[keep[k]]
+				ex := &parsed[k]
+				ex.admit(sw.sh.names)
+				lines[j] = ix.stored(r, ex, now)
+			}
+			slices.SortStableFunc(lines, func(a, b storedLine) int { return cmp.Compare(a.Offset, b.Offset) })
+			for len(lines) > 0 {
+				n, size := 0, 0
+				for n < len(lines) && n < ix.cfg.BlockLines && (n == 0 || size+len(lines[n].Line) <= ix.cfg.BlockBytes) {
+					size += len(lines[n].Line)
+					n++
+				}
+				chunks = append(chunks, lines[:n:n])
+				infos = append(infos, g.info)
+				lines = lines[n:]
+			}
+		}
+		blocks, err := ix.writeBlocks(ctx, sw.sh, infos, chunks)
+		if err != nil {
 			return err
 		}
+		written = append(written, blocks...)
+		writtenLines = append(writtenLines, chunks...)
 	}
-	ix.docs.Add(uint64(len(recs)))
+	n := 0
+	for i, b := range written {
+		n += b.n()
+		ix.cache.put(b, writtenLines[i])
+	}
+	ix.docs.Add(uint64(n))
 	ix.batches.Add(1)
 	ix.latency.Observe(time.Since(start).Seconds())
 	if ix.subscribers.Load() > 0 {
-		ids := make([]string, len(recs))
-		for i := range recs {
-			ids[i] = recs[i].ID()
-		}
-		ix.notify(ids)
+		ix.notify(written)
 	}
 	return nil
 }
 
-// routeReplays moves the lines with a read-time ts near the start of their
-// shard to the previous shard when it already holds them (see shards.go).
-func (ix *Index) routeReplays(ctx context.Context, recs []pipeline.Record, parsed []extracted, groups map[*shard][]int, order *[]*shard) error {
-	for _, sh := range *order {
-		var cand []int
-		for _, i := range groups[sh] {
-			if !parsed[i].parsed && parsed[i].ts.Sub(sh.start) < replayWindow {
-				cand = append(cand, i)
-			}
-		}
-		if len(cand) == 0 {
-			continue
-		}
-		prev := ix.previousShard(sh)
-		if prev == nil {
-			continue
-		}
-		ids := make([]string, len(cand))
-		for k, i := range cand {
-			ids[k] = recs[i].ID()
-		}
-		prev.mu.RLock()
-		var found map[string]bool
-		var err error
-		if !prev.gone {
-			found, err = prev.existing(ctx, ids)
-		}
-		prev.mu.RUnlock()
-		if err != nil {
-			return fmt.Errorf("look up replayed lines in shard %s: %w", prev.name, err)
-		}
-		if len(found) == 0 {
-			continue
-		}
-		keep := groups[sh][:0:0]
-		for _, i := range groups[sh] {
-			if found[recs[i].ID()] {
-				if groups[prev] == nil {
-					*order = append(*order, prev)
-				}
-				groups[prev] = append(groups[prev], i)
-				ix.replayed.Add(1)
-			} else {
-				keep = append(keep, i)
-			}
-		}
-		groups[sh] = keep
+// inBatch reports whether off was taken from the current batch already.
+func inBatch(pf *pendingFile, off int64) bool {
+	if pf.inOrder {
+		_, ok := slices.BinarySearch(pf.taken, off)
+		return ok
 	}
-	return nil
+	return slices.Contains(pf.taken, off)
 }
 
-// write indexes recs[idx] into sh in one batch. A shard dropped by
-// retention meanwhile is created again.
-func (ix *Index) write(ctx context.Context, sh *shard, recs []pipeline.Record, parsed []extracted, idx []int) error {
-	if len(idx) == 0 {
-		return nil
+// readTime is the record's read time (now when it has none).
+func readTime(r *pipeline.Record, now time.Time) time.Time {
+	if r.TS.IsZero() {
+		return now
 	}
-	for attempt := 0; ; attempt++ {
-		sh.mu.RLock()
-		if sh.gone {
-			sh.mu.RUnlock()
-			if attempt > 2 {
-				return fmt.Errorf("index shard %s dropped while writing to it", sh.name)
-			}
-			var err error
-			if sh, err = ix.shardFor(sh.start); err != nil {
-				return err
-			}
-			continue
-		}
-		err := ix.writeLocked(ctx, sh, recs, parsed, idx)
-		sh.mu.RUnlock()
-		return err
-	}
+	return r.TS
 }
 
-func (ix *Index) writeLocked(ctx context.Context, sh *shard, recs []pipeline.Record, parsed []extracted, idx []int) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// stored lays r out as the block store keeps it.
+func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) storedLine {
+	l := storedLine{
+		TS:       ex.ts.UnixNano(),
+		Ingested: readTime(r, now).UnixNano(),
+		Offset:   r.Offset,
+		Level:    ex.level,
+		Flags:    r.Flags,
+		Line:     r.Line,
 	}
-	b := sh.bi.NewBatch()
-	for _, i := range idx {
-		r := &recs[i]
-		ex := parsed[i]
-		ex.admit(sh.names)
-		id := r.ID()
-		if err := b.Index(id, ix.docFor(r, &ex)); err != nil {
-			return fmt.Errorf("add %s to batch: %w", id, err)
-		}
-	}
-	if err := sh.bi.Batch(b); err != nil {
-		return fmt.Errorf("write batch of %d to shard %s: %w", len(idx), sh.name, err)
-	}
-	return nil
-}
-
-// docFor lays r out as a Bleve document, with the time, level and fields
-// parsed from its line (see extract).
-func (ix *Index) docFor(r *pipeline.Record, ex *extracted) doc {
-	flags := r.Flags
 	if ex.dropped {
 		ix.dropped.Add(1)
-		flags = append(flags[:len(flags):len(flags)], pipeline.FlagFieldsDropped)
+		l.Flags = append(l.Flags[:len(l.Flags):len(l.Flags)], pipeline.FlagFieldsDropped)
 	}
-	return doc{
-		Line:       r.Line,
-		TS:         ex.ts.UTC().Format(time.RFC3339Nano),
-		Ingested:   r.TS.UTC().Format(time.RFC3339Nano),
-		Offset:     float64(r.Offset),
-		Host:       r.Host,
-		Source:     r.Source,
-		SourceName: r.SourceName,
-		FileID:     r.FileID,
-		Level:      ex.level,
-		Fields:     ex.fields,
-		Num:        ex.num,
-		Flags:      flags,
+	if len(ex.fields) > 0 {
+		keys := make([]string, 0, len(ex.fields))
+		for k := range ex.fields {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			switch v := ex.fields[k].(type) {
+			case string:
+				l.Fields = append(l.Fields, kv{K: k, V: v})
+			case []string:
+				for _, s := range v {
+					l.Fields = append(l.Fields, kv{K: k, V: s})
+				}
+			}
+		}
 	}
+	if len(ex.num) > 0 {
+		keys := make([]string, 0, len(ex.num))
+		for k := range ex.num {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			switch v := ex.num[k].(type) {
+			case float64:
+				l.Nums = append(l.Nums, kn{K: k, V: v})
+			case []float64:
+				for _, f := range v {
+					l.Nums = append(l.Nums, kn{K: k, V: f})
+				}
+			}
+		}
+	}
+	return l
+}
+
+// writeBlocks writes chunks (one block each, of the file infos[i]) into
+// sh: block file first (fsynced), then their Bleve documents.
+func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo, chunks [][]storedLine) ([]*block, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sh.mu.RLock()
+	seq := sh.nextSeq
+	sh.mu.RUnlock()
+	bodies := make([][]byte, len(chunks))
+	blocks := make([]*block, len(chunks))
+	parallel(len(chunks), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bodies[i], blocks[i] = encodeBlock(seq+uint64(i), infos[i], chunks[i])
+			blocks[i].sh = sh
+		}
+	})
+	if err := sh.bf.appendRecords(bodies, blocks); err != nil {
+		return nil, fmt.Errorf("shard %s: %w", sh.name, err)
+	}
+	sh.mu.Lock()
+	sh.nextSeq = seq + uint64(len(chunks))
+	sh.mu.Unlock()
+	// Bleve: two batches at once when there is enough to share (Bleve
+	// builds one segment per batch on one core).
+	parts := 1
+	if len(blocks) >= 8 {
+		parts = min(2, workers())
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(blocks)/parts, (p+1)*len(blocks)/parts
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := sh.bi.NewBatch()
+			if seq > 0 {
+				// Every block before this call is in Bleve: a crash
+				// before these batches persist makes the next open
+				// index this call's blocks again (reindexMissing), which
+				// overwrites what did persist.
+				batch.SetInternal(indexedKey, []byte(strconv.FormatUint(seq-1, 10)))
+			}
+			for i := lo; i < hi; i++ {
+				if err := batch.IndexAdvanced(blockDoc(blocks[i], chunks[i])); err != nil {
+					errs[p] = err
+					return
+				}
+			}
+			errs[p] = sh.bi.Batch(batch)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("index %d blocks in shard %s: %w", len(blocks), sh.name, err)
+	}
+	sh.mu.Lock()
+	blocksNow := append(sh.blocks[:len(sh.blocks):len(sh.blocks)], blocks...)
+	sh.blocks = blocksNow
+	for _, b := range blocks {
+		sh.lines += int64(b.n())
+	}
+	sh.mu.Unlock()
+	ix.files.add(blocks)
+	return blocks, nil
+}
+
+// parallel runs fn over [0, n) split across the cores.
+func parallel(n int, fn func(lo, hi int)) {
+	w := min(workers(), n)
+	if w <= 1 || n < 64 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := range w {
+		lo, hi := p*n/w, (p+1)*n/w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
 }
 
 // Publish queues b for Run to index; it is the direct-mode sink (no Kafka).
@@ -573,161 +630,6 @@ func (ix *Index) Run(ctx context.Context) error {
 	}
 }
 
-// Search runs req and returns hits newest first.
-func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeline.SearchResult, error) {
-	var res pipeline.SearchResult
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	q, err := buildQuery(req.Query, req.From, req.To)
-	if err != nil {
-		return res, err
-	}
-	limit := req.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	if limit > 10000 {
-		limit = 10000
-	}
-	sr := bleve.NewSearchRequestOptions(q, limit, 0, false)
-	sr.Fields = []string{"*"}
-	sr.SortBy([]string{"-ts", "-_id"})
-	// Term locations of the line (it has term vectors) are the highlights.
-	sr.IncludeLocations = !req.NoHighlights
-	if req.Cursor != "" {
-		after, err := decodeCursor(req.Cursor)
-		if err != nil {
-			return res, &pipeline.QueryError{Msg: "cursor: " + err.Error()}
-		}
-		sr.SearchAfter = after
-	}
-	out, err := ix.search(ctx, sr)
-	if err != nil {
-		return res, fmt.Errorf("search %q: %w", req.Query, err)
-	}
-	res.Total = out.Total
-	res.Hits = make([]pipeline.Hit, 0, len(out.Hits))
-	for _, h := range out.Hits {
-		res.Hits = append(res.Hits, hitFrom(h))
-	}
-	if len(out.Hits) == limit {
-		res.Cursor = encodeCursor(out.Hits[len(out.Hits)-1].Sort)
-	}
-	return res, nil
-}
-
-func hitFrom(h *search.DocumentMatch) pipeline.Hit {
-	str := func(k string) string {
-		s, _ := h.Fields[k].(string)
-		return s
-	}
-	hit := pipeline.Hit{
-		ID:     h.ID,
-		Host:   str("host"),
-		Source: str("source"),
-		FileID: str("file_id"),
-		Line:   str("line"),
-		Level:  str("level"),
-	}
-	if ts, err := time.Parse(time.RFC3339Nano, str("ts")); err == nil {
-		hit.TS = ts
-	}
-	if ts, err := time.Parse(time.RFC3339Nano, str("ingested")); err == nil {
-		hit.Ingested = ts
-	}
-	switch f := h.Fields["flags"].(type) {
-	case string:
-		hit.Flags = []string{f}
-	case []interface{}:
-		for _, v := range f {
-			hit.Flags = append(hit.Flags, fmt.Sprint(v))
-		}
-	}
-	if off, ok := h.Fields["offset"].(float64); ok {
-		hit.Offset = int64(off)
-	}
-	hit.Highlights = highlights(h.Locations["line"], len(hit.Line))
-	for k, v := range h.Fields {
-		name, ok := strings.CutPrefix(k, "fields.")
-		if !ok {
-			continue
-		}
-		if hit.Fields == nil {
-			hit.Fields = map[string]string{}
-		}
-		if vs, ok := v.([]interface{}); ok {
-			// A JSON array: its values joined.
-			parts := make([]string, len(vs))
-			for i, e := range vs {
-				parts[i] = fmt.Sprint(e)
-			}
-			hit.Fields[name] = strings.Join(parts, ", ")
-			continue
-		}
-		hit.Fields[name] = fmt.Sprint(v)
-	}
-	return hit
-}
-
-// highlights turns the term locations of the line into sorted,
-// non-overlapping byte ranges within a line of n bytes.
-func highlights(tl search.TermLocationMap, n int) []pipeline.Range {
-	var rs []pipeline.Range
-	for _, locs := range tl {
-		for _, l := range locs {
-			if l.Start < l.End && l.End <= uint64(n) {
-				rs = append(rs, pipeline.Range{Field: "line", Start: int(l.Start), End: int(l.End)})
-			}
-		}
-	}
-	if len(rs) == 0 {
-		return nil
-	}
-	slices.SortFunc(rs, func(a, b pipeline.Range) int { return cmp.Or(a.Start-b.Start, a.End-b.End) })
-	out := rs[:1]
-	for _, r := range rs[1:] {
-		last := &out[len(out)-1]
-		if r.Start <= last.End {
-			last.End = max(last.End, r.End)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// A cursor holds the sort values of the last hit. They are Bleve's encoded
-// terms (binary), so each is base64-encoded on its own before the list is.
-func encodeCursor(sort []string) string {
-	enc := make([]string, len(sort))
-	for i, v := range sort {
-		enc[i] = base64.RawURLEncoding.EncodeToString([]byte(v))
-	}
-	b, _ := json.Marshal(enc)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(c string) ([]string, error) {
-	bad := errors.New("not a cursor from this server")
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return nil, bad
-	}
-	var s []string
-	if err := json.Unmarshal(b, &s); err != nil || len(s) != 2 {
-		return nil, bad
-	}
-	for i, v := range s {
-		raw, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil {
-			return nil, bad
-		}
-		s[i] = string(raw)
-	}
-	return s, nil
-}
-
 // Collectors are the index's Prometheus metrics beyond Stats.
 func (ix *Index) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{ix.latency}
@@ -748,8 +650,8 @@ type Stats struct {
 	Newest time.Time `json:"newest,omitzero"`
 	// ShardsDropped counts shards removed by retention since open.
 	ShardsDropped uint64 `json:"shards_dropped"`
-	// ReplaysRouted counts lines with a read-time ts found in the
-	// previous shard and overwritten there (since open).
+	// ReplaysRouted counts lines skipped since open because the index
+	// held them already (replays after a restart, Kafka redeliveries).
 	ReplaysRouted uint64 `json:"replays_routed"`
 	// FieldNames is the number of distinct JSON field names indexed, over
 	// all shards (each shard takes at most MaxFieldNames).
@@ -772,8 +674,7 @@ func (ix *Index) Stats() Stats {
 	for _, sh := range ix.shardList() {
 		sh.mu.RLock()
 		if !sh.gone {
-			n, _ := sh.bi.DocCount()
-			st.Docs += n
+			st.Docs += uint64(sh.lines)
 			st.Shards++
 			st.Bytes += dirSize(sh.dir)
 			if st.Oldest.IsZero() {
@@ -797,8 +698,12 @@ func (ix *Index) Stats() Stats {
 // call returned.
 func (ix *Index) Close() error {
 	ix.closeSubscriptions()
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.searchMu.Lock()
+	defer ix.searchMu.Unlock()
 	ix.closed = true
 	var errs []error
 	for _, sh := range ix.shards {
@@ -807,11 +712,11 @@ func (ix *Index) Close() error {
 		if err := sh.bi.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close index shard %s: %w", sh.name, err))
 		}
+		if err := sh.bf.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close block file of shard %s: %w", sh.name, err))
+		}
 		sh.mu.Unlock()
 	}
 	ix.shards = map[int64]*shard{}
-	if err := ix.alias.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close index: %w", err))
-	}
 	return errors.Join(errs...)
 }

@@ -8,48 +8,49 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/search"
 )
 
 // Time shards.
 //
-// The index is one Bleve index per ShardSpan of event time (ts), in
-// <Dir>/shards/<start>, <start> being the span's first instant in UTC as
+// The index is one shard per ShardSpan of event time (ts), in
+// <Dir>/segments/<start>, <start> being the span's first instant in UTC as
 // YYYYMMDD (spans of whole days) or YYYYMMDDTHHMM. Spans are aligned to
-// the Unix epoch. Searches go to every shard at once through a
-// bleve.IndexAlias, so sorting, cursors, facets and counts work across
-// shards as on one index. Retention removes whole shards from the alias,
-// then closes and deletes them, while indexing and searching go on.
+// the Unix epoch. A shard is a block file (blocks.go) and a Bleve index of
+// its blocks (doc.go, in <shard>/bleve). Searches read every shard whose
+// span meets the asked time range. Retention removes whole shards while
+// indexing and searching go on.
 //
-// A line goes to the shard of its ts. A ts parsed from the line is the same
-// on every replay, so a replay overwrites the line in place. A line without
-// a parseable time has its read time as ts; a replay after a restart reads
-// it again at a later time, which may fall into the next shard. So a line
-// with a read-time ts that falls within replayWindow of the start of its
-// shard is first looked up by ID in the previous shard, and overwritten
-// there when found. A replay later than that after a shard boundary
-// (the process down for longer than replayWindow across it) can double
-// such lines.
+// A line goes to the shard of its ts. A replay never doubles a line,
+// whatever shard its ts falls in: Index skips lines of a file whose offset
+// it already holds (see files.go).
 
-// replayWindow: see above.
-const replayWindow = 6 * time.Hour
-
-// shard is the Bleve index of the lines with start <= ts < end.
+// shard holds the blocks of the lines with start <= ts < end.
 type shard struct {
 	name       string
 	dir        string
 	start, end time.Time
 	bi         bleve.Index
+	bf         *blockFile
 	names      *fieldNames
 
-	// Writers hold mu.RLock while writing a batch; drop takes mu.Lock, so
-	// it waits for them, and writers see gone afterwards.
-	mu   sync.RWMutex
-	gone bool
+	mu      sync.RWMutex // guards blocks, nextSeq, lines, gone
+	blocks  []*block     // in seq order
+	nextSeq uint64
+	lines   int64
+	gone    bool
+}
+
+// snapshot returns the shard's blocks now (the slice is never changed in
+// place, only appended to).
+func (sh *shard) snapshot() []*block {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.blocks[:len(sh.blocks):len(sh.blocks)]
 }
 
 func shardName(start time.Time, span time.Duration) string {
@@ -68,16 +69,18 @@ func parseShardName(name string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func (ix *Index) shardsDir() string { return filepath.Join(ix.cfg.Dir, "shards") }
+func (ix *Index) shardsDir() string { return filepath.Join(ix.cfg.Dir, "segments") }
 
-// openShards opens every shard under <Dir>/shards.
+// openShards opens every shard under <Dir>/segments.
 func (ix *Index) openShards() error {
 	if err := os.MkdirAll(ix.shardsDir(), 0o755); err != nil {
 		return fmt.Errorf("create index dir: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(ix.cfg.Dir, "index_meta.json")); err == nil {
-		ix.log.Warn("an index of an older logbox (one index, no time shards) is in the index dir and is not searched; delete its files (index_meta.json, store) to free the space, or leave them",
-			"path", ix.cfg.Dir)
+	for _, old := range []string{"index_meta.json", "shards"} {
+		if _, err := os.Stat(filepath.Join(ix.cfg.Dir, old)); err == nil {
+			ix.log.Warn("an index of an older logbox (one Bleve document per line) is in the index dir and is not searched; delete it to free the space, or leave it",
+				"path", filepath.Join(ix.cfg.Dir, old))
+		}
 	}
 	ents, err := os.ReadDir(ix.shardsDir())
 	if err != nil {
@@ -93,39 +96,155 @@ func (ix *Index) openShards() error {
 			return err
 		}
 		ix.shards[start.UnixNano()] = sh
-		ix.alias.Add(sh.bi)
 	}
 	return nil
 }
 
-// openShard opens (or with create, creates) the shard starting at start.
+// scorchConfig tunes Bleve's segment merging for block documents. Its
+// default treats every segment under 2000 documents as 2000 documents
+// big; a block index holds a few thousand documents per million lines, so
+// every small segment looked equal to the big ones and merging rewrote the
+// whole index again and again (45% of the CPU of indexing). A floor of 16
+// documents gives the usual logarithmic tiers.
+func scorchConfig() map[string]interface{} {
+	return map[string]interface{}{
+		"scorchMergePlanOptions": map[string]interface{}{
+			"FloorSegmentSize": floorSegmentSize,
+		},
+	}
+}
+
+var floorSegmentSize = 16
+
+// indexedKey is the Bleve internal key holding the highest block seq whose
+// document is written (with every block before it).
+var indexedKey = []byte("logbox_blocks_indexed")
+
+// openShard opens (or with create, creates) the shard starting at start,
+// loads its blocks and indexes in Bleve those a crash left out.
 func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, error) {
 	dir := filepath.Join(ix.shardsDir(), name)
+	bdir := filepath.Join(dir, "bleve")
 	var (
 		bi  bleve.Index
 		err error
 	)
 	if create {
-		m, merr := newMapping()
-		if merr != nil {
-			return nil, merr
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create index shard %q: %w", dir, err)
 		}
-		bi, err = bleve.New(dir, m)
+	}
+	if _, serr := os.Stat(bdir); create || errors.Is(serr, fs.ErrNotExist) {
+		bi, err = bleve.NewUsing(bdir, newMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, scorchConfig())
 	} else {
-		bi, err = bleve.Open(dir)
+		bi, err = bleve.OpenUsing(bdir, scorchConfig())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open index shard %q: %w", dir, err)
 	}
-	existing, err := bi.Fields()
+	sh := &shard{name: name, dir: dir, start: start, end: start.Add(ix.cfg.ShardSpan), bi: bi}
+	existing, err := fieldNamesIn(bi)
 	if err != nil {
 		bi.Close()
 		return nil, fmt.Errorf("list fields of index shard %q: %w", dir, err)
 	}
-	return &shard{
-		name: name, dir: dir, start: start, end: start.Add(ix.cfg.ShardSpan), bi: bi,
-		names: newFieldNames(ix.cfg.MaxFieldNames, existing),
-	}, nil
+	sh.names = newFieldNames(ix.cfg.MaxFieldNames, existing)
+	infos := map[blockInfo]*blockInfo{}
+	intern := func(bi blockInfo) *blockInfo {
+		if p := infos[bi]; p != nil {
+			return p
+		}
+		p := &bi
+		infos[bi] = p
+		return p
+	}
+	sh.bf, err = openBlockFile(filepath.Join(dir, blockFileName), func(body []byte, pos int64) error {
+		b, err := decodeMeta(body, pos, intern)
+		if err != nil {
+			return fmt.Errorf("index shard %q: block at %d: %w", dir, pos, err)
+		}
+		b.sh = sh
+		sh.blocks = append(sh.blocks, b)
+		sh.lines += int64(b.n())
+		sh.nextSeq = max(sh.nextSeq, b.seq+1)
+		return nil
+	})
+	if err != nil {
+		bi.Close()
+		return nil, err
+	}
+	if err := ix.reindexMissing(sh); err != nil {
+		sh.bf.f.Close()
+		bi.Close()
+		return nil, err
+	}
+	return sh, nil
+}
+
+// fieldNamesIn lists the field names a shard's Bleve index holds (as
+// fields.NAME, what newFieldNames takes).
+func fieldNamesIn(bi bleve.Index) ([]string, error) {
+	d, err := bi.FieldDict("fnames")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var out []string
+	for {
+		e, err := d.Next()
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			return out, nil
+		}
+		out = append(out, "fields."+e.Term)
+	}
+}
+
+// reindexMissing writes the Bleve documents of the blocks after the last
+// one Bleve recorded (a crash between the block file and Bleve).
+func (ix *Index) reindexMissing(sh *shard) error {
+	v, err := sh.bi.GetInternal(indexedKey)
+	if err != nil {
+		return fmt.Errorf("index shard %q: read state: %w", sh.dir, err)
+	}
+	done := int64(-1)
+	if len(v) > 0 {
+		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			done = n
+		}
+	}
+	batch := sh.bi.NewBatch()
+	last := uint64(0)
+	n := 0
+	for _, b := range sh.blocks {
+		if int64(b.seq) <= done {
+			continue
+		}
+		raw, err := sh.bf.readPayload(b)
+		if err != nil {
+			return err
+		}
+		lines, err := decodeLines(b, raw)
+		if err != nil {
+			return fmt.Errorf("index shard %q: block %d: %w", sh.dir, b.seq, err)
+		}
+		if err := batch.IndexAdvanced(blockDoc(b, lines)); err != nil {
+			return fmt.Errorf("index shard %q: block %d: %w", sh.dir, b.seq, err)
+		}
+		last = max(last, b.seq)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	batch.SetInternal(indexedKey, []byte(strconv.FormatUint(last, 10)))
+	if err := sh.bi.Batch(batch); err != nil {
+		return fmt.Errorf("index shard %q: index %d blocks a crash left out: %w", sh.dir, n, err)
+	}
+	ix.log.Info("indexed blocks left out by a crash", "shard", sh.dir, "blocks", n)
+	return nil
 }
 
 // shardFor returns the shard holding ts, creating it if missing.
@@ -150,16 +269,9 @@ func (ix *Index) shardFor(ts time.Time) (*shard, error) {
 		return nil, err
 	}
 	ix.shards[start.UnixNano()] = sh
-	ix.alias.Add(sh.bi)
+	ix.files.addShard(sh)
 	ix.log.Info("index shard created", "path", sh.dir)
 	return sh, nil
-}
-
-// previousShard returns the shard just before sh, or nil.
-func (ix *Index) previousShard(sh *shard) *shard {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.shards[sh.start.Add(-ix.cfg.ShardSpan).UnixNano()]
 }
 
 // shardList returns the shards, oldest first.
@@ -174,44 +286,27 @@ func (ix *Index) shardList() []*shard {
 	return out
 }
 
-// search runs sr over every shard; with no shard yet it finds nothing.
-func (ix *Index) search(ctx context.Context, sr *bleve.SearchRequest) (*bleve.SearchResult, error) {
-	out, err := ix.alias.SearchInContext(ctx, sr)
-	if errors.Is(err, bleve.ErrorAliasEmpty) {
-		return &bleve.SearchResult{Request: sr, Status: &bleve.SearchStatus{}, Hits: search.DocumentMatchCollection{}, Facets: search.FacetResults{}}, nil
-	}
-	return out, err
-}
-
-// existing returns which of ids sh holds.
-func (sh *shard) existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	sr := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
-	out, err := sh.bi.SearchInContext(ctx, sr)
-	if err != nil {
-		return nil, err
-	}
-	found := make(map[string]bool, len(out.Hits))
-	for _, h := range out.Hits {
-		found[h.ID] = true
-	}
-	return found, nil
-}
-
 // dropShard removes sh from searches, waits for the searches and writes
-// in flight on it, closes and deletes it.
+// in flight, closes and deletes it.
 func (ix *Index) dropShard(sh *shard, reason string) error {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	if ix.shards[sh.start.UnixNano()] != sh {
+		ix.mu.Unlock()
 		return nil
 	}
 	delete(ix.shards, sh.start.UnixNano())
-	// Remove waits for the alias's searches in flight.
-	ix.alias.Remove(sh.bi)
+	ix.mu.Unlock()
+	// Searches hold searchMu for reading while they read blocks.
+	ix.searchMu.Lock()
 	sh.mu.Lock()
 	sh.gone = true
-	cerr := sh.bi.Close()
 	sh.mu.Unlock()
+	ix.files.removeShard(sh)
+	ix.cache.forget(sh)
+	cerr := errors.Join(sh.bi.Close(), sh.bf.f.Close())
+	ix.searchMu.Unlock()
 	if err := os.RemoveAll(sh.dir); err != nil {
 		return fmt.Errorf("delete index shard %q: %w", sh.dir, err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func shardDirs(t *testing.T, dir string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(dir, "shards"))
+	ents, err := os.ReadDir(filepath.Join(dir, "segments"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,33 +3,37 @@ package index
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
-// tailChunk bounds the IDs matched, and the resumed lines fetched, per Next.
+// tailChunk bounds the lines matched, and the resumed lines fetched, per Next.
 const tailChunk = 1000
 
-// subscription is one live tail. Index only appends the IDs it wrote to
-// pending (never blocking); the reader's Next runs the query against them.
+// lineRef is line i of block b.
+type lineRef struct {
+	b *block
+	i int
+}
+
+// subscription is one live tail. Index only appends the lines it wrote to
+// pending (never blocking); the reader's Next checks them against the query.
 type subscription struct {
 	ix     *Index
-	q      query.Query
+	m      *matcher
 	ready  chan struct{} // capacity 1: "pending changed"
 	closed chan struct{}
 
 	mu       sync.Mutex
-	pending  []string
+	pending  []lineRef
 	overflow bool
 	gone     bool // Close or index Close
 
-	// Resume state: resumeAfter holds the sort values ([ts, _id]) of the
-	// last line sent; nil when not (or no longer) resuming.
-	resumeAfter []string
+	// Resume state: resumeAfter is the order key of the last line sent;
+	// nil when not (or no longer) resuming.
+	resumeAfter *lineKey
 	resumed     map[string]struct{} // IDs sent while resuming, so live ones are not sent twice
 	resumeLeft  int
 }
@@ -39,13 +43,13 @@ type subscription struct {
 // the lines after that hit by (ts, id) come first, up to TailResumeMax. The
 // caller must Close the stream. A bad query is a *pipeline.QueryError.
 func (ix *Index) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.TailStream, error) {
-	q, err := parseUserQuery(req.Query)
+	m, err := compile(req.Query)
 	if err != nil {
 		return nil, err
 	}
 	s := &subscription{
 		ix:     ix,
-		q:      q,
+		m:      m,
 		ready:  make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
@@ -56,7 +60,7 @@ func (ix *Index) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.T
 	ix.subscribers.Add(1)
 	ix.subsMu.Unlock()
 	if req.LastEventID != "" {
-		if err := s.startResume(ctx, req.LastEventID); err != nil {
+		if err := s.startResume(req.LastEventID); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -64,20 +68,20 @@ func (ix *Index) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.T
 	return s, nil
 }
 
-// startResume finds the sort position of the last hit a client saw. An
+// startResume finds the order key of the last hit a client saw. An
 // unknown ID (deleted by retention, or from another server) resumes
 // nothing: the tail goes live.
-func (s *subscription) startResume(ctx context.Context, lastID string) error {
-	sr := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery([]string{lastID}), 1, 0, false)
-	sr.SortBy([]string{"ts", "_id"})
-	out, err := s.ix.search(ctx, sr)
+func (s *subscription) startResume(lastID string) error {
+	s.ix.searchMu.RLock()
+	b, i, err := s.ix.lookup(lastID)
+	s.ix.searchMu.RUnlock()
 	if err != nil {
+		if err == pipeline.ErrHitNotFound {
+			return nil
+		}
 		return fmt.Errorf("find Last-Event-ID %q: %w", lastID, err)
 	}
-	if len(out.Hits) == 0 {
-		return nil
-	}
-	s.resumeAfter = out.Hits[0].Sort
+	s.resumeAfter = &lineKey{ts: b.ts[i], host: b.info.Host, fileID: b.info.FileID, pos: b.firstOff + int64(i)}
 	s.resumed = map[string]struct{}{}
 	s.resumeLeft = s.ix.cfg.TailResumeMax
 	select {
@@ -103,16 +107,16 @@ func (s *subscription) Close() {
 	s.mu.Unlock()
 }
 
-// offer hands newly written IDs to the subscription without blocking.
-func (s *subscription) offer(ids []string) {
+// offer hands newly written lines to the subscription without blocking.
+func (s *subscription) offer(refs []lineRef) {
 	s.mu.Lock()
 	switch {
 	case s.gone || s.overflow:
-	case len(s.pending)+len(ids) > s.ix.cfg.TailBuffer:
+	case len(s.pending)+len(refs) > s.ix.cfg.TailBuffer:
 		s.overflow = true
 		s.pending = nil
 	default:
-		s.pending = append(s.pending, ids...)
+		s.pending = append(s.pending, refs...)
 	}
 	s.mu.Unlock()
 	select {
@@ -121,11 +125,17 @@ func (s *subscription) offer(ids []string) {
 	}
 }
 
-func (ix *Index) notify(ids []string) {
+func (ix *Index) notify(blocks []*block) {
+	var refs []lineRef
+	for _, b := range blocks {
+		for i := range b.n() {
+			refs = append(refs, lineRef{b: b, i: i})
+		}
+	}
 	ix.subsMu.Lock()
 	defer ix.subsMu.Unlock()
 	for s := range ix.subs {
-		s.offer(ids)
+		s.offer(refs)
 	}
 }
 
@@ -163,7 +173,7 @@ func (s *subscription) Next(ctx context.Context) (pipeline.TailChunk, error) {
 		return pipeline.TailChunk{}, pipeline.ErrTailOverflow
 	}
 	n := min(len(s.pending), tailChunk)
-	ids := s.pending[:n:n]
+	refs := s.pending[:n:n]
 	s.pending = s.pending[n:]
 	if len(s.pending) == 0 {
 		s.pending = nil
@@ -175,54 +185,76 @@ func (s *subscription) Next(ctx context.Context) (pipeline.TailChunk, error) {
 		}
 	}
 	s.mu.Unlock()
-	if len(ids) == 0 {
+	if len(refs) == 0 {
 		return pipeline.TailChunk{}, nil
 	}
-	q := bleve.NewConjunctionQuery(s.q, bleve.NewDocIDQuery(ids))
-	sr := bleve.NewSearchRequestOptions(q, len(ids), 0, false)
-	sr.Fields = []string{"*"}
-	sr.SortBy([]string{"ts", "_id"})
-	sr.IncludeLocations = true // highlights
-	out, err := s.ix.search(ctx, sr)
-	if err != nil {
-		return pipeline.TailChunk{}, fmt.Errorf("match tail query against %d new lines: %w", len(ids), err)
+	type match struct {
+		key lineKey
+		hit pipeline.Hit
 	}
-	var c pipeline.TailChunk
-	for _, h := range out.Hits {
+	var ms []match
+	s.ix.searchMu.RLock()
+	defer s.ix.searchMu.RUnlock()
+	for _, r := range refs {
+		if r.b.sh.isGone() {
+			continue
+		}
+		lines, err := s.ix.lines(r.b, true)
+		if err != nil {
+			return pipeline.TailChunk{}, fmt.Errorf("match tail query against new lines: %w", err)
+		}
+		l := &lines[r.i]
+		if !s.m.match(r.b.info, l) {
+			continue
+		}
+		h := hitOf(r.b, l, s.m, true)
 		if _, dup := s.resumed[h.ID]; dup {
 			continue
 		}
-		c.Hits = append(c.Hits, hitFrom(h))
+		ms = append(ms, match{key: lineKey{ts: l.TS, host: r.b.info.Host, fileID: r.b.info.FileID, pos: r.b.firstOff + int64(r.i)}, hit: h})
+	}
+	slices.SortStableFunc(ms, func(a, b match) int { return cmpKey(&a.key, &b.key) })
+	var c pipeline.TailChunk
+	for _, m := range ms {
+		c.Hits = append(c.Hits, m.hit)
 	}
 	return c, nil
+}
+
+func (sh *shard) isGone() bool {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.gone
 }
 
 func (s *subscription) nextResumed(ctx context.Context) (pipeline.TailChunk, error) {
 	var c pipeline.TailChunk
 	size := min(tailChunk, s.resumeLeft+1)
-	sr := bleve.NewSearchRequestOptions(s.q, size, 0, false)
-	sr.Fields = []string{"*"}
-	sr.SortBy([]string{"ts", "_id"})
-	sr.IncludeLocations = true // highlights
-	sr.SearchAfter = s.resumeAfter
-	out, err := s.ix.search(ctx, sr)
+	s.ix.searchMu.RLock()
+	defer s.ix.searchMu.RUnlock()
+	page, _, err := s.ix.run(ctx, searchOpts{m: s.m, from: minTS, to: maxTS, after: s.resumeAfter, asc: true, limit: size})
 	if err != nil {
 		return c, fmt.Errorf("resume tail: %w", err)
 	}
-	hits := out.Hits
+	hits := page
 	if len(hits) > s.resumeLeft {
 		hits = hits[:s.resumeLeft]
 		c.Gap = fmt.Sprintf("more than %d lines matched since Last-Event-ID; the rest of them were skipped and the tail goes live (fetch them with /api/export?from=<ts of the last line>)", s.ix.cfg.TailResumeMax)
 	}
-	for _, h := range hits {
+	for _, f := range hits {
+		h, err := s.ix.hit(f, s.m, true)
+		if err != nil {
+			return c, fmt.Errorf("resume tail: %w", err)
+		}
 		s.resumed[h.ID] = struct{}{}
-		c.Hits = append(c.Hits, hitFrom(h))
+		c.Hits = append(c.Hits, h)
 	}
 	s.resumeLeft -= len(hits)
-	if len(out.Hits) < size || c.Gap != "" {
+	if len(page) < size || c.Gap != "" {
 		s.resumeAfter = nil
 	} else {
-		s.resumeAfter = hits[len(hits)-1].Sort
+		k := hits[len(hits)-1].key
+		s.resumeAfter = &k
 	}
 	select {
 	case s.ready <- struct{}{}:

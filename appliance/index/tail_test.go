@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -170,7 +171,7 @@ func TestTailResumeCapAndOverflow(t *testing.T) {
 	defer slow.Close()
 	start := time.Now()
 	for i := 0; i < 5; i++ {
-		if err := ix.Index(ctx, recs(base.Add(time.Duration(i)*time.Hour), 5, "g")); err != nil {
+		if err := ix.Index(ctx, recs(base.Add(time.Duration(i)*time.Hour), 5, fmt.Sprintf("g%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,484 @@
+package index
+
+import (
+	"bufio"
+	"container/list"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"sync"
+	"unsafe"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// The block store.
+//
+// Lines are kept in blocks: up to Config.BlockLines consecutive lines of
+// one file that fall in one time shard. A shard's blocks are appended to
+// its file blocks.dat, one record each:
+//
+//	u32 body length | u32 CRC-32C of body | body
+//	body: uvarint seq | host | source | source name | file id (uvarint
+//	      length + bytes each) | uvarint n | varint first offset | varint
+//	      last offset | n × varint ts delta | n × level code | uvarint raw
+//	      payload length | zstd payload
+//
+// The payload holds per line the read-time delta, the offset delta, flags,
+// fields and numbers, then all line lengths, then all line bytes (text
+// together compresses best). Everything but the payload is kept in memory
+// for every block (about 9 bytes per line), so counts and histograms by
+// time and level, and the choice of blocks to read, need no disk access.
+//
+// The file is the truth; Bleve (one document per block, see doc.go) only
+// finds candidate blocks. A record is fsynced before its Bleve document is
+// written; after a crash, blocks beyond the sequence number Bleve last
+// recorded are indexed again, and a torn record at the end is cut off.
+
+const blockFileName = "blocks.dat"
+
+var blockMagic = []byte("LOGBOXB1")
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// levelNames are the levels Level and NormalizeLevel return, by code.
+var levelNames = [...]string{"", "ERROR", "WARN", "INFO", "DEBUG"}
+
+func levelCode(s string) uint8 {
+	for i, n := range levelNames {
+		if n == s {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+// block is what memory holds of one block.
+type block struct {
+	sh                *shard
+	seq               uint64
+	info              *blockInfo
+	minTS, maxTS      int64
+	firstOff, lastOff int64
+	ts                []int64
+	levels            []uint8
+	pos               int64 // of the payload in the shard's block file
+	clen              int32 // compressed payload length
+	rawLen            int32
+}
+
+func (b *block) n() int { return len(b.ts) }
+
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(4), zstd.WithLowerEncoderMem(true))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(256<<20))
+)
+
+// encodeBlock lays out lines (sorted by offset, all of info's file) as a
+// record body and the block's in-memory part. pos is filled in by the
+// writer.
+func encodeBlock(seq uint64, info *blockInfo, lines []storedLine) ([]byte, *block) {
+	n := len(lines)
+	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n),
+		firstOff: lines[0].Offset, lastOff: lines[n-1].Offset, minTS: math.MaxInt64, maxTS: math.MinInt64}
+	var raw []byte
+	prevOff := b.firstOff
+	for i := range lines {
+		l := &lines[i]
+		b.ts[i] = l.TS
+		b.levels[i] = levelCode(l.Level)
+		b.minTS = min(b.minTS, l.TS)
+		b.maxTS = max(b.maxTS, l.TS)
+		raw = binary.AppendVarint(raw, l.Ingested-l.TS)
+		raw = binary.AppendVarint(raw, l.Offset-prevOff)
+		prevOff = l.Offset
+		raw = binary.AppendUvarint(raw, uint64(len(l.Flags)))
+		for _, f := range l.Flags {
+			raw = appendStr(raw, f)
+		}
+		raw = binary.AppendUvarint(raw, uint64(len(l.Fields)))
+		for _, f := range l.Fields {
+			raw = appendStr(raw, f.K)
+			raw = appendStr(raw, f.V)
+		}
+		raw = binary.AppendUvarint(raw, uint64(len(l.Nums)))
+		for _, f := range l.Nums {
+			raw = appendStr(raw, f.K)
+			raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(f.V))
+		}
+	}
+	for i := range lines {
+		raw = binary.AppendUvarint(raw, uint64(len(lines[i].Line)))
+	}
+	for i := range lines {
+		raw = append(raw, lines[i].Line...)
+	}
+	b.rawLen = int32(len(raw))
+
+	body := make([]byte, 0, 64+n*4+len(raw)/3)
+	body = binary.AppendUvarint(body, seq)
+	body = appendStr(body, info.Host)
+	body = appendStr(body, info.Source)
+	body = appendStr(body, info.SourceName)
+	body = appendStr(body, info.FileID)
+	body = binary.AppendUvarint(body, uint64(n))
+	body = binary.AppendVarint(body, b.firstOff)
+	body = binary.AppendVarint(body, b.lastOff)
+	prev := int64(0)
+	for _, t := range b.ts {
+		body = binary.AppendVarint(body, t-prev)
+		prev = t
+	}
+	body = append(body, b.levels...)
+	body = binary.AppendUvarint(body, uint64(len(raw)))
+	head := len(body)
+	body = zenc.EncodeAll(raw, body)
+	b.clen = int32(len(body) - head)
+	// pos is relative to the body until the writer knows where it lands.
+	b.pos = int64(head)
+	return body, b
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var errCorrupt = errors.New("corrupt block record")
+
+// bodyReader decodes a record body.
+type bodyReader struct {
+	b   []byte
+	i   int
+	err error
+}
+
+func (r *bodyReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b[r.i:])
+	if n <= 0 {
+		r.err = errCorrupt
+		r.i = len(r.b)
+		return 0
+	}
+	r.i += n
+	return v
+}
+
+func (r *bodyReader) varint() int64 {
+	v, n := binary.Varint(r.b[r.i:])
+	if n <= 0 {
+		r.err = errCorrupt
+		r.i = len(r.b)
+		return 0
+	}
+	r.i += n
+	return v
+}
+
+func (r *bodyReader) bytes(n int) []byte {
+	if n < 0 || r.i+n > len(r.b) {
+		r.err = errCorrupt
+		r.i = len(r.b)
+		return nil
+	}
+	s := r.b[r.i : r.i+n]
+	r.i += n
+	return s
+}
+
+// str returns the next string; with alias, it shares r.b's memory.
+func (r *bodyReader) str(alias bool) string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		return ""
+	}
+	s := r.bytes(int(n))
+	if len(s) == 0 {
+		return ""
+	}
+	if alias {
+		return unsafe.String(&s[0], len(s))
+	}
+	return string(s)
+}
+
+// decodeMeta reads the in-memory part of a block from its body; bodyPos is
+// where the body starts in the file.
+func decodeMeta(body []byte, bodyPos int64, intern func(blockInfo) *blockInfo) (*block, error) {
+	r := &bodyReader{b: body}
+	b := &block{seq: r.uvarint()}
+	info := blockInfo{Host: r.str(false), Source: r.str(false), SourceName: r.str(false), FileID: r.str(false)}
+	n := r.uvarint()
+	if r.err != nil || n == 0 || n > uint64(len(body)) {
+		return nil, errCorrupt
+	}
+	b.info = intern(info)
+	b.firstOff, b.lastOff = r.varint(), r.varint()
+	b.ts = make([]int64, n)
+	b.minTS, b.maxTS = math.MaxInt64, math.MinInt64
+	prev := int64(0)
+	for i := range b.ts {
+		prev += r.varint()
+		b.ts[i] = prev
+		b.minTS = min(b.minTS, prev)
+		b.maxTS = max(b.maxTS, prev)
+	}
+	b.levels = append([]uint8(nil), r.bytes(int(n))...)
+	b.rawLen = int32(r.uvarint())
+	if r.err != nil {
+		return nil, r.err
+	}
+	b.pos = bodyPos + int64(r.i)
+	b.clen = int32(len(body) - r.i)
+	return b, nil
+}
+
+// decodeLines decodes the payload raw (decompressed) of b. The strings
+// share raw's memory.
+func decodeLines(b *block, raw []byte) ([]storedLine, error) {
+	n := b.n()
+	lines := make([]storedLine, n)
+	r := &bodyReader{b: raw}
+	off := b.firstOff
+	var kvs []kv
+	var kns []kn
+	var flags []string
+	type span struct{ f, fe, k, ke, nm, nme int }
+	spans := make([]span, n)
+	for i := range lines {
+		l := &lines[i]
+		l.TS = b.ts[i]
+		l.Level = levelNames[b.levels[i]%uint8(len(levelNames))]
+		l.Ingested = l.TS + r.varint()
+		off += r.varint()
+		l.Offset = off
+		sp := &spans[i]
+		sp.f = len(flags)
+		for range r.uvarint() {
+			flags = append(flags, r.str(true))
+		}
+		sp.fe = len(flags)
+		sp.k = len(kvs)
+		for range r.uvarint() {
+			k := r.str(true)
+			kvs = append(kvs, kv{K: k, V: r.str(true)})
+			if r.err != nil {
+				return nil, r.err
+			}
+		}
+		sp.ke = len(kvs)
+		sp.nm = len(kns)
+		for range r.uvarint() {
+			k := r.str(true)
+			bits := r.bytes(8)
+			if r.err != nil {
+				return nil, r.err
+			}
+			kns = append(kns, kn{K: k, V: math.Float64frombits(binary.LittleEndian.Uint64(bits))})
+		}
+		sp.nme = len(kns)
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	for i := range lines {
+		if sp := spans[i]; sp.fe > sp.f {
+			lines[i].Flags = flags[sp.f:sp.fe:sp.fe]
+		}
+		if sp := spans[i]; sp.ke > sp.k {
+			lines[i].Fields = kvs[sp.k:sp.ke:sp.ke]
+		}
+		if sp := spans[i]; sp.nme > sp.nm {
+			lines[i].Nums = kns[sp.nm:sp.nme:sp.nme]
+		}
+	}
+	lens := make([]int, n)
+	for i := range lens {
+		lens[i] = int(r.uvarint())
+	}
+	for i := range lines {
+		s := r.bytes(lens[i])
+		if r.err != nil {
+			return nil, r.err
+		}
+		if len(s) > 0 {
+			lines[i].Line = unsafe.String(&s[0], len(s))
+		}
+	}
+	return lines, nil
+}
+
+// blockFile is a shard's blocks.dat.
+type blockFile struct {
+	mu   sync.Mutex // guards appends
+	f    *os.File
+	size int64
+}
+
+// openBlockFile opens (creating) path and calls fn with every intact
+// record, in order; a torn or corrupt tail is cut off.
+func openBlockFile(path string, fn func(body []byte, bodyPos int64) error) (*blockFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open block file: %w", err)
+	}
+	fail := func(err error) (*blockFile, error) {
+		f.Close()
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("stat block file: %w", err))
+	}
+	if st.Size() < int64(len(blockMagic)) {
+		if err := f.Truncate(0); err != nil {
+			return fail(fmt.Errorf("init block file: %w", err))
+		}
+		if _, err := f.WriteAt(blockMagic, 0); err != nil {
+			return fail(fmt.Errorf("init block file: %w", err))
+		}
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("init block file: %w", err))
+		}
+		return &blockFile{f: f, size: int64(len(blockMagic))}, nil
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
+	magic := make([]byte, len(blockMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != string(blockMagic) {
+		return fail(fmt.Errorf("%s is not a logbox block file", path))
+	}
+	pos := int64(len(blockMagic))
+	var hdr [8]byte
+	var body []byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			break
+		}
+		n := binary.LittleEndian.Uint32(hdr[:4])
+		if int64(n) > st.Size()-pos-8 {
+			break
+		}
+		if cap(body) < int(n) {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(br, body); err != nil {
+			break
+		}
+		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
+			break
+		}
+		if err := fn(body, pos+8); err != nil {
+			return fail(err)
+		}
+		pos += 8 + int64(n)
+	}
+	if pos < st.Size() {
+		if err := f.Truncate(pos); err != nil {
+			return fail(fmt.Errorf("cut torn end of block file: %w", err))
+		}
+	}
+	return &blockFile{f: f, size: pos}, nil
+}
+
+// appendRecords writes bodies as records, fsyncs, and sets each block's
+// pos to where its payload landed.
+func (bf *blockFile) appendRecords(bodies [][]byte, blocks []*block) error {
+	bf.mu.Lock()
+	defer bf.mu.Unlock()
+	total := 0
+	for _, b := range bodies {
+		total += 8 + len(b)
+	}
+	buf := make([]byte, 0, total)
+	pos := bf.size
+	for i, body := range bodies {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(body)))
+		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(body, crcTable))
+		buf = append(buf, body...)
+		blocks[i].pos += pos + 8
+		pos += 8 + int64(len(body))
+	}
+	if _, err := bf.f.WriteAt(buf, bf.size); err != nil {
+		// Whatever landed is cut off on the next open (its CRC or its
+		// length fails), or overwritten by the next append.
+		return fmt.Errorf("append blocks: %w", err)
+	}
+	if err := bf.f.Sync(); err != nil {
+		return fmt.Errorf("sync blocks: %w", err)
+	}
+	bf.size = pos
+	return nil
+}
+
+// readPayload reads and decompresses b's payload.
+func (bf *blockFile) readPayload(b *block) ([]byte, error) {
+	c := make([]byte, b.clen)
+	if _, err := bf.f.ReadAt(c, b.pos); err != nil {
+		return nil, fmt.Errorf("read block %d: %w", b.seq, err)
+	}
+	raw, err := zdec.DecodeAll(c, make([]byte, 0, b.rawLen))
+	if err != nil {
+		return nil, fmt.Errorf("decompress block %d: %w", b.seq, err)
+	}
+	return raw, nil
+}
+
+// blockCache keeps recently decoded blocks (hits, context, replay checks).
+type blockCache struct {
+	mu  sync.Mutex
+	max int
+	ll  *list.List
+	m   map[*block]*list.Element
+}
+
+type cacheEntry struct {
+	b     *block
+	lines []storedLine
+}
+
+func newBlockCache(max int) *blockCache {
+	return &blockCache{max: max, ll: list.New(), m: map[*block]*list.Element{}}
+}
+
+func (c *blockCache) get(b *block) []storedLine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[b]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*cacheEntry).lines
+	}
+	return nil
+}
+
+func (c *blockCache) put(b *block, lines []storedLine) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[b]; ok {
+		return
+	}
+	c.m[b] = c.ll.PushFront(&cacheEntry{b: b, lines: lines})
+	for c.ll.Len() > c.max {
+		e := c.ll.Back()
+		c.ll.Remove(e)
+		delete(c.m, e.Value.(*cacheEntry).b)
+	}
+}
+
+func (c *blockCache) forget(sh *shard) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.ll.Front(); e != nil; {
+		next := e.Next()
+		if ce := e.Value.(*cacheEntry); ce.b.sh == sh {
+			c.ll.Remove(e)
+			delete(c.m, ce.b)
+		}
+		e = next
+	}
+}

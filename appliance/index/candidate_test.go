@@ -1,0 +1,85 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+	"github.com/logbox/logbox/bench"
+)
+
+// TestBlockCandidatesNeverMiss: for every query, the blocks Bleve names
+// as candidates hold every matching line: the totals equal those of a
+// check of every line of every block.
+func TestBlockCandidatesNeverMiss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ix := openWith(t, Config{Dir: filepath.Join(t.TempDir(), "idx"), BlockLines: 16})
+	defer ix.Close()
+	g := bench.NewGenerator(7, 3000, testNow.Add(-2*time.Hour))
+	var rs []pipeline.Record
+	var off int64
+	for i := range 3000 {
+		l := g.Next()
+		host := []string{"web1", "web-2", "db.example"}[i%3]
+		r := pipeline.Record{TS: testNow, Host: host, Source: "/var/log/mix.log", SourceName: "mix", FileID: "mix-" + host, Offset: off, Line: l}
+		if i%10 == 0 {
+			r.Fields = map[string]string{"env": []string{"prod", "staging"}[i%20/10], "dc": "eu-1"}
+		}
+		if i%97 == 0 {
+			r.Flags = []string{pipeline.FlagTruncated}
+		}
+		rs = append(rs, r)
+		off += int64(len(l) + 1)
+	}
+	extra := []string{
+		`{"level":"warn","msg":"slow query","latency_ms":1250.5,"user":{"id":"u-42","name":"Zoë"},"tags":["a","b"]}`,
+		`{"level":"info","msg":"ok","latency_ms":-3,"status":200}`,
+		`ts=2026-11-25T09:00:00Z level=error msg="disk full" path=/var/lib/x used=0.97 code=E42`,
+		`GET /api/v1/users/42?debug=true HTTP/1.1 from 192.168.1.10 took 12ms`,
+		`Überweisung fehlgeschlagen: Größe überschritten`,
+	}
+	for i, l := range extra {
+		rs = append(rs, pipeline.Record{TS: testNow, Host: "app", Source: "/var/log/app.log", FileID: "app", Offset: int64(i * 1000), Line: l})
+	}
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	queries := []string{
+		"", "*", "GET", "get", "POST", "error", "level:ERROR", "level:warn", "-level:info", "+level:error +host:web1",
+		bench.RareToken, `"` + bench.Phrase + `"`, "host:web-2", "host:web*", "source_name:mix", "file_id:app",
+		"flags:truncated", "env:prod", "fields.env:staging", "dc:eu-1", "latency_ms:>1000", "latency_ms:<0", "latency_ms:>=-3",
+		"status:200", "user.id:u-42", "user.name:Zoë", "tags:b", "code:E42", "used:>0.9", "used:<0.5",
+		"192.168.1.10", "api/v1", "/api/v1/users/42", "12ms", "überweisung", "größe", "über*", "Exception", "exception~1",
+		"conn*", "/time.*/", "java", "at", "-at", "GET -200", "user.id:u*", "missing:field", "msg:\"disk full\"", "path:/var/lib/x",
+		`"disk full"`, "_id:app|app|1000", "offset:>1000", "ts:>\"2026-11-25T08:00:00Z\"",
+	}
+	for _, q := range queries {
+		ix.noCandidates = false
+		got, err := ix.Search(ctx, pipeline.SearchRequest{Query: q, Limit: 5})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		ix.noCandidates = true
+		want, err := ix.Search(ctx, pipeline.SearchRequest{Query: q, Limit: 5})
+		if err != nil {
+			t.Fatalf("%s (every block): %v", q, err)
+		}
+		if got.Total != want.Total || fmt.Sprint(ids(got.Hits)) != fmt.Sprint(ids(want.Hits)) {
+			t.Errorf("%s: %d hits %v with candidates, %d %v checking every block", q, got.Total, ids(got.Hits), want.Total, ids(want.Hits))
+		}
+		t.Logf("%-30s %5d", q, got.Total)
+	}
+	ix.noCandidates = false
+}
+
+func ids(hs []pipeline.Hit) []string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.ID)
+	}
+	return out
+}

@@ -1,0 +1,455 @@
+package index
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// How a query runs.
+//
+// 1. The query is compiled twice (match.go): into an exact per-line check
+//    and into a Bleve query over block documents that finds the blocks that
+//    may hold a matching line (all blocks when it cannot narrow).
+// 2. Blocks outside the time range are skipped by their min/max ts; the
+//    rest are ordered by time (newest first for searches) and checked line
+//    by line on all cores. Checks that read only time and level (level
+//    filters, match-all) use the block metadata in memory; others read and
+//    decompress the block.
+// 3. Hits are ordered by (ts, host, file id, offset).
+
+// lineKey orders lines: by ts, then host, file identity and place in the
+// file. pos is the block's first offset plus the line's index in it: it
+// orders the lines of a file as their offsets do (blocks of a file do not
+// overlap, and a line takes at least one byte), without reading the block.
+type lineKey struct {
+	ts     int64
+	host   string
+	fileID string
+	pos    int64
+}
+
+func cmpKey(a, b *lineKey) int {
+	return cmp.Or(cmp.Compare(a.ts, b.ts), strings.Compare(a.host, b.host), strings.Compare(a.fileID, b.fileID), cmp.Compare(a.pos, b.pos))
+}
+
+// found is one matching line.
+type found struct {
+	key lineKey
+	b   *block
+	i   int
+}
+
+// searchOpts describes one run over the blocks.
+type searchOpts struct {
+	m        *matcher
+	from, to int64    // ts range [from, to)
+	after    *lineKey // only lines after it in the order (exclusive)
+	asc      bool     // oldest first (else newest first)
+	limit    int      // hits to return (0: count only)
+	count    bool     // count every match (else stop once the page is certain)
+	// each, when set, is called (concurrently, from several workers) for
+	// every matching line; l is nil when the line was not decoded.
+	each func(w int, b *block, i int, l *storedLine)
+}
+
+// timeRange turns a request's zero-able bounds into [from, to) in ns.
+func timeRange(from, to time.Time) (int64, int64) {
+	f, t := int64(math.MinInt64), int64(math.MaxInt64)
+	if !from.IsZero() {
+		f = from.UnixNano()
+	}
+	if !to.IsZero() {
+		t = to.UnixNano()
+	}
+	return f, t
+}
+
+// workers is how many goroutines check blocks.
+func workers() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// candidates returns the blocks that may hold lines matching m within
+// [from, to). The caller holds ix.searchMu for reading.
+func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]*block, error) {
+	cq := blockQuery(m.candidate())
+	if ix.noCandidates {
+		cq = nil
+	}
+	var out []*block
+	for _, sh := range ix.shardList() {
+		if sh.end.UnixNano() <= from || sh.start.UnixNano() >= to {
+			continue
+		}
+		blocks := sh.snapshot()
+		if len(blocks) == 0 {
+			continue
+		}
+		if cq == nil {
+			for _, b := range blocks {
+				if b.maxTS >= from && b.minTS < to {
+					out = append(out, b)
+				}
+			}
+			continue
+		}
+		sr := bleve.NewSearchRequestOptions(cq, len(blocks), 0, false)
+		sr.Score = "none"
+		res, err := sh.bi.SearchInContext(ctx, sr)
+		if err != nil {
+			return nil, fmt.Errorf("find blocks in shard %s: %w", sh.name, err)
+		}
+		for _, h := range res.Hits {
+			seq, ok := parseBlockDocID(h.ID)
+			if !ok {
+				continue
+			}
+			i := sort.Search(len(blocks), func(i int) bool { return blocks[i].seq >= seq })
+			if i < len(blocks) && blocks[i].seq == seq {
+				if b := blocks[i]; b.maxTS >= from && b.minTS < to {
+					out = append(out, b)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// lines returns the decoded lines of b, from the cache when there; with
+// keep, a decoded block is cached.
+func (ix *Index) lines(b *block, keep bool) ([]storedLine, error) {
+	if l := ix.cache.get(b); l != nil {
+		return l, nil
+	}
+	raw, err := b.sh.bf.readPayload(b)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := decodeLines(b, raw)
+	if err != nil {
+		return nil, fmt.Errorf("block %d of shard %s: %w", b.seq, b.sh.name, err)
+	}
+	if keep {
+		ix.cache.put(b, lines)
+	}
+	return lines, nil
+}
+
+// hitHeap keeps the best limit lines; its top is the worst kept.
+type hitHeap struct {
+	h   []found
+	asc bool
+}
+
+func (h *hitHeap) Len() int { return len(h.h) }
+
+// Less puts the worst line on top: the newest when ascending, else the oldest.
+func (h *hitHeap) Less(i, j int) bool {
+	c := cmpKey(&h.h[i].key, &h.h[j].key)
+	if h.asc {
+		return c > 0
+	}
+	return c < 0
+}
+func (h *hitHeap) Swap(i, j int) { h.h[i], h.h[j] = h.h[j], h.h[i] }
+func (h *hitHeap) Push(x any)    { h.h = append(h.h, x.(found)) }
+func (h *hitHeap) Pop() any {
+	x := h.h[len(h.h)-1]
+	h.h = h.h[:len(h.h)-1]
+	return x
+}
+
+// better reports whether k comes before the worst kept line.
+func (h *hitHeap) better(k *lineKey) bool {
+	c := cmpKey(k, &h.h[0].key)
+	if h.asc {
+		return c < 0
+	}
+	return c > 0
+}
+
+// run checks the candidate blocks and returns the page (ordered) and the
+// number of matching lines (exact with o.count). The caller holds
+// ix.searchMu for reading until it is done with the page.
+func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error) {
+	blocks, err := ix.candidates(ctx, o.m, o.from, o.to)
+	if err != nil {
+		return nil, 0, err
+	}
+	if o.asc {
+		slices.SortFunc(blocks, func(a, b *block) int { return cmp.Compare(a.minTS, b.minTS) })
+	} else {
+		slices.SortFunc(blocks, func(a, b *block) int { return cmp.Compare(b.maxTS, a.maxTS) })
+	}
+	nw := min(workers(), max(1, len(blocks)))
+	heaps := make([]*hitHeap, nw)
+	counts := make([]uint64, nw)
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	// done is set once the page is certain and counting is not asked for.
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for w := range nw {
+		heaps[w] = &hitHeap{asc: o.asc}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := heaps[w]
+			var meta storedLine
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(blocks) || done.Load() {
+					return
+				}
+				if k%16 == 0 && ctx.Err() != nil {
+					errOnce.Do(func() { firstErr = ctx.Err() })
+					return
+				}
+				b := blocks[k]
+				if !o.count && o.limit > 0 && h.Len() == o.limit {
+					// Blocks come in time order: once a block cannot
+					// beat the worst kept line, no later one can.
+					worst := h.h[0].key.ts
+					if (!o.asc && b.maxTS < worst) || (o.asc && b.minTS > worst) {
+						return
+					}
+				}
+				var lines []storedLine
+				if !o.m.matchAll() && !o.m.metaOnly() {
+					var err error
+					if lines, err = ix.lines(b, false); err != nil {
+						errOnce.Do(func() { firstErr = err })
+						return
+					}
+				}
+				for i, ts := range b.ts {
+					if ts < o.from || ts >= o.to {
+						continue
+					}
+					var l *storedLine
+					switch {
+					case lines != nil:
+						l = &lines[i]
+						if !o.m.match(b.info, l) {
+							continue
+						}
+					case !o.m.matchAll():
+						meta.TS, meta.Level = ts, levelNames[b.levels[i]%uint8(len(levelNames))]
+						if !o.m.match(b.info, &meta) {
+							continue
+						}
+					}
+					key := lineKey{ts: ts, host: b.info.Host, fileID: b.info.FileID, pos: b.firstOff + int64(i)}
+					// The total counts every match; the page only
+					// those after the cursor.
+					counts[w]++
+					if o.each != nil {
+						o.each(w, b, i, l)
+					}
+					if o.after != nil {
+						c := cmpKey(&key, o.after)
+						if (o.asc && c <= 0) || (!o.asc && c >= 0) {
+							continue
+						}
+					}
+					if o.limit > 0 {
+						if h.Len() < o.limit {
+							heap.Push(h, found{key: key, b: b, i: i})
+						} else if h.better(&key) {
+							h.h[0] = found{key: key, b: b, i: i}
+							heap.Fix(h, 0)
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, 0, firstErr
+	}
+	var all []found
+	var total uint64
+	for w := range nw {
+		all = append(all, heaps[w].h...)
+		total += counts[w]
+	}
+	slices.SortFunc(all, func(a, b found) int {
+		if o.asc {
+			return cmpKey(&a.key, &b.key)
+		}
+		return cmpKey(&b.key, &a.key)
+	})
+	if len(all) > o.limit {
+		all = all[:o.limit]
+	}
+	return all, total, nil
+}
+
+// hit builds the API's view of line i of b.
+func (ix *Index) hit(f found, m *matcher, highlights bool) (pipeline.Hit, error) {
+	lines, err := ix.lines(f.b, true)
+	if err != nil {
+		return pipeline.Hit{}, err
+	}
+	return hitOf(f.b, &lines[f.i], m, highlights), nil
+}
+
+func hitOf(b *block, l *storedLine, m *matcher, highlights bool) pipeline.Hit {
+	h := pipeline.Hit{
+		ID:       pipeline.RecordID(b.info.Host, b.info.FileID, l.Offset),
+		TS:       time.Unix(0, l.TS).UTC(),
+		Host:     b.info.Host,
+		Source:   b.info.Source,
+		FileID:   b.info.FileID,
+		Offset:   l.Offset,
+		Line:     l.Line,
+		Level:    l.Level,
+		Ingested: time.Unix(0, l.Ingested).UTC(),
+	}
+	if len(l.Flags) > 0 {
+		h.Flags = slices.Clone(l.Flags)
+	}
+	for _, f := range l.Fields {
+		if h.Fields == nil {
+			h.Fields = map[string]string{}
+		}
+		if cur, ok := h.Fields[f.K]; ok {
+			// A JSON array: its values joined.
+			h.Fields[f.K] = cur + ", " + f.V
+		} else {
+			h.Fields[f.K] = f.V
+		}
+	}
+	if highlights && m != nil {
+		h.Highlights = m.highlights(l)
+	}
+	return h
+}
+
+// compile parses and compiles a user query.
+func compile(q string) (*matcher, error) {
+	pq, err := parseUserQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	return compileMatcher(pq)
+}
+
+// Search runs req and returns hits newest first.
+func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeline.SearchResult, error) {
+	var res pipeline.SearchResult
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	m, err := compile(req.Query)
+	if err != nil {
+		return res, err
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	if limit > 10000 {
+		limit = 10000
+	}
+	o := searchOpts{m: m, limit: limit, count: true}
+	o.from, o.to = timeRange(req.From, req.To)
+	if req.Cursor != "" {
+		after, err := decodeCursor(req.Cursor)
+		if err != nil {
+			return res, &pipeline.QueryError{Msg: "cursor: " + err.Error()}
+		}
+		o.after = &after
+	}
+	ix.searchMu.RLock()
+	defer ix.searchMu.RUnlock()
+	page, total, err := ix.run(ctx, o)
+	if err != nil {
+		return res, fmt.Errorf("search %q: %w", req.Query, err)
+	}
+	res.Total = total
+	res.Hits = make([]pipeline.Hit, 0, len(page))
+	for _, f := range page {
+		h, err := ix.hit(f, m, !req.NoHighlights)
+		if err != nil {
+			return res, fmt.Errorf("search %q: %w", req.Query, err)
+		}
+		res.Hits = append(res.Hits, h)
+	}
+	if len(page) == limit {
+		res.Cursor = encodeCursor(page[len(page)-1].key)
+	}
+	return res, nil
+}
+
+// A cursor holds the order key of the last hit.
+func encodeCursor(k lineKey) string {
+	b, _ := json.Marshal([]string{strconv.FormatInt(k.ts, 10), k.host, k.fileID, strconv.FormatInt(k.pos, 10)})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(c string) (lineKey, error) {
+	bad := errors.New("not a cursor from this server")
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return lineKey{}, bad
+	}
+	var s []string
+	if err := json.Unmarshal(b, &s); err != nil || len(s) != 4 {
+		return lineKey{}, bad
+	}
+	ts, err1 := strconv.ParseInt(s[0], 10, 64)
+	off, err2 := strconv.ParseInt(s[3], 10, 64)
+	if err1 != nil || err2 != nil {
+		return lineKey{}, bad
+	}
+	return lineKey{ts: ts, host: s[1], fileID: s[2], pos: off}, nil
+}
+
+// lookup finds the line with record ID id.
+func (ix *Index) lookup(id string) (*block, int, error) {
+	cut := strings.LastIndexByte(id, '|')
+	if cut < 0 {
+		return nil, 0, pipeline.ErrHitNotFound
+	}
+	off, err := strconv.ParseInt(id[cut+1:], 10, 64)
+	if err != nil {
+		return nil, 0, pipeline.ErrHitNotFound
+	}
+	st := ix.files.state(id[:cut])
+	for _, b := range st.covering(off) {
+		lines, err := ix.lines(b, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		i := sort.Search(len(lines), func(i int) bool { return lines[i].Offset >= off })
+		if i < len(lines) && lines[i].Offset == off {
+			return b, i, nil
+		}
+	}
+	return nil, 0, pipeline.ErrHitNotFound
+}
+
+// The open ends of a time range.
+const (
+	minTS = int64(math.MinInt64)
+	maxTS = int64(math.MaxInt64)
+)

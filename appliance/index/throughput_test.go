@@ -1,0 +1,104 @@
+package index
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+	"github.com/logbox/logbox/bench"
+)
+
+// BenchmarkIndexInProcess indexes the benchmark's generated mix through
+// Index (no tailer, no HTTP) and times the issue 7 query set on it: the
+// quick loop for tuning the index. The end-to-end figures come from
+// ./bench. LOGBOX_BENCH_LINES sets the lines (default 200000).
+//
+//	go test ./appliance/index -run '^$' -bench InProcess -benchtime 1x
+func BenchmarkIndexInProcess(b *testing.B) {
+	n := 200000
+	if s := os.Getenv("LOGBOX_BENCH_LINES"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	start := time.Now().Add(-25 * time.Hour).Truncate(time.Hour)
+	g := bench.NewGenerator(1, n, start)
+	readTS := time.Now()
+	recs := make([]pipeline.Record, n)
+	var raw int64
+	var off int64
+	for i := range recs {
+		l := g.Next()
+		recs[i] = pipeline.Record{TS: readTS, Host: "bench", Source: "/var/log/mix.log", FileID: "mix", Offset: off, Line: l}
+		off += int64(len(l) + 1)
+		raw += int64(len(l) + 1)
+	}
+	for range b.N {
+		dir := filepath.Join(b.TempDir(), "idx")
+		ix, err := Open(Config{Dir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ms runtime.MemStats
+		t0 := time.Now()
+		for lo := 0; lo < n; lo += 5000 {
+			if err := ix.Index(context.Background(), recs[lo:min(n, lo+5000)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		d := time.Since(t0)
+		runtime.ReadMemStats(&ms)
+		size := dirSize(dir)
+		b.ReportMetric(float64(n)/d.Seconds(), "lines/s")
+		b.ReportMetric(float64(size)/float64(raw), "disk/raw")
+		b.Logf("%d lines (%.1f MiB) in %v = %.0f lines/s; index %.1f MiB = %.2f× raw; heap sys %.0f MiB",
+			n, float64(raw)/(1<<20), d.Round(time.Millisecond), float64(n)/d.Seconds(), float64(size)/(1<<20), float64(size)/float64(raw), float64(ms.HeapSys)/(1<<20))
+		queries := []struct {
+			name string
+			req  pipeline.SearchRequest
+		}{
+			{"rare term", pipeline.SearchRequest{Query: bench.RareToken, Limit: 100}},
+			{"level:ERROR count", pipeline.SearchRequest{Query: "level:ERROR", Limit: 1}},
+			{"GET count", pipeline.SearchRequest{Query: "GET", Limit: 1}},
+			{"GET newest 100", pipeline.SearchRequest{Query: "GET", Limit: 100}},
+			{"phrase", pipeline.SearchRequest{Query: `"` + bench.Phrase + `"`, Limit: 1}},
+			{"first page", pipeline.SearchRequest{Limit: 100}},
+		}
+		for _, q := range queries {
+			var ds []time.Duration
+			var total uint64
+			for range 10 {
+				t := time.Now()
+				res, err := ix.Search(context.Background(), q.req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(t))
+				total = res.Total
+			}
+			slices.Sort(ds)
+			b.Logf("%-20s total %7d  p50 %6.1f ms  max %6.1f ms", q.name, total, ms1(ds[len(ds)/2]), ms1(ds[len(ds)-1]))
+		}
+		var ds []time.Duration
+		for range 10 {
+			t := time.Now()
+			if _, err := ix.Histogram(context.Background(), pipeline.HistogramRequest{From: start, To: start.Add(24 * time.Hour), Buckets: 24}); err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(t))
+		}
+		slices.Sort(ds)
+		b.Logf("%-20s p50 %6.1f ms  max %6.1f ms", "histogram 24h", ms1(ds[len(ds)/2]), ms1(ds[len(ds)-1]))
+		if err := ix.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func ms1(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
