@@ -35,7 +35,7 @@ func TestHighlights(t *testing.T) {
 		{"größe", 0, []string{"Größe"}},
 		{"über*", 0, []string{"Überweisung", "überschritten"}},
 		{`"fehlgeschlagen größe"`, 0, []string{"fehlgeschlagen: Größe"}}, // ":" is not a part; a phrase is marked whole
-		{`"fehlgeschlagen überschritten"`, 0, nil},                         // not adjacent: no match
+		{`"fehlgeschlagen überschritten"`, 0, nil},                       // not adjacent: no match
 		{`"größe überschritten"`, 0, []string{"Größe überschritten"}},
 		{"日本語", 0, []string{"日本語"}}, // one token per ideograph; adjacent ranges merge
 		{"+josé +host:web1", 1, []string{"josé"}},
