@@ -257,7 +257,11 @@ func searchCmd(args []string, stdout, stderr io.Writer) error {
 	for _, h := range res.Hits {
 		fmt.Fprintf(stdout, "%s %s %s: %s\n", h.TS.Local().Format("2006-01-02T15:04:05.000"), h.Host, h.Source, h.Line)
 	}
-	fmt.Fprintf(stderr, "%d of %d hits\n", len(res.Hits), res.Total)
+	if res.TotalRelation == "gte" {
+		fmt.Fprintf(stderr, "%d of at least %d hits\n", len(res.Hits), res.Total)
+	} else {
+		fmt.Fprintf(stderr, "%d of %d hits\n", len(res.Hits), res.Total)
+	}
 	return nil
 }
 

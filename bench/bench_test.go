@@ -240,10 +240,10 @@ func (e *env) benchQueries(b *testing.B) {
 		want       func(uint64) bool
 	}{
 		{"rare term", "/api/search?limit=100&q=" + RareToken, func(n uint64) bool { return n == 1 }},
-		{"level:ERROR count", "/api/search?limit=1&q=" + url.QueryEscape("level:ERROR"), nil},
-		{"common term GET count", "/api/search?limit=1&q=GET", nil},
+		{"level:ERROR count", "/api/search?limit=1&track_total=true&q=" + url.QueryEscape("level:ERROR"), nil},
+		{"common term GET count", "/api/search?limit=1&track_total=true&q=GET", nil},
 		{"GET newest 100", "/api/search?limit=100&q=GET", nil},
-		{"phrase", "/api/search?limit=1&q=" + url.QueryEscape(`"`+Phrase+`"`), nil},
+		{"phrase", "/api/search?limit=1&track_total=true&q=" + url.QueryEscape(`"`+Phrase+`"`), nil},
 		{"24h histogram, 24 buckets", hist, nil},
 		{"first page of everything", "/api/search?limit=100", func(n uint64) bool { return n == uint64(e.n) }},
 	}

@@ -244,6 +244,13 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 func (s *server) searchRequest(r *http.Request) (pipeline.SearchRequest, error) {
 	q := r.URL.Query()
 	req := pipeline.SearchRequest{Query: q.Get("q"), Cursor: q.Get("cursor")}
+	switch q.Get("track_total") {
+	case "", "false":
+	case "true":
+		req.ExactTotal = true
+	default:
+		return req, &pipeline.FieldError{Field: "track_total", Msg: "must be true or false"}
+	}
 	now := s.d.Now()
 	var err error
 	if req.From, err = ParseTime(q.Get("from"), now); err != nil {

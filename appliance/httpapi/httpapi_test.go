@@ -119,6 +119,8 @@ func TestAPIErrorsAndSources(t *testing.T) {
 		{"GET", "/api/search?from=yesterday", "", 400, "from:"},
 		{"GET", "/api/search?from=now&to=now-1h", "", 400, "to:"},
 		{"GET", "/api/search?limit=0", "", 400, "limit:"},
+		{"GET", "/api/search?q=hello&track_total=true", "", 200, ""},
+		{"GET", "/api/search?track_total=maybe", "", 400, "track_total:"},
 		{"GET", "/api/search?q=%22unterminated", "", 400, "query"},
 		{"GET", "/api/search?cursor=garbage!", "", 400, "cursor"},
 		{"GET", "/api/nope", "", 404, "no API endpoint"},

@@ -109,7 +109,7 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	// follows from the range, which open ends take from those lines.
 	tss := make([][]int64, workers())
 	ix.searchMu.RLock()
-	_, total, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, _ *storedLine) {
+	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, _ *storedLine) {
 		tss[w] = append(tss[w], b.ts[i])
 	}})
 	ix.searchMu.RUnlock()
@@ -207,7 +207,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	var errMu sync.Mutex
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
-	_, total, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, l *storedLine) {
+	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, l *storedLine) {
 		c := counts[w]
 		if c == nil {
 			c = map[string]int{}

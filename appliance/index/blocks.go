@@ -28,9 +28,10 @@ import (
 //	      last offset | n × varint ts delta | n × level code | uvarint raw
 //	      payload length | zstd payload
 //
-// The payload holds per line the read-time delta, the offset delta, flags,
-// fields and numbers, then all line lengths, then all line bytes (text
-// together compresses best). Everything but the payload is kept in memory
+// The payload holds the length of its per-line section (u32), that section
+// (per line the read-time delta, the offset delta, flags, fields and
+// numbers), then all line lengths, then all line bytes (text together
+// compresses best; a check of the text alone skips the per-line section). Everything but the payload is kept in memory
 // for every block (about 9 bytes per line), so counts and histograms by
 // time and level, and the choice of blocks to read, need no disk access.
 //
@@ -86,6 +87,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine) ([]byte, *bloc
 	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n),
 		firstOff: lines[0].Offset, lastOff: lines[n-1].Offset, minTS: math.MaxInt64, maxTS: math.MinInt64}
 	var raw []byte
+	raw = append(raw, 0, 0, 0, 0) // length of the per-line section, below
 	prevOff := b.firstOff
 	for i := range lines {
 		l := &lines[i]
@@ -111,6 +113,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine) ([]byte, *bloc
 			raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(f.V))
 		}
 	}
+	binary.LittleEndian.PutUint32(raw, uint32(len(raw)-4))
 	for i := range lines {
 		raw = binary.AppendUvarint(raw, uint64(len(lines[i].Line)))
 	}
@@ -243,7 +246,10 @@ func decodeMeta(body []byte, bodyPos int64, intern func(blockInfo) *blockInfo) (
 func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 	n := b.n()
 	lines := make([]storedLine, n)
-	r := &bodyReader{b: raw}
+	if len(raw) < 4 {
+		return nil, errCorrupt
+	}
+	r := &bodyReader{b: raw, i: 4}
 	off := b.firstOff
 	var kvs []kv
 	var kns []kn
@@ -418,15 +424,70 @@ func (bf *blockFile) appendRecords(bodies [][]byte, blocks []*block) error {
 
 // readPayload reads and decompresses b's payload.
 func (bf *blockFile) readPayload(b *block) ([]byte, error) {
-	c := make([]byte, b.clen)
-	if _, err := bf.f.ReadAt(c, b.pos); err != nil {
+	return bf.readPayloadInto(b, nil, nil)
+}
+
+// readPayloadInto is readPayload reusing comp and raw's memory.
+func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error) {
+	if cap(comp) < int(b.clen) {
+		comp = make([]byte, b.clen)
+	}
+	comp = comp[:b.clen]
+	if _, err := bf.f.ReadAt(comp, b.pos); err != nil {
 		return nil, fmt.Errorf("read block %d: %w", b.seq, err)
 	}
-	raw, err := zdec.DecodeAll(c, make([]byte, 0, b.rawLen))
+	if cap(raw) < int(b.rawLen) {
+		raw = make([]byte, 0, b.rawLen)
+	}
+	raw, err := zdec.DecodeAll(comp, raw[:0])
 	if err != nil {
 		return nil, fmt.Errorf("decompress block %d: %w", b.seq, err)
 	}
 	return raw, nil
+}
+
+// textReader decodes only the text of blocks (with ts and level from
+// memory), reusing its memory from block to block: what a check that
+// reads nothing else needs. The lines it returns are valid until the next
+// call.
+type textReader struct {
+	comp, raw []byte
+	lines     []storedLine
+}
+
+func (t *textReader) read(b *block) ([]storedLine, error) {
+	raw, err := b.sh.bf.readPayloadInto(b, t.comp, t.raw)
+	if err != nil {
+		return nil, err
+	}
+	t.raw = raw
+	if len(raw) < 4 {
+		return nil, errCorrupt
+	}
+	r := &bodyReader{b: raw, i: 4 + int(binary.LittleEndian.Uint32(raw))}
+	if r.i > len(raw) {
+		return nil, errCorrupt
+	}
+	n := b.n()
+	if cap(t.lines) < n {
+		t.lines = make([]storedLine, n)
+	}
+	lines := t.lines[:n]
+	for i := range lines {
+		lines[i] = storedLine{TS: b.ts[i], Level: levelNames[b.levels[i]%uint8(len(levelNames))]}
+		lines[i].Offset = int64(r.uvarint()) // the length, for now
+	}
+	for i := range lines {
+		s := r.bytes(int(lines[i].Offset))
+		if r.err != nil {
+			return nil, r.err
+		}
+		lines[i].Offset = 0
+		if len(s) > 0 {
+			lines[i].Line = unsafe.String(&s[0], len(s))
+		}
+	}
+	return lines, nil
 }
 
 // blockCache keeps recently decoded blocks (hits, context, replay checks).

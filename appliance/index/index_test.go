@@ -273,3 +273,39 @@ func TestCursorManyPages(t *testing.T) {
 		t.Fatalf("saw %d of 12000", len(seen))
 	}
 }
+
+// TestTotalBound: a term on the line text is counted up to TotalBound
+// unless the exact total is asked for; level filters and match-all are
+// always exact (counted from block metadata).
+func TestTotalBound(t *testing.T) {
+	ctx := context.Background()
+	ix := openWith(t, Config{Dir: filepath.Join(t.TempDir(), "idx")})
+	defer ix.Close()
+	n := pipeline.TotalBound + 2500
+	rs := recs(testNow.Add(-time.Duration(n)*time.Second), n, "big")
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "request", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TotalRelation != "gte" || res.Total < pipeline.TotalBound || res.Total >= uint64(n) || len(res.Hits) != 3 || res.Hits[0].Line != rs[n-1].Line {
+		t.Fatalf("bounded: total %d %q, first %q", res.Total, res.TotalRelation, res.Hits[0].Line)
+	}
+	res, err = ix.Search(ctx, pipeline.SearchRequest{Query: "request", Limit: 3, ExactTotal: true})
+	if err != nil || res.TotalRelation != "" || res.Total != uint64(n) || res.Hits[0].Line != rs[n-1].Line {
+		t.Fatalf("exact: total %d %q err %v", res.Total, res.TotalRelation, err)
+	}
+	for _, q := range []string{"", "level:ERROR", "host:web1"} {
+		res, err = ix.Search(ctx, pipeline.SearchRequest{Query: q, Limit: 1})
+		if err != nil || res.TotalRelation != "" || res.Total == 0 {
+			t.Fatalf("%q: total %d %q err %v", q, res.Total, res.TotalRelation, err)
+		}
+	}
+	// A cursor page counts the same way.
+	res2, err := ix.Search(ctx, pipeline.SearchRequest{Query: "tok0001", Limit: 1})
+	if err != nil || res2.Total != 1 || res2.TotalRelation != "" {
+		t.Fatalf("rare: %+v %v", res2, err)
+	}
+}

@@ -82,6 +82,9 @@ func (m *matcher) match(b *blockInfo, l *storedLine) bool {
 // b): then the caller may skip decoding the rest of the line.
 func (m *matcher) metaOnly() bool { return m.root.metaOnly() }
 
+// textOnly reports whether match reads nothing of l but TS, Level and Line.
+func (m *matcher) textOnly() bool { return m.root.textOnly() }
+
 // matchAll reports whether the query matches every line (MatchAll, or e.g.
 // a bare "*"): the caller then counts lines without checking them.
 func (m *matcher) matchAll() bool { return m.root.op == opAll }
@@ -534,6 +537,22 @@ func (n *node) metaOnly() bool {
 		return n.fk == fTS
 	}
 	return false
+}
+
+// textOnly is metaOnly that may also read the line's text.
+func (n *node) textOnly() bool {
+	switch n.op {
+	case opLine:
+		return true
+	case opAnd, opOr, opNot:
+		for _, k := range n.kids {
+			if !k.textOnly() {
+				return false
+			}
+		}
+		return true
+	}
+	return n.metaOnly()
 }
 
 // cost orders the kids of and/or nodes: cheap checks first.

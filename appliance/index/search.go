@@ -65,6 +65,9 @@ type searchOpts struct {
 	asc      bool     // oldest first (else newest first)
 	limit    int      // hits to return (0: count only)
 	count    bool     // count every match (else stop once the page is certain)
+	// countMax, with count, stops counting at about that many matches
+	// once the page is certain (the total is then a lower bound).
+	countMax int
 	// each, when set, is called (concurrently, from several workers) for
 	// every matching line; l is nil when the line was not decoded.
 	each func(w int, b *block, i int, l *storedLine)
@@ -184,13 +187,14 @@ func (h *hitHeap) better(k *lineKey) bool {
 	return c > 0
 }
 
-// run checks the candidate blocks and returns the page (ordered) and the
-// number of matching lines (exact with o.count). The caller holds
+// run checks the candidate blocks and returns the page (ordered), the
+// number of matching lines (exact with o.count unless capped by
+// o.countMax) and whether that number is exact. The caller holds
 // ix.searchMu for reading until it is done with the page.
-func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error) {
+func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, error) {
 	blocks, err := ix.candidates(ctx, o.m, o.from, o.to)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	if o.asc {
 		slices.SortFunc(blocks, func(a, b *block) int { return cmp.Compare(a.minTS, b.minTS) })
@@ -198,6 +202,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error)
 		slices.SortFunc(blocks, func(a, b *block) int { return cmp.Compare(b.maxTS, a.maxTS) })
 	}
 	nw := min(workers(), max(1, len(blocks)))
+	textOnly := o.m.textOnly()
 	heaps := make([]*hitHeap, nw)
 	counts := make([]uint64, nw)
 	var next atomic.Int64
@@ -205,6 +210,10 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error)
 	var errOnce sync.Once
 	// done is set once the page is certain and counting is not asked for.
 	var done atomic.Bool
+	// counted is the matches counted by all workers (as of their last
+	// block); partial is set when a worker stopped before the last block.
+	var counted atomic.Int64
+	var partial atomic.Bool
 	var wg sync.WaitGroup
 	for w := range nw {
 		heaps[w] = &hitHeap{asc: o.asc}
@@ -213,6 +222,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error)
 			defer wg.Done()
 			h := heaps[w]
 			var meta storedLine
+			var text textReader
 			for {
 				k := int(next.Add(1) - 1)
 				if k >= len(blocks) || done.Load() {
@@ -223,18 +233,26 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error)
 					return
 				}
 				b := blocks[k]
-				if !o.count && o.limit > 0 && h.Len() == o.limit {
+				counting := o.count && (o.countMax <= 0 || counted.Load() < int64(o.countMax))
+				if !counting && o.limit > 0 && h.Len() == o.limit {
 					// Blocks come in time order: once a block cannot
 					// beat the worst kept line, no later one can.
 					worst := h.h[0].key.ts
 					if (!o.asc && b.maxTS < worst) || (o.asc && b.minTS > worst) {
+						partial.Store(true)
 						return
 					}
 				}
+				before := counts[w]
 				var lines []storedLine
 				if !o.m.matchAll() && !o.m.metaOnly() {
 					var err error
-					if lines, err = ix.lines(b, false); err != nil {
+					if textOnly && o.each == nil {
+						lines, err = text.read(b)
+					} else {
+						lines, err = ix.lines(b, false)
+					}
+					if err != nil {
 						errOnce.Do(func() { firstErr = err })
 						return
 					}
@@ -278,12 +296,13 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error)
 						}
 					}
 				}
+				counted.Add(int64(counts[w] - before))
 			}
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return nil, 0, firstErr
+		return nil, 0, false, firstErr
 	}
 	var all []found
 	var total uint64
@@ -300,7 +319,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, error)
 	if len(all) > o.limit {
 		all = all[:o.limit]
 	}
-	return all, total, nil
+	return all, total, !partial.Load(), nil
 }
 
 // hit builds the API's view of line i of b.
@@ -371,6 +390,11 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 		limit = 10000
 	}
 	o := searchOpts{m: m, limit: limit, count: true}
+	if !req.ExactTotal && !m.matchAll() && !m.metaOnly() {
+		// Counting every line of a common term means reading them all;
+		// the page alone needs only the newest blocks.
+		o.countMax = pipeline.TotalBound
+	}
 	o.from, o.to = timeRange(req.From, req.To)
 	if req.Cursor != "" {
 		after, err := decodeCursor(req.Cursor)
@@ -381,11 +405,14 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 	}
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
-	page, total, err := ix.run(ctx, o)
+	page, total, exact, err := ix.run(ctx, o)
 	if err != nil {
 		return res, fmt.Errorf("search %q: %w", req.Query, err)
 	}
 	res.Total = total
+	if !exact {
+		res.TotalRelation = "gte"
+	}
 	res.Hits = make([]pipeline.Hit, 0, len(page))
 	for _, f := range page {
 		h, err := ix.hit(f, m, !req.NoHighlights)

@@ -232,7 +232,7 @@ func (s *subscription) nextResumed(ctx context.Context) (pipeline.TailChunk, err
 	size := min(tailChunk, s.resumeLeft+1)
 	s.ix.searchMu.RLock()
 	defer s.ix.searchMu.RUnlock()
-	page, _, err := s.ix.run(ctx, searchOpts{m: s.m, from: minTS, to: maxTS, after: s.resumeAfter, asc: true, limit: size})
+	page, _, _, err := s.ix.run(ctx, searchOpts{m: s.m, from: minTS, to: maxTS, after: s.resumeAfter, asc: true, limit: size})
 	if err != nil {
 		return c, fmt.Errorf("resume tail: %w", err)
 	}

@@ -64,10 +64,10 @@ func BenchmarkIndexInProcess(b *testing.B) {
 			req  pipeline.SearchRequest
 		}{
 			{"rare term", pipeline.SearchRequest{Query: bench.RareToken, Limit: 100}},
-			{"level:ERROR count", pipeline.SearchRequest{Query: "level:ERROR", Limit: 1}},
-			{"GET count", pipeline.SearchRequest{Query: "GET", Limit: 1}},
+			{"level:ERROR count", pipeline.SearchRequest{Query: "level:ERROR", Limit: 1, ExactTotal: true}},
+			{"GET count", pipeline.SearchRequest{Query: "GET", Limit: 1, ExactTotal: true}},
 			{"GET newest 100", pipeline.SearchRequest{Query: "GET", Limit: 100}},
-			{"phrase", pipeline.SearchRequest{Query: `"` + bench.Phrase + `"`, Limit: 1}},
+			{"phrase count", pipeline.SearchRequest{Query: `"` + bench.Phrase + `"`, Limit: 1, ExactTotal: true}},
 			{"first page", pipeline.SearchRequest{Limit: 100}},
 		}
 		for _, q := range queries {

@@ -19,7 +19,15 @@ type SearchRequest struct {
 	Cursor string
 	// NoHighlights skips Hit.Highlights (export does not need them).
 	NoHighlights bool
+	// ExactTotal counts every matching line. Without it, a query that
+	// must read lines to check them is counted up to TotalBound lines
+	// (then SearchResult.TotalRelation is "gte"), so the newest page of a
+	// common term does not wait for a count of all its lines.
+	ExactTotal bool
 }
+
+// TotalBound is how far a search counts without ExactTotal.
+const TotalBound = 10000
 
 // Hit is one matching line.
 type Hit struct {
@@ -53,7 +61,10 @@ type Range struct {
 // SearchResult holds hits newest first.
 type SearchResult struct {
 	Total uint64 `json:"total"`
-	Hits  []Hit  `json:"hits"`
+	// TotalRelation is "gte" when Total is a lower bound (see
+	// SearchRequest.ExactTotal), empty when it is exact.
+	TotalRelation string `json:"total_relation,omitempty"`
+	Hits          []Hit  `json:"hits"`
 	// Cursor, when not empty, fetches the page after the last hit.
 	Cursor string `json:"cursor,omitempty"`
 }

@@ -564,7 +564,11 @@ function renderHit(hit) {
 }
 
 function renderSummary() {
-  $('hit-count').textContent = plural(discover.total, 'hit', 'hits');
+  // A common term is counted up to a bound (the API says "gte"); the
+  // histogram above counts every line.
+  $('hit-count').textContent = discover.totalGte
+    ? `${Number(discover.total).toLocaleString()}+ hits`
+    : plural(discover.total, 'hit', 'hits');
   const more = Boolean(discover.cursor);
   show($('load-more'), more);
   $('search-status').textContent = more ? `showing ${discover.shown.toLocaleString()}` : '';
@@ -648,6 +652,7 @@ async function search(append) {
       facets.load(params, hits);
     }
     discover.total = Number.isFinite(data && data.total) ? data.total : discover.shown;
+    discover.totalGte = Boolean(data && data.total_relation === 'gte');
     discover.cursor = (data && typeof data.cursor === 'string') ? data.cursor : '';
     renderSummary();
     if (!append && hits.length === 0) showEmptyState(params);
