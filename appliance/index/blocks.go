@@ -13,7 +13,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 )
 
 // The block store.
@@ -26,7 +26,7 @@ import (
 //	body: uvarint seq | host | source | source name | file id (uvarint
 //	      length + bytes each) | uvarint n | varint first offset | varint
 //	      last offset | n × varint ts delta | n × level code | uvarint raw
-//	      payload length | zstd payload
+//	      payload length | S2-compressed payload
 //
 // The payload holds the length of its per-line section (u32), that section
 // (per line the read-time delta, the offset delta, flags, fields and
@@ -73,11 +73,6 @@ type block struct {
 }
 
 func (b *block) n() int { return len(b.ts) }
-
-var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(4), zstd.WithLowerEncoderMem(true))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(256<<20))
-)
 
 // encodeBlock lays out lines (sorted by offset, all of info's file) as a
 // record body and the block's in-memory part. pos is filled in by the
@@ -139,7 +134,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine) ([]byte, *bloc
 	body = append(body, b.levels...)
 	body = binary.AppendUvarint(body, uint64(len(raw)))
 	head := len(body)
-	body = zenc.EncodeAll(raw, body)
+	body = append(body, s2.EncodeBetter(nil, raw)...)
 	b.clen = int32(len(body) - head)
 	// pos is relative to the body until the writer knows where it lands.
 	b.pos = int64(head)
@@ -439,7 +434,10 @@ func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error)
 	if cap(raw) < int(b.rawLen) {
 		raw = make([]byte, 0, b.rawLen)
 	}
-	raw, err := zdec.DecodeAll(comp, raw[:0])
+	raw, err := s2.Decode(raw[:cap(raw)], comp)
+	if err == nil && len(raw) != int(b.rawLen) {
+		err = errCorrupt
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decompress block %d: %w", b.seq, err)
 	}
@@ -451,8 +449,8 @@ func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error)
 // reads nothing else needs. The lines it returns are valid until the next
 // call.
 type textReader struct {
-	comp, raw []byte
-	lines     []storedLine
+	comp, raw, low []byte
+	lines          []storedLine
 }
 
 func (t *textReader) read(b *block) ([]storedLine, error) {
@@ -477,8 +475,17 @@ func (t *textReader) read(b *block) ([]storedLine, error) {
 		lines[i] = storedLine{TS: b.ts[i], Level: levelNames[b.levels[i]%uint8(len(levelNames))]}
 		lines[i].Offset = int64(r.uvarint()) // the length, for now
 	}
+	// The text of all lines is contiguous: lowercase it in one go.
+	text := raw[r.i:]
+	if cap(t.low) < len(text) {
+		t.low = make([]byte, len(text))
+	}
+	low := t.low[:len(text)]
+	lowerInto(low, unsafe.String(unsafe.SliceData(text), len(text)))
+	at := 0
 	for i := range lines {
-		s := r.bytes(int(lines[i].Offset))
+		n := int(lines[i].Offset)
+		s := r.bytes(n)
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -486,6 +493,8 @@ func (t *textReader) read(b *block) ([]storedLine, error) {
 		if len(s) > 0 {
 			lines[i].Line = unsafe.String(&s[0], len(s))
 		}
+		lines[i].low = low[at : at+n : at+n]
+		at += n
 	}
 	return lines, nil
 }

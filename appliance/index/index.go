@@ -162,6 +162,9 @@ type Index struct {
 	cache *blockCache
 	// noCandidates makes queries check every block (tests compare).
 	noCandidates bool
+	// last holds per file the time of its last indexed line (see
+	// inheritTimes); guarded by writeMu.
+	last map[string]lastTime
 
 	// latency is how long Index takes to make a batch durable.
 	latency prometheus.Histogram
@@ -303,6 +306,8 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		}
 	})
 
+	ix.inheritTimes(recs, keep, parsed, now)
+
 	// Group by shard, then by file (in order of first appearance).
 	type group struct {
 		info *blockInfo
@@ -386,6 +391,41 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		ix.notify(written)
 	}
 	return nil
+}
+
+// inheritWindow: a line without a time of its own takes the time of the
+// last line with a time in its file when both were read within this of
+// each other.
+const inheritWindow = time.Second
+
+// lastTime is the time found in the last line of a file that had one, and
+// when that line was read.
+type lastTime struct{ ts, read int64 }
+
+// inheritTimes gives a line without a time of its own (a stack trace
+// frame, a continuation line) the time of the last line of its file that
+// had one, when the two were read within inheritWindow: they were written
+// together, so the trace sorts and counts with the line that started it
+// instead of at the moment logbox read it (which, for a file read late,
+// can be hours after). A line read on its own keeps its read time, and so
+// does every line of a file whose lines carry no time.
+func (ix *Index) inheritTimes(recs []pipeline.Record, keep []int, parsed []extracted, now time.Time) {
+	if ix.last == nil {
+		ix.last = map[string]lastTime{}
+	}
+	for k, i := range keep {
+		r := &recs[i]
+		fk := fileKey(r.Host, r.FileID)
+		read := readTime(r, now).UnixNano()
+		ex := &parsed[k]
+		if ex.parsed {
+			ix.last[fk] = lastTime{ts: ex.ts.UnixNano(), read: read}
+			continue
+		}
+		if prev, ok := ix.last[fk]; ok && read-prev.read < int64(inheritWindow) && prev.read-read < int64(inheritWindow) && prev.ts <= read {
+			ex.ts = time.Unix(0, prev.ts).UTC()
+		}
+	}
 }
 
 // inBatch reports whether off was taken from the current batch already.

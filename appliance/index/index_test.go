@@ -309,3 +309,42 @@ func TestTotalBound(t *testing.T) {
 		t.Fatalf("rare: %+v %v", res2, err)
 	}
 }
+
+// TestInheritTime: stack trace lines read with the line that starts them
+// take its time; a line without a time read later keeps its read time.
+func TestInheritTime(t *testing.T) {
+	ctx := context.Background()
+	ix := openWith(t, Config{Dir: filepath.Join(t.TempDir(), "idx")})
+	defer ix.Close()
+	read := testNow.Add(-time.Minute)
+	lines := []string{
+		"2026-11-25T09:00:00Z ERROR boom",
+		"java.lang.IllegalStateException: boom",
+		"\tat com.example.A.run(A.java:10)",
+	}
+	var rs []pipeline.Record
+	for i, l := range lines {
+		rs = append(rs, pipeline.Record{TS: read, Host: "h", FileID: "t", Offset: int64(i * 100), Line: l})
+	}
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	// Next batch: one more frame read together, then a line read 10 s later.
+	late := pipeline.Record{TS: read.Add(10 * time.Second), Host: "h", FileID: "t", Offset: 400, Line: "--- marker ---"}
+	if err := ix.Index(ctx, []pipeline.Record{{TS: read.Add(100 * time.Millisecond), Host: "h", FileID: "t", Offset: 300, Line: "\tat com.example.B.run(B.java:20)"}, late}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "file_id:t"})
+	if err != nil || len(res.Hits) != 5 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	want := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	if !res.Hits[0].TS.Equal(late.TS) || res.Hits[0].Offset != 400 {
+		t.Fatalf("late line: %+v", res.Hits[0])
+	}
+	for i, h := range res.Hits[1:] {
+		if !h.TS.Equal(want) || h.Offset != int64(300-100*i) {
+			t.Fatalf("hit %d: ts %v offset %d, want %v (newest first, file order within the time)", i+1, h.TS, h.Offset, want)
+		}
+	}
+}

@@ -20,6 +20,9 @@ type storedLine struct {
 	Fields   []kv // fields.<K> keyword values (a name may repeat: arrays)
 	Nums     []kn // num.<K> numbers
 	Line     string
+	// low, when set, is Line lowercased (lowerBytes), made for a whole
+	// block at once by the reader; the matcher makes it otherwise.
+	low []byte
 }
 
 type kv struct{ K, V string }

@@ -240,6 +240,10 @@ func (c *evalCtx) lowLine() []byte {
 	}
 	c.lowDone = true
 	s := c.l.Line
+	if c.l.low != nil {
+		c.low = c.l.low
+		return c.low
+	}
 	c.buf = lineBufs.Get().(*[]byte)
 	b := (*c.buf)[:0]
 	if cap(b) < len(s) {

@@ -102,3 +102,42 @@ func BenchmarkIndexInProcess(b *testing.B) {
 }
 
 func ms1(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkSearchCount times the exact count of a common term over the
+// benchmark mix (LOGBOX_BENCH_LINES, default 200000), for profiling:
+//
+//	go test ./appliance/index -run '^$' -bench SearchCount -cpuprofile cpu.out
+func BenchmarkSearchCount(b *testing.B) {
+	n := 200000
+	if s := os.Getenv("LOGBOX_BENCH_LINES"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	g := bench.NewGenerator(1, n, time.Now().Add(-25*time.Hour))
+	recs := make([]pipeline.Record, n)
+	var off int64
+	for i := range recs {
+		l := g.Next()
+		recs[i] = pipeline.Record{TS: time.Now(), Host: "bench", Source: "/var/log/mix.log", FileID: "mix", Offset: off, Line: l}
+		off += int64(len(l) + 1)
+	}
+	ix, err := Open(Config{Dir: filepath.Join(b.TempDir(), "idx")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	for lo := 0; lo < n; lo += 5000 {
+		if err := ix.Index(context.Background(), recs[lo:min(n, lo+5000)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q := os.Getenv("LOGBOX_BENCH_QUERY")
+	if q == "" {
+		q = "GET"
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := ix.Search(context.Background(), pipeline.SearchRequest{Query: q, Limit: 1, ExactTotal: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
