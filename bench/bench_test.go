@@ -140,7 +140,8 @@ func BenchmarkLogbox(b *testing.B) {
 	b.Run("latency-direct", func(b *testing.B) { e.benchLatency(b, false) })
 	b.Run("latency-kafka", func(b *testing.B) { e.benchLatency(b, true) })
 	b.Run("memory-20k", e.benchMemory)
-	b.Run("profile-index", e.benchProfile)
+	b.Run("profile-index", func(b *testing.B) { e.benchProfile(b, false) })
+	b.Run("profile-ship", func(b *testing.B) { e.benchProfile(b, true) })
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "logbox benchmark, %s, %d lines (%.1f MiB raw), %d CPUs\n\n", time.Now().Format(time.RFC3339), e.n, float64(e.rawBytes)/mib, runtime.NumCPU())
@@ -432,10 +433,14 @@ func (e *env) benchMemory(b *testing.B) {
 // benchProfile loads a file in direct mode with the appliance in this
 // process (appliance.New + Run) under the CPU profiler, then prints pprof's
 // top functions by cumulative time.
-func (e *env) benchProfile(b *testing.B) {
-	e.skip(b, "profile-index")
+func (e *env) benchProfile(b *testing.B, ship bool) {
+	stage, what := "profile-index", "direct-mode index"
+	if ship {
+		stage, what = "profile-ship", "agent shipping to Kafka"
+	}
+	e.skip(b, stage)
 	n := envInt(b, envProfileLines, min(e.n, 200_000))
-	logs := filepath.Join(e.dir, "prof")
+	logs := filepath.Join(e.dir, stage)
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		b.Fatal(err)
 	}
@@ -450,11 +455,17 @@ func (e *env) benchProfile(b *testing.B) {
 	cfg.EtcdListen = "127.0.0.1:0"
 	cfg.Host = "bench"
 	cfg.Collect = []string{file}
+	if ship {
+		cfg.Role = appliance.RoleAgent
+		cfg.Kafka = e.kafka.Brokers
+		cfg.Topic = "logbox-profile-ship"
+		cfg.KafkaAcks = "all"
+	}
 	a, err := appliance.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		b.Fatal(err)
 	}
-	prof := filepath.Join(e.out, "index-direct.cpu.pprof")
+	prof := filepath.Join(e.out, stage+".cpu.pprof")
 	f, err := os.Create(prof)
 	if err != nil {
 		b.Fatal(err)
@@ -473,9 +484,12 @@ func (e *env) benchProfile(b *testing.B) {
 		b.Fatalf("appliance: %v", err)
 	}
 	base := "http://" + a.Addr()
-	end := waitFor(b, "profile: docs", uint64(n), e.stageTimeout(), 200*time.Millisecond, func() (uint64, error) {
+	end := waitFor(b, stage+": lines", uint64(n), e.stageTimeout(), 100*time.Millisecond, func() (uint64, error) {
 		var s status
 		err := getJSON(base+"/api/status", &s)
+		if ship {
+			return s.acked(), err
+		}
 		return s.docs(), err
 	})
 	pprof.StopCPUProfile()
@@ -487,14 +501,14 @@ func (e *env) benchProfile(b *testing.B) {
 	d := end.Sub(t0)
 	lps := float64(n) / d.Seconds()
 	b.ReportMetric(lps, "lines/s")
-	e.row("index direct, in-process under CPU profile", n, lps, float64(st.Bytes)/mib/d.Seconds(), 0, 0, 0, "timed from Run (includes etcd start); profile "+prof)
+	e.row(what+", in-process under CPU profile", n, lps, float64(st.Bytes)/mib/d.Seconds(), 0, 0, 0, "timed from Run (includes etcd start); profile "+prof)
 	for _, mode := range []string{"-cum", "-flat"} {
 		out, err := exec.Command("go", "tool", "pprof", "-top", mode, "-nodecount=25", prof).CombinedOutput()
 		if err != nil {
 			b.Logf("go tool pprof: %v\n%s", err, out)
 			continue
 		}
-		fmt.Printf("\npprof -top %s (direct-mode index, %d lines):\n%s", mode, n, out)
-		e.notes = append(e.notes, fmt.Sprintf("pprof -top %s, direct-mode index of %d lines:\n\n```\n%s```", mode, n, out))
+		fmt.Printf("\npprof -top %s (%s, %d lines):\n%s", mode, what, n, out)
+		e.notes = append(e.notes, fmt.Sprintf("pprof -top %s, %s, %d lines:\n\n```\n%s```", mode, what, n, out))
 	}
 }

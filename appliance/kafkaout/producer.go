@@ -7,7 +7,6 @@ package kafkaout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -226,13 +225,13 @@ func marshal(r *pipeline.Record, cut bool) []byte {
 		c.Flags = append(slices.Clip(r.Flags), pipeline.FlagTruncated)
 		r = &c
 	}
-	val, err := json.Marshal(r)
+	val, err := appendEvent(make([]byte, 0, 160+len(r.Line)+len(r.Source)), r)
 	if err != nil {
 		// Only a timestamp outside years 0..9999 fails to encode; keep
 		// the line and stamp it with the time it was shipped.
 		c := *r
 		c.TS = time.Now().UTC()
-		val, err = json.Marshal(&c)
+		val, err = appendEvent(val[:0], &c)
 		if err != nil {
 			panic(fmt.Sprintf("kafkaout: encode record: %v", err))
 		}
