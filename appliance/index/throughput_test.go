@@ -47,8 +47,12 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		}
 		var ms runtime.MemStats
 		t0 := time.Now()
-		for lo := 0; lo < n; lo += 5000 {
-			if err := ix.Index(context.Background(), recs[lo:min(n, lo+5000)]); err != nil {
+		batch := 5000
+		if s := os.Getenv("LOGBOX_BENCH_BATCH"); s != "" {
+			batch, _ = strconv.Atoi(s)
+		}
+		for lo := 0; lo < n; lo += batch {
+			if err := ix.Index(context.Background(), recs[lo:min(n, lo+batch)]); err != nil {
 				b.Fatal(err)
 			}
 		}
