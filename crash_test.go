@@ -112,7 +112,7 @@ func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
 	var total uint64
 	cursor := ""
 	for page := 0; page < 1000; page++ {
-		u := base + "/api/search?limit=10000&q=" + url.QueryEscape(q)
+		u := base + "/api/search?limit=10000&track_total=true&q=" + url.QueryEscape(q)
 		if cursor != "" {
 			u += "&cursor=" + url.QueryEscape(cursor)
 		}

@@ -128,7 +128,7 @@ func launchBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 
 func (p *proc) total(t *testing.T, q string) int {
 	t.Helper()
-	resp, err := http.Get(p.url + "/api/search?limit=10000&q=" + url.QueryEscape(q))
+	resp, err := http.Get(p.url + "/api/search?limit=10000&track_total=true&q=" + url.QueryEscape(q))
 	if err != nil {
 		t.Fatal(err)
 	}

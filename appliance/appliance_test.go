@@ -135,7 +135,7 @@ func (r *running) call(method, path string, body any, out any) int {
 func (r *running) search(q string) pipeline.SearchResult {
 	r.t.Helper()
 	var res pipeline.SearchResult
-	if code := r.call("GET", "/api/search?limit=10000&q="+url.QueryEscape(q), nil, &res); code != 200 {
+	if code := r.call("GET", "/api/search?limit=10000&track_total=true&q="+url.QueryEscape(q), nil, &res); code != 200 {
 		r.t.Fatalf("search %q: status %d", q, code)
 	}
 	return res
@@ -162,7 +162,7 @@ func (r *running) waitAtLeast(q string, n int) {
 func (r *running) searchTotal(q string) uint64 {
 	r.t.Helper()
 	var res pipeline.SearchResult
-	if code := r.call("GET", "/api/search?limit=1&q="+url.QueryEscape(q), nil, &res); code != 200 {
+	if code := r.call("GET", "/api/search?limit=1&track_total=true&q="+url.QueryEscape(q), nil, &res); code != 200 {
 		r.t.Fatalf("search %q: status %d", q, code)
 	}
 	return res.Total
@@ -195,7 +195,7 @@ func (r *running) checkExactlyOnce(q string, want map[string]bool) {
 	cursor := ""
 	for page := 0; page < 1000; page++ {
 		var res pipeline.SearchResult
-		path := "/api/search?limit=10000&q=" + url.QueryEscape(q) + "&cursor=" + url.QueryEscape(cursor)
+		path := "/api/search?limit=10000&track_total=true&q=" + url.QueryEscape(q) + "&cursor=" + url.QueryEscape(cursor)
 		if code := r.call("GET", path, nil, &res); code != 200 {
 			r.t.Fatalf("search %q: status %d", q, code)
 		}

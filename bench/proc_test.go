@@ -198,7 +198,7 @@ func total(base, q string) (uint64, error) {
 	var res struct {
 		Total uint64 `json:"total"`
 	}
-	err := getJSON(base+"/api/search?limit=1&q="+url.QueryEscape(q), &res)
+	err := getJSON(base+"/api/search?limit=1&track_total=true&q="+url.QueryEscape(q), &res)
 	return res.Total, err
 }
 

@@ -1018,7 +1018,7 @@ func (s *server) waitTotal(ctx context.Context, q string, want int) {
 		var res struct {
 			Total int `json:"total"`
 		}
-		code := s.get(ctx, "/api/search?limit=1&q="+url.QueryEscape(q), &res)
+		code := s.get(ctx, "/api/search?limit=1&track_total=true&q="+url.QueryEscape(q), &res)
 		if code == http.StatusOK && res.Total == want {
 			return
 		}
