@@ -690,9 +690,9 @@ type Stats struct {
 	Newest time.Time `json:"newest,omitzero"`
 	// ShardsDropped counts shards removed by retention since open.
 	ShardsDropped uint64 `json:"shards_dropped"`
-	// ReplaysRouted counts lines skipped since open because the index
+	// ReplaysSkipped counts lines skipped since open because the index
 	// held them already (replays after a restart, Kafka redeliveries).
-	ReplaysRouted uint64 `json:"replays_routed"`
+	ReplaysSkipped uint64 `json:"replays_skipped"`
 	// FieldNames is the number of distinct JSON field names indexed, over
 	// all shards (each shard takes at most MaxFieldNames).
 	FieldNames int `json:"field_names"`
@@ -708,7 +708,7 @@ type Stats struct {
 func (ix *Index) Stats() Stats {
 	st := Stats{
 		DocsWritten: ix.docs.Load(), BatchesWritten: ix.batches.Load(), Queued: len(ix.queue),
-		ShardsDropped: ix.droppedShards.Load(), ReplaysRouted: ix.replayed.Load(), LinesFieldsDropped: ix.dropped.Load(),
+		ShardsDropped: ix.droppedShards.Load(), ReplaysSkipped: ix.replayed.Load(), LinesFieldsDropped: ix.dropped.Load(),
 	}
 	names := map[string]struct{}{}
 	for _, sh := range ix.shardList() {
