@@ -15,8 +15,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/logbox/logbox/appliance"
 )
 
 func main() {
@@ -73,6 +76,10 @@ Usage:
 `)
 }
 
+// agentMemoryLimit is the Go soft memory limit of an agent (see
+// runtime/debug.SetMemoryLimit): the GC works harder near it.
+const agentMemoryLimit = 64 << 20
+
 func runAppliance(args []string, stderr io.Writer) error {
 	cfg, err := loadRunConfig(args, stderr)
 	if err != nil {
@@ -81,6 +88,11 @@ func runAppliance(args []string, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.logLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.Role == appliance.RoleAgent && os.Getenv("GOMEMLIMIT") == "" {
+		// An agent's heap is what it has read and not yet had acked: keep
+		// the garbage around it small (GOMEMLIMIT overrides).
+		debug.SetMemoryLimit(agentMemoryLimit)
+	}
 	a, err := newAppliance(cfg.Config, log)
 	if err != nil {
 		return err
