@@ -42,7 +42,9 @@ var runningRE = regexp.MustCompile(`msg="logbox running".* http=(http://[0-9.:]+
 // it (owner may outlive b, so that a later stage can use the process).
 func startLogbox(b *testing.B, owner testing.TB, bin, data string, args ...string) *proc {
 	b.Helper()
-	all := append([]string{"--data", data, "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "bench"}, args...)
+	// Retention is long: 10 M generated lines span 9 days of event time,
+	// and the default 7 days would drop the oldest shards while loading.
+	all := append([]string{"--data", data, "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "bench", "--retention", "3650d"}, args...)
 	cmd := exec.Command(bin, all...)
 	cmd.Dir = filepath.Dir(data)
 	// Die with the benchmark, even when it is killed.

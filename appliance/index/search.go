@@ -244,6 +244,26 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					}
 				}
 				before := counts[w]
+				// Can this block still put a line on the page? If not, it
+				// is only counted.
+				page := o.limit > 0
+				if page && h.Len() == o.limit {
+					worst := h.h[0].key.ts
+					page = !((!o.asc && b.maxTS < worst) || (o.asc && b.minTS > worst))
+				}
+				if !page && o.each == nil && o.m.matchAll() {
+					if b.minTS >= o.from && b.maxTS < o.to {
+						counts[w] += uint64(b.n())
+					} else {
+						for _, ts := range b.ts {
+							if ts >= o.from && ts < o.to {
+								counts[w]++
+							}
+						}
+					}
+					counted.Add(int64(counts[w] - before))
+					continue
+				}
 				var lines []storedLine
 				if !o.m.matchAll() && !o.m.metaOnly() {
 					var err error
@@ -274,13 +294,16 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 							continue
 						}
 					}
-					key := lineKey{ts: ts, host: b.info.Host, fileID: b.info.FileID, pos: b.firstOff + int64(i)}
 					// The total counts every match; the page only
 					// those after the cursor.
 					counts[w]++
 					if o.each != nil {
 						o.each(w, b, i, l)
 					}
+					if !page {
+						continue
+					}
+					key := lineKey{ts: ts, host: b.info.Host, fileID: b.info.FileID, pos: b.firstOff + int64(i)}
 					if o.after != nil {
 						c := cmpKey(&key, o.after)
 						if (o.asc && c <= 0) || (!o.asc && c >= 0) {
