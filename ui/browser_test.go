@@ -809,6 +809,20 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("extratok finds %q", got)
 	}
 
+	// A term on more lines than the search counts (10 000): the page says
+	// "N+ hits"; the histogram counts them all.
+	bulk := make([]string, 12000)
+	bulkStart := time.Now().Add(-30 * time.Minute).UTC()
+	for i := range bulk {
+		bulk[i] = fmt.Sprintf("%s INFO bulktok line %05d", bulkStart.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano), i)
+	}
+	appendLines(t, filepath.Join(extraDir, "extra.log"), bulk...)
+	srv.waitTotal(ctx, "bulktok", len(bulk))
+	search("bounded count", "bulktok")
+	waitFor("bounded count shown", `!document.getElementById('results').hasAttribute('aria-busy') && /^[0-9,]+\+ hits$/.test(document.getElementById('hit-count').textContent)`)
+	waitFor("histogram counts every line", `/^12,000 lines/.test(document.getElementById('histogram-label').textContent)`)
+	shot("discover-bounded-count")
+
 	// Remove asks for a second click, then the source is gone.
 	step("sources tab again", chromedp.Click(chromedp.ID("tab-sources")))
 	waitFor("sources with extra", `document.querySelectorAll('#sources-body tr.source-row').length === 4`)
