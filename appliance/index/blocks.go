@@ -406,11 +406,12 @@ func (bf *blockFile) appendRecords(bodies [][]byte, blocks []*block) error {
 		pos += 8 + int64(len(body))
 	}
 	if _, err := bf.f.WriteAt(buf, bf.size); err != nil {
-		// Whatever landed is cut off on the next open (its CRC or its
-		// length fails), or overwritten by the next append.
+		// Cut off whatever landed: the caller retries these lines.
+		_ = bf.f.Truncate(bf.size)
 		return fmt.Errorf("append blocks: %w", err)
 	}
 	if err := bf.f.Sync(); err != nil {
+		_ = bf.f.Truncate(bf.size)
 		return fmt.Errorf("sync blocks: %w", err)
 	}
 	bf.size = pos

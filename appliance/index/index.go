@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -165,6 +166,8 @@ type Index struct {
 	// last holds per file the time of its last indexed line (see
 	// inheritTimes); guarded by writeMu.
 	last map[string]lastTime
+	// failBleve, when set (tests), makes writing Bleve documents fail.
+	failBleve func() error
 
 	// latency is how long Index takes to make a batch durable.
 	latency prometheus.Histogram
@@ -256,6 +259,9 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	defer ix.writeMu.Unlock()
 	start := time.Now()
 	now := ix.cfg.Now()
+	if err := ix.retryUnindexed(); err != nil {
+		return err
+	}
 
 	// Which records are new.
 	files := map[string]*pendingFile{}
@@ -460,12 +466,7 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 		l.Flags = append(l.Flags[:len(l.Flags):len(l.Flags)], pipeline.FlagFieldsDropped)
 	}
 	if len(ex.fields) > 0 {
-		keys := make([]string, 0, len(ex.fields))
-		for k := range ex.fields {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(ex.fields)) {
 			switch v := ex.fields[k].(type) {
 			case string:
 				l.Fields = append(l.Fields, kv{K: k, V: v})
@@ -477,12 +478,7 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 		}
 	}
 	if len(ex.num) > 0 {
-		keys := make([]string, 0, len(ex.num))
-		for k := range ex.num {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(ex.num)) {
 			switch v := ex.num[k].(type) {
 			case float64:
 				l.Nums = append(l.Nums, kn{K: k, V: v})
@@ -497,7 +493,9 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 }
 
 // writeBlocks writes chunks (one block each, of the file infos[i]) into
-// sh: block file first (fsynced), then their Bleve documents.
+// sh: block file first (fsynced; from then on the blocks are held and
+// found by lookups, so a retry does not write them again), then their
+// Bleve documents (indexDocs).
 func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo, chunks [][]storedLine) ([]*block, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -518,30 +516,78 @@ func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo,
 	}
 	sh.mu.Lock()
 	sh.nextSeq = seq + uint64(len(chunks))
+	sh.blocks = append(sh.blocks[:len(sh.blocks):len(sh.blocks)], blocks...)
+	for _, b := range blocks {
+		sh.lines += int64(b.n())
+	}
 	sh.mu.Unlock()
-	// Bleve: two batches at once when there is enough to share (Bleve
-	// builds one segment per batch on one core).
+	ix.files.add(blocks)
+	if err := ix.indexDocs(sh, blocks, chunks); err != nil {
+		return nil, err
+	}
+	return blocks, nil
+}
+
+// indexDocs writes the Bleve documents of blocks (whose lines are
+// chunks), and of the blocks of sh an earlier call failed to index. On
+// failure they all wait in sh.unindexed for the next call: the blocks
+// are durable in the block file, only Bleve does not name them yet.
+func (ix *Index) indexDocs(sh *shard, blocks []*block, chunks [][]storedLine) error {
+	sh.mu.Lock()
+	retry := sh.unindexed
+	sh.unindexed = nil
+	sh.mu.Unlock()
+	fail := func(err error) error {
+		sh.mu.Lock()
+		sh.unindexed = append(append(sh.unindexed, retry...), blocks...)
+		sh.mu.Unlock()
+		return fmt.Errorf("index blocks in shard %s: %w", sh.name, err)
+	}
+	all := append(retry[:len(retry):len(retry)], blocks...)
+	lines := make([][]storedLine, len(retry), len(all))
+	for i, b := range retry {
+		ls, err := ix.lines(b, false)
+		if err != nil {
+			return fail(err)
+		}
+		lines[i] = ls
+	}
+	lines = append(lines, chunks...)
+	if len(all) == 0 {
+		return nil
+	}
+	if ix.failBleve != nil {
+		if err := ix.failBleve(); err != nil {
+			return fail(err)
+		}
+	}
+	// Every block of sh before the first one here is in Bleve.
+	first := all[0].seq
+	for _, b := range all {
+		first = min(first, b.seq)
+	}
+	// Two batches at once when there is enough to share (Bleve builds one
+	// segment per batch on one core).
 	parts := 1
-	if len(blocks) >= 8 {
+	if len(all) >= 8 {
 		parts = min(2, workers())
 	}
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
-		lo, hi := p*len(blocks)/parts, (p+1)*len(blocks)/parts
+		lo, hi := p*len(all)/parts, (p+1)*len(all)/parts
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			batch := sh.bi.NewBatch()
-			if seq > 0 {
-				// Every block before this call is in Bleve: a crash
-				// before these batches persist makes the next open
-				// index this call's blocks again (reindexMissing), which
-				// overwrites what did persist.
-				batch.SetInternal(indexedKey, []byte(strconv.FormatUint(seq-1, 10)))
+			if first > 0 {
+				// A crash before these batches persist makes the next
+				// open index the blocks from first on again
+				// (reindexMissing), which overwrites what did persist.
+				batch.SetInternal(indexedKey, []byte(strconv.FormatUint(first-1, 10)))
 			}
 			for i := lo; i < hi; i++ {
-				if err := batch.IndexAdvanced(blockDoc(blocks[i], chunks[i])); err != nil {
+				if err := batch.IndexAdvanced(blockDoc(all[i], lines[i])); err != nil {
 					errs[p] = err
 					return
 				}
@@ -551,17 +597,24 @@ func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo,
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("index %d blocks in shard %s: %w", len(blocks), sh.name, err)
+		return fail(err)
 	}
-	sh.mu.Lock()
-	blocksNow := append(sh.blocks[:len(sh.blocks):len(sh.blocks)], blocks...)
-	sh.blocks = blocksNow
-	for _, b := range blocks {
-		sh.lines += int64(b.n())
+	return nil
+}
+
+// retryUnindexed writes the Bleve documents earlier calls failed to write.
+func (ix *Index) retryUnindexed() error {
+	for _, sh := range ix.shardList() {
+		sh.mu.RLock()
+		n := len(sh.unindexed)
+		sh.mu.RUnlock()
+		if n > 0 {
+			if err := ix.indexDocs(sh, nil, nil); err != nil {
+				return err
+			}
+		}
 	}
-	sh.mu.Unlock()
-	ix.files.add(blocks)
-	return blocks, nil
+	return nil
 }
 
 // parallel runs fn over [0, n) split across the cores.

@@ -348,3 +348,45 @@ func TestInheritTime(t *testing.T) {
 		}
 	}
 }
+
+// TestBleveFailureNotDoubled: when writing the Bleve documents fails after
+// the block file took the lines, the caller's retry does not write them
+// again, and the next write gives Bleve the documents it missed.
+func TestBleveFailureNotDoubled(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "idx")
+	ix := openWith(t, Config{Dir: dir})
+	rs := recs(testNow.Add(-time.Hour), 300, "bf")
+	ix.failBleve = func() error { return errors.New("injected") }
+	if err := ix.Index(ctx, rs); err == nil {
+		t.Fatal("Index with Bleve failing: no error")
+	}
+	ix.failBleve = nil
+	if err := ix.Index(ctx, rs); err != nil { // the caller's retry
+		t.Fatal(err)
+	}
+	for _, q := range []string{"", "tok0123", "level:ERROR"} {
+		ix.noCandidates = false
+		got, err := ix.Search(ctx, pipeline.SearchRequest{Query: q, ExactTotal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix.noCandidates = true
+		want, _ := ix.Search(ctx, pipeline.SearchRequest{Query: q, ExactTotal: true})
+		if got.Total != want.Total || want.Total == 0 {
+			t.Errorf("%q: %d with Bleve, %d checking every block", q, got.Total, want.Total)
+		}
+	}
+	ix.noCandidates = false
+	if st := ix.Stats(); st.Docs != 300 || st.ReplaysSkipped != 300 {
+		t.Fatalf("stats %+v, want 300 lines held, 300 skipped", st)
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ix = openWith(t, Config{Dir: dir})
+	defer ix.Close()
+	if res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "tok0299"}); err != nil || res.Total != 1 {
+		t.Fatalf("after reopen: %d %v", res.Total, err)
+	}
+}

@@ -38,11 +38,14 @@ type shard struct {
 	bf         *blockFile
 	names      *fieldNames
 
-	mu      sync.RWMutex // guards blocks, nextSeq, lines, gone
+	mu      sync.RWMutex // guards blocks, nextSeq, lines, unindexed, gone
 	blocks  []*block     // in seq order
 	nextSeq uint64
 	lines   int64
 	gone    bool
+	// unindexed are blocks in the block file whose Bleve documents a
+	// failed write left out; the next write adds them (see indexDocs).
+	unindexed []*block
 }
 
 // snapshot returns the shard's blocks now (the slice is never changed in

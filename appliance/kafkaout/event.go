@@ -2,6 +2,7 @@ package kafkaout
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -35,13 +36,8 @@ func appendEvent(dst []byte, r *pipeline.Record) ([]byte, error) {
 	dst = append(dst, `,"line":`...)
 	dst = appendString(dst, r.Line)
 	if len(r.Fields) > 0 {
-		keys := make([]string, 0, len(r.Fields))
-		for k := range r.Fields {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
 		dst = append(dst, `,"fields":{`...)
-		for i, k := range keys {
+		for i, k := range slices.Sorted(maps.Keys(r.Fields)) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
