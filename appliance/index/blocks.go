@@ -157,24 +157,25 @@ type bodyReader struct {
 
 func (r *bodyReader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b[r.i:])
-	if n <= 0 {
-		r.err = errCorrupt
-		r.i = len(r.b)
-		return 0
-	}
-	r.i += n
+	r.advance(n)
 	return v
 }
 
 func (r *bodyReader) varint() int64 {
 	v, n := binary.Varint(r.b[r.i:])
+	r.advance(n)
+	return v
+}
+
+// advance moves past a varint of n bytes; n <= 0 (binary's error) marks
+// the body corrupt and ends it.
+func (r *bodyReader) advance(n int) {
 	if n <= 0 {
 		r.err = errCorrupt
 		r.i = len(r.b)
-		return 0
+		return
 	}
 	r.i += n
-	return v
 }
 
 func (r *bodyReader) bytes(n int) []byte {

@@ -958,53 +958,30 @@ func compileNode(q query.Query, depth int) (*node, error) {
 	case *query.MatchPhraseQuery:
 		return compilePhrase(q)
 	case *query.TermQuery:
-		k, name := resolveField(q.FieldVal)
-		switch {
-		case k == fLine:
-			return lineNode([]termTest{eqTest(lowerASCII(q.Term))}), nil
-		case isKeyword(k):
-			return keyNode(k, name, eqTest(q.Term)), nil
-		}
-		return neverNode, nil
+		return termLeaf(q.FieldVal, func(line bool) (termTest, error) {
+			if line {
+				return eqTest(lowerASCII(q.Term)), nil
+			}
+			return eqTest(q.Term), nil
+		})
 	case *query.PrefixQuery:
-		k, name := resolveField(q.FieldVal)
-		switch {
-		case k == fLine:
-			return lineNode([]termTest{prefixTest(lowerASCII(q.Prefix))}), nil
-		case isKeyword(k):
-			return keyNode(k, name, prefixTest(q.Prefix)), nil
-		}
-		return neverNode, nil
+		return termLeaf(q.FieldVal, func(line bool) (termTest, error) {
+			if line {
+				return prefixTest(lowerASCII(q.Prefix)), nil
+			}
+			return prefixTest(q.Prefix), nil
+		})
 	case *query.WildcardQuery:
-		k, name := resolveField(q.FieldVal)
-		switch {
-		case k == fLine:
-			t, err := wildcardTest(lowerASCII(q.Wildcard))
-			if err != nil {
-				return nil, err
+		return termLeaf(q.FieldVal, func(line bool) (termTest, error) {
+			if line {
+				return wildcardTest(lowerASCII(q.Wildcard))
 			}
-			return lineNode([]termTest{t}), nil
-		case isKeyword(k):
-			t, err := wildcardTest(q.Wildcard)
-			if err != nil {
-				return nil, err
-			}
-			return keyNode(k, name, t), nil
-		}
-		return neverNode, nil
+			return wildcardTest(q.Wildcard)
+		})
 	case *query.RegexpQuery:
-		k, name := resolveField(q.FieldVal)
-		if k != fLine && !isKeyword(k) {
-			return neverNode, nil
-		}
-		t, err := regexpTest(q.Regexp, k == fLine)
-		if err != nil {
-			return nil, err
-		}
-		if k == fLine {
-			return lineNode([]termTest{t}), nil
-		}
-		return keyNode(k, name, t), nil
+		return termLeaf(q.FieldVal, func(line bool) (termTest, error) {
+			return regexpTest(q.Regexp, line)
+		})
 	case *query.FuzzyQuery:
 		k, name := resolveField(q.FieldVal)
 		term := q.Term
@@ -1094,6 +1071,24 @@ func sortableRange(min, max *float64, minIncl, maxIncl *bool) (lo, hi int64) {
 		hi--
 	}
 	return lo, hi
+}
+
+// termLeaf compiles a term-level query (term, prefix, wildcard, regexp)
+// on field: test builds the term test, for the line's parts (line) or for
+// whole keyword values. Other fields match nothing.
+func termLeaf(field string, test func(line bool) (termTest, error)) (*node, error) {
+	k, name := resolveField(field)
+	if k != fLine && !isKeyword(k) {
+		return neverNode, nil
+	}
+	t, err := test(k == fLine)
+	if err != nil {
+		return nil, err
+	}
+	if k == fLine {
+		return lineNode([]termTest{t}), nil
+	}
+	return keyNode(k, name, t), nil
 }
 
 // withSmin records the Min of the searcher Bleve builds for n.
