@@ -343,19 +343,10 @@ func queryJSON(q query.Query) string {
 // regular expressions on it get (?i), and "_all" is the text.
 func forBleve(q query.Query) query.Query {
 	isLine := func(f string) bool { return f == "" || f == "_all" || f == "line" }
+	for _, sub := range children(q) {
+		forBleve(sub)
+	}
 	switch q := q.(type) {
-	case *query.BooleanQuery:
-		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
-			forBleve(sub)
-		}
-	case *query.ConjunctionQuery:
-		for _, sub := range q.Conjuncts {
-			forBleve(sub)
-		}
-	case *query.DisjunctionQuery:
-		for _, sub := range q.Disjuncts {
-			forBleve(sub)
-		}
 	case *query.WildcardQuery:
 		if isLine(q.FieldVal) {
 			q.Wildcard, q.FieldVal = lowerASCII(q.Wildcard), "line"

@@ -55,22 +55,13 @@ var topFields = map[string]bool{
 // and a numeric range on fields.NAME (or NAME) goes to num.NAME, where
 // JSON numbers are indexed as numbers (latency_ms:>500).
 func mapFieldNames(q query.Query) {
+	if subs, ok := subQueries(q); ok {
+		for _, sub := range subs {
+			mapFieldNames(sub)
+		}
+		return
+	}
 	switch q := q.(type) {
-	case *query.BooleanQuery:
-		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
-			mapFieldNames(sub)
-		}
-		return
-	case *query.ConjunctionQuery:
-		for _, sub := range q.Conjuncts {
-			mapFieldNames(sub)
-		}
-		return
-	case *query.DisjunctionQuery:
-		for _, sub := range q.Disjuncts {
-			mapFieldNames(sub)
-		}
-		return
 	case *query.NumericRangeQuery:
 		f := q.Field()
 		if p, ok := strings.CutPrefix(f, "fields."); ok {
@@ -101,27 +92,15 @@ func checkQuery(q query.Query, depth int) error {
 		}
 		return nil
 	}
-	switch q := q.(type) {
-	case nil:
+	if subs, ok := subQueries(q); ok {
+		for _, sub := range subs {
+			if err := checkQuery(sub, depth+1); err != nil {
+				return err
+			}
+		}
 		return nil
-	case *query.BooleanQuery:
-		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
-			if err := checkQuery(sub, depth+1); err != nil {
-				return err
-			}
-		}
-	case *query.ConjunctionQuery:
-		for _, sub := range q.Conjuncts {
-			if err := checkQuery(sub, depth+1); err != nil {
-				return err
-			}
-		}
-	case *query.DisjunctionQuery:
-		for _, sub := range q.Disjuncts {
-			if err := checkQuery(sub, depth+1); err != nil {
-				return err
-			}
-		}
+	}
+	switch q := q.(type) {
 	case *query.QueryStringQuery:
 		if len(q.Query) > MaxQueryBytes {
 			return &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(q.Query), MaxQueryBytes)}
@@ -150,22 +129,13 @@ func checkQuery(q query.Query, depth int) error {
 }
 
 // lowerLevelTerms lowercases the terms of unanalyzed queries on level: the
-// level field is indexed lowercase (see newMapping) so that level:error and
+// level field is indexed lowercase (see blockDoc) so that level:error and
 // level:ERROR both match; match queries get that from the analyzer.
 func lowerLevelTerms(q query.Query) {
+	for _, sub := range children(q) {
+		lowerLevelTerms(sub)
+	}
 	switch q := q.(type) {
-	case *query.BooleanQuery:
-		for _, sub := range []query.Query{q.Must, q.Should, q.MustNot, q.Filter} {
-			lowerLevelTerms(sub)
-		}
-	case *query.ConjunctionQuery:
-		for _, sub := range q.Conjuncts {
-			lowerLevelTerms(sub)
-		}
-	case *query.DisjunctionQuery:
-		for _, sub := range q.Disjuncts {
-			lowerLevelTerms(sub)
-		}
 	case *query.WildcardQuery:
 		if q.FieldVal == "level" {
 			q.Wildcard = strings.ToLower(q.Wildcard)
@@ -187,6 +157,35 @@ func lowerLevelTerms(q query.Query) {
 			q.Regexp = "(?i)" + q.Regexp
 		}
 	}
+}
+
+// subQueries returns the clauses of a boolean, conjunction or disjunction
+// query (absent ones left out) and true; for any other query, false.
+func subQueries(q query.Query) ([]query.Query, bool) {
+	var subs []query.Query
+	switch q := q.(type) {
+	case *query.BooleanQuery:
+		subs = []query.Query{q.Must, q.Should, q.MustNot, q.Filter}
+	case *query.ConjunctionQuery:
+		subs = q.Conjuncts
+	case *query.DisjunctionQuery:
+		subs = q.Disjuncts
+	default:
+		return nil, false
+	}
+	out := make([]query.Query, 0, len(subs))
+	for _, sub := range subs {
+		if sub != nil {
+			out = append(out, sub)
+		}
+	}
+	return out, true
+}
+
+// children is subQueries without the flag: nil for a leaf.
+func children(q query.Query) []query.Query {
+	subs, _ := subQueries(q)
+	return subs
 }
 
 // buildQuery is parseUserQuery restricted to from <= ts < to (zero = open).
