@@ -225,7 +225,6 @@ type pendingFile struct {
 	last     int64   // highest offset taken so far (held or in this batch)
 	taken    []int64 // offsets taken from this batch, in arrival order
 	inOrder  bool    // taken is ascending
-	firstIdx int     // first record of the file in the batch (grouping order)
 }
 
 // held reports whether the index already holds the line at off of the
@@ -266,13 +265,15 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	// Which records are new.
 	files := map[string]*pendingFile{}
 	keep := make([]int, 0, len(recs))
+	keys := make([]string, len(recs)) // file key of each record
 	for i := range recs {
 		r := &recs[i]
 		k := fileKey(r.Host, r.FileID)
+		keys[i] = k
 		pf := files[k]
 		if pf == nil {
 			st := ix.files.state(k)
-			pf = &pendingFile{st: st, last: st.hw, inOrder: true, firstIdx: i}
+			pf = &pendingFile{st: st, last: st.hw, inOrder: true}
 			files[k] = pf
 		}
 		if r.Offset > pf.last {
@@ -312,17 +313,19 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		}
 	})
 
-	ix.inheritTimes(recs, keep, parsed, now)
+	ix.inheritTimes(recs, keys, keep, parsed, now)
 
 	// Group by shard, then by file (in order of first appearance).
 	type group struct {
 		info *blockInfo
 		idx  []int // into keep/parsed
 	}
+	// A block holds lines of one file read under one path and source.
+	type groupKey struct{ file, source, sourceName string }
 	type shardWork struct {
 		sh     *shard
 		groups []*group
-		byFile map[string]*group
+		byFile map[groupKey]*group
 	}
 	var work []*shardWork
 	byShard := map[*shard]*shardWork{}
@@ -338,11 +341,11 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		}
 		sw := byShard[sh]
 		if sw == nil {
-			sw = &shardWork{sh: sh, byFile: map[string]*group{}}
+			sw = &shardWork{sh: sh, byFile: map[groupKey]*group{}}
 			byShard[sh] = sw
 			work = append(work, sw)
 		}
-		fk := fileKey(r.Host, r.FileID)
+		fk := groupKey{keys[i], r.Source, r.SourceName}
 		g := sw.byFile[fk]
 		if g == nil {
 			g = &group{info: &blockInfo{Host: r.Host, Source: r.Source, SourceName: r.SourceName, FileID: r.FileID}}
@@ -415,13 +418,13 @@ type lastTime struct{ ts, read int64 }
 // instead of at the moment logbox read it (which, for a file read late,
 // can be hours after). A line read on its own keeps its read time, and so
 // does every line of a file whose lines carry no time.
-func (ix *Index) inheritTimes(recs []pipeline.Record, keep []int, parsed []extracted, now time.Time) {
+func (ix *Index) inheritTimes(recs []pipeline.Record, keys []string, keep []int, parsed []extracted, now time.Time) {
 	if ix.last == nil {
 		ix.last = map[string]lastTime{}
 	}
 	for k, i := range keep {
 		r := &recs[i]
-		fk := fileKey(r.Host, r.FileID)
+		fk := keys[i]
 		read := readTime(r, now).UnixNano()
 		ex := &parsed[k]
 		if ex.parsed {

@@ -130,7 +130,7 @@ func checkQuery(q query.Query, depth int) error {
 
 // lowerLevelTerms lowercases the terms of unanalyzed queries on level: the
 // level field is indexed lowercase (see blockDoc) so that level:error and
-// level:ERROR both match; match queries get that from the analyzer.
+// level:ERROR both match; the matcher lowercases match and phrase queries.
 func lowerLevelTerms(q query.Query) {
 	for _, sub := range children(q) {
 		lowerLevelTerms(sub)
