@@ -221,10 +221,10 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 
 // pendingFile is what Index knows of one file while taking a batch.
 type pendingFile struct {
-	st       fileState
-	last     int64   // highest offset taken so far (held or in this batch)
-	taken    []int64 // offsets taken from this batch, in arrival order
-	inOrder  bool    // taken is ascending
+	st      fileState
+	last    int64   // highest offset taken so far (held or in this batch)
+	taken   []int64 // offsets taken from this batch, in arrival order
+	inOrder bool    // taken is ascending
 }
 
 // held reports whether the index already holds the line at off of the
