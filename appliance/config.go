@@ -184,7 +184,7 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) kafkaout.Config {
 }
 
 func (c *Config) authConfig() auth.Config {
-	return auth.Config{TokenFile: c.AuthTokenFile, HtpasswdFile: c.AuthHtpasswd}
+	return auth.Config{TokenFile: c.AuthTokenFile, HtpasswdFile: c.AuthHtpasswd, InsecureNoAuth: c.InsecureNoAuth}
 }
 
 // indexConfig is the index's part of the config.
