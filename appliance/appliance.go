@@ -136,13 +136,15 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	// Settings: embedded etcd or an existing cluster.
 	var closeEtcd func()
 	if len(cfg.EtcdEndpoints) > 0 {
-		cli, derr := settings.Dial(cfg.EtcdEndpoints)
+		cli, derr := settings.Dial(cfg.EtcdEndpoints, cfg.EtcdCredentialsFile)
 		if derr != nil {
 			return derr
 		}
 		a.etcdCli, closeEtcd = cli, func() { _ = cli.Close() }
 	} else {
-		e, serr := settings.StartEmbedded(filepath.Join(cfg.DataDir, "etcd"), cfg.EtcdListen, a.log)
+		e, serr := settings.Start(settings.EmbeddedConfig{
+			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen, CredentialsFile: cfg.EtcdCredentialsFile,
+		}, a.log)
 		if serr != nil {
 			return serr
 		}

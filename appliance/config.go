@@ -37,6 +37,10 @@ type Config struct {
 
 	EtcdEndpoints []string
 	EtcdListen    string
+	// EtcdCredentialsFile holds "user:password" for etcd. Empty: for the
+	// embedded etcd <data>/etcd-credentials (created at first start); for
+	// EtcdEndpoints no credentials.
+	EtcdCredentialsFile string
 
 	Kafka            []string // empty: direct mode
 	Topic            string
