@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logbox/logbox/appliance/auth"
+	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/kafkaout"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	AuthHtpasswd  string
 	// InsecureNoAuth allows serving without auth on a non-loopback address.
 	InsecureNoAuth bool
+	// HTTPTimeouts bound slow clients of the HTTP server (zero fields:
+	// httpapi's defaults).
+	HTTPTimeouts httpapi.ServerTimeouts
 
 	// Index layout and retention (see index.Config).
 	ShardSpan        time.Duration
