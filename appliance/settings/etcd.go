@@ -90,7 +90,7 @@ func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 			return nil, err
 		}
 		if created {
-			log.Info("etcd credentials created; use them with etcdctl --user \"$(cat FILE)\"", "file", cfg.CredentialsFile)
+			log.Info("etcd credentials created; etcdctl needs them: ETCDCTL_USER=\"$(cat FILE)\" etcdctl ...", "file", cfg.CredentialsFile)
 		}
 	}
 	e, level, err := startServer(cfg, cfg.ClientAddr)
