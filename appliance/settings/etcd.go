@@ -66,9 +66,10 @@ func StartEmbedded(dir, clientAddr string, log *slog.Logger) (*Embedded, error) 
 //
 // Authentication is turned on before the client address is served: at
 // first start, and when a data directory of an older logbox (no auth yet)
-// is upgraded, etcd first runs with its client listener on a private
-// loopback port while the credential's user gets the root role and auth
-// is enabled; then it restarts on cfg.ClientAddr. Users and roles that
+// is upgraded, etcd first runs with its client listener on a random
+// loopback port (not the one clients know) while the credential's user
+// gets the root role and auth is enabled; then it restarts on
+// cfg.ClientAddr. Users and roles that
 // anyone could have created while auth was off are removed then.
 func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	log = log.With("component", "settings")
