@@ -101,6 +101,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.Role, "role", c.Role, "all | agent (tail+ship) | indexer (consume+index+serve)")
 	fs.Var(listFlag{&c.EtcdEndpoints}, "etcd-endpoints", "use this etcd cluster instead of the embedded one")
 	fs.StringVar(&c.EtcdListen, "etcd-listen", c.EtcdListen, "client address of the embedded etcd")
+	fs.StringVar(&c.EtcdCredentialsFile, "etcd-credentials-file", "", "etcd user:password file (what etcdctl --user takes); default <data>/etcd-credentials for the embedded etcd, created at first start; with --etcd-endpoints, the file of that etcd")
 	fs.StringVar(&c.Host, "host", c.Host, "host name stamped on every collected line")
 	allow := listFlag{&c.AllowPaths}
 	fs.Var(allow, "allow-paths", "roots sources may read below (default /var/log; --collect dirs are added)")

@@ -136,13 +136,15 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	// Settings: embedded etcd or an existing cluster.
 	var closeEtcd func()
 	if len(cfg.EtcdEndpoints) > 0 {
-		cli, derr := settings.Dial(cfg.EtcdEndpoints)
+		cli, derr := settings.Dial(cfg.EtcdEndpoints, cfg.EtcdCredentialsFile)
 		if derr != nil {
 			return derr
 		}
 		a.etcdCli, closeEtcd = cli, func() { _ = cli.Close() }
 	} else {
-		e, serr := settings.StartEmbedded(filepath.Join(cfg.DataDir, "etcd"), cfg.EtcdListen, a.log)
+		e, serr := settings.Start(settings.EmbeddedConfig{
+			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen, CredentialsFile: cfg.EtcdCredentialsFile,
+		}, a.log)
 		if serr != nil {
 			return serr
 		}
@@ -212,10 +214,9 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", met.handler())
 	mux.Handle("/", httpapi.New(deps, a.log))
-	srv := &http.Server{
-		Handler:           met.instrument(a.guard.Middleware(mux)),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	// Header, read, write and idle timeouts: a slow or stalled client
+	// cannot hold a connection for good (streams use per-write deadlines).
+	srv := httpapi.NewServer(met.instrument(a.guard.Middleware(mux)), cfg.HTTPTimeouts)
 	srv.RegisterOnShutdown(func() { close(stop) })
 
 	g := &errgroup.Group{}
@@ -357,7 +358,7 @@ func (a *Appliance) Reload(ctx context.Context, cfg Config) (needRestart []strin
 		"kafka": strings.Join(old.Kafka, ",") != strings.Join(cfg.Kafka, ","), "topic": old.Topic != cfg.Topic,
 		"host": old.Host != cfg.Host, "allow-paths": strings.Join(old.AllowPaths, ",") != strings.Join(cfg.AllowPaths, ","),
 		"etcd-endpoints":  strings.Join(old.EtcdEndpoints, ",") != strings.Join(cfg.EtcdEndpoints, ","),
-		"auth-token-file": old.AuthTokenFile != cfg.AuthTokenFile, "auth-htpasswd": old.AuthHtpasswd != cfg.AuthHtpasswd,
+		"auth-token-file": old.AuthTokenFile != cfg.AuthTokenFile, "auth-htpasswd": old.AuthHtpasswd != cfg.AuthHtpasswd, "etcd-credentials-file": old.EtcdCredentialsFile != cfg.EtcdCredentialsFile,
 	} {
 		if changed {
 			needRestart = append(needRestart, name)

@@ -372,6 +372,7 @@ func TestExternalEtcd(t *testing.T) {
 	defer e.Close()
 	cfg := testConfig(t, filepath.Join(root, "data"), root)
 	cfg.EtcdEndpoints = []string{e.Endpoint()}
+	cfg.EtcdCredentialsFile = e.CredentialsFile() // etcd requires it, as etcdctl --user does
 	app := start(t, cfg)
 
 	logs := filepath.Join(root, "logs")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logbox/logbox/appliance/auth"
+	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/kafkaout"
 )
@@ -37,6 +38,10 @@ type Config struct {
 
 	EtcdEndpoints []string
 	EtcdListen    string
+	// EtcdCredentialsFile holds "user:password" for etcd. Empty: for the
+	// embedded etcd <data>/etcd-credentials (created at first start); for
+	// EtcdEndpoints no credentials.
+	EtcdCredentialsFile string
 
 	Kafka            []string // empty: direct mode
 	Topic            string
@@ -62,6 +67,9 @@ type Config struct {
 	AuthHtpasswd  string
 	// InsecureNoAuth allows serving without auth on a non-loopback address.
 	InsecureNoAuth bool
+	// HTTPTimeouts bound slow clients of the HTTP server (zero fields:
+	// httpapi's defaults).
+	HTTPTimeouts httpapi.ServerTimeouts
 
 	// Index layout and retention (see index.Config).
 	ShardSpan        time.Duration
@@ -184,7 +192,7 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) kafkaout.Config {
 }
 
 func (c *Config) authConfig() auth.Config {
-	return auth.Config{TokenFile: c.AuthTokenFile, HtpasswdFile: c.AuthHtpasswd}
+	return auth.Config{TokenFile: c.AuthTokenFile, HtpasswdFile: c.AuthHtpasswd, InsecureNoAuth: c.InsecureNoAuth}
 }
 
 // indexConfig is the index's part of the config.

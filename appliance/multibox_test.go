@@ -55,6 +55,7 @@ func TestManyBoxes(t *testing.T) {
 		cfg.Role = role
 		cfg.Host = name
 		cfg.EtcdEndpoints = []string{etcd.Endpoint()}
+		cfg.EtcdCredentialsFile = etcd.CredentialsFile()
 		cfg.Kafka = k.Brokers
 		cfg.Topic = topic
 		cfg.KafkaGroup = group
@@ -66,6 +67,14 @@ func TestManyBoxes(t *testing.T) {
 	const n1, n2 = 700, 400
 	appendLines(t, filepath.Join(box["web1"], "app.log"), "wa", 0, n1-200, want1)
 	appendLines(t, filepath.Join(box["web2"], "app.log"), "wb", 0, n2-100, want2)
+
+	// The shared etcd requires its credential: a process without it is
+	// refused at start, with the flag to pass named.
+	noCreds := cfgFor("web1", RoleAgent, box["web1"])
+	noCreds.EtcdCredentialsFile = ""
+	if err := runUntilReady(t, noCreds); err == nil || !strings.Contains(err.Error(), "--etcd-credentials-file") {
+		t.Fatalf("agent without etcd credentials: %v, want refused naming --etcd-credentials-file", err)
+	}
 
 	indexer := start(t, cfgFor("indexer", RoleIndexer, root))
 	agents := map[string]*running{}
@@ -160,6 +169,31 @@ func TestManyBoxes(t *testing.T) {
 		t.Fatalf("took %v, bound is 60s", d)
 	}
 	t.Logf("fleet checked in %v", time.Since(began).Round(time.Millisecond))
+}
+
+// runUntilReady runs an appliance until it is ready (then stops it and
+// returns nil) or until Run fails (returning its error).
+func runUntilReady(t *testing.T, cfg Config) error {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+		cancel()
+		<-done
+		return nil
+	case err := <-done:
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("appliance neither ready nor failed after 60s")
+		return nil
+	}
 }
 
 // TestHostnetIndexed feeds hostnet samples (from a fixture proc tree whose

@@ -1,6 +1,7 @@
 // Package auth guards logbox's HTTP surface: bearer tokens and/or basic
-// auth against a bcrypt htpasswd file, and cross-origin protection for
-// writes. Credentials are re-read by Reload (SIGHUP) without a restart.
+// auth against a bcrypt htpasswd file, cross-origin protection for writes,
+// and, while auth is off, a Host check against DNS rebinding. Credentials
+// are re-read by Reload (SIGHUP) without a restart.
 package auth
 
 import (
@@ -8,10 +9,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -23,6 +26,11 @@ import (
 type Config struct {
 	TokenFile    string // bearer tokens, one per line ('#' comments)
 	HtpasswdFile string // user:bcrypt-hash lines (htpasswd -B)
+	// InsecureNoAuth is --insecure-no-auth: the API is served without auth
+	// on a non-loopback address on purpose. The Host check then also lets
+	// through any IP address (which no rebinding name can be), but still
+	// no name other than localhost.
+	InsecureNoAuth bool
 }
 
 // Enabled reports whether any credential source is configured.
@@ -31,6 +39,9 @@ func (c Config) Enabled() bool { return c.TokenFile != "" || c.HtpasswdFile != "
 type creds struct {
 	tokens [][32]byte        // SHA-256 of each token, compared in constant time
 	users  map[string][]byte // user → bcrypt hash
+	// dummy is checked for unknown users: a bcrypt hash at the cost most
+	// users have, so an unknown user takes as long as a known one.
+	dummy []byte
 }
 
 // Guard checks requests against the loaded credentials.
@@ -85,6 +96,11 @@ func (g *Guard) Reload() error {
 		if len(c.users) == 0 {
 			return fmt.Errorf("--auth-htpasswd %q: no users in it", g.cfg.HtpasswdFile)
 		}
+		dummy, err := bcrypt.GenerateFromPassword([]byte("logbox-dummy"), commonCost(c.users))
+		if err != nil {
+			return fmt.Errorf("--auth-htpasswd %q: %w", g.cfg.HtpasswdFile, err)
+		}
+		c.dummy = dummy
 	}
 	g.creds.Store(c)
 	return nil
@@ -122,7 +138,7 @@ func (g *Guard) ok(r *http.Request) bool {
 		hash, known := c.users[user]
 		if !known {
 			// Same work for unknown users, so timing does not tell them apart.
-			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pass))
+			_ = bcrypt.CompareHashAndPassword(c.dummy, []byte(pass))
 			return false
 		}
 		return bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
@@ -130,14 +146,40 @@ func (g *Guard) ok(r *http.Request) bool {
 	return false
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("logbox-dummy"), bcrypt.DefaultCost)
+// commonCost is the bcrypt cost most users' hashes have (the highest on a
+// tie): the dummy hash costs what a typical known user costs. Users whose
+// hash has another cost still answer at their own speed; re-hash them at
+// one cost (htpasswd -B -C N) to make every name look alike.
+func commonCost(users map[string][]byte) int {
+	n := map[int]int{}
+	best := bcrypt.DefaultCost
+	for _, h := range users {
+		c, _ := bcrypt.Cost(h) // checked by Reload
+		n[c]++
+		if n[c] > n[best] || (n[c] == n[best] && c > best) {
+			best = c
+		}
+	}
+	return best
+}
 
 // Middleware requires credentials on every request when auth is enabled
 // (only /healthz stays open, for liveness probes), and refuses cross-origin
-// writes always (browser CSRF), whether auth is on or not.
+// writes always (browser CSRF), whether auth is on or not. With auth off it
+// answers only requests whose Host is localhost or a loopback address (see
+// HostAllowed): a page whose name an attacker rebinds to 127.0.0.1 is
+// same-origin with itself, not with logbox, and its Host shows it.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.cfg.Enabled() && r.URL.Path != "/healthz" && !HostAllowed(r.Host, g.cfg.InsecureNoAuth) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			b, _ := json.Marshal(map[string]string{"error": fmt.Sprintf(
+				"Host %q refused: without authentication logbox answers only requests to localhost or a loopback address (DNS rebinding protection); open it as http://127.0.0.1:PORT or http://localhost:PORT, or turn on auth (--auth-token-file, --auth-htpasswd) to serve it by name", r.Host)})
+			_, _ = w.Write(append(b, '\n'))
+			return
+		}
 		if g.cfg.Enabled() && r.URL.Path != "/healthz" && !g.ok(r) {
 			if g.creds.Load() != nil && len(g.creds.Load().users) > 0 {
 				w.Header().Set("WWW-Authenticate", `Basic realm="logbox", charset="UTF-8"`)
@@ -152,6 +194,30 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 	return cop.Handler(guarded)
+}
+
+// HostAllowed reports whether a request's Host header (with or without a
+// port) may be answered while auth is off: localhost, a loopback address
+// (127.0.0.0/8, ::1, also IPv4-mapped), and, with anyIP, any IP address.
+// An empty Host (HTTP/1.0) is allowed: no browser sends one.
+func HostAllowed(host string, anyIP bool) bool {
+	if host == "" {
+		return true
+	}
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	} else {
+		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	return anyIP || ip.Unmap().IsLoopback()
 }
 
 // ErrUnsafeBind is returned by CheckBind for a non-loopback address

@@ -151,12 +151,15 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Content-Type", "application/x-ndjson")
 	}
+	// Each write gets its own deadline: the export lasts while the client
+	// reads, the server's overall write timeout does not cut it.
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), d: s.d.ExportWriteTimeout}
+	dw.extend()
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
 
 	var writePage func([]pipeline.Hit) error
 	if format == "csv" {
-		cw := csv.NewWriter(w)
+		cw := csv.NewWriter(dw)
 		_ = cw.Write([]string{"ts", "host", "source", "offset", "level", "line"})
 		writePage = func(hits []pipeline.Hit) error {
 			for _, hit := range hits {
@@ -167,7 +170,7 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 			return cw.Error()
 		}
 	} else {
-		enc := json.NewEncoder(w)
+		enc := json.NewEncoder(dw)
 		enc.SetEscapeHTML(false)
 		writePage = func(hits []pipeline.Hit) error {
 			for i := range hits {
@@ -180,9 +183,9 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	for {
 		if err := writePage(res.Hits); err != nil {
-			return // the client went away
+			return // the client went away or stopped reading
 		}
-		_ = rc.Flush()
+		_ = dw.Flush()
 		if res.Cursor == "" {
 			return
 		}
@@ -202,11 +205,19 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 // lines after that hit. Named events: "gap" (lines skipped, data
 // {"message"}), "overflow" (the client fell behind and is dropped, data
 // {"error"}), "end" (server shutting down). Comments are heartbeats.
+// Open tails are capped per client address and in all (Deps.MaxTails*):
+// one more is answered 429 with Retry-After.
 func (s *server) tail(w http.ResponseWriter, r *http.Request) {
 	ex := s.explorer(w)
 	if ex == nil {
 		return
 	}
+	release, refused := s.tails.acquire(clientAddr(r))
+	if release == nil {
+		tooMany(w, refused, tailRetryAfter)
+		return
+	}
+	defer release()
 	req := pipeline.TailRequest{Query: r.URL.Query().Get("q"), LastEventID: r.Header.Get("Last-Event-ID")}
 	if v := r.URL.Query().Get("last_event_id"); v != "" && req.LastEventID == "" {
 		req.LastEventID = v

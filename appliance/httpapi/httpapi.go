@@ -71,6 +71,15 @@ type Deps struct {
 	// TailWriteTimeout drops a tail whose client does not take a write
 	// for this long (default 30s).
 	TailWriteTimeout time.Duration
+	// ExportWriteTimeout ends an export whose client takes no byte for
+	// this long (default 30s); a client that keeps reading is never cut.
+	ExportWriteTimeout time.Duration
+	// MaxTailsPerClient caps the live tails open at once from one client
+	// address (default 8; negative: no cap); MaxTails caps them in all
+	// (default 64; negative: no cap). One more is answered 429 with
+	// Retry-After. Behind a reverse proxy every client has the proxy's
+	// address.
+	MaxTailsPerClient, MaxTails int
 	// Stop, when closed, ends open tails: http.Server.Shutdown does not
 	// end streaming responses by itself (wire it with RegisterOnShutdown).
 	Stop <-chan struct{}
@@ -100,7 +109,16 @@ func New(d Deps, log *slog.Logger) http.Handler {
 	if d.TailWriteTimeout <= 0 {
 		d.TailWriteTimeout = 30 * time.Second
 	}
-	s := &server{d: d, log: log.With("component", "http")}
+	if d.ExportWriteTimeout <= 0 {
+		d.ExportWriteTimeout = 30 * time.Second
+	}
+	if d.MaxTailsPerClient == 0 {
+		d.MaxTailsPerClient = DefaultMaxTailsPerClient
+	}
+	if d.MaxTails == 0 {
+		d.MaxTails = DefaultMaxTails
+	}
+	s := &server{d: d, log: log.With("component", "http"), tails: newTailLimiter(d.MaxTailsPerClient, d.MaxTails)}
 	r := chi.NewRouter()
 	r.Use(s.recoverer, securityHeaders)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -135,8 +153,9 @@ func New(d Deps, log *slog.Logger) http.Handler {
 }
 
 type server struct {
-	d   Deps
-	log *slog.Logger
+	d     Deps
+	log   *slog.Logger
+	tails *tailLimiter
 }
 
 func securityHeaders(next http.Handler) http.Handler {

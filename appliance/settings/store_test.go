@@ -157,8 +157,8 @@ func TestEmbeddedDataSurvivesRestart(t *testing.T) {
 	if _, err := NewStore(e.Client(), nil, log).Get(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	// The client listener serves other etcd clients over TCP too.
-	cli, err := Dial([]string{e.Endpoint()})
+	// The client listener serves other etcd clients over TCP too, with the credential.
+	cli, err := Dial([]string{e.Endpoint()}, e.CredentialsFile())
 	if err != nil {
 		t.Fatal(err)
 	}
