@@ -25,8 +25,16 @@ import (
 //	u32 body length | u32 CRC-32C of body | body
 //	body: uvarint seq | host | source | source name | file id (uvarint
 //	      length + bytes each) | uvarint n | varint first offset | varint
-//	      last offset | n × varint ts delta | n × level code | uvarint raw
-//	      payload length | S2-compressed payload
+//	      last offset | n × varint ts delta | n × level code | cover |
+//	      uvarint raw payload length | S2-compressed payload
+//	cover (files that start with blockMagic2 only): uvarint runs |
+//	      per run varint start - first offset, uvarint length
+//
+// The cover is the byte ranges of the file the block's lines account for
+// (pipeline.Record.End): maximal runs of lines each starting where the one
+// before ended. Lines of unknown end are in no run. Files written before
+// the cover existed start with blockMagic1 and keep that layout when
+// appended to; their blocks have no cover.
 //
 // The payload holds the length of its per-line section (u32), that section
 // (per line the read-time delta, the offset delta, flags, fields and
@@ -42,7 +50,10 @@ import (
 
 const blockFileName = "blocks.dat"
 
-var blockMagic = []byte("LOGBOXB1")
+var (
+	blockMagic1 = []byte("LOGBOXB1")
+	blockMagic2 = []byte("LOGBOXB2") // adds the cover
+)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -70,14 +81,38 @@ type block struct {
 	pos               int64 // of the payload in the shard's block file
 	clen              int32 // compressed payload length
 	rawLen            int32
+	// cover is the byte ranges of the file the lines account for (see
+	// the file layout above); nil when unknown.
+	cover []span
+}
+
+// span is a byte range [From, To) of a file.
+type span struct{ From, To int64 }
+
+// coverOf returns the runs of lines (sorted by offset) whose byte ranges
+// follow each other without a hole; lines of unknown end are left out.
+func coverOf(lines []storedLine) []span {
+	var out []span
+	for i := range lines {
+		l := &lines[i]
+		if l.End <= l.Offset {
+			continue
+		}
+		if n := len(out); n > 0 && l.Offset <= out[n-1].To {
+			out[n-1].To = max(out[n-1].To, l.End)
+			continue
+		}
+		out = append(out, span{l.Offset, l.End})
+	}
+	return out
 }
 
 func (b *block) n() int { return len(b.ts) }
 
 // encodeBlock lays out lines (sorted by offset, all of info's file) as a
-// record body and the block's in-memory part. pos is filled in by the
-// writer.
-func encodeBlock(seq uint64, info *blockInfo, lines []storedLine) ([]byte, *block) {
+// record body, in the layout of block file version (1 or 2), and the
+// block's in-memory part. pos is filled in by the writer.
+func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) ([]byte, *block) {
 	n := len(lines)
 	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n),
 		firstOff: lines[0].Offset, lastOff: lines[n-1].Offset, minTS: math.MaxInt64, maxTS: math.MinInt64}
@@ -132,6 +167,14 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine) ([]byte, *bloc
 		prev = t
 	}
 	body = append(body, b.levels...)
+	if version >= 2 {
+		b.cover = coverOf(lines)
+		body = binary.AppendUvarint(body, uint64(len(b.cover)))
+		for _, c := range b.cover {
+			body = binary.AppendVarint(body, c.From-b.firstOff)
+			body = binary.AppendUvarint(body, uint64(c.To-c.From))
+		}
+	}
 	body = binary.AppendUvarint(body, uint64(len(raw)))
 	head := len(body)
 	body = append(body, s2.EncodeBetter(nil, raw)...)
@@ -206,9 +249,10 @@ func (r *bodyReader) str(alias bool) string {
 	return string(s)
 }
 
-// decodeMeta reads the in-memory part of a block from its body; bodyPos is
-// where the body starts in the file.
-func decodeMeta(body []byte, bodyPos int64, intern func(blockInfo) *blockInfo) (*block, error) {
+// decodeMeta reads the in-memory part of a block from its body, in the
+// layout of block file version; bodyPos is where the body starts in the
+// file.
+func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) *blockInfo) (*block, error) {
 	r := &bodyReader{b: body}
 	b := &block{seq: r.uvarint()}
 	info := blockInfo{Host: r.str(false), Source: r.str(false), SourceName: r.str(false), FileID: r.str(false)}
@@ -228,6 +272,19 @@ func decodeMeta(body []byte, bodyPos int64, intern func(blockInfo) *blockInfo) (
 		b.maxTS = max(b.maxTS, prev)
 	}
 	b.levels = append([]uint8(nil), r.bytes(int(n))...)
+	if version >= 2 {
+		runs := r.uvarint()
+		if runs > n {
+			return nil, errCorrupt
+		}
+		if runs > 0 {
+			b.cover = make([]span, runs)
+			for i := range b.cover {
+				from := b.firstOff + r.varint()
+				b.cover[i] = span{from, from + int64(r.uvarint())}
+			}
+		}
+	}
 	b.rawLen = int32(r.uvarint())
 	if r.err != nil {
 		return nil, r.err
@@ -317,14 +374,16 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 
 // blockFile is a shard's blocks.dat.
 type blockFile struct {
-	mu   sync.Mutex // guards appends
-	f    *os.File
-	size int64
+	mu      sync.Mutex // guards appends
+	f       *os.File
+	size    int64
+	version int // layout of its records: 1 or 2 (see the top of this file)
 }
 
 // openBlockFile opens (creating) path and calls fn with every intact
-// record, in order; a torn or corrupt tail is cut off.
-func openBlockFile(path string, fn func(body []byte, bodyPos int64) error) (*blockFile, error) {
+// record, in order, and the file's layout version; a torn or corrupt tail
+// is cut off. A new file gets the newest layout.
+func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int) error) (*blockFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open block file: %w", err)
@@ -337,24 +396,33 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64) error) (*blo
 	if err != nil {
 		return fail(fmt.Errorf("stat block file: %w", err))
 	}
-	if st.Size() < int64(len(blockMagic)) {
+	if st.Size() < int64(len(blockMagic2)) {
 		if err := f.Truncate(0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		if _, err := f.WriteAt(blockMagic, 0); err != nil {
+		if _, err := f.WriteAt(blockMagic2, 0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
 		if err := f.Sync(); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		return &blockFile{f: f, size: int64(len(blockMagic))}, nil
+		return &blockFile{f: f, size: int64(len(blockMagic2)), version: 2}, nil
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
-	magic := make([]byte, len(blockMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != string(blockMagic) {
+	magic := make([]byte, len(blockMagic2))
+	version := 0
+	if _, err := io.ReadFull(br, magic); err == nil {
+		switch string(magic) {
+		case string(blockMagic1):
+			version = 1
+		case string(blockMagic2):
+			version = 2
+		}
+	}
+	if version == 0 {
 		return fail(fmt.Errorf("%s is not a logbox block file", path))
 	}
-	pos := int64(len(blockMagic))
+	pos := int64(len(blockMagic2))
 	var hdr [8]byte
 	var body []byte
 	for {
@@ -375,7 +443,7 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64) error) (*blo
 		if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
 			break
 		}
-		if err := fn(body, pos+8); err != nil {
+		if err := fn(body, pos+8, version); err != nil {
 			return fail(err)
 		}
 		pos += 8 + int64(n)
@@ -385,7 +453,7 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64) error) (*blo
 			return fail(fmt.Errorf("cut torn end of block file: %w", err))
 		}
 	}
-	return &blockFile{f: f, size: pos}, nil
+	return &blockFile{f: f, size: pos, version: version}, nil
 }
 
 // appendRecords writes bodies as records, fsyncs, and sets each block's

@@ -24,6 +24,39 @@ type fileState struct {
 	blocks   []*block // by firstOff
 	hw       int64    // highest line offset held
 	disjoint bool     // no two blocks' offset ranges overlap
+	// held is the union of the blocks' covers (merged, sorted); lines
+	// counts the lines held and unknown those of unknown byte range.
+	held           []span
+	lines, unknown int64
+	// droppedTo is the end of the byte ranges retention dropped.
+	droppedTo int64
+}
+
+// addCover merges c into the sorted, disjoint spans of *held.
+func addCover(held *[]span, c span) {
+	h := *held
+	// Almost always c extends the last span or follows it.
+	if n := len(h); n == 0 || c.From > h[n-1].To {
+		*held = append(h, c)
+		return
+	}
+	i := sort.Search(len(h), func(i int) bool { return h[i].To >= c.From })
+	j := i
+	for j < len(h) && h[j].From <= c.To {
+		c.From, c.To = min(c.From, h[j].From), max(c.To, h[j].To)
+		j++
+	}
+	*held = slices.Replace(h, i, j, c)
+}
+
+func (fs *fileState) addBlock(b *block) {
+	for _, c := range b.cover {
+		addCover(&fs.held, c)
+	}
+	fs.lines += int64(b.n())
+	if b.cover == nil {
+		fs.unknown += int64(b.n())
+	}
 }
 
 type fileRegistry struct {
@@ -50,6 +83,7 @@ func (fr *fileRegistry) add(blocks []*block) {
 		}
 		fs.blocks = slices.Insert(fs.blocks, i, b)
 		fs.hw = max(fs.hw, b.lastOff)
+		fs.addBlock(b)
 	}
 }
 
@@ -71,10 +105,20 @@ func (fr *fileRegistry) removeShard(sh *shard) {
 			continue
 		}
 		if len(kept) != len(fs.blocks) {
+			for _, b := range fs.blocks {
+				if b.sh == sh {
+					fs.droppedTo = max(fs.droppedTo, b.lastOff+1)
+					for _, c := range b.cover {
+						fs.droppedTo = max(fs.droppedTo, c.To)
+					}
+				}
+			}
 			fs.blocks = kept
 			fs.hw = -1
+			fs.held, fs.lines, fs.unknown = nil, 0, 0
 			for _, b := range kept {
 				fs.hw = max(fs.hw, b.lastOff)
+				fs.addBlock(b)
 			}
 		}
 	}
@@ -108,6 +152,47 @@ func (fs fileState) covering(off int64) []*block {
 		}
 	}
 	return out
+}
+
+// FileCoverage is what the index holds of one file: the index's side of
+// the completeness ledger.
+type FileCoverage struct {
+	// Lines held, and of them the lines whose byte range is unknown
+	// (events without an end offset: other shippers, older agents).
+	Lines        int64 `json:"lines"`
+	UnknownLines int64 `json:"unknown_lines,omitempty"`
+	// HighWater is the offset of the last line held.
+	HighWater int64 `json:"high_water"`
+	// Held are the byte ranges [from, to) of the file the index holds,
+	// merged and sorted.
+	Held []Span `json:"held"`
+	// RetentionDroppedTo is the end of the byte ranges that retention
+	// dropped (0: none).
+	RetentionDroppedTo int64 `json:"retention_dropped_to,omitempty"`
+}
+
+// Span is a byte range [From, To) of a file.
+type Span struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// FileCoverage returns what the index holds of the file fileID collected
+// on host; false when it holds none of it.
+func (ix *Index) FileCoverage(host, fileID string) (FileCoverage, bool) {
+	fr := ix.files
+	fr.mu.RLock()
+	defer fr.mu.RUnlock()
+	fs := fr.m[fileKey(host, fileID)]
+	if fs == nil {
+		return FileCoverage{HighWater: -1}, false
+	}
+	fc := FileCoverage{Lines: fs.lines, UnknownLines: fs.unknown, HighWater: fs.hw, RetentionDroppedTo: fs.droppedTo,
+		Held: make([]Span, len(fs.held))}
+	for i, h := range fs.held {
+		fc.Held[i] = Span(h)
+	}
+	return fc, true
 }
 
 func (fr *fileRegistry) count() int {

@@ -460,6 +460,7 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 		TS:       ex.ts.UnixNano(),
 		Ingested: readTime(r, now).UnixNano(),
 		Offset:   r.Offset,
+		End:      r.End,
 		Level:    ex.level,
 		Flags:    r.Flags,
 		Line:     r.Line,
@@ -510,7 +511,7 @@ func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo,
 	blocks := make([]*block, len(chunks))
 	parallel(len(chunks), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			bodies[i], blocks[i] = encodeBlock(seq+uint64(i), infos[i], chunks[i])
+			bodies[i], blocks[i] = encodeBlock(seq+uint64(i), infos[i], chunks[i], sh.bf.version)
 			blocks[i].sh = sh
 		}
 	})

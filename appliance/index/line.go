@@ -15,6 +15,7 @@ type storedLine struct {
 	TS       int64 // event time, Unix ns (from the line, else the read time)
 	Ingested int64 // read time, Unix ns
 	Offset   int64 // byte offset in its file
+	End      int64 // offset after the line (pipeline.Record.End); not stored per line, see block.cover
 	Level    string
 	Flags    []string
 	Fields   []kv // fields.<K> keyword values (a name may repeat: arrays)

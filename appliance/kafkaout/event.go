@@ -33,6 +33,10 @@ func appendEvent(dst []byte, r *pipeline.Record) ([]byte, error) {
 	dst = appendString(dst, r.FileID)
 	dst = append(dst, `,"offset":`...)
 	dst = strconv.AppendInt(dst, r.Offset, 10)
+	if r.End != 0 {
+		dst = append(dst, `,"end":`...)
+		dst = strconv.AppendInt(dst, r.End, 10)
+	}
 	dst = append(dst, `,"line":`...)
 	dst = appendString(dst, r.Line)
 	if len(r.Fields) > 0 {

@@ -31,6 +31,13 @@ type Record struct {
 	FileID string `json:"file_id"`
 	// Offset is the byte offset of the line's first byte in the file.
 	Offset int64 `json:"offset"`
+	// End is the byte offset just past the line and its newline: the
+	// next line starts there. Offset to End is the byte range the line
+	// accounts for, bytes dropped on purpose (a truncated line's rest)
+	// included, so the index can tell which ranges of a file it holds
+	// (the completeness ledger). 0 means unknown (events from other
+	// shippers, older logbox agents).
+	End int64 `json:"end,omitempty"`
 	// Line is the text of the line without its trailing newline.
 	Line string `json:"line"`
 	// Fields are the static fields the source adds.
