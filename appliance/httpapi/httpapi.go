@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -259,8 +260,8 @@ func (s *server) searchRequest(r *http.Request) (pipeline.SearchRequest, error) 
 	if req.To, err = ParseTime(q.Get("to"), now); err != nil {
 		return req, &pipeline.FieldError{Field: "to", Msg: err.Error()}
 	}
-	if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
-		return req, &pipeline.FieldError{Field: "to", Msg: "must not be before from"}
+	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+		return req, err
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -306,6 +307,9 @@ func ParseTime(v string, now time.Time) (time.Time, error) {
 			unit = 7 * 24 * time.Hour
 		default:
 			return time.Time{}, fmt.Errorf("%q: unit must be s, m, h, d or w", v)
+		}
+		if int64(n) > math.MaxInt64/int64(unit) {
+			return time.Time{}, fmt.Errorf("%q: more than %d years from now", v, math.MaxInt64/int64(365*24*time.Hour))
 		}
 		d := time.Duration(n) * unit
 		if sign == '-' {
