@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -373,19 +374,19 @@ func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()})
 		return
 	}
-	// The name in the URL wins; a body may leave it out.
+	// The name in the URL wins; a body may leave it out. The body is not
+	// re-encoded: Decode must see it as sent, with any duplicate key or
+	// trailing data, to refuse it.
 	var probe struct {
 		Name *string `json:"name"`
 	}
-	if json.Unmarshal(b, &probe) == nil && probe.Name != nil && *probe.Name != name {
-		s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)})
-		return
-	}
-	if probe.Name == nil {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(b, &m); err == nil {
-			m["name"], _ = json.Marshal(name)
-			b, _ = json.Marshal(m)
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) == nil {
+		switch {
+		case probe.Name != nil && *probe.Name != name:
+			s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)})
+			return
+		case probe.Name == nil:
+			b = withName(b, name)
 		}
 	}
 	src, err := s.d.Sources.Decode(b)
@@ -397,6 +398,21 @@ func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, src)
+}
+
+// withName inserts "name":name as the first key of the JSON object b,
+// leaving the rest of b as it is; b that is not an object is returned as is.
+func withName(b []byte, name string) []byte {
+	rest, ok := bytes.CutPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{"))
+	if !ok {
+		return b
+	}
+	q, _ := json.Marshal(name)
+	out := append([]byte(`{"name":`), q...)
+	if t := bytes.TrimLeft(rest, " \t\r\n"); !bytes.HasPrefix(t, []byte("}")) {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
 }
 
 func (s *server) deleteSource(w http.ResponseWriter, r *http.Request) {

@@ -39,8 +39,10 @@ func NewStore(cli *clientv3.Client, allowPath func(string) error, log *slog.Logg
 	return &Store{cli: cli, allowPath: allowPath, log: log.With("component", "settings")}
 }
 
-// Decode parses and validates a source as the API and etcd hold it:
-// unknown fields are refused, so a typo is an error and not silently ignored.
+// Decode parses and validates a source as the API and etcd hold it: one
+// JSON object of at most pipeline.MaxSourceBytes, each key once, no
+// unknown fields (a typo is an error, not silently ignored), nothing after
+// it.
 func (s *Store) Decode(b []byte) (pipeline.Source, error) {
 	return s.decode(b, true)
 }
@@ -49,15 +51,26 @@ func (s *Store) Decode(b []byte) (pipeline.Source, error) {
 // only the host that collects a source can judge.
 func (s *Store) decode(b []byte, checkPaths bool) (pipeline.Source, error) {
 	var src pipeline.Source
+	if err := checkJSON(b); err != nil {
+		return src, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&src); err != nil {
 		return src, &pipeline.FieldError{Field: "body", Msg: "invalid source JSON: " + err.Error()}
 	}
-	if !checkPaths {
-		return src, src.Validate(nil)
+	var err error
+	if checkPaths {
+		err = s.Validate(&src)
+	} else {
+		err = src.Validate(nil)
 	}
-	return src, s.Validate(&src)
+	// After Validate, which names the field that is too big; this catches
+	// the rest (whitespace, say).
+	if err == nil && len(b) > pipeline.MaxSourceBytes {
+		err = &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("the source is %d bytes; at most %d are allowed", len(b), pipeline.MaxSourceBytes)}
+	}
+	return src, err
 }
 
 // Validate checks src against its shape and the allowed roots.

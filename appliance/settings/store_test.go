@@ -167,3 +167,101 @@ func TestEmbeddedDataSurvivesRestart(t *testing.T) {
 		t.Fatalf("over TCP: %v", err)
 	}
 }
+
+// TestDecodeStrict: a source entry is one JSON object with each key once;
+// encoding/json alone accepts trailing data and keeps the last of two
+// equal keys.
+func TestDecodeStrict(t *testing.T) {
+	s := NewStore(nil, onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const ok = `"name":"a","paths":["/var/log/a"]`
+	cases := []struct {
+		body   string
+		field  string // "" = accepted
+		errHas string
+	}{
+		{`{` + ok + `}`, "", ""},
+		{" \n{" + ok + "}\n\t ", "", ""},
+		{`{` + ok + `,"fields":{"t":"1","T":"2"}}`, "", ""}, // map keys: exact
+		{`{` + ok + `}xyz`, "body", "data after the source object, which ends at byte 35"},
+		{`{` + ok + `}{` + ok + `}`, "body", "data after the source object"},
+		{`{` + ok + `} 1`, "body", "data after the source object"},
+		{`{` + ok + `,"name":"b"}`, "name", "given twice"},
+		{`{` + ok + `,"NAME":"a"}`, "NAME", "given twice"}, // encoding/json matches fields in any case
+		{`{` + ok + `,"paths":["/var/log/b"]}`, "paths", "given twice"},
+		{`{` + ok + `,"fields":{"t":"1","t":"2"}}`, "fields.t", "given twice"},
+		{`{` + ok + `,"multiline":{"pattern":"x","PATTERN":"y"}}`, "multiline.PATTERN", "given twice"},
+		{`{` + ok + `,"hosts":["a","a"]}`, "", ""}, // arrays may repeat values
+		{`[]`, "body", "one JSON object"},
+		{`"x"`, "body", "one JSON object"},
+		{``, "body", "invalid source JSON"},
+		{`{` + ok, "body", "invalid source JSON"},
+		{`{"name":"a","paths":[` + strings.Repeat("[", 5000) + `]}`, "body", "invalid source JSON"},
+	}
+	for _, c := range cases {
+		_, err := s.Decode([]byte(c.body))
+		var fe *pipeline.FieldError
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%.60q: refused: %v", c.body, err)
+		case c.field != "" && (!errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(fe.Msg, c.errHas)):
+			t.Errorf("%.60q: %v; want a FieldError on %s mentioning %q", c.body, err, c.field, c.errHas)
+		}
+	}
+}
+
+// TestWatchRefusesMalformedEntries: entries written to etcd directly are
+// held to what the API is: trailing data, a duplicate key and oversized
+// sources are reported and change nothing.
+func TestWatchRefusesMalformedEntries(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	states := make(chan State, 64)
+	go s.Watch(ctx, "box1", func(st State) { states <- st })
+	var last State
+	waitFor := func(what string, cond func(State) bool) {
+		t.Helper()
+		for {
+			select {
+			case last = <-states:
+				if cond(last) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s: last state %+v", what, last)
+			}
+		}
+	}
+	put := func(key, v string) {
+		t.Helper()
+		if _, err := e.Client().Put(ctx, SourcesPrefix+key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const good = `{"name":"app","paths":["/var/log/app.log"]}`
+	put("app", good)
+	waitFor("valid entry", func(st State) bool { return len(st.Sources) == 1 })
+	many := func(n int, f func(i int) string) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = f(i)
+		}
+		return strings.Join(parts, ",")
+	}
+	for _, c := range []struct{ value, errHas string }{
+		{`{"name":"app","paths":["/var/log/other.log"]}xyz`, "body: data after the source object"},
+		{`{"name":"app","paths":["/var/log/other.log"]}{"name":"app","paths":["/var/log/x"]}`, "body: data after the source object"},
+		{`{"name":"app","paths":["/var/log/app.log"],"paths":["/var/log/other.log"]}`, "paths: given twice"},
+		{`{"name":"app","paths":[` + many(20000, func(i int) string { return fmt.Sprintf(`"/var/log/%d"`, i) }) + `]}`, "paths: 20000 globs"},
+		{`{"name":"app","paths":["/var/log/a"],"fields":{` + many(5000, func(i int) string { return fmt.Sprintf(`"f%d":"v"`, i) }) + `}}`, "fields: 5000 fields"},
+	} {
+		put("app", c.value)
+		waitFor(c.errHas, func(st State) bool { return strings.Contains(st.Invalid["app"], c.errHas) })
+		if len(last.Sources) != 1 || last.Sources[0].Paths[0] != "/var/log/app.log" || len(last.Sources[0].Paths) != 1 {
+			t.Errorf("%s: the refused entry changed the source: %+v", c.errHas, last.Sources)
+		}
+	}
+	put("app", good)
+	waitFor("fixed entry", func(st State) bool { return len(st.Invalid) == 0 && len(st.Sources) == 1 })
+}
