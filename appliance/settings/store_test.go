@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,4 +269,136 @@ func TestWatchRefusesMalformedEntries(t *testing.T) {
 	}
 	put("app", good)
 	waitFor("fixed entry", func(st State) bool { return len(st.Invalid) == 0 && len(st.Sources) == 1 })
+}
+
+// TestWatchChangeCostsWhatChanged: a change to one of N sources validates
+// that one source, not all N. Validations are counted through the path
+// policy, which sees every path of every source a watch validates.
+func TestWatchChangeCostsWhatChanged(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var checked atomic.Int64
+	under := onlyUnder("/var/log")
+	s := NewStore(e.Client(), func(p string) error { checked.Add(1); return under(p) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const n = 300
+	put := func(i int, path string) {
+		t.Helper()
+		name := fmt.Sprintf("s%04d", i)
+		if _, err := e.Client().Put(ctx, SourcesPrefix+name, fmt.Sprintf(`{"name":%q,"paths":[%q]}`, name, path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		put(i, fmt.Sprintf("/var/log/s%d.log", i))
+	}
+	states := make(chan State, 64)
+	go s.Watch(ctx, "box1", func(st State) { states <- st })
+	next := func() State {
+		t.Helper()
+		select {
+		case st := <-states:
+			return st
+		case <-ctx.Done():
+			t.Fatal("no state from watch")
+		}
+		return State{}
+	}
+	if st := next(); len(st.Sources) != n || checked.Load() != n {
+		t.Fatalf("initial state: %d sources, %d validations; want %d of each", len(st.Sources), checked.Load(), n)
+	}
+	step := func(what string, change func(), wantSources int) {
+		t.Helper()
+		checked.Store(0)
+		change()
+		st := next()
+		if len(st.Sources) != wantSources {
+			t.Fatalf("%s: %d sources, want %d", what, len(st.Sources), wantSources)
+		}
+		if !slices.IsSortedFunc(st.Sources, func(a, b pipeline.Source) int { return strings.Compare(a.Name, b.Name) }) {
+			t.Fatalf("%s: sources not sorted by name", what)
+		}
+		if got := checked.Load(); got > 1 {
+			t.Errorf("%s: %d sources validated for a change to one", what, got)
+		}
+	}
+	step("add", func() { put(n, "/var/log/new.log") }, n+1)
+	step("update", func() { put(7, "/var/log/seven.log") }, n+1)
+	step("invalid update", func() { put(8, "/etc/passwd") }, n+1)
+	step("delete", func() {
+		if _, err := e.Client().Delete(ctx, SourcesPrefix+"s0009"); err != nil {
+			t.Fatal(err)
+		}
+	}, n)
+}
+
+// TestSourceSetMatchesFullRecompute: the incremental set gives, after
+// every change, exactly what recomputing every entry gives (the way Watch
+// worked before: decode all, keep the last valid version of refused ones,
+// sort by name).
+func TestSourceSetMatchesFullRecompute(t *testing.T) {
+	s := NewStore(nil, onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const host = "box1"
+	full := func(raw map[string][]byte, prev map[string]pipeline.Source) State {
+		st := State{Invalid: map[string]string{}}
+		for name, b := range raw {
+			src, err := s.decode(b, false)
+			if err == nil && src.RunsOn(host) {
+				err = s.Validate(&src)
+			}
+			if err == nil && src.Name != name {
+				err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", src.Name, SourcesPrefix+name)}
+			}
+			if err != nil {
+				st.Invalid[name] = err.Error()
+				if old, ok := prev[name]; ok {
+					st.Sources = append(st.Sources, old)
+				}
+				continue
+			}
+			st.Sources = append(st.Sources, src)
+		}
+		slices.SortFunc(st.Sources, func(a, b pipeline.Source) int { return strings.Compare(a.Name, b.Name) })
+		return st
+	}
+	values := func(name string) []string {
+		return []string{
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/%s.log"]}`, name, name),
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/%s/*.log"],"fields":{"v":"2"}}`, name, name),
+			fmt.Sprintf(`{"name":%q,"paths":["/etc/%s"]}`, name, name),                     // outside the roots
+			fmt.Sprintf(`{"name":%q,"paths":["/etc/%s"],"hosts":["box2"]}`, name, name),    // not this box's to judge
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/a"],"paths":["/var/log/b"]}`, name), // duplicate key
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/a"]}x`, name),                       // trailing data
+			`{"name":"other","paths":["/var/log/a"]}`,                                      // name mismatch
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	set := newSourceSet(s, host)
+	raw := map[string][]byte{}
+	prev := map[string]pipeline.Source{}
+	for step := range 3000 {
+		name := fmt.Sprintf("k%d", rng.IntN(12))
+		if rng.IntN(5) == 0 {
+			delete(raw, name)
+			delete(prev, name)
+			set.remove(name)
+		} else {
+			vs := values(name)
+			b := []byte(vs[rng.IntN(len(vs))])
+			raw[name] = b
+			set.put(name, b)
+		}
+		want := full(raw, prev)
+		clear(prev)
+		for _, src := range want.Sources {
+			prev[src.Name] = src
+		}
+		got := set.state()
+		if !reflect.DeepEqual(got.Sources, want.Sources) && (len(got.Sources) > 0 || len(want.Sources) > 0) {
+			t.Fatalf("step %d: sources\n got %+v\nwant %+v", step, got.Sources, want.Sources)
+		}
+		if !maps.Equal(got.Invalid, want.Invalid) {
+			t.Fatalf("step %d: invalid\n got %v\nwant %v", step, got.Invalid, want.Invalid)
+		}
+	}
 }
