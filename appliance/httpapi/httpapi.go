@@ -4,12 +4,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -278,8 +280,8 @@ func (s *server) searchRequest(r *http.Request) (pipeline.SearchRequest, error) 
 	if req.To, err = ParseTime(q.Get("to"), now); err != nil {
 		return req, &pipeline.FieldError{Field: "to", Msg: err.Error()}
 	}
-	if !req.From.IsZero() && !req.To.IsZero() && req.To.Before(req.From) {
-		return req, &pipeline.FieldError{Field: "to", Msg: "must not be before from"}
+	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+		return req, err
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -325,6 +327,9 @@ func ParseTime(v string, now time.Time) (time.Time, error) {
 			unit = 7 * 24 * time.Hour
 		default:
 			return time.Time{}, fmt.Errorf("%q: unit must be s, m, h, d or w", v)
+		}
+		if int64(n) > math.MaxInt64/int64(unit) {
+			return time.Time{}, fmt.Errorf("%q: more than %d years from now", v, math.MaxInt64/int64(365*24*time.Hour))
 		}
 		d := time.Duration(n) * unit
 		if sign == '-' {
@@ -388,19 +393,19 @@ func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()})
 		return
 	}
-	// The name in the URL wins; a body may leave it out.
+	// The name in the URL wins; a body may leave it out. The body is not
+	// re-encoded: Decode must see it as sent, with any duplicate key or
+	// trailing data, to refuse it.
 	var probe struct {
 		Name *string `json:"name"`
 	}
-	if json.Unmarshal(b, &probe) == nil && probe.Name != nil && *probe.Name != name {
-		s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)})
-		return
-	}
-	if probe.Name == nil {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(b, &m); err == nil {
-			m["name"], _ = json.Marshal(name)
-			b, _ = json.Marshal(m)
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) == nil {
+		switch {
+		case probe.Name != nil && *probe.Name != name:
+			s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)})
+			return
+		case probe.Name == nil:
+			b = withName(b, name)
 		}
 	}
 	src, err := s.d.Sources.Decode(b)
@@ -412,6 +417,21 @@ func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, src)
+}
+
+// withName inserts "name":name as the first key of the JSON object b,
+// leaving the rest of b as it is; b that is not an object is returned as is.
+func withName(b []byte, name string) []byte {
+	rest, ok := bytes.CutPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{"))
+	if !ok {
+		return b
+	}
+	q, _ := json.Marshal(name)
+	out := append([]byte(`{"name":`), q...)
+	if t := bytes.TrimLeft(rest, " \t\r\n"); !bytes.HasPrefix(t, []byte("}")) {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
 }
 
 func (s *server) deleteSource(w http.ResponseWriter, r *http.Request) {

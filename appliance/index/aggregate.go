@@ -103,6 +103,9 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	if err != nil {
 		return res, err
 	}
+	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+		return res, err
+	}
 	from, to := req.From, req.To
 	lo, hi := timeRange(from, to)
 	// One pass collects the ts of every matching line; the bucket size
@@ -196,6 +199,9 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	m, err := compile(req.Query)
 	if err != nil {
+		return res, err
+	}
+	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
 		return res, err
 	}
 	lo, hi := timeRange(req.From, req.To)

@@ -16,8 +16,19 @@ import (
 const (
 	MaxQueryBytes  = 4 << 10
 	MaxRegexpBytes = 200
-	MaxQueryDepth  = 20
-	MaxFuzziness   = 2
+	// MaxQueryDepth bounds nesting: of parentheses in a query string
+	// (checked on the raw string, before it is parsed) and of clauses in a
+	// query tree.
+	MaxQueryDepth = 20
+	MaxFuzziness  = 2
+	// MaxPatternLeads is the rule for wildcards and regular expressions
+	// alike: the terms a pattern matches may begin with at most this many
+	// different bytes (a letter's two cases count once). Bleve walks the
+	// term dictionary below each byte a pattern can begin with, so a
+	// pattern that can begin with anything (*x, ?x, /.*/, /.+x/, /[a-z]*/)
+	// walks all of it, while api*, /err(or)?/, /[Ee]rror/ and
+	// /(error|warn)/ walk a few branches.
+	MaxPatternLeads = 4
 )
 
 // parseUserQuery parses a query string, rejects what is too expensive to
@@ -30,6 +41,9 @@ func parseUserQuery(s string) (query.Query, error) {
 	if t := strings.TrimSpace(s); t == "" || t == "*" {
 		return bleve.NewMatchAllQuery(), nil
 	}
+	if err := checkParens(s); err != nil {
+		return nil, err
+	}
 	q, err := bleve.NewQueryStringQuery(s).Parse()
 	if err != nil {
 		return nil, &pipeline.QueryError{Msg: err.Error()}
@@ -40,6 +54,34 @@ func parseUserQuery(s string) (query.Query, error) {
 	mapFieldNames(q)
 	lowerLevelTerms(q)
 	return q, nil
+}
+
+// checkParens refuses parentheses nested deeper than MaxQueryDepth. It
+// reads the raw string once, before any parsing: Bleve's query-string
+// syntax has no grouping, so "((a))" parses into one flat match query and
+// a check on the parsed tree never sees the nesting. Parentheses inside a
+// phrase or after a backslash are text and are not counted; inside a
+// regular expression they are its groups and are.
+func checkParens(s string) error {
+	depth, deepest, phrase := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			i++
+		case c == '"':
+			phrase = !phrase
+		case phrase:
+		case c == '(':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ')' && depth > 0:
+			depth--
+		}
+	}
+	if deepest > MaxQueryDepth {
+		return &pipeline.QueryError{Msg: fmt.Sprintf("parentheses nested %d deep; at most %d levels are allowed (parentheses do not group in this syntax: write +a +b for both, a b for either, -a for not)", deepest, MaxQueryDepth)}
+	}
+	return nil
 }
 
 // topFields are the fields every line has; any other field name in a
@@ -79,9 +121,10 @@ func mapFieldNames(q query.Query) {
 	}
 }
 
-// checkQuery walks a parsed query and rejects leading wildcards, long
-// regexps, deep nesting and fuzziness above MaxFuzziness. It is pure: the
-// same query gives the same answer.
+// checkQuery walks a parsed query and rejects wildcards and regexps that
+// can begin with too many bytes (see MaxPatternLeads), long regexps, deep
+// nesting and fuzziness above MaxFuzziness. It is pure: the same query
+// gives the same answer.
 func checkQuery(q query.Query, depth int) error {
 	if depth > MaxQueryDepth {
 		return &pipeline.QueryError{Msg: fmt.Sprintf("boolean nesting deeper than %d levels", MaxQueryDepth)}
@@ -105,19 +148,29 @@ func checkQuery(q query.Query, depth int) error {
 		if len(q.Query) > MaxQueryBytes {
 			return &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(q.Query), MaxQueryBytes)}
 		}
+		if err := checkParens(q.Query); err != nil {
+			return err
+		}
 		sub, err := q.Parse()
 		if err != nil {
 			return &pipeline.QueryError{Msg: err.Error()}
 		}
 		return checkQuery(sub, depth+1)
 	case *query.WildcardQuery:
-		if strings.HasPrefix(q.Wildcard, "*") || strings.HasPrefix(q.Wildcard, "?") {
-			return &pipeline.QueryError{Msg: fmt.Sprintf("%q starts with a wildcard: that scans every term of the index; put at least one character before * or ? (to match everything leave q empty)", q.Wildcard)}
+		t, err := wildcardTest(q.Wildcard)
+		if err != nil {
+			return err
 		}
+		return checkLeads(q.Wildcard, t.a)
 	case *query.RegexpQuery:
 		if len(q.Regexp) > MaxRegexpBytes {
 			return &pipeline.QueryError{Msg: fmt.Sprintf("regular expression is %d bytes; at most %d are allowed", len(q.Regexp), MaxRegexpBytes)}
 		}
+		t, err := regexpTest(q.Regexp, false)
+		if err != nil {
+			return err
+		}
+		return checkLeads("/"+q.Regexp+"/", t.a)
 	case *query.FuzzyQuery:
 		return fuzzy(q.Fuzziness)
 	case *query.MatchQuery:
@@ -126,6 +179,40 @@ func checkQuery(q query.Query, depth int) error {
 		return fuzzy(q.Fuzziness)
 	}
 	return nil
+}
+
+// checkLeads applies the one rule for patterns (MaxPatternLeads) to the
+// automaton a of pattern p, the same automaton Bleve and the matcher run.
+func checkLeads(p string, a automaton) error {
+	n := patternLeads(a)
+	if n <= MaxPatternLeads {
+		return nil
+	}
+	what := fmt.Sprintf("%d different characters", n)
+	if n >= 128 {
+		what = "any character"
+	}
+	return &pipeline.QueryError{Msg: fmt.Sprintf("%s can begin with %s: that walks nearly every term of the index; begin it with a fixed character, or at most %d alternatives (api*, /err(or)?/, /(error|warn)/); to match everything leave q empty", p, what, MaxPatternLeads)}
+}
+
+// patternLeads counts the bytes a term accepted by a can begin with, an
+// ASCII letter's two cases once.
+func patternLeads(a automaton) int {
+	var seen [256]bool
+	n, st := 0, a.Start()
+	for c := range 256 {
+		if !a.CanMatch(a.Accept(st, byte(c))) {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if !seen[c] {
+			seen[c] = true
+			n++
+		}
+	}
+	return n
 }
 
 // lowerLevelTerms lowercases the terms of unanalyzed queries on level: the

@@ -418,6 +418,9 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 		// the page alone needs only the newest blocks.
 		o.countMax = pipeline.TotalBound
 	}
+	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+		return res, err
+	}
 	o.from, o.to = timeRange(req.From, req.To)
 	if req.Cursor != "" {
 		after, err := decodeCursor(req.Cursor)

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -187,3 +189,30 @@ var ErrTailOverflow = errors.New("tail fell too far behind the indexer and was d
 
 // ErrTailClosed ends a tail because the index is closing.
 var ErrTailClosed = errors.New("index closed")
+
+// The times a search may name: the index keeps a line's time as int64
+// nanoseconds since 1970 (UTC), and a range within these bounds also fits a
+// time.Duration, which histogram buckets are computed in. Lines are never
+// stamped earlier than 1970 (see the index's event time parsing).
+var (
+	MinTime = time.Unix(0, 0).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// CheckTimeRange refuses a from or to (zero = open) outside [MinTime,
+// MaxTime], and a to before from, with a FieldError naming the parameter.
+func CheckTimeRange(from, to time.Time) error {
+	for _, b := range []struct {
+		name string
+		t    time.Time
+	}{{"from", from}, {"to", to}} {
+		if !b.t.IsZero() && (b.t.Before(MinTime) || b.t.After(MaxTime)) {
+			return &FieldError{Field: b.name, Msg: fmt.Sprintf("%s is outside the times the index can hold (%s to %s)",
+				b.t.UTC().Format(time.RFC3339Nano), MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339Nano))}
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && to.Before(from) {
+		return &FieldError{Field: "to", Msg: fmt.Sprintf("%s is before from (%s)", to.UTC().Format(time.RFC3339Nano), from.UTC().Format(time.RFC3339Nano))}
+	}
+	return nil
+}

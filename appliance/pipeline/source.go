@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -117,6 +120,18 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
+// Caps on one source: settings are read by every box on every change, so
+// one entry may not be made arbitrarily large.
+const (
+	MaxSourceBytes     = 64 << 10 // the source as JSON, in etcd or a request body
+	MaxSourcePaths     = 256
+	MaxPathBytes       = 4096 // PATH_MAX
+	MaxSourceFields    = 64
+	MaxFieldValueBytes = 1 << 10
+	MaxSourceHosts     = 256
+	MaxHostBytes       = 253 // the longest DNS name
+)
+
 var (
 	nameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	topicRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
@@ -133,8 +148,21 @@ func (s *Source) Validate(allowPath func(glob string) error) error {
 	if len(s.Paths) == 0 {
 		return &FieldError{"paths", "must not be empty"}
 	}
+	// Counts first, so an oversized source costs nothing more to refuse.
+	if len(s.Paths) > MaxSourcePaths {
+		return &FieldError{"paths", fmt.Sprintf("%d globs; at most %d are allowed", len(s.Paths), MaxSourcePaths)}
+	}
+	if len(s.Fields) > MaxSourceFields {
+		return &FieldError{"fields", fmt.Sprintf("%d fields; at most %d are allowed", len(s.Fields), MaxSourceFields)}
+	}
+	if len(s.Hosts) > MaxSourceHosts {
+		return &FieldError{"hosts", fmt.Sprintf("%d hosts; at most %d are allowed", len(s.Hosts), MaxSourceHosts)}
+	}
 	for i, p := range s.Paths {
 		f := fmt.Sprintf("paths[%d]", i)
+		if len(p) > MaxPathBytes {
+			return &FieldError{f, fmt.Sprintf("%d bytes; at most %d are allowed", len(p), MaxPathBytes)}
+		}
 		if !filepath.IsAbs(p) {
 			return &FieldError{f, fmt.Sprintf("%q must be an absolute path", p)}
 		}
@@ -155,9 +183,12 @@ func (s *Source) Validate(allowPath func(glob string) error) error {
 	if s.Topic != "" && !topicRE.MatchString(s.Topic) {
 		return &FieldError{"topic", "must be 1-249 characters of a-z, A-Z, 0-9, '.', '_' or '-'"}
 	}
-	for k := range s.Fields {
+	for _, k := range slices.Sorted(maps.Keys(s.Fields)) {
 		if !fieldRE.MatchString(k) {
 			return &FieldError{"fields." + k, "field names must be 1-64 characters of letters, digits and '_', not starting with a digit"}
+		}
+		if v := s.Fields[k]; len(v) > MaxFieldValueBytes {
+			return &FieldError{"fields." + k, fmt.Sprintf("value is %d bytes; at most %d are allowed", len(v), MaxFieldValueBytes)}
 		}
 	}
 	if s.MaxLineBytes < 0 || s.MaxLineBytes > 64<<20 {
@@ -172,6 +203,14 @@ func (s *Source) Validate(allowPath func(glob string) error) error {
 		if strings.TrimSpace(h) == "" {
 			return &FieldError{fmt.Sprintf("hosts[%d]", i), "must not be empty"}
 		}
+		if len(h) > MaxHostBytes {
+			return &FieldError{fmt.Sprintf("hosts[%d]", i), fmt.Sprintf("%d bytes; at most %d are allowed", len(h), MaxHostBytes)}
+		}
+	}
+	// The parts are capped; the whole is too (256 paths of 4 KiB fit the
+	// counts but not one entry).
+	if b, err := json.Marshal(s); err == nil && len(b) > MaxSourceBytes {
+		return &FieldError{"body", fmt.Sprintf("the source is %d bytes as JSON; at most %d are allowed", len(b), MaxSourceBytes)}
 	}
 	return nil
 }

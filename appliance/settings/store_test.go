@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,5 +170,235 @@ func TestEmbeddedDataSurvivesRestart(t *testing.T) {
 	defer cli.Close()
 	if _, err := NewStore(cli, nil, log).Get(ctx, "a"); err != nil {
 		t.Fatalf("over TCP: %v", err)
+	}
+}
+
+// TestDecodeStrict: a source entry is one JSON object with each key once;
+// encoding/json alone accepts trailing data and keeps the last of two
+// equal keys.
+func TestDecodeStrict(t *testing.T) {
+	s := NewStore(nil, onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const ok = `"name":"a","paths":["/var/log/a"]`
+	cases := []struct {
+		body   string
+		field  string // "" = accepted
+		errHas string
+	}{
+		{`{` + ok + `}`, "", ""},
+		{" \n{" + ok + "}\n\t ", "", ""},
+		{`{` + ok + `,"fields":{"t":"1","T":"2"}}`, "", ""}, // map keys: exact
+		{`{` + ok + `}xyz`, "body", "data after the source object, which ends at byte 35"},
+		{`{` + ok + `}{` + ok + `}`, "body", "data after the source object"},
+		{`{` + ok + `} 1`, "body", "data after the source object"},
+		{`{` + ok + `,"name":"b"}`, "name", "given twice"},
+		{`{` + ok + `,"NAME":"a"}`, "NAME", "given twice"}, // encoding/json matches fields in any case
+		{`{` + ok + `,"paths":["/var/log/b"]}`, "paths", "given twice"},
+		{`{` + ok + `,"fields":{"t":"1","t":"2"}}`, "fields.t", "given twice"},
+		{`{` + ok + `,"multiline":{"pattern":"x","PATTERN":"y"}}`, "multiline.PATTERN", "given twice"},
+		{`{` + ok + `,"hosts":["a","a"]}`, "", ""}, // arrays may repeat values
+		{`[]`, "body", "one JSON object"},
+		{`"x"`, "body", "one JSON object"},
+		{``, "body", "invalid source JSON"},
+		{`{` + ok, "body", "invalid source JSON"},
+		{`{"name":"a","paths":[` + strings.Repeat("[", 5000) + `]}`, "body", "invalid source JSON"},
+	}
+	for _, c := range cases {
+		_, err := s.Decode([]byte(c.body))
+		var fe *pipeline.FieldError
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%.60q: refused: %v", c.body, err)
+		case c.field != "" && (!errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(fe.Msg, c.errHas)):
+			t.Errorf("%.60q: %v; want a FieldError on %s mentioning %q", c.body, err, c.field, c.errHas)
+		}
+	}
+}
+
+// TestWatchRefusesMalformedEntries: entries written to etcd directly are
+// held to what the API is: trailing data, a duplicate key and oversized
+// sources are reported and change nothing.
+func TestWatchRefusesMalformedEntries(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	states := make(chan State, 64)
+	go s.Watch(ctx, "box1", func(st State) { states <- st })
+	var last State
+	waitFor := func(what string, cond func(State) bool) {
+		t.Helper()
+		for {
+			select {
+			case last = <-states:
+				if cond(last) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s: last state %+v", what, last)
+			}
+		}
+	}
+	put := func(key, v string) {
+		t.Helper()
+		if _, err := e.Client().Put(ctx, SourcesPrefix+key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const good = `{"name":"app","paths":["/var/log/app.log"]}`
+	put("app", good)
+	waitFor("valid entry", func(st State) bool { return len(st.Sources) == 1 })
+	many := func(n int, f func(i int) string) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = f(i)
+		}
+		return strings.Join(parts, ",")
+	}
+	for _, c := range []struct{ value, errHas string }{
+		{`{"name":"app","paths":["/var/log/other.log"]}xyz`, "body: data after the source object"},
+		{`{"name":"app","paths":["/var/log/other.log"]}{"name":"app","paths":["/var/log/x"]}`, "body: data after the source object"},
+		{`{"name":"app","paths":["/var/log/app.log"],"paths":["/var/log/other.log"]}`, "paths: given twice"},
+		{`{"name":"app","paths":[` + many(20000, func(i int) string { return fmt.Sprintf(`"/var/log/%d"`, i) }) + `]}`, "paths: 20000 globs"},
+		{`{"name":"app","paths":["/var/log/a"],"fields":{` + many(5000, func(i int) string { return fmt.Sprintf(`"f%d":"v"`, i) }) + `}}`, "fields: 5000 fields"},
+	} {
+		put("app", c.value)
+		waitFor(c.errHas, func(st State) bool { return strings.Contains(st.Invalid["app"], c.errHas) })
+		if len(last.Sources) != 1 || last.Sources[0].Paths[0] != "/var/log/app.log" || len(last.Sources[0].Paths) != 1 {
+			t.Errorf("%s: the refused entry changed the source: %+v", c.errHas, last.Sources)
+		}
+	}
+	put("app", good)
+	waitFor("fixed entry", func(st State) bool { return len(st.Invalid) == 0 && len(st.Sources) == 1 })
+}
+
+// TestWatchChangeCostsWhatChanged: a change to one of N sources validates
+// that one source, not all N. Validations are counted through the path
+// policy, which sees every path of every source a watch validates.
+func TestWatchChangeCostsWhatChanged(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var checked atomic.Int64
+	under := onlyUnder("/var/log")
+	s := NewStore(e.Client(), func(p string) error { checked.Add(1); return under(p) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const n = 300
+	put := func(i int, path string) {
+		t.Helper()
+		name := fmt.Sprintf("s%04d", i)
+		if _, err := e.Client().Put(ctx, SourcesPrefix+name, fmt.Sprintf(`{"name":%q,"paths":[%q]}`, name, path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		put(i, fmt.Sprintf("/var/log/s%d.log", i))
+	}
+	states := make(chan State, 64)
+	go s.Watch(ctx, "box1", func(st State) { states <- st })
+	next := func() State {
+		t.Helper()
+		select {
+		case st := <-states:
+			return st
+		case <-ctx.Done():
+			t.Fatal("no state from watch")
+		}
+		return State{}
+	}
+	if st := next(); len(st.Sources) != n || checked.Load() != n {
+		t.Fatalf("initial state: %d sources, %d validations; want %d of each", len(st.Sources), checked.Load(), n)
+	}
+	step := func(what string, change func(), wantSources int) {
+		t.Helper()
+		checked.Store(0)
+		change()
+		st := next()
+		if len(st.Sources) != wantSources {
+			t.Fatalf("%s: %d sources, want %d", what, len(st.Sources), wantSources)
+		}
+		if !slices.IsSortedFunc(st.Sources, func(a, b pipeline.Source) int { return strings.Compare(a.Name, b.Name) }) {
+			t.Fatalf("%s: sources not sorted by name", what)
+		}
+		if got := checked.Load(); got > 1 {
+			t.Errorf("%s: %d sources validated for a change to one", what, got)
+		}
+	}
+	step("add", func() { put(n, "/var/log/new.log") }, n+1)
+	step("update", func() { put(7, "/var/log/seven.log") }, n+1)
+	step("invalid update", func() { put(8, "/etc/passwd") }, n+1)
+	step("delete", func() {
+		if _, err := e.Client().Delete(ctx, SourcesPrefix+"s0009"); err != nil {
+			t.Fatal(err)
+		}
+	}, n)
+}
+
+// TestSourceSetMatchesFullRecompute: the incremental set gives, after
+// every change, exactly what recomputing every entry gives (the way Watch
+// worked before: decode all, keep the last valid version of refused ones,
+// sort by name).
+func TestSourceSetMatchesFullRecompute(t *testing.T) {
+	s := NewStore(nil, onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const host = "box1"
+	full := func(raw map[string][]byte, prev map[string]pipeline.Source) State {
+		st := State{Invalid: map[string]string{}}
+		for name, b := range raw {
+			src, err := s.decode(b, false)
+			if err == nil && src.RunsOn(host) {
+				err = s.Validate(&src)
+			}
+			if err == nil && src.Name != name {
+				err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", src.Name, SourcesPrefix+name)}
+			}
+			if err != nil {
+				st.Invalid[name] = err.Error()
+				if old, ok := prev[name]; ok {
+					st.Sources = append(st.Sources, old)
+				}
+				continue
+			}
+			st.Sources = append(st.Sources, src)
+		}
+		slices.SortFunc(st.Sources, func(a, b pipeline.Source) int { return strings.Compare(a.Name, b.Name) })
+		return st
+	}
+	values := func(name string) []string {
+		return []string{
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/%s.log"]}`, name, name),
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/%s/*.log"],"fields":{"v":"2"}}`, name, name),
+			fmt.Sprintf(`{"name":%q,"paths":["/etc/%s"]}`, name, name),                     // outside the roots
+			fmt.Sprintf(`{"name":%q,"paths":["/etc/%s"],"hosts":["box2"]}`, name, name),    // not this box's to judge
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/a"],"paths":["/var/log/b"]}`, name), // duplicate key
+			fmt.Sprintf(`{"name":%q,"paths":["/var/log/a"]}x`, name),                       // trailing data
+			`{"name":"other","paths":["/var/log/a"]}`,                                      // name mismatch
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	set := newSourceSet(s, host)
+	raw := map[string][]byte{}
+	prev := map[string]pipeline.Source{}
+	for step := range 3000 {
+		name := fmt.Sprintf("k%d", rng.IntN(12))
+		if rng.IntN(5) == 0 {
+			delete(raw, name)
+			delete(prev, name)
+			set.remove(name)
+		} else {
+			vs := values(name)
+			b := []byte(vs[rng.IntN(len(vs))])
+			raw[name] = b
+			set.put(name, b)
+		}
+		want := full(raw, prev)
+		clear(prev)
+		for _, src := range want.Sources {
+			prev[src.Name] = src
+		}
+		got := set.state()
+		if !reflect.DeepEqual(got.Sources, want.Sources) && (len(got.Sources) > 0 || len(want.Sources) > 0) {
+			t.Fatalf("step %d: sources\n got %+v\nwant %+v", step, got.Sources, want.Sources)
+		}
+		if !maps.Equal(got.Invalid, want.Invalid) {
+			t.Fatalf("step %d: invalid\n got %v\nwant %v", step, got.Invalid, want.Invalid)
+		}
 	}
 }
