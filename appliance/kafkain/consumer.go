@@ -365,10 +365,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer group.Close() // before wg.Wait: closing ends the Errors channel
 	wg.Go(func() {
 		// A JoinGroup or SyncGroup can wait at the coordinator for up to
-		// netReadTimeout, and Consume does not watch ctx meanwhile. If the
-		// group is not closed soon after ctx ends, closing the client ends
-		// the wait. (What was indexed but not committed then is consumed
-		// again after a restart; the index is idempotent.)
+		// netReadTimeout, and Consume does not watch ctx meanwhile (nor
+		// does closing the sarama client end it). If the group is not
+		// closed soon after ctx ends, cutting the connections ends the
+		// wait. (What was indexed but not committed then is consumed again
+		// after a restart; the index is idempotent.)
 		select {
 		case <-closed:
 			return
