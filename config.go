@@ -109,6 +109,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&c.KafkaCompression, "kafka-compression", c.KafkaCompression, "none | gzip | snappy | lz4 | zstd")
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of topics logbox creates")
 	fs.StringVar(&c.KafkaGroup, "kafka-group", c.KafkaGroup, "consumer group of the indexers")
+	fs.StringVar(&c.KafkaInstanceID, "kafka-instance-id", "", "static consumer group membership id of this indexer, unique in the group (default: logbox-<host>-<hash of the absolute --data dir>)")
 	fs.Var(listFlag{&c.KafkaIndexTopics}, "kafka-index-topics", "extra topics to consume and index")
 	fs.StringVar(&c.KafkaPartitioner, "kafka-partitioner", c.KafkaPartitioner, "hash (one file stays in order in one partition) | random | roundrobin")
 	fs.IntVar(&c.KafkaMaxMessageBytes, "kafka-max-message-bytes", c.KafkaMaxMessageBytes, "largest event sent; longer lines are cut and flagged (match the broker's message.max.bytes)")

@@ -13,8 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logbox/logbox/appliance/kafkatest"
 )
 
 // rotatingWriter appends uniquely numbered lines to dir/app.log at a steady
@@ -152,15 +155,41 @@ func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
 }
 
 // TestCrashKill9 runs the real binary under sustained writes with rotation
-// (rename and copytruncate),
-// kills it with SIGKILL at random moments (during start-up too) a dozen
-// times, restarts it each time, and then finds every written line in the
-// index exactly once.
+// (rename and copytruncate), kills it with SIGKILL at random moments
+// (during start-up too) a dozen times, restarts it each time, and then
+// finds every written line in the index exactly once. It does so in each
+// mode: direct; Kafka with one process of role all; and Kafka with an
+// agent (never killed) and an indexer (the one killed), two processes.
+// The Kafka broker is kfake, in this test process, and outlives the
+// kills. After the last kill a line appended at the restart is
+// searchable within 15 s: a restarted indexer takes its partitions back
+// at once (static group membership) instead of waiting for its dead self.
 func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the binary many times")
 	}
 	bin := buildBinary(t)
+	for _, mode := range []struct {
+		name  string
+		kafka bool
+		split bool // --role agent and --role indexer; the indexer is killed
+	}{
+		{name: "direct"},
+		{name: "kafka", kafka: true},
+		{name: "kafka-agent-indexer", kafka: true, split: true},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			var k *kafkatest.Cluster
+			if mode.kafka {
+				k = kafkatest.Start(t)
+			}
+			crashKill9(t, bin, k, mode.split)
+		})
+	}
+}
+
+// crashKill9 is one mode of TestCrashKill9: direct mode when k is nil.
+func crashKill9(t *testing.T, bin string, k *kafkatest.Cluster, split bool) {
 	work := t.TempDir()
 	logs := filepath.Join(work, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -171,26 +200,76 @@ func TestCrashKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := &rotatingWriter{dir: logs, rotateEvery: 1500, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run(t)
-	args := []string{"--collect", "logs/app.log*", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0",
-		"--host", "crashbox", "--rotate-wait", "300ms", "--scan-interval", "200ms"}
+	common := []string{"--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "crashbox"}
+	if k != nil {
+		// Named per test, so a real cluster (LOGBOX_TEST_KAFKA) works too.
+		common = append(common, "--kafka", strings.Join(k.Brokers, ","),
+			"--topic", kafkatest.UniqueName(t, "crash"), "--kafka-group", kafkatest.UniqueName(t, "crash"))
+	}
+	collect := []string{"--collect", "logs/app.log*", "--rotate-wait", "300ms", "--scan-interval", "200ms"}
+	// args are those of the process that is killed and restarted.
+	args := append(append([]string{"--data", "data"}, common...), collect...)
+	if split {
+		agent := startBinary(t, bin, work, append(append([]string{"--data", "agent", "--role", "agent"}, common...), collect...)...)
+		defer func() {
+			_ = agent.cmd.Process.Signal(syscall.SIGTERM)
+			<-agent.done
+		}()
+		args = append([]string{"--data", "indexer", "--role", "indexer"}, common...)
+	}
 
 	const kills = 12
+	beforeRunning := 0
 	for i := 0; i < kills; i++ {
 		p := launchBinary(t, bin, work, args...)
-		time.Sleep(time.Duration(100+rng.IntN(1900)) * time.Millisecond)
+		// Every third kill comes early, in the middle of start-up.
+		wait := 300 + rng.IntN(2200)
+		if i%3 == 0 {
+			wait = 50 + rng.IntN(450)
+		}
+		time.Sleep(time.Duration(wait) * time.Millisecond)
 		if err := p.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		<-p.done
+		select {
+		case <-p.running:
+		default:
+			beforeRunning++
+		}
 	}
 	close(w.stop)
 	<-w.done
 	w.mu.Lock()
 	written := w.written
 	w.mu.Unlock()
-	t.Logf("%d lines written across %d rotations, %d kills", written, written/w.rotateEvery, kills)
 
-	p := startBinary(t, bin, work, args...)
+	// The restart after the last kill, and a line appended right after it.
+	restart := time.Now()
+	p := launchBinary(t, bin, work, args...)
+	f, err := os.OpenFile(filepath.Join(logs, "app.log"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := written
+	written++
+	if _, err := fmt.Fprintf(f, "2026-11-25T10:00:00Z INFO crashline tok%07d appended at the restart\n", marker); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitRunning(t, p)
+	var resumed time.Duration
+	for {
+		if tokenHits(t, p.url, marker) > 0 {
+			resumed = time.Since(restart)
+			break
+		}
+		if time.Since(restart) > 90*time.Second {
+			t.Fatalf("the line appended at the restart is not searchable after 90s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	deadline := time.Now().Add(90 * time.Second)
 	var total uint64
 	for time.Now().Before(deadline) {
@@ -215,6 +294,8 @@ func TestCrashKill9(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d kills (%d during start-up), %d lines written across %d rotations: %d indexed, %d missing, %d doubled; the line appended at the restart searchable after %v",
+		kills, beforeRunning, written, written/w.rotateEvery, total, missing, doubled, resumed.Round(time.Millisecond))
 	if doubled > 0 {
 		for tok, n := range seen {
 			if n > 1 {
@@ -232,6 +313,26 @@ func TestCrashKill9(t *testing.T) {
 	if missing > 0 || doubled > 0 || total != uint64(written) {
 		t.Fatalf("%d written, %d indexed: %d missing, %d doubled", written, total, missing, doubled)
 	}
+	if resumed > 15*time.Second {
+		t.Errorf("indexing again %v after the restart, want within 15s", resumed)
+	}
+}
+
+// tokenHits is how many hits the search for token tok has.
+func tokenHits(t *testing.T, base string, tok int) uint64 {
+	t.Helper()
+	resp, err := http.Get(base + "/api/search?limit=1&q=" + url.QueryEscape(fmt.Sprintf("tok%07d", tok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Total uint64 `json:"total"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	return res.Total
 }
 
 func allTokensTotal(t *testing.T, base string) (struct{}, uint64) {

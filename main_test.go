@@ -82,6 +82,14 @@ var runningRE = regexp.MustCompile(`msg="logbox running".* http=(http://[0-9.:]+
 func startBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 	t.Helper()
 	p := launchBinary(t, bin, workdir, args...)
+	waitRunning(t, p)
+	return p
+}
+
+// waitRunning waits for the "running" log line of a launched binary and
+// sets p.url.
+func waitRunning(t *testing.T, p *proc) {
+	t.Helper()
 	select {
 	case p.url = <-p.running:
 	case err := <-p.done:
@@ -89,7 +97,6 @@ func startBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 	case <-time.After(60 * time.Second):
 		t.Fatal("logbox not running after 60s")
 	}
-	return p
 }
 
 // launchBinary starts the real binary without waiting for it.

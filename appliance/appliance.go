@@ -243,6 +243,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		a.consumer = kafkain.New(kafkain.Config{
 			Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup, TLS: kafkaTLS,
 			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
+			Partitions: int32(cfg.KafkaPartitions), InstanceID: cfg.kafkaInstanceID(),
 		}, a.idx, a.log)
 		consumerStage = a.start(g, "kafka consumer", watch("kafka consumer", a.consumer.Run))
 	}

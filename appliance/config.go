@@ -12,6 +12,7 @@ import (
 	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/kafkain"
 	"github.com/logbox/logbox/appliance/kafkaout"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	KafkaCompression string
 	KafkaPartitions  int
 	KafkaGroup       string
+	// KafkaInstanceID is the indexer's static group membership id; empty
+	// derives one from Host and the data directory (kafkain.InstanceID).
+	KafkaInstanceID string
 	// KafkaIndexTopics are consumed in addition to Topic.
 	KafkaIndexTopics []string
 	// KafkaPartitioner is hash (by host + path), random or roundrobin.
@@ -162,6 +166,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.KafkaInstanceID != "" {
+		if err := kafkain.ValidInstanceID(c.KafkaInstanceID); err != nil {
+			errs = append(errs, fmt.Errorf("--kafka-instance-id: %w", err))
+		}
+	}
 	if c.ScanInterval <= 0 {
 		errs = append(errs, errors.New("--scan-interval: must be positive"))
 	}
@@ -189,6 +198,23 @@ func (c *Config) producerConfig(tlsCfg *tls.Config) kafkaout.Config {
 		MaxMessageBytes: c.KafkaMaxMessageBytes, TLS: tlsCfg,
 		SASLMechanism: c.KafkaSASLMechanism, SASLUser: c.KafkaSASLUser, SASLPassword: c.KafkaSASLPassword,
 	}
+}
+
+// kafkaInstanceID is --kafka-instance-id, or else the one derived from
+// --host and the data directory: stable across restarts of this process,
+// so a restarted indexer takes its partitions back without a rebalance.
+func (c *Config) kafkaInstanceID() string {
+	if c.KafkaInstanceID != "" {
+		return c.KafkaInstanceID
+	}
+	dir, err := filepath.Abs(c.DataDir)
+	if err == nil {
+		// The same directory reached through a symlink is the same process.
+		if real, rerr := filepath.EvalSymlinks(dir); rerr == nil {
+			dir = real
+		}
+	}
+	return kafkain.InstanceID(c.Host, dir)
 }
 
 func (c *Config) authConfig() auth.Config {

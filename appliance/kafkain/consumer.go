@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +26,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/logbox/logbox/appliance/kafkaauth"
-
+	"github.com/logbox/logbox/appliance/kafkaconn"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -39,11 +41,23 @@ type Indexer interface {
 type Config struct {
 	// Brokers are the bootstrap brokers, host:port.
 	Brokers []string
-	// Topics are consumed; missing ones are created with the broker's
-	// default partition count.
+	// Topics are consumed; missing ones are created with Partitions
+	// partitions.
 	Topics []string
+	// Partitions is the partition count of topics the consumer creates
+	// (default 3, as the producer's).
+	Partitions int32
 	// Group is the consumer group (default "logbox-indexer").
 	Group string
+	// InstanceID, when set, makes the consumer a static member of the
+	// group (KIP-345, Kafka 2.3 and later): a consumer that restarts with
+	// the same InstanceID within the session timeout gets its partitions
+	// back without a rebalance and without waiting for its dead former
+	// self to expire. It must be unique in the group and stable across
+	// restarts (see InstanceID); a second consumer with the same one
+	// fences the first. Empty: a dynamic member, which leaves the group
+	// when Run returns.
+	InstanceID string
 	// BatchSize is the most records handed to Index at once (default 5000).
 	BatchSize int
 	// FlushInterval is the longest a consumed record waits for its batch
@@ -74,6 +88,9 @@ func (c Config) withDefaults() Config {
 	if c.ClientID == "" {
 		c.ClientID = "logbox"
 	}
+	if c.Partitions == 0 {
+		c.Partitions = kafkaconn.DefaultPartitions
+	}
 	return c
 }
 
@@ -97,8 +114,63 @@ func (c Config) Validate() error {
 	if c.FlushInterval < 0 {
 		errs = append(errs, fmt.Errorf("kafka flush interval: %v is negative", c.FlushInterval))
 	}
+	if c.Partitions < 0 {
+		errs = append(errs, fmt.Errorf("kafka partitions: %d is negative", c.Partitions))
+	}
+	if c.InstanceID != "" {
+		if err := ValidInstanceID(c.InstanceID); err != nil {
+			errs = append(errs, fmt.Errorf("kafka instance id: %w", err))
+		}
+	}
 	errs = append(errs, kafkaauth.Validate(c.SASLMechanism, c.SASLUser, c.SASLPassword)...)
 	return errors.Join(errs...)
+}
+
+// maxInstanceIDLen is Kafka's limit on a group.instance.id.
+const maxInstanceIDLen = 249
+
+// ValidInstanceID reports whether id is a group instance id Kafka
+// accepts: 1 to 249 of letters, digits, '.', '_' and '-', not "." or "..".
+func ValidInstanceID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty")
+	case id == "." || id == "..":
+		return fmt.Errorf("%q is not allowed", id)
+	case len(id) > maxInstanceIDLen:
+		return fmt.Errorf("%q is longer than %d characters", id, maxInstanceIDLen)
+	}
+	for _, r := range id {
+		if !instanceIDRune(r) {
+			return fmt.Errorf("%q has %q; use only letters, digits, '.', '_' and '-'", id, r)
+		}
+	}
+	return nil
+}
+
+func instanceIDRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+// InstanceID derives a static group instance id for the consumer of the
+// logbox process on host whose data directory is dataDir (pass it
+// absolute, symlinks resolved): "logbox-<host>-<8 hex digits of a hash of
+// dataDir>". It is the same each time that process starts, and differs
+// for two processes on one host (they cannot share a data directory) and
+// for two hosts, so long as host names differ. Characters Kafka does not
+// allow in the host become '-'.
+func InstanceID(host, dataDir string) string {
+	h := []rune(strings.Map(func(r rune) rune {
+		if instanceIDRune(r) {
+			return r
+		}
+		return '-'
+	}, host))
+	if len(h) > 200 {
+		h = h[:200]
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return "logbox-" + string(h) + "-" + hex.EncodeToString(sum[:4])
 }
 
 // PartitionLag is how far the consumer is behind one partition.
@@ -111,6 +183,12 @@ type PartitionLag struct {
 
 // ConsumerStats are counters for a status page.
 type ConsumerStats struct {
+	// InstanceID is the static group membership id ("" for a dynamic
+	// member).
+	InstanceID string
+	// Sessions counts group sessions begun: the first join, and one per
+	// rebalance after it.
+	Sessions uint64
 	// Consumed counts messages read from Kafka (replays included).
 	Consumed uint64
 	// Indexed counts records Index accepted.
@@ -136,10 +214,14 @@ type Consumer struct {
 	idx Indexer
 	log *slog.Logger
 
-	consumed, indexed, commits, fallbacks, ecs, indexErrs atomic.Uint64
+	consumed, indexed, commits, fallbacks, ecs, indexErrs, sessions atomic.Uint64
 
 	lagMu sync.Mutex
 	lag   map[topicPartition]int64
+
+	// conns opens every broker connection, so Run can cut a request that
+	// waits at the coordinator when it must stop.
+	conns *conns
 }
 
 type topicPartition struct {
@@ -158,12 +240,16 @@ func New(cfg Config, idx Indexer, log *slog.Logger) *Consumer {
 		idx: idx,
 		log: log.With("component", "kafkain"),
 		lag: map[topicPartition]int64{},
+		// Dials as sarama would with Net.DialTimeout 10s.
+		conns: newConns(10 * time.Second),
 	}
 }
 
 // Stats returns the current counters.
 func (c *Consumer) Stats() ConsumerStats {
 	s := ConsumerStats{
+		InstanceID:      c.cfg.InstanceID,
+		Sessions:        c.sessions.Load(),
 		Consumed:        c.consumed.Load(),
 		Indexed:         c.indexed.Load(),
 		Commits:         c.commits.Load(),
@@ -185,15 +271,56 @@ func (c *Consumer) Stats() ConsumerStats {
 	return s
 }
 
+// Group membership timeouts. They must hang together:
+//
+//   - A JoinGroup is answered only once every member of the group has
+//     rejoined or the group's rebalance timeout has passed (on an empty
+//     group Kafka first waits group.initial.rebalance.delay.ms, 3 s by
+//     default); a SyncGroup waits for the leader's, bounded by the same
+//     timeout. netReadTimeout must outlast that wait: a client that gives
+//     up on its JoinGroup rejoins, and a coordinator that starts its wait
+//     over on each rejoin (kfake does) then never answers. That was the
+//     stall after a kill -9 with sarama's defaults, 30 s read timeout
+//     against a 60 s rebalance timeout: the new member waited for the
+//     dead one, gave up after 30 s and asked again, forever.
+//   - rebalanceTimeout is also how long a member has to finish its claims
+//     (ConsumeClaim returns as soon as its context ends; an Index call
+//     under way finishes first) and rejoin. 30 s is ample, and bounds how
+//     long a dead member that joined but never synced (killed during
+//     start-up) holds up a group of dynamic members.
+//   - sessionTimeout is how long a member that went silent (killed, cut
+//     off) keeps its partitions before they go to the others. With static
+//     membership it is also how long a restarting process may take and
+//     still take its partitions back without a rebalance; 30 s covers a
+//     restart (etcd and index open in a few seconds) and lies between
+//     Kafka's group.min (6 s) and group.max (30 min) session timeouts.
+//   - heartbeatInterval is a tenth of the session (Kafka asks for at most
+//     a third), so a few lost heartbeats do not end a session.
+//
+// A group whose other members declare a longer rebalance timeout than
+// netReadTimeout (other software sharing the group) can still outlast it;
+// logbox's indexers all use these values.
+const (
+	sessionTimeout    = 30 * time.Second
+	heartbeatInterval = 3 * time.Second
+	rebalanceTimeout  = 30 * time.Second
+	netReadTimeout    = rebalanceTimeout + 15*time.Second
+	// abortGrace is how long Run waits, once its context ends, for the
+	// group to close by itself (ending claims, committing what the index
+	// holds) before it cuts a request still waiting at the coordinator.
+	abortGrace = 3 * time.Second
+)
+
 func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	if err := kafkaauth.Apply(sc, c.cfg.TLS, c.cfg.SASLMechanism, c.cfg.SASLUser, c.cfg.SASLPassword); err != nil {
 		return nil, err
 	}
+	// 2.8 as the producer; static membership needs 2.3 (JoinGroup v5).
 	sc.Version = sarama.V2_8_0_0
 	sc.ClientID = c.cfg.ClientID
 	sc.ChannelBufferSize = 4096
-	sc.Net.DialTimeout = 10 * time.Second
+	sc.Net.ReadTimeout = netReadTimeout
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	// Offsets are committed by hand, after the index holds the batch.
@@ -202,7 +329,13 @@ func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 	// A commit waits behind a long-polling fetch on the coordinator's
 	// connection; a shorter poll keeps commits close behind the index.
 	sc.Consumer.MaxWaitTime = 250 * time.Millisecond
+	sc.Consumer.Group.Session.Timeout = sessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = heartbeatInterval
+	sc.Consumer.Group.Rebalance.Timeout = rebalanceTimeout
+	sc.Consumer.Group.InstanceId = c.cfg.InstanceID
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	sc.Net.Proxy.Enable = true
+	sc.Net.Proxy.Dialer = c.conns
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka consumer config: %w", err)
 	}
@@ -211,8 +344,9 @@ func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 
 // Run consumes until ctx is done. It retries with backoff while Kafka is
 // unreachable or a session fails, and returns only fatal errors (a config
-// sarama rejects); it returns nil when ctx ends. Records consumed but not
-// yet indexed when ctx ends are not committed.
+// sarama rejects); it returns nil when ctx ends, within seconds even if a
+// request was waiting at the group coordinator. Records consumed but not
+// yet indexed when ctx ends are not committed. Run may be called once.
 func (c *Consumer) Run(ctx context.Context) error {
 	sc, err := c.saramaConfig()
 	if err != nil {
@@ -226,7 +360,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	closed := make(chan struct{})
+	defer close(closed)
 	defer group.Close() // before wg.Wait: closing ends the Errors channel
+	wg.Go(func() {
+		// A JoinGroup or SyncGroup can wait at the coordinator for up to
+		// netReadTimeout, and Consume does not watch ctx meanwhile (nor
+		// does closing the sarama client end it). If the group is not
+		// closed soon after ctx ends, cutting the connections ends the
+		// wait. (What was indexed but not committed then is consumed again
+		// after a restart; the index is idempotent.)
+		select {
+		case <-closed:
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-closed:
+		case <-time.After(abortGrace):
+			c.log.Info("kafka consumer still waiting on the group coordinator at shutdown; disconnecting")
+			c.conns.cutAll()
+		}
+	})
 	wg.Go(func() {
 		for err := range group.Errors() {
 			c.log.Warn("kafka consumer error; indexing of the affected partitions is delayed until it clears; check broker health",
@@ -234,7 +389,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	})
 
-	c.log.Info("kafka consumer running", "brokers", c.cfg.Brokers, "topics", c.cfg.Topics, "group", c.cfg.Group)
+	c.log.Info("kafka consumer running", "brokers", c.cfg.Brokers, "topics", c.cfg.Topics, "group", c.cfg.Group, "instance_id", c.cfg.InstanceID)
 	h := &handler{c: c}
 	delay := 250 * time.Millisecond
 	for ctx.Err() == nil {
@@ -246,10 +401,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 			delay = 250 * time.Millisecond
 			continue // a rebalance: join again
 		}
-		c.log.Warn("kafka consume failed; indexing waits and retries; check that brokers are up and the topics exist",
-			"topics", c.cfg.Topics, "group", c.cfg.Group, "err", err)
+		switch {
+		case errors.Is(err, sarama.ErrFencedInstancedId):
+			c.log.Warn("kafka consumer fenced: another consumer joined the group with the same instance id; the two take turns and each indexes less; give each indexer its own kafka instance id",
+				"group", c.cfg.Group, "instance_id", c.cfg.InstanceID, "err", err)
+		default:
+			c.log.Warn("kafka consume failed; indexing waits and retries; check that brokers are up and the topics exist",
+				"topics", c.cfg.Topics, "group", c.cfg.Group, "err", err)
+		}
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-			ensureTopics(client, c.cfg.Topics, c.log)
+			c.ensureTopics(client)
 		}
 		select {
 		case <-ctx.Done():
@@ -263,69 +424,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 // connect retries until it has a client and a consumer group on it and
 // the topics exist (or could not be created), or ctx ends.
 func (c *Consumer) connect(ctx context.Context, sc *sarama.Config) (sarama.Client, sarama.ConsumerGroup, error) {
-	delay := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		client, err := sarama.NewClient(c.cfg.Brokers, sc)
-		if err == nil {
-			ensureTopics(client, c.cfg.Topics, c.log)
-			var group sarama.ConsumerGroup
+	var group sarama.ConsumerGroup
+	client, err := kafkaconn.Dial(ctx, c.cfg.Brokers, sc, c.log, "nothing is indexed from it until it is reachable",
+		func(client sarama.Client) (err error) {
+			c.ensureTopics(client)
 			group, err = sarama.NewConsumerGroupFromClient(c.cfg.Group, client)
-			if err == nil {
-				return client, group, nil
-			}
-			client.Close()
-		}
-		lvl := slog.LevelDebug
-		if attempt == 1 || attempt%20 == 0 {
-			lvl = slog.LevelWarn
-		}
-		c.log.Log(ctx, lvl, "cannot connect to kafka; nothing is indexed from it until it is reachable; check the kafka brokers setting and that the kafka TLS and SASL settings match the brokers'",
-			"brokers", c.cfg.Brokers, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 10*time.Second)
+			return err
+		})
+	if err != nil {
+		return nil, nil, err
 	}
+	return client, group, nil
 }
 
-// ensureTopics creates the topics that do not exist yet with the broker's
-// default partition count and replication factor. Failures are logged:
-// Consume then fails and is retried.
-func ensureTopics(client sarama.Client, topics []string, log *slog.Logger) {
-	if err := client.RefreshMetadata(); err != nil {
-		log.Debug("refresh kafka metadata", "err", err)
-	}
-	have, err := client.Topics()
-	if err != nil {
-		log.Warn("cannot list kafka topics", "err", err)
-		return
-	}
-	exists := map[string]bool{}
-	for _, t := range have {
-		exists[t] = true
-	}
-	var admin sarama.ClusterAdmin
-	for _, t := range topics {
-		if exists[t] {
-			continue
-		}
-		if admin == nil {
-			// Shares client; closing client closes it.
-			admin, err = sarama.NewClusterAdminFromClient(client)
-			if err != nil {
-				log.Warn("cannot create kafka topics; consuming waits until they exist; create them", "err", err)
-				return
-			}
-		}
-		err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: -1, ReplicationFactor: -1}, false)
-		if errors.Is(err, sarama.ErrInvalidReplicationFactor) || errors.Is(err, sarama.ErrInvalidRequest) {
-			err = admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false)
-		}
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			log.Warn("cannot create kafka topic; consuming waits until it exists; create it", "topic", t, "err", err)
-		}
+// ensureTopics creates the topics that do not exist yet. A failure is
+// logged: Consume then fails and is retried.
+func (c *Consumer) ensureTopics(client sarama.Client) {
+	if err := kafkaconn.EnsureTopics(client, c.cfg.Topics, c.cfg.Partitions); err != nil {
+		c.log.Warn("cannot create kafka topics; consuming waits until they exist; create them", "topics", c.cfg.Topics, "err", err)
 	}
 }
 
@@ -344,6 +460,9 @@ type handler struct {
 // ConsumeClaim because a commit waits behind the long-polling fetch on the
 // same broker connection; indexing must not wait for it.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.c.sessions.Add(1)
+	h.c.log.Info("kafka consumer group session begins", "group", h.c.cfg.Group, "member_id", sess.MemberID(),
+		"generation", sess.GenerationID(), "claims", sess.Claims())
 	ctx, cancel := context.WithCancel(context.Background())
 	h.commitWake, h.stop, h.done = make(chan struct{}, 1), cancel, make(chan struct{})
 	wake, done := h.commitWake, h.done

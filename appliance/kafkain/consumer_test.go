@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -347,12 +348,14 @@ func TestIndexFailureNoCommit(t *testing.T) {
 }
 
 // TestBrokerLateTopicMissing: the consumer starts while the broker is
-// down and its topic does not exist; it waits, then creates the topic.
+// down and its topic does not exist; it waits, then creates the topic
+// with the configured partition count, as the producer does (not the
+// broker's default).
 func TestBrokerLateTopicMissing(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	topic := kafkatest.UniqueName(t, "fresh")
 	idx := newMemIndex(true)
-	c := kafkain.New(kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic},
+	c := kafkain.New(kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Partitions: 5,
 		Group: kafkatest.UniqueName(t, "group"), FlushInterval: 10 * time.Millisecond}, idx, testLogger(t))
 	cluster.Stop()
 	runConsumer(t, c)
@@ -383,6 +386,14 @@ func TestBrokerLateTopicMissing(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	cl, err := sarama.NewClient(cluster.Brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if parts, err := cl.Partitions(topic); err != nil || len(parts) != 5 {
+		t.Errorf("topic created with partitions %v (%v), want 5", parts, err)
+	}
+	cl.Close()
 	want, keys, vals := events("m", 0, 10)
 	produce(t, cluster.Brokers, topic, keys, vals)
 	checkIndexed(t, want, idx.waitLen(t, len(want), 30*time.Second))
@@ -456,5 +467,38 @@ func TestConsumeFilebeatEvents(t *testing.T) {
 	}
 	if st := c.Stats(); st.ECSEvents != n+1 || st.DecodeFallbacks != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestInstanceID(t *testing.T) {
+	a := kafkain.InstanceID("web-1.example.com", "/var/lib/logbox")
+	if a != kafkain.InstanceID("web-1.example.com", "/var/lib/logbox") {
+		t.Error("not stable")
+	}
+	if !strings.HasPrefix(a, "logbox-web-1.example.com-") {
+		t.Errorf("%q does not name its host", a)
+	}
+	for _, other := range []string{
+		kafkain.InstanceID("web-1.example.com", "/var/lib/logbox2"),
+		kafkain.InstanceID("web-2.example.com", "/var/lib/logbox"),
+	} {
+		if other == a {
+			t.Errorf("%q for another data dir or host", other)
+		}
+	}
+	for _, host := range []string{"web 1", "höst", "a/b:c", strings.Repeat("x", 400), ""} {
+		id := kafkain.InstanceID(host, "/data")
+		if err := kafkain.ValidInstanceID(id); err != nil {
+			t.Errorf("host %q: %v", host, err)
+		}
+		cfg := kafkain.Config{Brokers: []string{"127.0.0.1:9092"}, Topics: []string{"logbox"}, InstanceID: id}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("host %q: %v", host, err)
+		}
+	}
+	for _, bad := range []string{".", "..", "a b", "a/b", strings.Repeat("x", 250)} {
+		if kafkain.ValidInstanceID(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/logbox/logbox/appliance/kafkaauth"
+	"github.com/logbox/logbox/appliance/kafkaconn"
 )
 
 // Config configures the Producer. Zero values mean the documented default.
@@ -56,7 +57,6 @@ type Config struct {
 }
 
 const (
-	defaultPartitions   = 3
 	defaultClientID     = "logbox"
 	defaultDrainTimeout = 5 * time.Second
 	defaultMaxInFlight  = 50000
@@ -74,7 +74,7 @@ func (c Config) withDefaults() Config {
 		c.Compression = "none"
 	}
 	if c.Partitions == 0 {
-		c.Partitions = defaultPartitions
+		c.Partitions = kafkaconn.DefaultPartitions
 	}
 	if c.ClientID == "" {
 		c.ClientID = defaultClientID

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/logbox/logbox/appliance/kafkaconn"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -280,13 +281,13 @@ func (p *Producer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	client, admin, ap, err := p.connect(ctx, sc)
+	client, ap, err := p.connect(ctx, sc)
 	if err != nil {
 		return nil // ctx ended before Kafka was reachable
 	}
 	defer client.Close()
 
-	topics := newTopicCache(client, admin, p.cfg.Partitions, p.log)
+	topics := newTopicCache(client, p.cfg.Partitions, p.log)
 	topics.ensure(p.cfg.Topic)
 
 	var wg sync.WaitGroup
@@ -337,41 +338,20 @@ func (p *Producer) Run(ctx context.Context) error {
 	return nil
 }
 
-// connect retries until it has a client, an admin and a producer, or ctx
+// connect retries until it has a client and a producer on it, or ctx
 // ends (then it returns ctx's error).
-func (p *Producer) connect(ctx context.Context, sc *sarama.Config) (sarama.Client, sarama.ClusterAdmin, sarama.AsyncProducer, error) {
-	delay := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		client, err := sarama.NewClient(p.cfg.Brokers, sc)
-		if err == nil {
-			var admin sarama.ClusterAdmin
-			// The admin shares the client; closing the client is enough.
-			admin, err = sarama.NewClusterAdminFromClient(client)
-			if err == nil {
-				var ap sarama.AsyncProducer
-				ap, err = sarama.NewAsyncProducerFromClient(client)
-				if err == nil {
-					if attempt > 1 {
-						p.log.Info("kafka reachable again", "brokers", p.cfg.Brokers, "attempts", attempt)
-					}
-					return client, admin, ap, nil
-				}
-			}
-			client.Close()
-		}
-		lvl := slog.LevelDebug
-		if attempt == 1 || attempt%20 == 0 {
-			lvl = slog.LevelWarn
-		}
-		p.log.Log(ctx, lvl, "cannot connect to kafka; lines are not shipped and tailers pause once max in-flight is reached; check that --kafka names reachable brokers and that the kafka TLS and SASL settings match theirs",
-			"brokers", p.cfg.Brokers, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, nil, nil, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 10*time.Second)
+func (p *Producer) connect(ctx context.Context, sc *sarama.Config) (sarama.Client, sarama.AsyncProducer, error) {
+	var ap sarama.AsyncProducer
+	client, err := kafkaconn.Dial(ctx, p.cfg.Brokers, sc, p.log,
+		"lines are not shipped and tailers pause once max in-flight is reached",
+		func(client sarama.Client) (err error) {
+			ap, err = sarama.NewAsyncProducerFromClient(client)
+			return err
+		})
+	if err != nil {
+		return nil, nil, err
 	}
+	return client, ap, nil
 }
 
 // watch hands ap's results to onSuccess and onError until ap is closed.
@@ -600,16 +580,15 @@ func (p *Producer) shrink(m *sarama.ProducerMessage, meta *msgMeta, err error) b
 // used only by the pump goroutine.
 type topicCache struct {
 	client     sarama.Client
-	admin      sarama.ClusterAdmin
 	partitions int32
 	log        *slog.Logger
 	known      map[string]bool
 	failedAt   map[string]time.Time
 }
 
-func newTopicCache(client sarama.Client, admin sarama.ClusterAdmin, partitions int32, log *slog.Logger) *topicCache {
+func newTopicCache(client sarama.Client, partitions int32, log *slog.Logger) *topicCache {
 	return &topicCache{
-		client: client, admin: admin, partitions: partitions, log: log,
+		client: client, partitions: partitions, log: log,
 		known: map[string]bool{}, failedAt: map[string]time.Time{},
 	}
 }
@@ -624,18 +603,7 @@ func (c *topicCache) ensure(topic string) {
 	if at, ok := c.failedAt[topic]; ok && time.Since(at) < 30*time.Second {
 		return
 	}
-	err := createTopic(c.admin, topic, c.partitions)
-	if err != nil {
-		// Perhaps not allowed to create, but it is there already.
-		if ts, terr := c.client.Topics(); terr == nil {
-			for _, t := range ts {
-				if t == topic {
-					err = nil
-				}
-			}
-		}
-	}
-	if err != nil {
+	if err := kafkaconn.EnsureTopics(c.client, []string{topic}, c.partitions); err != nil {
 		c.failedAt[topic] = time.Now()
 		c.log.Warn("cannot create kafka topic; its lines are retried until it exists; create it or allow the producer to",
 			"topic", topic, "err", err)
@@ -643,18 +611,4 @@ func (c *topicCache) ensure(topic string) {
 	}
 	delete(c.failedAt, topic)
 	c.known[topic] = true
-}
-
-// createTopic creates topic with the broker's default replication factor
-// (falling back to 1 for brokers that refuse -1). An existing topic is fine.
-func createTopic(admin sarama.ClusterAdmin, topic string, partitions int32) error {
-	err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1}, false)
-	if errors.Is(err, sarama.ErrInvalidReplicationFactor) || errors.Is(err, sarama.ErrInvalidRequest) ||
-		errors.Is(err, sarama.ErrUnsupportedVersion) {
-		err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false)
-	}
-	if err == nil || errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		return nil
-	}
-	return fmt.Errorf("create topic %q: %w", topic, err)
 }
