@@ -126,7 +126,7 @@ func (g *toggleGuard) Wait(ctx context.Context) error {
 // (no retry warnings); once there is room they are indexed and acked.
 func TestGuardPausesWrites(t *testing.T) {
 	g := &toggleGuard{}
-	ix, err := Open(Config{Dir: filepath.Join(t.TempDir(), "idx"), Guard: g, FlushInterval: 10 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ix, err := Open(Config{Dir: filepath.Join(t.TempDir(), "idx"), Guard: g, FlushInterval: 10 * time.Millisecond, DrainTimeout: 20 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +166,23 @@ func TestGuardPausesWrites(t *testing.T) {
 	if acked.Load() != 1 || ix.Stats().DocsWritten != 50 {
 		t.Fatalf("after the pause: acked %d, written %d; want 1 batch, 50 lines", acked.Load(), ix.Stats().DocsWritten)
 	}
+
+	// Shutting down while paused does not wait out DrainTimeout; the
+	// batch stays unacked (read again after the restart).
+	g.low.Store(true)
+	if err := ix.Publish(ctx, pipeline.NewBatch(recs(base, 5, "c"), func() { acked.Add(1) })); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	stopped := time.Now()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Errorf("Run took %v to stop while paused (DrainTimeout is 20s)", d)
+	}
+	if acked.Load() != 1 {
+		t.Errorf("a batch was acked at shutdown while paused")
 	}
 }

@@ -744,7 +744,8 @@ func (ix *Index) Publish(ctx context.Context, b *pipeline.Batch) error {
 
 // Run indexes what Publish queues, coalescing batches into Bleve batches of
 // up to BatchSize records, and acks each pipeline batch once written. A
-// failed write is retried with backoff, never dropped. When ctx ends, Run
+// failed write is retried with backoff, never dropped; below the
+// free-space floor (Config.Guard) Run waits for room instead. When ctx ends, Run
 // keeps indexing what is already queued for at most DrainTimeout (stop the
 // publishers first), then returns; batches left then are not acked and
 // their lines are read again after a restart.
@@ -806,7 +807,12 @@ func (ix *Index) Run(ctx context.Context) error {
 					}
 				default:
 				}
-				if len(recs) == 0 || !flush(dctx) || len(ix.queue) == 0 {
+				if len(recs) == 0 || ix.cfg.Guard != nil && ix.cfg.Guard.Check() != nil {
+					// Nothing left, or no room: what is queued is read
+					// again after the restart.
+					return nil
+				}
+				if !flush(dctx) || len(ix.queue) == 0 {
 					return nil
 				}
 			}
