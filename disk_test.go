@@ -132,6 +132,31 @@ func TestFullDiskAtStart(t *testing.T) {
 			}
 		})
 	}
+
+	// An agent indexes nothing: below the floor it starts and ships, and
+	// says the disk is low.
+	t.Run("an agent below the floor starts", func(t *testing.T) {
+		data := disktest.Tmpfs(t, 200<<20)
+		p := startBinary(t, bin, t.TempDir(), "--role", "agent", "--kafka", "127.0.0.1:1", "--data", filepath.Join(data, "data"),
+			"--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0")
+		var body struct{ Error string }
+		if code := getJSON(t, p.url+"/readyz", &body); code != http.StatusServiceUnavailable || !strings.Contains(body.Error, "this agent keeps shipping") {
+			t.Errorf("/readyz of an agent below the floor: %d %s", code, body.Error)
+		}
+		var st diskStatus
+		getJSON(t, p.url+"/api/status", &st)
+		if !st.Disk.Low || st.Disk.Paused {
+			t.Errorf("agent disk status %+v: want low, nothing paused", st.Disk)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not exit 30s after SIGTERM")
+		}
+	})
 }
 
 func TestFullDiskDirect(t *testing.T) { testFullDisk(t, false) }

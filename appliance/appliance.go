@@ -138,7 +138,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	if err := a.checkStartSpace(); err != nil {
 		return err
 	}
-	a.disk = diskspace.New(diskspace.Config{Dir: cfg.DataDir, MinFree: cfg.MinFreeDisk}, a.log)
+	a.disk = diskspace.New(diskspace.Config{Dir: cfg.DataDir, MinFree: cfg.MinFreeDisk, Effect: a.lowDiskEffect()}, a.log)
 
 	// Settings: embedded etcd or an existing cluster.
 	var closeEtcd func()
@@ -445,23 +445,29 @@ func (a *Appliance) diskReadiness() error {
 	if !st.Low {
 		return nil
 	}
-	what := "indexing is paused (nothing is lost: lines wait in their files or in Kafka)"
-	if !a.indexes() {
-		what = "this agent keeps shipping, but its checkpoints and etcd need room"
-	}
 	return fmt.Errorf("disk low: %s free on the data dir %s, below --min-free-disk %s since %s; %s; free space there, shorten --retention or lower --min-free-disk",
-		diskspace.FormatSize(st.FreeBytes), st.Dir, diskspace.FormatSize(st.MinFreeBytes), st.Since.UTC().Format(time.RFC3339), what)
+		diskspace.FormatSize(st.FreeBytes), st.Dir, diskspace.FormatSize(st.MinFreeBytes), st.Since.UTC().Format(time.RFC3339), a.lowDiskEffect())
 }
 
-// checkStartSpace refuses to start on a disk below the floor, or with
-// less room than the embedded etcd needs for its write-ahead log (it
-// panics when it cannot preallocate it), in one line that says what to do.
+// lowDiskEffect says what this process does below --min-free-disk.
+func (a *Appliance) lowDiskEffect() string {
+	if !a.indexes() {
+		return "this agent keeps shipping (its data dir holds only checkpoints and etcd, which need room)"
+	}
+	return "indexing is paused (nothing is lost: lines wait in their files or in Kafka)"
+}
+
+// checkStartSpace refuses to start a process that indexes on a disk
+// below the floor, and any process with less room than the embedded etcd
+// needs for its write-ahead log (it panics when it cannot preallocate
+// it), in one line that says what to do. An agent below the floor starts
+// and ships (see diskReadiness).
 func (a *Appliance) checkStartSpace() error {
 	free, err := diskspace.Free(a.cfg.DataDir)
 	if err != nil {
 		return nil // the components say what is wrong with the dir
 	}
-	if free < a.cfg.MinFreeDisk {
+	if a.indexes() && free < a.cfg.MinFreeDisk {
 		return fmt.Errorf("not enough free disk space to start: the data dir %s has %s free, less than --min-free-disk %s; free space on that disk or lower --min-free-disk",
 			a.cfg.DataDir, diskspace.FormatSize(free), diskspace.FormatSize(a.cfg.MinFreeDisk))
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	MinFree int64
 	// Interval is how often Run checks (default 1s).
 	Interval time.Duration
+	// Effect says in the log what happens below the floor (default
+	// "writes pause until there is room again").
+	Effect string
 }
 
 // Status is the guard's state for /api/status.
@@ -100,6 +103,9 @@ type Guard struct {
 func New(cfg Config, log *slog.Logger) *Guard {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
+	}
+	if cfg.Effect == "" {
+		cfg.Effect = "writes pause until there is room again"
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -141,10 +147,10 @@ func (g *Guard) Check() error {
 	switch {
 	case low && !g.st.Low:
 		g.st.Low, g.st.Since = true, now
-		g.log.Warn("free disk space is below the floor; indexing pauses (nothing is lost: tailers and consumers wait) until there is room again; free space on the data dir's disk, lower the floor, or shorten retention",
+		g.log.Warn("free disk space is below the floor; "+g.cfg.Effect+"; free space on that disk, or lower the floor",
 			"path", g.cfg.Dir, "free_bytes", free, "min_free_bytes", g.minFree)
 	case !low && g.st.Low:
-		g.log.Info("free disk space is above the floor again; indexing resumes", "path", g.cfg.Dir,
+		g.log.Info("free disk space is above the floor again", "path", g.cfg.Dir,
 			"free_bytes", free, "min_free_bytes", g.minFree, "paused_for", now.Sub(g.st.Since).Round(time.Second).String())
 		g.st.Low, g.st.Since = false, time.Time{}
 		close(g.wake)
