@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/logbox/logbox/appliance"
+	"github.com/logbox/logbox/appliance/diskspace"
 )
 
 // listFlag is a repeatable flag; each use may also hold a comma-separated list.
@@ -77,6 +78,25 @@ func (f dayDuration) Set(v string) error {
 	return nil
 }
 
+// sizeFlag is a byte size flag that also takes units ("512MiB", "2GiB").
+type sizeFlag struct{ n *int64 }
+
+func (f sizeFlag) String() string {
+	if f.n == nil {
+		return ""
+	}
+	return diskspace.FormatSize(*f.n)
+}
+
+func (f sizeFlag) Set(v string) error {
+	n, err := diskspace.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*f.n = n
+	return nil
+}
+
 type runConfig struct {
 	appliance.Config
 	logLevel slog.Level
@@ -127,6 +147,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.ShardSpan, "shard-span", c.ShardSpan, "event time one index shard holds (whole minutes)")
 	fs.Var(dayDuration{&c.Retention}, "retention", "drop index shards older than this (e.g. 7d, 36h; negative keeps forever)")
 	fs.Int64Var(&c.RetentionBytes, "retention-bytes", 0, "drop the oldest index shards while all take more bytes than this (0: no size limit)")
+	fs.Var(sizeFlag{&c.MinFreeDisk}, "min-free-disk", "free-space floor of the data dir's disk, a `SIZE` in bytes or with a unit (512MiB, 2GiB): below it indexing pauses (nothing lost) and /readyz answers 503; 0 turns it off")
 	fs.IntVar(&c.MaxFieldsPerLine, "max-fields-per-line", c.MaxFieldsPerLine, "parsed JSON/logfmt fields indexed per line; the rest are dropped and flagged")
 	fs.IntVar(&c.MaxFieldNames, "max-field-names", c.MaxFieldNames, "distinct field names one index shard takes (no mapping explosion)")
 	fs.DurationVar(&c.HostnetInterval, "hostnet-interval", 0, "sample host network health (/proc/net/dev drops and errors, TCP states) into searchable records this often; 0 = off")

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/checkpoint"
+	"github.com/logbox/logbox/appliance/diskspace"
 	"github.com/logbox/logbox/appliance/hostnet"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
@@ -54,6 +54,9 @@ type Appliance struct {
 	tail     *tailer.Manager
 	producer *kafkaout.Producer
 	consumer *kafkain.Consumer
+	disk     *diskspace.Guard
+	// live is cfg with what SIGHUP applied since (guarded by mu).
+	live Config
 }
 
 // New checks cfg and returns an appliance; it starts nothing.
@@ -65,7 +68,7 @@ func New(cfg Config, log *slog.Logger) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Appliance{cfg: cfg, log: log, guard: guard, ready: make(chan struct{}), invalid: map[string]string{}}, nil
+	return &Appliance{cfg: cfg, live: cfg, log: log, guard: guard, ready: make(chan struct{}), invalid: map[string]string{}}, nil
 }
 
 // Ready is closed once the HTTP server is listening and every part is open.
@@ -132,6 +135,10 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir %q: %w", cfg.DataDir, err)
 	}
+	if err := a.checkStartSpace(); err != nil {
+		return err
+	}
+	a.disk = diskspace.New(diskspace.Config{Dir: cfg.DataDir, MinFree: cfg.MinFreeDisk, Effect: a.lowDiskEffect()}, a.log)
 
 	// Settings: embedded etcd or an existing cluster.
 	var closeEtcd func()
@@ -172,7 +179,12 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	a.store = store
 
 	if a.indexes() {
-		a.idx, err = index.Open(cfg.indexConfig(), a.log)
+		icfg := cfg.indexConfig()
+		// Below the free-space floor the index writer waits: in direct
+		// mode the tailers wait behind it, in Kafka mode the consumer
+		// retries without committing.
+		icfg.Guard = a.disk
+		a.idx, err = index.Open(icfg, a.log)
 		if err != nil {
 			return err
 		}
@@ -235,6 +247,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	}
 
 	var consumerStage, sinkStage, tailStage, cpStage, retentionStage *stage
+	diskStage := a.start(g, "disk space", a.disk.Run)
 	if a.indexes() {
 		retentionStage = a.start(g, "retention", watch("retention", a.idx.RunRetention))
 	}
@@ -318,7 +331,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	for _, s := range []struct {
 		name string
 		st   *stage
-	}{{"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}, {"retention", retentionStage}} { // 2–6
+	}{{"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}, {"retention", retentionStage}, {"disk space", diskStage}} { // 2–6
 		if !s.st.stop(to + time.Second) {
 			log.Warn("stage did not stop in time; continuing shutdown", "stage", s.name)
 		}
@@ -327,46 +340,25 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// Reload applies what can change without a restart (SIGHUP): credential
-// files are re-read, and --collect globs of cfg get their sources. It
-// returns the settings that differ from the running ones but need a
-// restart.
+// Reload applies a changed configuration (SIGHUP): it checks cfg whole
+// first (an invalid one changes nothing), re-reads the credential files,
+// applies at once the settings that can change while running (--collect
+// globs get their sources, --retention, --retention-bytes,
+// --min-free-disk; see runSettings) and returns the flags of the other
+// changed settings, which need a restart.
 func (a *Appliance) Reload(ctx context.Context, cfg Config) (needRestart []string, err error) {
-	if err := a.guard.Reload(); err != nil {
-		return nil, err
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
 	}
 	select {
 	case <-a.ready:
 	default:
 		return nil, errors.New("not running yet")
 	}
-	var collect []string
-	for _, g := range cfg.Collect {
-		abs, err := filepath.Abs(g)
-		if err != nil {
-			return nil, fmt.Errorf("--collect %q: %w", g, err)
-		}
-		collect = append(collect, abs)
+	if err := a.guard.Reload(); err != nil {
+		return nil, err
 	}
-	if a.tails() {
-		if err := a.ensureCollectSources(ctx, a.store, collect); err != nil {
-			return nil, err
-		}
-	}
-	old := a.cfg
-	for name, changed := range map[string]bool{
-		"data": old.DataDir != cfg.DataDir, "http": old.HTTPAddr != cfg.HTTPAddr, "role": old.Role != cfg.Role,
-		"kafka": strings.Join(old.Kafka, ",") != strings.Join(cfg.Kafka, ","), "topic": old.Topic != cfg.Topic,
-		"host": old.Host != cfg.Host, "allow-paths": strings.Join(old.AllowPaths, ",") != strings.Join(cfg.AllowPaths, ","),
-		"etcd-endpoints":  strings.Join(old.EtcdEndpoints, ",") != strings.Join(cfg.EtcdEndpoints, ","),
-		"auth-token-file": old.AuthTokenFile != cfg.AuthTokenFile, "auth-htpasswd": old.AuthHtpasswd != cfg.AuthHtpasswd, "etcd-credentials-file": old.EtcdCredentialsFile != cfg.EtcdCredentialsFile,
-	} {
-		if changed {
-			needRestart = append(needRestart, name)
-		}
-	}
-	sort.Strings(needRestart)
-	return needRestart, nil
+	return a.reload(ctx, cfg)
 }
 
 var nameUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
@@ -431,10 +423,59 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 }
 
 func (a *Appliance) readiness(ctx context.Context) error {
+	if err := a.diskReadiness(); err != nil {
+		return err
+	}
+	return a.etcdHealth(ctx)
+}
+
+func (a *Appliance) etcdHealth(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := a.etcdCli.Get(ctx, "/logbox/readyz"); err != nil {
 		return fmt.Errorf("etcd not reachable: %w", err)
+	}
+	return nil
+}
+
+// diskReadiness fails while the data dir's disk is below --min-free-disk.
+func (a *Appliance) diskReadiness() error {
+	if a.disk == nil {
+		return nil
+	}
+	st := a.disk.Status()
+	if !st.Low {
+		return nil
+	}
+	return fmt.Errorf("disk low: %s free on the data dir %s, below --min-free-disk %s since %s; %s; free space there, shorten --retention or lower --min-free-disk",
+		diskspace.FormatSize(st.FreeBytes), st.Dir, diskspace.FormatSize(st.MinFreeBytes), st.Since.UTC().Format(time.RFC3339), a.lowDiskEffect())
+}
+
+// lowDiskEffect says what this process does below --min-free-disk.
+func (a *Appliance) lowDiskEffect() string {
+	if !a.indexes() {
+		return "this agent keeps shipping (its data dir holds only checkpoints and etcd, which need room)"
+	}
+	return "indexing is paused (nothing is lost: lines wait in their files or in Kafka)"
+}
+
+// checkStartSpace refuses to start a process that indexes on a disk
+// below the floor, and any process with less room than the embedded etcd
+// needs for its write-ahead log (it panics when it cannot preallocate
+// it), in one line that says what to do. An agent below the floor starts
+// and ships (see diskReadiness).
+func (a *Appliance) checkStartSpace() error {
+	free, err := diskspace.Free(a.cfg.DataDir)
+	if err != nil {
+		return nil // the components say what is wrong with the dir
+	}
+	if a.indexes() && free < a.cfg.MinFreeDisk {
+		return fmt.Errorf("not enough free disk space to start: the data dir %s has %s free, less than --min-free-disk %s; free space on that disk or lower --min-free-disk",
+			a.cfg.DataDir, diskspace.FormatSize(free), diskspace.FormatSize(a.cfg.MinFreeDisk))
+	}
+	if len(a.cfg.EtcdEndpoints) == 0 && free < etcdWALRoom {
+		return fmt.Errorf("not enough free disk space to start: the data dir %s has %s free, less than the %s the embedded etcd needs for its write-ahead log (--min-free-disk is %s); free space on that disk",
+			a.cfg.DataDir, diskspace.FormatSize(free), diskspace.FormatSize(etcdWALRoom), diskspace.FormatSize(a.cfg.MinFreeDisk))
 	}
 	return nil
 }
@@ -454,6 +495,19 @@ type Status struct {
 	Index          *index.Stats                 `json:"index,omitempty"`
 	Retention      *RetentionStatus             `json:"retention,omitempty"`
 	Etcd           EtcdStatus                   `json:"etcd"`
+	// Disk is the free space of the data dir's disk against
+	// --min-free-disk.
+	Disk *DiskStatus `json:"disk,omitempty"`
+	// Settings are the settings in force, by flag, defaults filled in
+	// and what SIGHUP applied included.
+	Settings map[string]string `json:"settings"`
+}
+
+// DiskStatus is the free-space floor's state. Paused is true while
+// indexing waits for room (only on processes that index).
+type DiskStatus struct {
+	diskspace.Status
+	Paused bool `json:"paused"`
 }
 
 // RetentionStatus is the index's retention policy.
@@ -461,6 +515,10 @@ type RetentionStatus struct {
 	MaxAge    string `json:"max_age"` // "forever" when shards are kept
 	MaxBytes  int64  `json:"max_bytes"`
 	ShardSpan string `json:"shard_span"`
+	// MaxAgeSeconds and ShardSpanSeconds are the same as numbers
+	// (MaxAgeSeconds is -1 when shards are kept forever).
+	MaxAgeSeconds    int64 `json:"max_age_seconds"`
+	ShardSpanSeconds int64 `json:"shard_span_seconds"`
 }
 
 // EtcdStatus tells whether the settings store answers.
@@ -495,16 +553,24 @@ func (a *Appliance) status(ctx context.Context) any {
 		cs := a.consumer.Stats()
 		st.Consumer = &cs
 	}
+	eff := a.effective()
+	st.Settings = settingsStatus(eff)
 	if a.idx != nil {
 		is := a.idx.Stats()
 		st.Index = &is
-		age := a.cfg.Retention.String()
-		if a.cfg.Retention < 0 {
-			age = "forever"
+		st.Retention = &RetentionStatus{
+			MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
+			MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),
 		}
-		st.Retention = &RetentionStatus{MaxAge: age, MaxBytes: a.cfg.RetentionBytes, ShardSpan: a.cfg.ShardSpan.String()}
+		if eff.Retention < 0 {
+			st.Retention.MaxAgeSeconds = -1
+		}
 	}
-	if err := a.readiness(ctx); err != nil {
+	if a.disk != nil {
+		st.Disk = &DiskStatus{Status: a.disk.Status()}
+		st.Disk.Paused = st.Disk.Low && a.indexes()
+	}
+	if err := a.etcdHealth(ctx); err != nil {
 		st.Etcd.Error = err.Error()
 	} else {
 		st.Etcd.Healthy = true

@@ -95,7 +95,28 @@ type Config struct {
 	PartialLineIdle time.Duration
 	// ShutdownTimeout bounds each stage of shutdown.
 	ShutdownTimeout time.Duration
+
+	// MinFreeDisk is the free-space floor of the data dir's disk, in
+	// bytes: below it indexing pauses (nothing is lost) and /readyz
+	// answers 503; a start below it fails. 0 turns the floor off.
+	MinFreeDisk int64
 }
+
+// DefaultMinFreeDisk is the default --min-free-disk: room for the work
+// that cannot be paused halfway. Bleve merges a shard's segments by
+// writing the merged segment before deleting its parts, so it needs about
+// as much free space as the segments it merges (a few hundred MiB for a
+// day of a busy box); etcd preallocates each 64 MiB WAL segment and grows
+// its database; and in-flight batches and checkpoints finish. 1 GiB covers
+// these with margin; VictoriaLogs' -storage.minFreeDiskSpaceBytes (10 MB)
+// is lower because its merges are checked against free space themselves.
+const DefaultMinFreeDisk = 1 << 30
+
+// etcdWALRoom is what the embedded etcd needs free to start: it
+// preallocates its first write-ahead log segment (64 MB) and panics when
+// it cannot, and at once preallocates the next one (another 64 MB; when
+// that fails, it exits at the first segment cut).
+const etcdWALRoom = 128 << 20
 
 // DefaultConfig is the embedded, single-box default: direct mode, embedded
 // etcd, everything under ./logbox-data.
@@ -118,6 +139,7 @@ func DefaultConfig() Config {
 		ScanInterval:         time.Second,
 		RotateWait:           2 * time.Second,
 		ShutdownTimeout:      5 * time.Second,
+		MinFreeDisk:          DefaultMinFreeDisk,
 	}
 }
 
@@ -185,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PartialLineIdle < 0 {
 		errs = append(errs, errors.New("--partial-line-idle: must not be negative"))
+	}
+	if c.MinFreeDisk < 0 {
+		errs = append(errs, errors.New("--min-free-disk: must not be negative (0 turns the floor off)"))
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,7 @@ type metrics struct {
 	idxDocs, idxWritten, idxBatches, idxQueued                            *prometheus.Desc
 	idxShards, idxBytes, idxDropped                                       *prometheus.Desc
 	etcdUp                                                                *prometheus.Desc
+	diskFree, diskMinFree, diskLow, idxPaused                             *prometheus.Desc
 }
 
 func newMetrics(a *Appliance) *metrics {
@@ -64,6 +65,10 @@ func newMetrics(a *Appliance) *metrics {
 		idxBytes:     d("index_bytes", "Size of the index on disk."),
 		idxDropped:   d("index_shards_dropped_total", "Shards dropped by retention."),
 		etcdUp:       d("etcd_up", "1 if the settings store answered the last scrape."),
+		diskFree:     d("disk_free_bytes", "Free bytes on the data dir's disk at the last check."),
+		diskMinFree:  d("disk_min_free_bytes", "The free-space floor (--min-free-disk); 0 is off."),
+		diskLow:      d("disk_low", "1 while the data dir's disk is below the free-space floor."),
+		idxPaused:    d("index_paused", "1 while indexing waits for free disk space."),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
 	return m
@@ -141,10 +146,24 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			c.Collect(ch)
 		}
 	}
+	if a.disk != nil {
+		s := a.disk.Status()
+		low, paused := 0.0, 0.0
+		if s.Low {
+			low = 1
+			if a.indexes() {
+				paused = 1
+			}
+		}
+		gauge(m.diskFree, float64(s.FreeBytes))
+		gauge(m.diskMinFree, float64(s.MinFreeBytes))
+		gauge(m.diskLow, low)
+		gauge(m.idxPaused, paused)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	up := 0.0
-	if a.readiness(ctx) == nil {
+	if a.etcdHealth(ctx) == nil {
 		up = 1
 	}
 	gauge(m.etcdUp, up)

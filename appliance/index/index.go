@@ -84,6 +84,30 @@ type Config struct {
 	MaxFieldNames int
 	// Now is the clock used to judge parsed times (tests); default time.Now.
 	Now func() time.Time
+	// PersistTimeout bounds how long a write waits for Bleve to persist
+	// a batch (default 30s); then the write fails and is retried (a full
+	// disk), and the index is free for retention to drop shards.
+	PersistTimeout time.Duration
+	// Guard, when set, keeps a free-space floor (appliance/diskspace):
+	// Index refuses to write while it reports the disk low, and Run
+	// waits for room instead of retrying (nothing is lost; the tailers
+	// wait behind the full queue).
+	Guard WriteGuard
+}
+
+// WriteGuard holds writes back while the disk is short of space.
+type WriteGuard interface {
+	// Check returns nil when a write may go ahead, else why not.
+	Check() error
+	// Wait blocks until Check would return nil, or returns ctx's error.
+	Wait(ctx context.Context) error
+}
+
+// Effective returns c with every default filled in, as Open uses it
+// (status shows these, not the zero of an unset setting).
+func (c Config) Effective() Config {
+	c.setDefaults()
+	return c
 }
 
 func (c *Config) setDefaults() {
@@ -129,6 +153,9 @@ func (c *Config) setDefaults() {
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = time.Minute
 	}
+	if c.PersistTimeout <= 0 {
+		c.PersistTimeout = 30 * time.Second
+	}
 }
 
 // Validate checks the settings that have no safe default.
@@ -168,6 +195,8 @@ type Index struct {
 	last map[string]lastTime
 	// failBleve, when set (tests), makes writing Bleve documents fail.
 	failBleve func() error
+	// retention is the current Retention and RetentionBytes (SetRetention).
+	retention atomic.Pointer[[2]int64]
 
 	// latency is how long Index takes to make a batch durable.
 	latency prometheus.Histogram
@@ -216,7 +245,29 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 	for _, sh := range ix.shards {
 		ix.files.addShard(sh)
 	}
+	ix.retention.Store(&[2]int64{int64(cfg.Retention), cfg.RetentionBytes})
 	return ix, nil
+}
+
+// SetRetention changes Retention and RetentionBytes while the index runs
+// (read as in Config: age 0 is the default, negative keeps shards
+// forever; maxBytes 0 sets no size limit). The next retention round
+// applies them.
+func (ix *Index) SetRetention(age time.Duration, maxBytes int64) error {
+	c := Config{Retention: age, RetentionBytes: maxBytes, ShardSpan: ix.cfg.ShardSpan}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	c.setDefaults()
+	ix.retention.Store(&[2]int64{int64(c.Retention), c.RetentionBytes})
+	return nil
+}
+
+// Retention returns the retention in force: the age after which shards
+// are dropped (negative: never) and the size limit (0: none).
+func (ix *Index) Retention() (age time.Duration, maxBytes int64) {
+	r := ix.retention.Load()
+	return time.Duration(r[0]), r[1]
 }
 
 // pendingFile is what Index knows of one file while taking a batch.
@@ -254,11 +305,16 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if ix.cfg.Guard != nil {
+		if err := ix.cfg.Guard.Check(); err != nil {
+			return fmt.Errorf("indexing paused: %w", err)
+		}
+	}
 	ix.writeMu.Lock()
 	defer ix.writeMu.Unlock()
 	start := time.Now()
 	now := ix.cfg.Now()
-	if err := ix.retryUnindexed(); err != nil {
+	if err := ix.retryUnindexed(ctx); err != nil {
 		return err
 	}
 
@@ -526,17 +582,29 @@ func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo,
 	}
 	sh.mu.Unlock()
 	ix.files.add(blocks)
-	if err := ix.indexDocs(sh, blocks, chunks); err != nil {
+	if err := ix.indexDocs(ctx, sh, blocks, chunks); err != nil {
 		return nil, err
 	}
 	return blocks, nil
 }
 
 // indexDocs writes the Bleve documents of blocks (whose lines are
-// chunks), and of the blocks of sh an earlier call failed to index. On
-// failure they all wait in sh.unindexed for the next call: the blocks
-// are durable in the block file, only Bleve does not name them yet.
-func (ix *Index) indexDocs(sh *shard, blocks []*block, chunks [][]storedLine) error {
+// chunks), and of the blocks of sh an earlier call failed to index, and
+// waits until Bleve has persisted them (at most PersistTimeout, or until
+// ctx ends). On failure they all wait in sh.unindexed for the next call:
+// the blocks are durable in the block file, only Bleve does not name
+// them yet.
+//
+// Bleve runs with unsafe_batch (see scorchConfig): Batch returns once
+// the segment is searchable, and its persisted callback says when it is
+// on disk. Waiting inside Batch instead is what a full disk breaks: when
+// persisting fails, Batch closes the segment it already put in the
+// index (its term caches become nil maps), and the next batch, search or
+// in-memory merge that reads it panics in zapx ("assignment to entry in
+// nil map"), the merge in a goroutine nobody can recover. With the
+// callback the segment stays whole, Bleve retries persisting it, and a
+// batch not persisted in time is written again (same document IDs).
+func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chunks [][]storedLine) error {
 	sh.mu.Lock()
 	retry := sh.unindexed
 	sh.unindexed = nil
@@ -583,7 +651,19 @@ func (ix *Index) indexDocs(sh *shard, blocks []*block, chunks [][]storedLine) er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[p] = fmt.Errorf("bleve batch panicked: %v", r)
+				}
+			}()
 			batch := sh.bi.NewBatch()
+			persisted := make(chan struct{}, 1)
+			batch.SetPersistedCallback(func(error) {
+				select {
+				case persisted <- struct{}{}:
+				default:
+				}
+			})
 			if first > 0 {
 				// A crash before these batches persist makes the next
 				// open index the blocks from first on again
@@ -596,7 +676,18 @@ func (ix *Index) indexDocs(sh *shard, blocks []*block, chunks [][]storedLine) er
 					return
 				}
 			}
-			errs[p] = sh.bi.Batch(batch)
+			if errs[p] = sh.bi.Batch(batch); errs[p] != nil {
+				return
+			}
+			wait := time.NewTimer(ix.cfg.PersistTimeout)
+			defer wait.Stop()
+			select {
+			case <-persisted:
+			case <-wait.C:
+				errs[p] = fmt.Errorf("bleve did not persist the batch within %v (is the disk full?)", ix.cfg.PersistTimeout)
+			case <-ctx.Done():
+				errs[p] = fmt.Errorf("wait for bleve to persist the batch: %w", ctx.Err())
+			}
 		}()
 	}
 	wg.Wait()
@@ -607,13 +698,13 @@ func (ix *Index) indexDocs(sh *shard, blocks []*block, chunks [][]storedLine) er
 }
 
 // retryUnindexed writes the Bleve documents earlier calls failed to write.
-func (ix *Index) retryUnindexed() error {
+func (ix *Index) retryUnindexed(ctx context.Context) error {
 	for _, sh := range ix.shardList() {
 		sh.mu.RLock()
 		n := len(sh.unindexed)
 		sh.mu.RUnlock()
 		if n > 0 {
-			if err := ix.indexDocs(sh, nil, nil); err != nil {
+			if err := ix.indexDocs(ctx, sh, nil, nil); err != nil {
 				return err
 			}
 		}
@@ -654,7 +745,8 @@ func (ix *Index) Publish(ctx context.Context, b *pipeline.Batch) error {
 
 // Run indexes what Publish queues, coalescing batches into Bleve batches of
 // up to BatchSize records, and acks each pipeline batch once written. A
-// failed write is retried with backoff, never dropped. When ctx ends, Run
+// failed write is retried with backoff, never dropped; below the
+// free-space floor (Config.Guard) Run waits for room instead. When ctx ends, Run
 // keeps indexing what is already queued for at most DrainTimeout (stop the
 // publishers first), then returns; batches left then are not acked and
 // their lines are read again after a restart.
@@ -672,6 +764,14 @@ func (ix *Index) Run(ctx context.Context) error {
 			}
 			if ctx.Err() != nil {
 				return false
+			}
+			if g := ix.cfg.Guard; g != nil && g.Check() != nil {
+				// Below the free-space floor: wait for room (the guard
+				// logs the pause); the queue fills and the tailers wait.
+				if g.Wait(ctx) != nil {
+					return false
+				}
+				continue
 			}
 			ix.log.Warn("index write failed; lines are held and retried, tailers pause meanwhile; check disk space and permissions of the data dir", "err", err)
 			select {
@@ -708,7 +808,12 @@ func (ix *Index) Run(ctx context.Context) error {
 					}
 				default:
 				}
-				if len(recs) == 0 || !flush(dctx) || len(ix.queue) == 0 {
+				if len(recs) == 0 || ix.cfg.Guard != nil && ix.cfg.Guard.Check() != nil {
+					// Nothing left, or no room: what is queued is read
+					// again after the restart.
+					return nil
+				}
+				if !flush(dctx) || len(ix.queue) == 0 {
 					return nil
 				}
 			}

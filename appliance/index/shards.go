@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 )
 
 // Time shards.
@@ -109,13 +110,32 @@ func (ix *Index) openShards() error {
 // every small segment looked equal to the big ones and merging rewrote the
 // whole index again and again (45% of the CPU of indexing). A floor of 16
 // documents gives the usual logarithmic tiers.
+//
+// unsafe_batch: Batch does not wait for the segment to be persisted;
+// indexDocs waits for the batch's persisted callback instead (why: see
+// indexDocs). The async error callback slows Bleve's retries of a failed
+// persist or merge (a full disk) from a busy loop to one a second.
 func scorchConfig() map[string]interface{} {
 	return map[string]interface{}{
 		"scorchMergePlanOptions": map[string]interface{}{
 			"FloorSegmentSize": floorSegmentSize,
 		},
+		"unsafe_batch":           true,
+		"asyncErrorCallbackName": asyncErrorCallback,
 	}
 }
+
+// asyncErrorCallback names bleveAsyncError in Bleve's registry.
+const asyncErrorCallback = "logbox-index"
+
+func init() {
+	scorch.RegistryAsyncErrorCallbacks[asyncErrorCallback] = bleveAsyncError
+}
+
+// bleveAsyncError is called by Bleve's persister and merger goroutines
+// after a failed round, which they retry at once. The failed write is
+// reported by indexDocs, which waits for it.
+func bleveAsyncError(error, string) { time.Sleep(time.Second) }
 
 var floorSegmentSize = 16
 
@@ -326,11 +346,12 @@ func (ix *Index) dropShard(sh *shard, reason string) error {
 // take more than RetentionBytes on disk, the oldest ones (never the newest).
 func (ix *Index) ApplyRetention(ctx context.Context) error {
 	now := ix.cfg.Now()
+	maxAge, maxBytes := ix.Retention()
 	shards := ix.shardList()
 	var errs []error
 	keep := shards[:0:0]
 	for _, sh := range shards {
-		if ix.cfg.Retention > 0 && !sh.end.After(now.Add(-ix.cfg.Retention)) {
+		if maxAge > 0 && !sh.end.After(now.Add(-maxAge)) {
 			if err := ix.dropShard(sh, "older than retention"); err != nil {
 				errs = append(errs, err)
 			}
@@ -338,18 +359,18 @@ func (ix *Index) ApplyRetention(ctx context.Context) error {
 		}
 		keep = append(keep, sh)
 	}
-	if ix.cfg.RetentionBytes > 0 && len(keep) > 1 {
+	if maxBytes > 0 && len(keep) > 1 {
 		sizes := make([]int64, len(keep))
 		var total int64
 		for i, sh := range keep {
 			sizes[i] = dirSize(sh.dir)
 			total += sizes[i]
 		}
-		for i := 0; total > ix.cfg.RetentionBytes && i < len(keep)-1; i++ {
+		for i := 0; total > maxBytes && i < len(keep)-1; i++ {
 			if ctx.Err() != nil {
 				break
 			}
-			if err := ix.dropShard(keep[i], fmt.Sprintf("index takes %d bytes, more than retention bytes %d", total, ix.cfg.RetentionBytes)); err != nil {
+			if err := ix.dropShard(keep[i], fmt.Sprintf("index takes %d bytes, more than retention bytes %d", total, maxBytes)); err != nil {
 				errs = append(errs, err)
 			}
 			total -= sizes[i]
