@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,34 @@ type proc struct {
 	url     string
 	done    chan error
 	running chan string
+
+	logMu sync.Mutex
+	log   []string // the last maxProcLog lines of stderr
+}
+
+// maxProcLog bounds the stderr lines a proc keeps for a failure report.
+const maxProcLog = 20000
+
+// dumpLog writes what the process printed to a file (under
+// LOGBOX_ARTIFACTS when set) and logs its path and last lines: a binary
+// that hangs or fails is explained by its own log, Debug lines included.
+func (p *proc) dumpLog(t *testing.T, why string) {
+	t.Helper()
+	p.logMu.Lock()
+	lines := append([]string(nil), p.log...)
+	p.logMu.Unlock()
+	dir := os.Getenv("LOGBOX_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	name := filepath.Join(dir, fmt.Sprintf("%s-%d.log", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), p.cmd.Process.Pid))
+	if err := os.WriteFile(name, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Logf("write %s: %v", name, err)
+	}
+	t.Logf("%s: its stderr is in %s; the last lines:", why, name)
+	for _, l := range lines[max(0, len(lines)-40):] {
+		t.Log("  " + l)
+	}
 }
 
 var runningRE = regexp.MustCompile(`msg="logbox running".* http=(http://[0-9.:]+)`)
@@ -95,6 +124,13 @@ func waitRunning(t *testing.T, p *proc) {
 	case err := <-p.done:
 		t.Fatalf("logbox exited before running: %v", err)
 	case <-time.After(60 * time.Second):
+		// A goroutine dump shows where start-up waits.
+		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
+		p.dumpLog(t, "not running after 60s")
 		t.Fatal("logbox not running after 60s")
 	}
 }
@@ -114,8 +150,15 @@ func launchBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 	p := &proc{cmd: cmd, done: make(chan error, 1), running: make(chan string, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
+			p.logMu.Lock()
+			if len(p.log) == maxProcLog {
+				p.log = p.log[1:]
+			}
+			p.log = append(p.log, line)
+			p.logMu.Unlock()
 			if m := runningRE.FindStringSubmatch(line); m != nil {
 				p.running <- m[1]
 			}

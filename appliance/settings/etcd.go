@@ -83,8 +83,15 @@ func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	// A data directory without the credential file (first start, or an
 	// older logbox) has no auth yet; turn it on unseen.
 	_, statErr := os.Stat(filepath.Join(cfg.Dir, "member"))
-	if created || errors.Is(statErr, os.ErrNotExist) {
-		if err := bootstrapAuth(cfg, creds, log); err != nil {
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if created || fresh {
+		var err error
+		if fresh {
+			err = bootstrapFresh(cfg, creds, log)
+		} else {
+			err = bootstrapAuth(cfg, creds, log)
+		}
+		if err != nil {
 			if created {
 				_ = os.Remove(cfg.CredentialsFile) // a later start must not take it for the real one
 			}
@@ -117,6 +124,47 @@ func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	}
 	log.Info("embedded etcd ready", "endpoints", e.Clients[0].Addr().String(), "dir", cfg.Dir, "auth", "on")
 	return &Embedded{etcd: e, cli: cli, level: level, credsFile: cfg.CredentialsFile}, nil
+}
+
+// bootstrapFresh makes a new etcd data directory at cfg.Dir, with auth on,
+// so that no kill can leave a half-made one: etcd killed between creating
+// its write-ahead log and saving its first raft entries (the member's own
+// configuration) never elects itself leader when it starts again, and
+// waits forever. The directory is made beside cfg.Dir, closed cleanly and
+// renamed into place; what an earlier, killed first start left there is
+// removed first.
+func bootstrapFresh(cfg EmbeddedConfig, creds Credentials, log *slog.Logger) error {
+	tmp := cfg.Dir + ".new"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("remove the etcd data of an interrupted first start %q: %w", tmp, err)
+	}
+	// cfg.Dir has no member directory: it is empty, or what a logbox
+	// killed in its first start before this way of starting left.
+	if err := os.RemoveAll(cfg.Dir); err != nil {
+		return fmt.Errorf("remove incomplete etcd data %q: %w", cfg.Dir, err)
+	}
+	next := cfg
+	next.Dir = tmp
+	if err := bootstrapAuth(next, creds, log); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, cfg.Dir); err != nil {
+		return fmt.Errorf("move new etcd data into place: %w", err)
+	}
+	return syncDir(filepath.Dir(cfg.Dir))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %q: %w", dir, err)
+	}
+	return nil
 }
 
 // bootstrapAuth runs etcd on a private client port and turns auth on.
