@@ -6,6 +6,20 @@
 // before the first unacked line. Entries are written to one JSON file with
 // write-to-temp, fsync and rename, so a crash leaves the old or the new
 // file, never a torn one.
+//
+// Keys are "source/file-identity" (the tailer's). Entries are pruned, so
+// the file does not grow forever:
+//   - a file that is gone from disk and whose every line was acked
+//     (Finish, then offset >= size): after GoneGrace, in case a copy of it
+//     (a move across file systems) shows up and must not be read again;
+//   - content that left its file with lines maybe unread (Retire: the file
+//     was truncated, or vanished while logbox was down): after RetiredTTL
+//     without a copy carrying it on;
+//   - every entry of a source that no longer exists (KeepSources; a paused
+//     source exists): once the source has been absent for SourceGrace, so
+//     a source removed by mistake and added back, or renamed back, picks up
+//     where it was. The absence is kept in the file, so restarts do not
+//     extend it.
 package checkpoint
 
 import (
@@ -32,12 +46,26 @@ type Entry struct {
 	// Retired entries belong to content that left its file (truncated,
 	// rewritten or deleted); they are kept so that a copy of it can carry
 	// on from Offset, and pruned after retiredTTL.
-	Retired bool      `json:"retired,omitempty"`
-	Updated time.Time `json:"updated"`
+	Retired bool `json:"retired,omitempty"`
+	// Gone entries belong to a file deleted from disk that was Size bytes
+	// long; they are pruned once Offset reaches Size and GoneGrace passed.
+	Gone bool  `json:"gone,omitempty"`
+	Size int64 `json:"size,omitempty"`
+	// Orphaned is when the entry's source was first seen absent.
+	Orphaned time.Time `json:"orphaned,omitzero"`
+	Updated  time.Time `json:"updated"`
 }
 
-// retiredTTL is how long a retired entry waits for a copy to show up.
-const retiredTTL = 7 * 24 * time.Hour
+// Pruning rules (see the package doc).
+const (
+	// RetiredTTL is how long a retired entry waits for a copy to show up.
+	RetiredTTL = 7 * 24 * time.Hour
+	// GoneGrace is how long the entry of a deleted, fully read file is kept.
+	GoneGrace = 15 * time.Minute
+	// SourceGrace is how long the entries of a source absent from the
+	// settings are kept.
+	SourceGrace = 24 * time.Hour
+)
 
 // Store holds entries in memory and persists them every Interval and on Flush.
 type Store struct {
@@ -88,8 +116,49 @@ func (s *Store) Offset(fileID string) (int64, bool) {
 func (s *Store) Set(key, path string, offset int64, tail uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[key] = Entry{Path: path, Offset: offset, Tail: tail, Retired: s.entries[key].Retired, Updated: time.Now().UTC()}
+	old := s.entries[key]
+	s.entries[key] = Entry{Path: path, Offset: offset, Tail: tail, Retired: old.Retired, Gone: old.Gone, Size: old.Size, Orphaned: old.Orphaned, Updated: time.Now().UTC()}
 	s.dirty = true
+}
+
+// Finish marks key's file as deleted from disk at size bytes (and so
+// retired: a copy may still carry it on). The entry is pruned once its
+// offset reaches size and GoneGrace passed.
+func (s *Store) Finish(key string, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[key]; ok {
+		e.Retired, e.Gone, e.Size, e.Updated = true, true, size, time.Now().UTC()
+		s.entries[key] = e
+		s.dirty = true
+	}
+}
+
+// KeepSources names the sources that exist (paused ones included). An
+// entry of any other source is marked orphaned the first time, and pruned
+// once it has been orphaned for SourceGrace; a source that comes back
+// clears the mark.
+func (s *Store) KeepSources(names []string) {
+	present := make(map[string]bool, len(names))
+	for _, n := range names {
+		present[n] = true
+	}
+	now := time.Now().UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.entries {
+		src, _, _ := strings.Cut(k, "/")
+		switch {
+		case present[src] && !e.Orphaned.IsZero():
+			e.Orphaned = time.Time{}
+		case !present[src] && e.Orphaned.IsZero():
+			e.Orphaned = now
+		default:
+			continue
+		}
+		s.entries[k] = e
+		s.dirty = true
+	}
 }
 
 // Retire marks key's content as gone from its file (see Entry.Retired).
@@ -107,8 +176,8 @@ func (s *Store) Retire(key string) {
 func (s *Store) Adopt(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.entries[key]; ok && e.Retired {
-		e.Retired = false
+	if e, ok := s.entries[key]; ok && (e.Retired || e.Gone) {
+		e.Retired, e.Gone, e.Size = false, false, 0
 		s.entries[key] = e
 		s.dirty = true
 	}
@@ -176,11 +245,25 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// Flush writes the entries to disk if they changed.
+// prunable reports whether e may be dropped now (see the package doc).
+func prunable(e Entry, now time.Time) bool {
+	switch {
+	case !e.Orphaned.IsZero() && now.Sub(e.Orphaned) > SourceGrace:
+		return true
+	case e.Gone && e.Offset >= e.Size && now.Sub(e.Updated) > GoneGrace:
+		return true
+	case e.Retired && now.Sub(e.Updated) > RetiredTTL:
+		return true
+	}
+	return false
+}
+
+// Flush prunes what may go and writes the entries to disk if they changed.
 func (s *Store) Flush() error {
 	s.mu.Lock()
+	now := time.Now()
 	for k, e := range s.entries {
-		if e.Retired && time.Since(e.Updated) > retiredTTL {
+		if prunable(e, now) {
 			delete(s.entries, k)
 			s.dirty = true
 		}
