@@ -104,11 +104,20 @@ func (g *globber) walk(dir string, elems []string, depth int) {
 	case !hasMeta(el):
 		next := filepath.Join(dir, el)
 		if len(rest) == 0 {
-			if _, err := os.Lstat(next); err == nil {
+			_, err := os.Lstat(next)
+			switch {
+			case err == nil:
 				g.addDir(dir)
 				g.match(next)
-			} else {
-				g.addDir(dir) // its creation is an event there
+			case errors.Is(err, fs.ErrNotExist):
+				// Not there yet: its creation is an event in dir, if dir
+				// is there.
+				if _, derr := os.Stat(dir); derr == nil {
+					g.addDir(dir)
+				} else {
+					g.fail(dir, derr)
+				}
+			default:
 				g.fail(next, err)
 			}
 			return
