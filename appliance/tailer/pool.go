@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"container/list"
 	"sync"
 	"syscall"
 )
@@ -15,9 +16,11 @@ import (
 // descriptor. At most one worker runs a given reader at a time; a wake that
 // arrives while it runs makes it run again right after.
 //
-// Descriptors: at most limit files are open at once. A reader that needs one
-// when none is free is queued in arrival order; a descriptor that is
-// released goes straight to the first reader waiting.
+// Descriptors: at most limit files are open at once (a worker that opens a
+// file holds a second, short-lived handle on it while it checks it). A
+// reader that needs one when none is free is queued in arrival order, and
+// the reader idle the longest is woken to close its file; a descriptor
+// that is released goes straight to the first reader waiting.
 type pool struct {
 	mu      sync.Mutex
 	work    *sync.Cond // a reader was queued, or the pool closed
@@ -30,6 +33,10 @@ type pool struct {
 	open    int       // held or granted
 	fdq     []*reader // waiting for a descriptor, in order
 	waiting int       // readers in fdq that still wait
+	// idleOpen are readers that hold a descriptor while idle and could
+	// give it back, oldest first: when a reader has to wait for a
+	// descriptor, the oldest of them is woken to close its file.
+	idleOpen list.List
 }
 
 // schedState is a reader's place in the pool, guarded by pool.mu.
@@ -40,6 +47,7 @@ type schedState struct {
 	stopped bool // never runs again
 	fdWait  bool // in fdq
 	fdGrant bool // a released descriptor was handed to it
+	idle    *list.Element
 }
 
 func newPool(workers, fdLimit int, bufSize int) *pool {
@@ -86,6 +94,7 @@ func (p *pool) next() *reader {
 			if r.sched.stopped {
 				continue
 			}
+			p.notIdle(r)
 			r.sched.running = true
 			return r
 		}
@@ -142,6 +151,7 @@ func (p *pool) stop(r *reader) bool {
 		return false
 	}
 	r.sched.stopped = true
+	p.notIdle(r)
 	if r.sched.fdWait {
 		r.sched.fdWait = false
 		p.waiting--
@@ -152,12 +162,50 @@ func (p *pool) stop(r *reader) bool {
 	return true
 }
 
+// idleWithFD records that r, which holds a descriptor, is idle and could
+// close its file if another file needs the descriptor.
+func (p *pool) idleWithFD(r *reader) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.sched.idle == nil && !r.sched.stopped {
+		r.sched.idle = p.idleOpen.PushBack(r)
+	}
+	if p.waiting > 0 {
+		p.evictLocked() // someone waits already
+	}
+}
+
+func (p *pool) notIdle(r *reader) {
+	if r.sched.idle != nil {
+		p.idleOpen.Remove(r.sched.idle)
+		r.sched.idle = nil
+	}
+}
+
+// evictLocked wakes the reader idle the longest, so it gives its
+// descriptor back.
+func (p *pool) evictLocked() {
+	e := p.idleOpen.Front()
+	if e == nil {
+		return
+	}
+	r := e.Value.(*reader)
+	p.notIdle(r)
+	switch {
+	case r.sched.running:
+		r.sched.again = true
+	case !r.sched.queued:
+		p.enqueue(r)
+	}
+}
+
 // markStopped is stop for the reader's own worker (it must not wait for
 // itself).
 func (p *pool) markStopped(r *reader) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r.sched.stopped = true
+	p.notIdle(r)
 	if r.sched.fdWait {
 		r.sched.fdWait = false
 		p.waiting--
@@ -181,6 +229,7 @@ func (p *pool) acquireFD(r *reader) bool {
 		r.sched.fdWait = true
 		p.waiting++
 		p.fdq = append(p.fdq, r)
+		p.evictLocked()
 	}
 	return false
 }

@@ -553,6 +553,9 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 		r.state.Store(StateRotated)
 	} else {
 		r.state.Store(StateIdle)
+		if !partialDue && !joinDue {
+			c.m.pool.idleWithFD(r)
+		}
 	}
 	return false, exitNone
 }
