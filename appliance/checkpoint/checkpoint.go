@@ -76,6 +76,7 @@ type Store struct {
 	mu      sync.Mutex
 	entries map[string]Entry
 	dirty   bool
+	now     func() time.Time // the clock (tests move it)
 }
 
 // Open loads the store kept at path (a missing file is an empty store).
@@ -83,7 +84,7 @@ func Open(path string, interval time.Duration, log *slog.Logger) (*Store, error)
 	if interval <= 0 {
 		interval = time.Second
 	}
-	s := &Store{path: path, interval: interval, log: log.With("component", "checkpoint"), entries: map[string]Entry{}}
+	s := &Store{path: path, interval: interval, log: log.With("component", "checkpoint"), entries: map[string]Entry{}, now: time.Now}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -117,7 +118,7 @@ func (s *Store) Set(key, path string, offset int64, tail uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.entries[key]
-	s.entries[key] = Entry{Path: path, Offset: offset, Tail: tail, Retired: old.Retired, Gone: old.Gone, Size: old.Size, Orphaned: old.Orphaned, Updated: time.Now().UTC()}
+	s.entries[key] = Entry{Path: path, Offset: offset, Tail: tail, Retired: old.Retired, Gone: old.Gone, Size: old.Size, Orphaned: old.Orphaned, Updated: s.now().UTC()}
 	s.dirty = true
 }
 
@@ -128,7 +129,7 @@ func (s *Store) Finish(key string, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[key]; ok {
-		e.Retired, e.Gone, e.Size, e.Updated = true, true, size, time.Now().UTC()
+		e.Retired, e.Gone, e.Size, e.Updated = true, true, size, s.now().UTC()
 		s.entries[key] = e
 		s.dirty = true
 	}
@@ -143,7 +144,7 @@ func (s *Store) KeepSources(names []string) {
 	for _, n := range names {
 		present[n] = true
 	}
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, e := range s.entries {
@@ -166,7 +167,7 @@ func (s *Store) Retire(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[key]; ok && !e.Retired {
-		e.Retired, e.Updated = true, time.Now().UTC()
+		e.Retired, e.Updated = true, s.now().UTC()
 		s.entries[key] = e
 		s.dirty = true
 	}
@@ -261,7 +262,7 @@ func prunable(e Entry, now time.Time) bool {
 // Flush prunes what may go and writes the entries to disk if they changed.
 func (s *Store) Flush() error {
 	s.mu.Lock()
-	now := time.Now()
+	now := s.now()
 	for k, e := range s.entries {
 		if prunable(e, now) {
 			delete(s.entries, k)

@@ -74,6 +74,9 @@ func newCollector(ctx context.Context, m *Manager, s pipeline.Source) *collector
 // change event said so: every glob expanded, every closed file checked by
 // stat, every checkpoint of a file not followed looked for.
 func (c *collector) fullScanEvery() time.Duration {
+	if c.m.cfg.fullScan > 0 {
+		return c.m.cfg.fullScan
+	}
 	return max(time.Minute, 10*c.m.cfg.ScanInterval)
 }
 

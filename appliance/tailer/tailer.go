@@ -90,6 +90,8 @@ type Config struct {
 
 	// noWatch turns change events off (tests of the polling fallback).
 	noWatch bool
+	// fullScan overrides how often everything is looked at (tests).
+	fullScan time.Duration
 }
 
 func (c *Config) setDefaults() {
