@@ -62,6 +62,13 @@ func (p *Policy) CheckGlob(glob string) error {
 	if clean != strings.TrimSuffix(glob, "/") {
 		return fmt.Errorf("%q is not a clean path (use %q)", glob, clean)
 	}
+	for _, el := range strings.Split(clean, "/") {
+		// As the tailer expands it: ** is any depth below StaticDir,
+		// which is where the roots are checked.
+		if strings.Contains(el, "**") && el != "**" {
+			return fmt.Errorf("%q: ** must be a whole path element (like /var/log/**/*.log)", glob)
+		}
+	}
 	dir := StaticDir(clean)
 	if !p.under(dir) && !p.under(clean) {
 		return fmt.Errorf("%q is outside the allowed roots %v (see --allow-paths)", glob, p.roots)
@@ -102,7 +109,8 @@ func (p *Policy) CheckFile(path string) error {
 }
 
 // StaticDir is the longest leading directory of glob that has no glob
-// characters in it.
+// characters in it (for /var/log/**/*.log, /var/log: ** spans directories
+// below it only).
 func StaticDir(glob string) string {
 	i := strings.IndexAny(glob, "*?[")
 	if i < 0 {
