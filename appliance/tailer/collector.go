@@ -38,8 +38,10 @@ type collector struct {
 	searched map[string]time.Time
 	globs    []globState
 	sweep    bool // look for checkpointed files that left their path
-	rescan   bool // expand every glob at the next scan
-	lastFull time.Time
+	// unidentified counts readers whose first step has not run yet.
+	unidentified int
+	rescan       bool // expand every glob at the next scan
+	lastFull     time.Time
 }
 
 // parkedFile is a file that left its path, was read to its end and let
@@ -123,7 +125,7 @@ func (c *collector) scan() {
 	c.rescan = false
 	c.mu.Unlock()
 	matched := map[string]bool{}
-	expandedAll := true
+	expandedAll, allWatched := true, true
 	for i, pattern := range c.src.Paths {
 		g := &c.globs[i]
 		if !expandAll && g.complete && c.m.watch.unchanged(g.dirs, g.gens) {
@@ -131,7 +133,8 @@ func (c *collector) scan() {
 			continue
 		}
 		res := expandGlob(pattern)
-		gens, _ := c.m.watch.retain(res.dirs)
+		gens, watched := c.m.watch.retain(res.dirs)
+		allWatched = allWatched && watched && res.complete
 		c.m.watch.release(g.dirs)
 		c.mu.Lock()
 		g.expanded, g.dirs, g.gens, g.complete, g.matches = true, res.dirs, gens, res.complete, len(res.matches)
@@ -154,13 +157,20 @@ func (c *collector) scan() {
 		}
 	}
 	var poll []*reader
-	for _, r := range c.files {
-		if st, _ := r.state.Load().(string); st == StateClosed && (full || !c.m.watch.watched(r.path)) {
-			poll = append(poll, r)
+	if full || !c.m.watch.healthy() || !allWatched {
+		// Some changes may come without an event: stat closed files.
+		for _, r := range c.files {
+			if st, _ := r.state.Load().(string); st == StateClosed && (full || !c.m.watch.watched(r.path)) {
+				poll = append(poll, r)
+			}
 		}
 	}
-	sweep := c.sweep || full
-	c.sweep = false
+	// While new files are still being identified the sweep cannot tell
+	// theirs from lost ones: it waits (a full scan does not).
+	sweep := (c.sweep && c.unidentified == 0) || full
+	if sweep {
+		c.sweep = false
+	}
 	c.mu.Unlock()
 
 	// Closed files where no event tells of changes: stat them.
@@ -204,6 +214,7 @@ func (c *collector) maybeStart(path string) {
 	}
 	r := c.newReader(path, di)
 	c.files[di] = r
+	c.unidentified++
 	c.mu.Unlock()
 	c.m.pool.wake(r)
 }
@@ -221,6 +232,9 @@ func (c *collector) forget(r *reader, x exit) {
 	defer c.mu.Unlock()
 	if c.files[r.di] == r {
 		delete(c.files, r.di)
+	}
+	if !r.inited {
+		c.unidentified--
 	}
 	if x == exitGone || x == exitTruncated || (x == exitRetry && r.found) {
 		c.sweep = true
@@ -353,6 +367,23 @@ func (c *collector) sweepLost() {
 		es = append(es, entry{key, path, off, tail, retired})
 		return false
 	})
+	// Forget what is remembered about entries that were pruned.
+	have := make(map[string]bool, len(es))
+	for _, e := range es {
+		have[e.key] = true
+	}
+	c.mu.Lock()
+	for k := range c.parked {
+		if !have[k] {
+			delete(c.parked, k)
+		}
+	}
+	for k := range c.searched {
+		if !have[k] {
+			delete(c.searched, k)
+		}
+	}
+	c.mu.Unlock()
 	c.initMu.Lock()
 	defer c.initMu.Unlock()
 	dirs := map[string]*dirIndex{}
@@ -485,6 +516,7 @@ func (c *collector) startFound(path string, di devIno, key string) {
 	r := c.newReader(path, di)
 	r.adopt, r.found = key, true
 	c.files[di] = r
+	c.unidentified++
 	delete(c.parked, key)
 	c.mu.Unlock()
 	c.m.log.Info("checkpointed file left its path; reading it to its end where it is now", "path", path, "file_id", strings.TrimPrefix(key, c.src.Name+"/"))

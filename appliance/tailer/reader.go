@@ -305,6 +305,7 @@ func (r *reader) init() exit {
 	delete(c.refused, r.path)
 	delete(c.parked, key)
 	r.id, r.inited = id, true
+	c.unidentified--
 	c.mu.Unlock()
 
 	r.f = f

@@ -70,6 +70,9 @@ func (w *dirWatcher) mode() string {
 	return "inotify"
 }
 
+// healthy reports whether change events arrive at all.
+func (w *dirWatcher) healthy() bool { return w.fw != nil }
+
 // run delivers events until ctx is done, then closes the watcher.
 func (w *dirWatcher) run(ctx context.Context) {
 	if w.fw == nil {
