@@ -151,3 +151,43 @@ func TestCloseInactive(t *testing.T) {
 	exactlyOnce(t, sink, want)
 	waitFor(t, "the renamed file let go", func() bool { return fdsUnder(t, dir) == 0 && len(m.Status()) == 1 })
 }
+
+// TestPollingFallback: without change events (no inotify instance left),
+// files are polled by stat each scan interval: new files, appends to
+// closed files and a rename while closed are all still read, once.
+func TestPollingFallback(t *testing.T) {
+	dir := t.TempDir()
+	var want []string
+	for i := 0; i < 30; i++ {
+		l := fmt.Sprintf("file %02d first", i)
+		mkfile(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)), l+"\n")
+		want = append(want, l)
+	}
+	sink, cp := &memSink{}, newCP()
+	m := New(Config{Host: "h", ScanInterval: 30 * time.Millisecond, RotateWait: 150 * time.Millisecond, CloseInactive: 100 * time.Millisecond, MaxOpenFiles: 4, noWatch: true}, sink, cp, discard())
+	m.Apply([]pipeline.Source{{Name: "s", Paths: []string{filepath.Join(dir, "*.log")}}})
+	stop := runManager(t, m)
+	defer stop()
+	waitFor(t, "first lines", func() bool { return len(sink.lines()) == 30 })
+	if s := m.Summary(); !strings.HasPrefix(s.Changes, "polling") {
+		t.Fatalf("summary %+v", s)
+	}
+	waitFor(t, "every file closed", func() bool { return fdsUnder(t, dir) == 0 })
+	for i := 0; i < 30; i += 3 {
+		l := fmt.Sprintf("file %02d later", i)
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)), l+"\n")
+		want = append(want, l)
+	}
+	mkfile(t, filepath.Join(dir, "new.log"), "new file\n")
+	want = append(want, "new file")
+	waitFor(t, "appends and the new file", func() bool { return len(sink.lines()) == len(want) })
+	waitFor(t, "every file closed again", func() bool { return fdsUnder(t, dir) == 0 })
+	appendFile(t, filepath.Join(dir, "f01.log"), "file 01 before rename\n")
+	want = append(want, "file 01 before rename")
+	if err := os.Rename(filepath.Join(dir, "f01.log"), filepath.Join(dir, "f01.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the line appended before the rename", func() bool { return len(sink.lines()) == len(want) })
+	time.Sleep(300 * time.Millisecond)
+	exactlyOnce(t, sink, want)
+}
