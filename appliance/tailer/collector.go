@@ -423,7 +423,10 @@ func (c *collector) sweepLost() {
 				c.mu.Unlock()
 				switch {
 				case r == nil:
-					continue // there, not followed (not matched now, or refused)
+					if c.holds(e.path, id.fp) {
+						continue // there, not followed (not matched now, or refused)
+					}
+					left = true // rewritten in place (and not identified yet)
 				case pending:
 					c.mu.Lock()
 					c.sweep = true // not identified yet; look again next scan
@@ -442,7 +445,13 @@ func (c *collector) sweepLost() {
 		}
 		// Renamed, in the same directory?
 		if !left && !e.retired {
-			if name, ok := d.byDI[id.devIno]; ok && c.holds(filepath.Join(dir, name), id.fp) {
+			name, ok := d.byIno[id.ino]
+			var di devIno
+			var size int64
+			if ok {
+				di, size, ok = d.stat(name)
+			}
+			if ok && di == id.devIno && c.holds(filepath.Join(dir, name), id.fp) {
 				p := filepath.Join(dir, name)
 				c.mu.Lock()
 				_, busy := c.files[id.devIno]
@@ -450,11 +459,11 @@ func (c *collector) sweepLost() {
 				if busy {
 					continue
 				}
-				if d.size[name] > e.off {
+				if size > e.off {
 					c.startFound(p, id.devIno, e.key)
 				} else {
 					c.mu.Lock()
-					c.parked[e.key] = parkedFile{path: p, di: id.devIno, size: d.size[name]}
+					c.parked[e.key] = parkedFile{path: p, di: id.devIno, size: size}
 					c.mu.Unlock()
 				}
 				continue
@@ -533,8 +542,13 @@ func (c *collector) findCopy(d *dirIndex, dir, orig string, id identity, off int
 	if i := strings.IndexByte(stem, '.'); i > 0 {
 		stem = stem[:i]
 	}
-	for name, di := range d.byDI2 {
-		if !strings.HasPrefix(name, stem) || di == id.devIno || d.size[name] < off {
+	for _, ent := range d.ents {
+		name := ent.name
+		if !strings.HasPrefix(name, stem) || ent.ino == id.ino || !ent.maybeRegular() {
+			continue
+		}
+		di, size, regular := d.stat(name)
+		if !regular || di == id.devIno || size < off {
 			continue
 		}
 		c.mu.Lock()
@@ -552,44 +566,48 @@ func (c *collector) findCopy(d *dirIndex, dir, orig string, id identity, off int
 		ok := err == nil && got.fp == id.fp && (off == 0 || tailHash(f, off) == tail)
 		f.Close()
 		if ok {
-			return p, di, d.size[name], true
+			return p, di, size, true
 		}
 	}
 	return "", devIno{}, 0, false
 }
 
-// dirIndex is one listing of a directory's regular files.
+// dirIndex is one listing of a directory, with inode numbers; sizes are
+// looked up (lstat) only for the names that matter.
 type dirIndex struct {
-	byDI  map[devIno]string
-	byDI2 map[string]devIno
-	size  map[string]int64
+	dir   string
+	ents  []dirEnt
+	byIno map[uint64]string
 	mtime time.Time
+	stats map[string]os.FileInfo
 }
 
 func readDirIndex(dir string) *dirIndex {
-	d := &dirIndex{byDI: map[devIno]string{}, byDI2: map[string]devIno{}, size: map[string]int64{}}
+	d := &dirIndex{dir: dir, byIno: map[uint64]string{}, stats: map[string]os.FileInfo{}}
 	if fi, err := os.Stat(dir); err == nil {
 		d.mtime = fi.ModTime()
 	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return d
-	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		if di, ok := devInoOf(fi); ok {
-			d.byDI[di] = e.Name()
-			d.byDI2[e.Name()] = di
-			d.size[e.Name()] = fi.Size()
+	d.ents, _ = listDir(dir)
+	for _, e := range d.ents {
+		if e.maybeRegular() {
+			d.byIno[e.ino] = e.name
 		}
 	}
 	return d
+}
+
+// stat returns name's devIno and size, if it is a regular file.
+func (d *dirIndex) stat(name string) (devIno, int64, bool) {
+	fi, ok := d.stats[name]
+	if !ok {
+		fi, _ = os.Lstat(filepath.Join(d.dir, name))
+		d.stats[name] = fi
+	}
+	if fi == nil || !fi.Mode().IsRegular() {
+		return devIno{}, 0, false
+	}
+	di, ok := devInoOf(fi)
+	return di, fi.Size(), ok
 }
 
 func (c *collector) status() []FileStatus {

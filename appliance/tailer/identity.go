@@ -92,17 +92,15 @@ func parseFileID(s string) (identity, bool) {
 }
 
 // findByIdentity looks in dir for the file with identity id (a file that
-// was renamed there) and returns its path.
+// was renamed there) and returns its path. The directory's own listing
+// gives inode numbers: only a name with the inode is looked at further.
 func findByIdentity(dir string, id identity) (string, bool) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", false
-	}
+	ents, _ := listDir(dir)
 	for _, e := range ents {
-		if !e.Type().IsRegular() {
+		if e.ino != id.ino || !e.maybeRegular() {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
+		p := filepath.Join(dir, e.name)
 		fi, err := os.Lstat(p)
 		if err != nil {
 			continue

@@ -1,6 +1,8 @@
 package tailer
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -96,3 +98,50 @@ func fileKind(mode uint32) string {
 func fdPath(f *os.File) (string, error) {
 	return os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 }
+
+// dirEnt is one name in a directory with its inode number, as the
+// directory itself lists it (no stat).
+type dirEnt struct {
+	name string
+	ino  uint64
+	typ  uint8 // DT_* (DT_UNKNOWN when the file system does not say)
+}
+
+// listDir lists dir with inode numbers in one pass of getdents64 calls,
+// so that finding a file by inode in a directory of 10 000 files costs no
+// stat per file.
+func listDir(dir string) ([]dirEnt, error) {
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer syscall.Close(fd)
+	var out []dirEnt
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		if err != nil {
+			return out, &os.PathError{Op: "getdents", Path: dir, Err: err}
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		for off := 0; off+19 <= n; {
+			ino := binary.NativeEndian.Uint64(buf[off:])
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen == 0 || off+reclen > n {
+				break
+			}
+			name := buf[off+19 : off+reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if s := string(name); s != "." && s != ".." {
+				out = append(out, dirEnt{name: s, ino: ino, typ: buf[off+18]})
+			}
+			off += reclen
+		}
+	}
+}
+
+func (e dirEnt) maybeRegular() bool { return e.typ == syscall.DT_REG || e.typ == syscall.DT_UNKNOWN }

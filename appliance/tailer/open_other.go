@@ -57,3 +57,31 @@ func isNotRegular(err error) bool {
 }
 
 func fdPath(f *os.File) (string, error) { return f.Name(), nil }
+
+type dirEnt struct {
+	name string
+	ino  uint64
+	typ  uint8
+}
+
+// listDir lists dir with inode numbers (a stat per file here).
+func listDir(dir string) ([]dirEnt, error) {
+	ents, err := os.ReadDir(dir)
+	var out []dirEnt
+	for _, e := range ents {
+		fi, ierr := e.Info()
+		if ierr != nil {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			typ := uint8(0)
+			if fi.Mode().IsRegular() {
+				typ = 8
+			}
+			out = append(out, dirEnt{name: e.Name(), ino: uint64(st.Ino), typ: typ})
+		}
+	}
+	return out, err
+}
+
+func (e dirEnt) maybeRegular() bool { return e.typ == 8 || e.typ == 0 }
