@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -272,5 +274,196 @@ func TestWatchErrorDoesNotExit(t *testing.T) {
 			t.Fatalf("error not cleared: %+v", p.apiStatus(t).Files)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// narrowWriter appends numbered lines to dir/app.log at a steady rate;
+// the test rotates the file when it chooses (rotate).
+type narrowWriter struct {
+	dir     string
+	mu      sync.Mutex
+	f       *os.File
+	written int
+	gen     int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (w *narrowWriter) line(b []byte, note string) []byte {
+	b = fmt.Appendf(b, "2026-11-25T10:00:00Z INFO crashline tok%07d %s\n", w.written, note)
+	w.written++
+	return b
+}
+
+func (w *narrowWriter) run(t *testing.T) {
+	defer close(w.done)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			w.mu.Lock()
+			w.f.Close()
+			w.mu.Unlock()
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		var b []byte
+		for i := 0; i < 20; i++ {
+			b = w.line(b, "steady write")
+		}
+		if _, err := w.f.Write(b); err != nil {
+			t.Error(err)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// rotate renames app.log to app.log.N (a few late lines still go to the
+// old file) or, every other time, copies it there and truncates it.
+func (w *narrowWriter) rotate(t *testing.T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gen++
+	path := filepath.Join(w.dir, "app.log")
+	rotated := fmt.Sprintf("%s.%d", path, w.gen)
+	if w.gen%2 == 0 {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = os.WriteFile(rotated, b, 0o644)
+		}
+		if err == nil {
+			err = os.Truncate(path, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.Rename(path, rotated); err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	for i := 0; i < 5; i++ {
+		b = w.line(b, "late write after rotation")
+	}
+	if _, err := w.f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	w.f.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.f = f
+}
+
+// TestCrashKill9NarrowGlob: the glob matches the live file only
+// (logs/app.log), lines are written steadily, and logbox is killed with
+// SIGKILL at a random moment; while it is down the file is rotated (by
+// rename or copytruncate, alternately, so the unread tail is only in a
+// file no glob matches), then logbox is started again. Every line must be
+// indexed exactly once: the files that left their path are found by
+// identity and read to their end. (Before, each rotation while logbox was
+// down lost the unread tail.) Files are rotated only once logbox has seen
+// them: a file that logbox never saw, or saw for less than
+// checkpoint.NewEntryDelay before the crash, cannot be known.
+func TestCrashKill9NarrowGlob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills the binary many times")
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	logs := filepath.Join(work, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	f, err := os.OpenFile(filepath.Join(logs, "app.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &narrowWriter{dir: logs, f: f, stop: make(chan struct{}), done: make(chan struct{})}
+	args := []string{"--collect", "logs/app.log", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0",
+		"--host", "crashbox", "--rotate-wait", "300ms", "--scan-interval", "200ms"}
+	const kills = 6
+	for i := 0; i < kills; i++ {
+		p := startBinary(t, bin, work, args...)
+		if i == 0 {
+			go w.run(t)
+		}
+		time.Sleep(time.Duration(1000+rng.IntN(1500)) * time.Millisecond)
+		if i%3 == 2 {
+			// While running, too; the new file is seen (a scan, and its
+			// entry written) before the kill.
+			w.rotate(t)
+			time.Sleep(time.Duration(700+rng.IntN(600)) * time.Millisecond)
+		}
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		w.rotate(t)
+		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
+	}
+	close(w.stop)
+	<-w.done
+	written := w.written
+	t.Logf("%d lines written, %d rotations (%d while logbox was down), %d kills", written, w.gen, kills, kills)
+
+	p := startBinary(t, bin, work, args...)
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, total := allTokensTotal(t, p.url); total >= uint64(written) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // nothing more may come
+	seen, total := allTokens(t, p.url, "crashline")
+	missing, doubled := 0, 0
+	for i := 0; i < written; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			missing++
+			if missing <= 5 {
+				t.Errorf("token %d missing", i)
+			}
+		case n > 1:
+			doubled++
+			if doubled <= 5 {
+				t.Errorf("token %d found %d times", i, n)
+			}
+		}
+	}
+	if missing > 0 || doubled > 0 || total != uint64(written) {
+		if os.Getenv("NARROW_DEBUG") != "" {
+			start := -1
+			for i := 0; i <= written; i++ {
+				if i < written && seen[i] == 0 {
+					if start < 0 {
+						start = i
+					}
+				} else if start >= 0 {
+					t.Logf("missing %d..%d", start, i-1)
+					start = -1
+				}
+			}
+			ents, _ := os.ReadDir(logs)
+			for _, e := range ents {
+				fi, _ := e.Info()
+				st := fi.Sys().(*syscall.Stat_t)
+				b, _ := os.ReadFile(filepath.Join(logs, e.Name()))
+				first := strings.SplitN(string(b), "\n", 2)[0]
+				t.Logf("%s ino %x size %d first %q", e.Name(), st.Ino, fi.Size(), first)
+			}
+			cp, _ := os.ReadFile(filepath.Join(work, "logbox-data", "checkpoints.json"))
+			t.Logf("checkpoints: %s", cp)
+		}
+		t.Fatalf("%d written, %d indexed: %d missing, %d doubled", written, total, missing, doubled)
 	}
 }

@@ -77,6 +77,7 @@ type Store struct {
 	entries map[string]Entry
 	dirty   bool
 	now     func() time.Time // the clock (tests move it)
+	added   chan struct{}    // a new entry waits to be written
 }
 
 // Open loads the store kept at path (a missing file is an empty store).
@@ -84,7 +85,7 @@ func Open(path string, interval time.Duration, log *slog.Logger) (*Store, error)
 	if interval <= 0 {
 		interval = time.Second
 	}
-	s := &Store{path: path, interval: interval, log: log.With("component", "checkpoint"), entries: map[string]Entry{}, now: time.Now}
+	s := &Store{path: path, interval: interval, log: log.With("component", "checkpoint"), entries: map[string]Entry{}, now: time.Now, added: make(chan struct{}, 1)}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -117,7 +118,13 @@ func (s *Store) Offset(fileID string) (int64, bool) {
 func (s *Store) Set(key, path string, offset int64, tail uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.entries[key]
+	old, existed := s.entries[key]
+	if !existed {
+		select {
+		case s.added <- struct{}{}:
+		default:
+		}
+	}
 	s.entries[key] = Entry{Path: path, Offset: offset, Tail: tail, Retired: old.Retired, Gone: old.Gone, Size: old.Size, Orphaned: old.Orphaned, Updated: s.now().UTC()}
 	s.dirty = true
 }
@@ -231,20 +238,43 @@ func (s *Store) All() map[string]Entry {
 // Run persists changes every interval until ctx is done, then flushes once
 // more. Errors are retried at the next tick; the last one is returned if
 // the final flush fails too.
+//
+// A new entry (a file seen for the first time) is written within
+// NewEntryDelay rather than at the next interval: after a crash, a file is
+// found by its identity only if its entry was on disk, and a file first
+// seen just before the crash may be rotated away while logbox is down.
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	var soon <-chan time.Time
+	var took time.Duration // the last flush: new entries wait at least 4× that
+	flush := func() {
+		start := time.Now()
+		defer func() { took = time.Since(start) }()
+		if err := s.Flush(); err != nil {
+			s.log.Warn("checkpoint write failed; after a crash more lines would be re-read (never lost); check the data dir", "path", s.path, "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return s.Flush()
 		case <-t.C:
-			if err := s.Flush(); err != nil {
-				s.log.Warn("checkpoint write failed; after a crash more lines would be re-read (never lost); check the data dir", "path", s.path, "err", err)
+			flush()
+		case <-s.added:
+			if soon == nil {
+				soon = time.After(max(NewEntryDelay, 4*took))
 			}
+		case <-soon:
+			soon = nil
+			flush()
 		}
 	}
 }
+
+// NewEntryDelay bounds how long a new entry waits to be written (new
+// entries arriving meanwhile are written together).
+const NewEntryDelay = 20 * time.Millisecond
 
 // prunable reports whether e may be dropped now (see the package doc).
 func prunable(e Entry, now time.Time) bool {

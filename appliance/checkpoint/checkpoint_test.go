@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -133,5 +134,31 @@ func TestPruning(t *testing.T) {
 	s.Set("web/live", "/l/d.log", 20, 1)
 	if e, _ := s.Get("web/live"); e.Offset != 20 || e.Retired || e.Gone {
 		t.Fatalf("live entry %+v", e)
+	}
+}
+
+// TestNewEntryWrittenSoon: the entry of a file seen for the first time is
+// on disk at once, not at the next interval, so that a file rotated away
+// while logbox is down after a crash can still be found by its identity.
+func TestNewEntryWrittenSoon(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checkpoints.json")
+	s, err := Open(path, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	s.Set("src/new-file", "/l/a.log", 0, 0)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), "src/new-file") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("new entry not written within 5s (interval 1h)")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
