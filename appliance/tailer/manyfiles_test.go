@@ -191,3 +191,24 @@ func TestPollingFallback(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	exactlyOnce(t, sink, want)
 }
+
+// TestFileWithoutFirstLineYet: a file created empty, then given half a
+// line, then the rest, is read once its first line is complete (the
+// write is the event that makes logbox look again).
+func TestFileWithoutFirstLineYet(t *testing.T) {
+	dir := t.TempDir()
+	sink, cp := &memSink{}, newCP()
+	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{filepath.Join(dir, "*.log")}})
+	defer stop()
+	path := filepath.Join(dir, "late.log")
+	mkfile(t, path, "")
+	time.Sleep(200 * time.Millisecond)
+	appendFile(t, path, "half a ")
+	time.Sleep(200 * time.Millisecond)
+	if n := len(sink.lines()); n != 0 {
+		t.Fatalf("%d lines before the first line was complete", n)
+	}
+	appendFile(t, path, "line\nsecond\n")
+	waitFor(t, "both lines", func() bool { return len(sink.lines()) == 2 })
+	exactlyOnce(t, sink, []string{"half a line", "second"})
+}

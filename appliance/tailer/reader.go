@@ -233,19 +233,17 @@ func (r *reader) init() exit {
 		return exitLater
 	}
 	id, err := identify(f)
-	if err == nil && id.devIno != r.di {
-		err = errNotReady // replaced since the scan; the next one looks again
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errNotReady):
 		f.Close()
-		if errors.Is(err, errNotReady) && id.devIno == r.di {
-			return exitLater // no complete first line yet: its write is an event
-		}
-		if !errors.Is(err, errNotReady) {
-			c.refuse(r.path, err)
-			return exitLater
-		}
-		return exitRetry
+		return exitLater // no complete first line yet: its write is an event
+	case err != nil:
+		f.Close()
+		c.refuse(r.path, err)
+		return exitLater
+	case id.devIno != r.di:
+		f.Close()
+		return exitRetry // replaced since the scan; the next one looks again
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -616,9 +614,10 @@ func (r *reader) publish() bool {
 func (r *reader) closeInactive() {
 	if r.sp.hasPartial() {
 		r.pos = r.sp.start
-		r.sp = splitter{max: r.sp.max, start: r.pos, next: r.pos}
 		r.read.Store(r.pos)
 	}
+	// A fresh splitter: the buffer of a long line read once is not kept.
+	r.sp = splitter{max: r.sp.max, start: r.pos, next: r.pos}
 	r.closeFD()
 	r.after(-1)
 	r.state.Store(StateClosed)
