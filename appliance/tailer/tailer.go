@@ -358,6 +358,10 @@ type Summary struct {
 	CloseInactive string `json:"close_inactive"`
 	// Changes is how changes are noticed: "inotify", or "polling: why".
 	Changes string `json:"changes"`
+	// UnwatchedDirs counts directories in use whose files are polled
+	// because no inotify watch could be added (fs.inotify.max_user_watches,
+	// permissions, a file system without events).
+	UnwatchedDirs int `json:"unwatched_dirs"`
 }
 
 func (m *Manager) collectors() []*collector {
@@ -391,6 +395,7 @@ func (m *Manager) Summary() Summary {
 	}
 	if w != nil {
 		s.Changes = w.mode()
+		s.UnwatchedDirs = w.unwatched()
 	}
 	for _, c := range m.collectors() {
 		c.mu.Lock()

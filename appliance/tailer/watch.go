@@ -30,8 +30,9 @@ type dirWatcher struct {
 	pool *pool
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	dirs map[string]*wdir
+	mu     sync.Mutex
+	dirs   map[string]*wdir
+	warned bool // a failed watch was logged at Warn once
 }
 
 type wdir struct {
@@ -68,6 +69,19 @@ func (w *dirWatcher) mode() string {
 		return "polling: " + w.why
 	}
 	return "inotify"
+}
+
+// unwatched counts the directories in use that have no watch.
+func (w *dirWatcher) unwatched() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, d := range w.dirs {
+		if !d.watched {
+			n++
+		}
+	}
+	return n
 }
 
 // healthy reports whether change events arrive at all.
@@ -159,7 +173,12 @@ func (w *dirWatcher) dirLocked(dir string) *wdir {
 	if !d.watched && w.fw != nil && time.Since(d.tried) >= retryWatch {
 		if err := w.fw.Add(dir); err != nil {
 			d.tried, d.lastErr = time.Now(), err.Error()
-			w.log.Debug("cannot watch directory; polling its files", "path", dir, "err", err)
+			if !w.warned {
+				w.warned = true
+				w.log.Warn("cannot watch a directory for changes; its files are polled every scan interval instead (more CPU, later pickup); on ENOSPC raise fs.inotify.max_user_watches; tailing.unwatched_dirs in /api/status counts such directories", "path", dir, "err", err)
+			} else {
+				w.log.Debug("cannot watch directory; polling its files", "path", dir, "err", err)
+			}
 		} else {
 			d.watched, d.lastErr = true, ""
 			d.gen++ // what happened before the watch is unknown
