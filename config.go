@@ -144,6 +144,8 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often source globs are checked for new files")
 	fs.DurationVar(&c.RotateWait, "rotate-wait", c.RotateWait, "how long a rotated or deleted file is still read after its last write")
 	fs.DurationVar(&c.PartialLineIdle, "partial-line-idle", c.PartialLineIdle, "ship a last line without newline after this idle time (0: wait for the newline)")
+	fs.DurationVar(&c.CloseInactive, "close-inactive", c.CloseInactive, "close a followed file after this long without new data; it is opened again, at its place, when it changes")
+	fs.IntVar(&c.MaxOpenFiles, "max-open-files", c.MaxOpenFiles, "most files the tailer keeps open at once; more wait their turn (0: the descriptor limit minus a reserve for the index, etcd and HTTP)")
 	fs.DurationVar(&c.ShardSpan, "shard-span", c.ShardSpan, "event time one index shard holds (whole minutes)")
 	fs.Var(dayDuration{&c.Retention}, "retention", "drop index shards older than this (e.g. 7d, 36h; negative keeps forever)")
 	fs.Int64Var(&c.RetentionBytes, "retention-bytes", 0, "drop the oldest index shards while all take more bytes than this (0: no size limit)")

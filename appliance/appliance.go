@@ -273,7 +273,8 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		cpStage = a.start(g, "checkpoints", watch("checkpoints", cps.Run))
 		a.tail = tailer.New(tailer.Config{
 			Host: cfg.Host, ScanInterval: cfg.ScanInterval, RotateWait: cfg.RotateWait,
-			PartialLineIdle: cfg.PartialLineIdle, Allowed: policy.CheckFile,
+			PartialLineIdle: cfg.PartialLineIdle, Allowed: policy.CheckReal,
+			CloseInactive: cfg.CloseInactive, MaxOpenFiles: cfg.MaxOpenFiles,
 		}, sink, cps, a.log)
 		tailStage = a.start(g, "tailer", watch("tailer", func(ctx context.Context) error {
 			tg, tctx := errgroup.WithContext(ctx)
@@ -486,6 +487,12 @@ type Status struct {
 	Host  string              `json:"host"`
 	Mode  string              `json:"mode"`
 	Files []tailer.FileStatus `json:"files"`
+	// Sources are the running sources: their globs, what each matches
+	// (no_match: nothing), files followed, open and queued.
+	Sources []tailer.SourceStatus `json:"sources"`
+	// Tailing is the tailer as a whole: files open against the descriptor
+	// budget, files queued for one, how changes are noticed.
+	Tailing *tailer.Summary `json:"tailing,omitempty"`
 	// Undelivered counts, per source and reason, lines not delivered
 	// exactly as written (truncated, bytes replaced, ...).
 	Undelivered    map[string]map[string]uint64 `json:"undelivered"`
@@ -528,7 +535,7 @@ type EtcdStatus struct {
 }
 
 func (a *Appliance) status(ctx context.Context) any {
-	st := Status{Role: a.cfg.Role, Host: a.cfg.Host, Mode: "kafka", Files: []tailer.FileStatus{}}
+	st := Status{Role: a.cfg.Role, Host: a.cfg.Host, Mode: "kafka", Files: []tailer.FileStatus{}, Sources: []tailer.SourceStatus{}}
 	if a.direct() {
 		st.Mode = "direct"
 	}
@@ -543,6 +550,11 @@ func (a *Appliance) status(ctx context.Context) any {
 		if files := a.tail.Status(); files != nil {
 			st.Files = files
 		}
+		if srcs := a.tail.Sources(); srcs != nil {
+			st.Sources = srcs
+		}
+		sum := a.tail.Summary()
+		st.Tailing = &sum
 		st.Undelivered = a.tail.Undelivered()
 	}
 	if a.producer != nil {

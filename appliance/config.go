@@ -93,6 +93,12 @@ type Config struct {
 	// PartialLineIdle ships a last line without newline after this long;
 	// 0 waits for the newline.
 	PartialLineIdle time.Duration
+	// CloseInactive closes a followed file after this long without new
+	// data; it is opened again when it changes.
+	CloseInactive time.Duration
+	// MaxOpenFiles caps the files the tailer keeps open; 0 derives it from
+	// RLIMIT_NOFILE (tailer.FileDescriptorBudget).
+	MaxOpenFiles int
 	// ShutdownTimeout bounds each stage of shutdown.
 	ShutdownTimeout time.Duration
 
@@ -138,6 +144,7 @@ func DefaultConfig() Config {
 		KafkaMaxMessageBytes: 1000000,
 		ScanInterval:         time.Second,
 		RotateWait:           2 * time.Second,
+		CloseInactive:        5 * time.Minute,
 		ShutdownTimeout:      5 * time.Second,
 		MinFreeDisk:          DefaultMinFreeDisk,
 	}
@@ -210,6 +217,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MinFreeDisk < 0 {
 		errs = append(errs, errors.New("--min-free-disk: must not be negative (0 turns the floor off)"))
+	}
+	if c.CloseInactive <= 0 {
+		errs = append(errs, errors.New("--close-inactive: must be positive"))
+	}
+	if c.MaxOpenFiles < 0 {
+		errs = append(errs, errors.New("--max-open-files: must not be negative (0 derives it from the descriptor limit)"))
 	}
 	return errors.Join(errs...)
 }

@@ -72,6 +72,8 @@ var runSettings = []runSetting{
 	{field: "MinFreeDisk", flag: "min-free-disk", apply: (*Appliance).applyMinFreeDisk},
 	{field: "EtcdCredentialsFile", flag: "etcd-credentials-file"},
 	{field: "KafkaInstanceID", flag: "kafka-instance-id"},
+	{field: "CloseInactive", flag: "close-inactive"},
+	{field: "MaxOpenFiles", flag: "max-open-files"},
 	{field: "HTTPTimeouts"},
 }
 

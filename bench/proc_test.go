@@ -41,11 +41,18 @@ var runningRE = regexp.MustCompile(`msg="logbox running".* http=(http://[0-9.:]+
 // --etcd-listen, and waits for its "running" line. owner's cleanup stops
 // it (owner may outlive b, so that a later stage can use the process).
 func startLogbox(b *testing.B, owner testing.TB, bin, data string, args ...string) *proc {
+	return startLogboxVia(b, owner, nil, bin, data, args...)
+}
+
+// startLogboxVia is startLogbox with the command line prefixed by wrap
+// (e.g. a shell that lowers a limit and execs the rest).
+func startLogboxVia(b *testing.B, owner testing.TB, wrap []string, bin, data string, args ...string) *proc {
 	b.Helper()
 	// Retention is long: 10 M generated lines span 9 days of event time,
 	// and the default 7 days would drop the oldest shards while loading.
-	all := append([]string{"--data", data, "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "bench", "--retention", "3650d"}, args...)
-	cmd := exec.Command(bin, all...)
+	all := append([]string{bin, "--data", data, "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "bench", "--retention", "3650d"}, args...)
+	all = append(append([]string(nil), wrap...), all...)
+	cmd := exec.Command(all[0], all[1:]...)
 	cmd.Dir = filepath.Dir(data)
 	// Die with the benchmark, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,6 +1,8 @@
 // Package pathpolicy decides which files logbox may read: only files below
 // the allowed roots (--allow-paths), checked when a source is written and
-// again when a file is opened, after symlinks are resolved.
+// again for every file opened, by the real path of the opened file
+// (CheckReal: the tailer opens first and asks about what its descriptor
+// resolves to, so a symlink swapped after a check cannot redirect a read).
 package pathpolicy
 
 import (
@@ -60,6 +62,13 @@ func (p *Policy) CheckGlob(glob string) error {
 	if clean != strings.TrimSuffix(glob, "/") {
 		return fmt.Errorf("%q is not a clean path (use %q)", glob, clean)
 	}
+	for _, el := range strings.Split(clean, "/") {
+		// As the tailer expands it: ** is any depth below StaticDir,
+		// which is where the roots are checked.
+		if strings.Contains(el, "**") && el != "**" {
+			return fmt.Errorf("%q: ** must be a whole path element (like /var/log/**/*.log)", glob)
+		}
+	}
 	dir := StaticDir(clean)
 	if !p.under(dir) && !p.under(clean) {
 		return fmt.Errorf("%q is outside the allowed roots %v (see --allow-paths)", glob, p.roots)
@@ -70,8 +79,24 @@ func (p *Policy) CheckGlob(glob string) error {
 	return nil
 }
 
-// CheckFile refuses a file whose real path (symlinks resolved) is not below
-// an allowed root. It is called right before a file is opened.
+// CheckReal refuses a file whose real path — as the open descriptor
+// resolves it (/proc/self/fd), symlinks already followed — is not below an
+// allowed root. It does not touch the file system, so what it judges is
+// the file that was opened.
+func (p *Policy) CheckReal(real string) error {
+	clean := filepath.Clean(strings.TrimSuffix(real, " (deleted)"))
+	if !filepath.IsAbs(clean) {
+		return fmt.Errorf("%q is not an absolute path", real)
+	}
+	if !p.under(clean) {
+		return fmt.Errorf("%q is outside the allowed roots %v (see --allow-paths)", clean, p.roots)
+	}
+	return nil
+}
+
+// CheckFile refuses a file whose real path (symlinks resolved by name) is
+// not below an allowed root. Resolving by name races with a symlink swap;
+// to judge a file that is open, use CheckReal on its descriptor's path.
 func (p *Policy) CheckFile(path string) error {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
@@ -84,7 +109,8 @@ func (p *Policy) CheckFile(path string) error {
 }
 
 // StaticDir is the longest leading directory of glob that has no glob
-// characters in it.
+// characters in it (for /var/log/**/*.log, /var/log: ** spans directories
+// below it only).
 func StaticDir(glob string) string {
 	i := strings.IndexAny(glob, "*?[")
 	if i < 0 {

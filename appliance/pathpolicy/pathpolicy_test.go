@@ -31,6 +31,11 @@ func TestPolicy(t *testing.T) {
 	}{
 		{root + "/*.log", true},
 		{root + "/sub/**/x.log", true},
+		{root + "/**/*.log", true},
+		{root + "/**", true},
+		{root + "/a**/x.log", false},
+		{root + "/**/../x.log", false},
+		{root + "/escape/**/*.log", false},
 		{root + "/ok.log", true},
 		{root + "/../x.log", false},
 		{root + "/a/../../x.log", false},
@@ -54,6 +59,18 @@ func TestPolicy(t *testing.T) {
 	if _, err := New([]string{"var/log"}); err == nil {
 		t.Error("relative root accepted")
 	}
+	// CheckReal judges the path as given (what a descriptor resolved to).
+	for path, ok := range map[string]bool{
+		root + "/ok.log":                 true,
+		root + "/a/b/x.log (deleted)":    true,
+		filepath.Join(outside, "secret"): false,
+		root + "x/y.log":                 false,
+		"relative.log":                   false,
+	} {
+		if err := p.CheckReal(path); (err == nil) != ok {
+			t.Errorf("CheckReal(%q) = %v, want ok=%v", path, err, ok)
+		}
+	}
 }
 
 func TestStaticDir(t *testing.T) {
@@ -62,6 +79,8 @@ func TestStaticDir(t *testing.T) {
 		"/var/log/nginx/a.log":  "/var/log/nginx",
 		"/var/log/app*/x/*.log": "/var/log",
 		"/var/log/[ab].log":     "/var/log",
+		"/var/log/**/*.log":     "/var/log",
+		"/var/log/a/**":         "/var/log/a",
 	} {
 		if got := StaticDir(glob); got != want {
 			t.Errorf("StaticDir(%q) = %q, want %q", glob, got, want)

@@ -170,6 +170,9 @@ func (s *Source) Validate(allowPath func(glob string) error) error {
 			if el == ".." {
 				return &FieldError{f, fmt.Sprintf("%q must not contain '..'", p)}
 			}
+			if strings.Contains(el, "**") && el != "**" {
+				return &FieldError{f, fmt.Sprintf("%q: ** matches directories at any depth and must be a whole path element (like /var/log/**/*.log)", p)}
+			}
 		}
 		if _, err := filepath.Match(p, ""); err != nil {
 			return &FieldError{f, fmt.Sprintf("%q is not a valid glob: %v", p, err)}

@@ -7,6 +7,9 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -68,10 +71,58 @@ func identify(f *os.File) (identity, error) {
 	return identity{devIno: di, fp: h.Sum64()}, nil
 }
 
+// parseFileID reads back what identity.String wrote.
+func parseFileID(s string) (identity, bool) {
+	var id identity
+	parts := strings.Split(s, "-")
+	if len(parts) != 3 {
+		return id, false
+	}
+	var err error
+	if id.dev, err = strconv.ParseUint(parts[0], 16, 64); err != nil {
+		return id, false
+	}
+	if id.ino, err = strconv.ParseUint(parts[1], 16, 64); err != nil {
+		return id, false
+	}
+	if id.fp, err = strconv.ParseUint(parts[2], 16, 64); err != nil {
+		return id, false
+	}
+	return id, true
+}
+
+// findByIdentity looks in dir for the file with identity id (a file that
+// was renamed there) and returns its path. The directory's own listing
+// gives inode numbers: only a name with the inode is looked at further.
+func findByIdentity(dir string, id identity) (string, bool) {
+	ents, _ := listDir(dir)
+	for _, e := range ents {
+		if e.ino != id.ino || !e.maybeRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.name)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if di, ok := devInoOf(fi); !ok || di != id.devIno {
+			continue
+		}
+		f, _, err := openFile(p, nil)
+		if err != nil {
+			return "", false
+		}
+		got, err := identify(f)
+		f.Close()
+		return p, err == nil && got == id
+	}
+	return "", false
+}
+
 // FileID is the identity string of the file at path, as records and
 // checkpoints carry it.
 func FileID(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, err := openFile(path, nil)
 	if err != nil {
 		return "", err
 	}

@@ -1,19 +1,27 @@
-// Package tailer finds the files a source names, follows them with
-// github.com/nxadm/tail, and hands their lines to a pipeline.Sink in
-// batches.
+// Package tailer finds the files a source names, follows them, and hands
+// their lines to a pipeline.Sink in batches.
 //
 // Delivery contract: a file's offset is checkpointed only after every line
 // before it was acked by the sink. Batches of one file may be acked out of
 // order; the checkpoint advances over the longest acked prefix only.
+//
+// Files:
+//   - tailer.go: Manager (sources in, status out), Config.
+//   - collector.go: one source: glob scans, new files, files that left
+//     their path while logbox was down (the sweep), checkpoint adoption.
+//   - reader.go: one file: reading, rotation, backpressure, acks.
+//   - pool.go: the worker goroutines that run every reader, and the
+//     descriptor budget. A followed file costs memory only (no goroutine).
+//   - watch.go: change events (fsnotify, on directories), polling fallback.
+//   - glob.go: glob expansion with `**`.
+//   - open_linux.go: opening without trusting the path (symlink swaps,
+//     FIFOs).
+//   - identity.go, split.go, multiline.go: file identity, lines, events.
 package tailer
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -38,6 +46,12 @@ type Checkpoints interface {
 	// Candidates offers the entries with the key prefix and suffix to fn
 	// until it accepts one.
 	Candidates(prefix, suffix string, fn func(key, path string, offset int64, tail uint64, retired bool) bool) (string, bool)
+	// Finish says key's file is gone from disk and was size bytes long:
+	// once every line is acked (offset >= size) the entry may be pruned.
+	Finish(key string, size int64)
+	// KeepSources names every source that exists (paused ones too); the
+	// entries of other sources may be pruned after a grace period.
+	KeepSources(names []string)
 }
 
 // Config tunes the tailer. Zero values take the defaults noted.
@@ -57,9 +71,27 @@ type Config struct {
 	// MaxPending bounds the unacked batches per file; a file whose limit is
 	// reached stops reading until acks arrive (16).
 	MaxPending int
-	// Allowed, if set, is asked before a file is opened; a refused file is
-	// not read and its error shows in Status.
-	Allowed func(path string) error
+	// Allowed, if set, is asked about every file before it is read, with
+	// the file's real path as its open descriptor resolves it (symlinks
+	// followed, so a symlink swapped after a check changes nothing); it
+	// must judge the path as given, without looking at the file system. A
+	// refused file is not read and its error shows in Status.
+	Allowed func(realPath string) error
+	// CloseInactive closes a file that had no new data for this long; it
+	// stays followed at its place and is opened again, by identity, when
+	// it changes (5m).
+	CloseInactive time.Duration
+	// MaxOpenFiles caps the files open at once; files beyond wait in a
+	// queue, shown in Summary. 0 derives it from RLIMIT_NOFILE (see
+	// FileDescriptorBudget).
+	MaxOpenFiles int
+	// Workers is how many goroutines read files (4).
+	Workers int
+
+	// noWatch turns change events off (tests of the polling fallback).
+	noWatch bool
+	// fullScan overrides how often everything is looked at (tests).
+	fullScan time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +107,15 @@ func (c *Config) setDefaults() {
 	if c.MaxPending <= 0 {
 		c.MaxPending = 16
 	}
+	if c.CloseInactive <= 0 {
+		c.CloseInactive = 5 * time.Minute
+	}
+	if c.MaxOpenFiles <= 0 {
+		c.MaxOpenFiles, _ = FileDescriptorBudget()
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
 }
 
 // Manager runs one collector per active source. Apply changes the set at
@@ -89,6 +130,8 @@ type Manager struct {
 	desired []pipeline.Source
 	changed chan struct{}
 	running map[string]*collector
+	pool    *pool       // set by Run before any collector starts
+	watch   *dirWatcher // likewise
 
 	countMu sync.Mutex
 	counts  map[string]map[string]uint64 // source → reason → lines
@@ -182,8 +225,26 @@ func (m *Manager) Apply(sources []pipeline.Source) {
 
 // Run collects until ctx is done, then stops every collector and waits for
 // them. Lines in flight when it returns may be unacked; they are read again
-// after a restart.
+// after a restart. It starts Config.Workers reader goroutines and one
+// watcher goroutine, however many files are followed.
 func (m *Manager) Run(ctx context.Context) error {
+	p := newPool(m.cfg.Workers, m.cfg.MaxOpenFiles, readBufSize)
+	w := newDirWatcher(p, m.log, m.cfg.noWatch)
+	m.mu.Lock()
+	m.pool, m.watch = p, w
+	m.mu.Unlock()
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		w.run(wctx)
+	}()
+	defer func() {
+		stopWatch()
+		<-watchDone
+		p.close()
+	}()
+	m.log.Info("tailer running", "max_open_files", m.cfg.MaxOpenFiles, "close_inactive", m.cfg.CloseInactive, "changes", w.mode())
 	var wg sync.WaitGroup
 	for {
 		select {
@@ -206,11 +267,16 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[string]pipeline.Source{}
+	var present []string
 	for _, s := range m.desired {
 		if !s.Paused && s.RunsOn(m.cfg.Host) {
 			want[s.Name] = s
 		}
+		if s.Paused || s.RunsOn(m.cfg.Host) {
+			present = append(present, s.Name)
+		}
 	}
+	m.cp.KeepSources(present)
 	for name, c := range m.running {
 		if s, ok := want[name]; !ok || !reflect.DeepEqual(s, c.src) {
 			c.cancel()
@@ -223,43 +289,125 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 		if _, ok := m.running[name]; ok {
 			continue
 		}
-		cctx, cancel := context.WithCancel(ctx)
-		c := &collector{m: m, src: s, cancel: cancel, done: make(chan struct{}), files: map[devIno]*reader{}, copies: map[devIno]time.Time{}}
+		c := newCollector(ctx, m, s)
 		m.running[name] = c
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(c.done)
-			c.run(cctx)
+			c.run()
 		}()
 		m.log.Info("source started", "source", name, "paths", strings.Join(s.Paths, ","))
 	}
 }
 
-// FileStatus is what Status reports per followed file.
+// FileStatus is what Status reports per followed file. Counters are since
+// the file was picked up by this process.
 type FileStatus struct {
-	Source      string    `json:"source"`
-	Path        string    `json:"path"`
-	FileID      string    `json:"file_id"`
-	Offset      int64     `json:"offset"`
-	ReadOffset  int64     `json:"read_offset"`
-	Size        int64     `json:"size"`
-	LagBytes    int64     `json:"lag_bytes"`
-	LinesRead   uint64    `json:"lines_read"`
-	LinesAcked  uint64    `json:"lines_acked"`
-	LinesPerSec float64   `json:"lines_per_sec"`
-	LastError   string    `json:"last_error,omitempty"`
-	Started     time.Time `json:"started"`
+	Source string `json:"source"`
+	Path   string `json:"path"`
+	FileID string `json:"file_id"`
+	// State is one of the State* constants ("" for a refused path).
+	State string `json:"state,omitempty"`
+	// Offset is the acked (checkpointed) offset: every line before it is
+	// delivered. ReadOffset is how far the file was read.
+	Offset     int64  `json:"offset"`
+	ReadOffset int64  `json:"read_offset"`
+	Size       int64  `json:"size"`
+	LagBytes   int64  `json:"lag_bytes"`
+	BytesRead  uint64 `json:"bytes_read"`
+	LinesRead  uint64 `json:"lines_read"`
+	LinesAcked uint64 `json:"lines_acked"`
+	// In flight: handed to the sink, not acked yet.
+	InFlightBatches int       `json:"in_flight_batches"`
+	InFlightLines   int       `json:"in_flight_lines"`
+	LinesPerSec     float64   `json:"lines_per_sec"`
+	LastError       string    `json:"last_error,omitempty"`
+	Started         time.Time `json:"started"`
 }
 
-// Status reports every file currently followed, and files refused.
-func (m *Manager) Status() []FileStatus {
+// SourceStatus is what Sources reports per running source.
+type SourceStatus struct {
+	Name  string       `json:"name"`
+	Paths []PathStatus `json:"paths"`
+	// Files followed, and of those how many are open and queued for a
+	// descriptor.
+	Files  int `json:"files"`
+	Open   int `json:"open"`
+	Queued int `json:"queued"`
+	// NoMatch: none of the source's globs matches a file.
+	NoMatch bool   `json:"no_match"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// PathStatus is one glob of a source at its last expansion.
+type PathStatus struct {
+	Glob    string `json:"glob"`
+	Matches int    `json:"matches"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Summary is the tailer as a whole.
+type Summary struct {
+	// Files followed (open or not), open, and waiting for a descriptor.
+	Files       int `json:"files"`
+	OpenFiles   int `json:"open_files"`
+	QueuedFiles int `json:"queued_files"`
+	// FileBudget is the most files open at once (Config.MaxOpenFiles).
+	FileBudget    int    `json:"file_budget"`
+	CloseInactive string `json:"close_inactive"`
+	// Changes is how changes are noticed: "inotify", or "polling: why".
+	Changes string `json:"changes"`
+	// UnwatchedDirs counts directories in use whose files are polled
+	// because no inotify watch could be added (fs.inotify.max_user_watches,
+	// permissions, a file system without events).
+	UnwatchedDirs int `json:"unwatched_dirs"`
+}
+
+func (m *Manager) collectors() []*collector {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	cs := make([]*collector, 0, len(m.running))
 	for _, c := range m.running {
 		cs = append(cs, c)
 	}
+	return cs
+}
+
+// Sources reports every running source, sorted by name.
+func (m *Manager) Sources() []SourceStatus {
+	var out []SourceStatus
+	for _, c := range m.collectors() {
+		out = append(out, c.sourceStatus())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Summary reports the tailer as a whole.
+func (m *Manager) Summary() Summary {
+	s := Summary{FileBudget: m.cfg.MaxOpenFiles, CloseInactive: m.cfg.CloseInactive.String()}
+	m.mu.Lock()
+	p, w := m.pool, m.watch
 	m.mu.Unlock()
+	if p != nil {
+		s.OpenFiles, _, s.QueuedFiles = p.fdStats()
+	}
+	if w != nil {
+		s.Changes = w.mode()
+		s.UnwatchedDirs = w.unwatched()
+	}
+	for _, c := range m.collectors() {
+		c.mu.Lock()
+		s.Files += len(c.files)
+		c.mu.Unlock()
+	}
+	return s
+}
+
+// Status reports every file currently followed, and files refused.
+func (m *Manager) Status() []FileStatus {
+	cs := m.collectors()
 	var out []FileStatus
 	for _, c := range cs {
 		out = append(out, c.status()...)
@@ -270,194 +418,5 @@ func (m *Manager) Status() []FileStatus {
 		}
 		return out[i].Path < out[j].Path
 	})
-	return out
-}
-
-// collector follows the files of one source.
-type collector struct {
-	m      *Manager
-	src    pipeline.Source
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex
-	files   map[devIno]*reader   // being read, by where they live
-	copies  map[devIno]time.Time // first seen, for files that copy a live one
-	refused map[string]string    // path → reason
-}
-
-func (c *collector) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	t := time.NewTicker(c.m.cfg.ScanInterval)
-	defer t.Stop()
-	for {
-		c.scan(ctx, &wg)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (c *collector) scan(ctx context.Context, wg *sync.WaitGroup) {
-	refused := map[string]string{}
-	for _, pattern := range c.src.Paths {
-		matches, err := filepath.Glob(pattern)
-		if err != nil {
-			refused[pattern] = err.Error()
-			continue
-		}
-		for _, path := range matches {
-			if why := c.maybeStart(ctx, wg, path); why != "" {
-				refused[path] = why
-			}
-		}
-	}
-	c.mu.Lock()
-	c.refused = refused
-	c.mu.Unlock()
-}
-
-// maybeStart starts a reader for path unless its file is already being
-// read or not ready. It returns why the file is refused, if it is.
-func (c *collector) maybeStart(ctx context.Context, wg *sync.WaitGroup, path string) string {
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() {
-		return ""
-	}
-	di, ok := devInoOf(fi)
-	if !ok {
-		return "no device and inode on this platform"
-	}
-	c.mu.Lock()
-	_, busy := c.files[di]
-	c.mu.Unlock()
-	if busy {
-		return ""
-	}
-	if c.m.cfg.Allowed != nil {
-		if err := c.m.cfg.Allowed(path); err != nil {
-			return err.Error()
-		}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	id, err := identify(f)
-	if err == nil && id.devIno != di {
-		err = errNotReady // replaced between stat and open; next scan
-	}
-	if err != nil {
-		f.Close()
-		if errors.Is(err, errNotReady) {
-			return ""
-		}
-		return err.Error()
-	}
-	fileID := id.String()
-	key := c.src.Name + "/" + fileID
-	if c.copyOfLiveFile(di, id) {
-		f.Close()
-		return ""
-	}
-	if _, known := c.m.cp.Offset(key); !known {
-		// A new identity may be a copy of content whose file was
-		// truncated or deleted (copytruncate, a move across file systems):
-		// it then carries on under the old identity, from the old offset.
-		if k, ok := c.adoptable(f, id, fi.Size()); ok {
-			key, fileID = k, strings.TrimPrefix(k, c.src.Name+"/")
-			c.m.log.Info("file continues content that left another file; reading on from its checkpoint", "path", path, "file_id", fileID)
-		}
-	}
-	c.m.cp.Adopt(key)
-	r := c.newReader(path, f, id, fileID, fi.Size())
-	// The entry exists from the start (at the offset reading resumes
-	// from), so a copy made before anything is acked can still find it.
-	c.m.cp.Set(key, path, r.committed, tailHash(f, r.committed))
-	c.mu.Lock()
-	c.files[di] = r
-	c.mu.Unlock()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.run(ctx)
-		c.mu.Lock()
-		delete(c.files, di)
-		c.mu.Unlock()
-	}()
-	return ""
-}
-
-// copyOfLiveFile reports whether a new file has the first line of a file
-// being read. copytruncate copies before it truncates: for RotateWait such
-// a file is left alone, so that once the original is truncated the copy
-// carries on under its identity instead of being read again as new.
-func (c *collector) copyOfLiveFile(di devIno, id identity) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	live := false
-	for other, r := range c.files {
-		if other != di && r.id.fp == id.fp {
-			live = true
-			break
-		}
-	}
-	if !live {
-		delete(c.copies, di)
-		return false
-	}
-	first, seen := c.copies[di]
-	if !seen {
-		c.copies[di] = time.Now()
-		return true
-	}
-	return time.Since(first) < c.m.cfg.RotateWait
-}
-
-// adoptable finds a checkpoint this file can carry on from: same source and
-// first-line fingerprint, content gone from the file it was read from
-// (retired, or its path now holds something else), and the bytes before
-// its offset equal to this file's bytes there.
-func (c *collector) adoptable(f *os.File, id identity, size int64) (string, bool) {
-	prefix := c.src.Name + "/"
-	suffix := fmt.Sprintf("-%016x", id.fp)
-	return c.m.cp.Candidates(prefix, suffix, func(key, path string, offset int64, tail uint64, retired bool) bool {
-		if offset > size || (offset > 0 && tailHash(f, offset) != tail) || (offset == 0 && !retired) {
-			return false
-		}
-		fileID := strings.TrimPrefix(key, prefix)
-		if fileID == id.String() {
-			return false
-		}
-		c.mu.Lock()
-		for _, r := range c.files {
-			if r.fileID == fileID {
-				c.mu.Unlock()
-				return false // still being read
-			}
-		}
-		c.mu.Unlock()
-		if retired {
-			return true
-		}
-		// Not retired: the content left its file while logbox was down.
-		now, err := FileID(path)
-		return err != nil || now != fileID
-	})
-}
-
-func (c *collector) status() []FileStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]FileStatus, 0, len(c.files)+len(c.refused))
-	for _, r := range c.files {
-		out = append(out, r.status())
-	}
-	for path, why := range c.refused {
-		out = append(out, FileStatus{Source: c.src.Name, Path: path, LastError: why})
-	}
 	return out
 }

@@ -59,10 +59,13 @@ type memCP struct {
 	tails   map[string]uint64
 	paths   map[string]string
 	retired map[string]bool
+	// finished: Finish was called (file deleted at that size).
+	finished map[string]int64
+	sources  []string
 }
 
 func newCP() *memCP {
-	return &memCP{m: map[string]int64{}, tails: map[string]uint64{}, paths: map[string]string{}, retired: map[string]bool{}}
+	return &memCP{m: map[string]int64{}, tails: map[string]uint64{}, paths: map[string]string{}, retired: map[string]bool{}, finished: map[string]int64{}}
 }
 
 func (c *memCP) Offset(id string) (int64, bool) {
@@ -90,6 +93,22 @@ func (c *memCP) Adopt(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.retired, id)
+	delete(c.finished, id)
+}
+
+func (c *memCP) Finish(id string, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		c.retired[id] = true
+		c.finished[id] = size
+	}
+}
+
+func (c *memCP) KeepSources(names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources = append([]string(nil), names...)
 }
 
 func (c *memCP) isRetired(id string) bool {
