@@ -31,6 +31,7 @@ import (
 	"github.com/logbox/logbox/appliance/kafkaauth"
 	"github.com/logbox/logbox/appliance/kafkain"
 	"github.com/logbox/logbox/appliance/kafkaout"
+	"github.com/logbox/logbox/appliance/ledger"
 	"github.com/logbox/logbox/appliance/pathpolicy"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/appliance/settings"
@@ -52,6 +53,7 @@ type Appliance struct {
 	etcdCli  *clientv3.Client
 	idx      *index.Index
 	tail     *tailer.Manager
+	cps      *checkpoint.Store // nil on processes that do not tail
 	producer *kafkaout.Producer
 	consumer *kafkain.Consumer
 	disk     *diskspace.Guard
@@ -201,6 +203,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+		a.cps = cps
 		if err := a.ensureCollectSources(ctx, store, collect); err != nil {
 			return err
 		}
@@ -508,6 +511,11 @@ type Status struct {
 	// Settings are the settings in force, by flag, defaults filled in
 	// and what SIGHUP applied included.
 	Settings map[string]string `json:"settings"`
+	// Ledger puts, per collected file and source, bytes read, acked and
+	// held by the index side by side, and names acked ranges the index
+	// lacks (see package ledger); absent on a process that collects
+	// nothing.
+	Ledger *ledger.Ledger `json:"ledger,omitempty"`
 }
 
 // DiskStatus is the free-space floor's state. Paused is true while
@@ -565,6 +573,7 @@ func (a *Appliance) status(ctx context.Context) any {
 		cs := a.consumer.Stats()
 		st.Consumer = &cs
 	}
+	st.Ledger = a.ledger()
 	eff := a.effective()
 	st.Settings = settingsStatus(eff)
 	if a.idx != nil {

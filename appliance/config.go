@@ -74,6 +74,10 @@ type Config struct {
 	// HTTPTimeouts bound slow clients of the HTTP server (zero fields:
 	// httpapi's defaults).
 	HTTPTimeouts httpapi.ServerTimeouts
+	// LedgerGrace is how long, in Kafka mode, acked bytes missing from the
+	// index count as in flight before the ledger calls them a gap (0: a
+	// minute). No flag sets it; tests do.
+	LedgerGrace time.Duration
 
 	// Index layout and retention (see index.Config).
 	ShardSpan        time.Duration

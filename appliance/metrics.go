@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/logbox/logbox/appliance/ledger"
 )
 
 // metrics exposes the components' counters in Prometheus form. Values are
@@ -27,6 +29,7 @@ type metrics struct {
 	idxShards, idxBytes, idxDropped                                       *prometheus.Desc
 	etcdUp                                                                *prometheus.Desc
 	diskFree, diskMinFree, diskLow, idxPaused                             *prometheus.Desc
+	ledgerFiles, ledgerGap                                                *prometheus.Desc
 }
 
 func newMetrics(a *Appliance) *metrics {
@@ -69,6 +72,8 @@ func newMetrics(a *Appliance) *metrics {
 		diskMinFree:  d("disk_min_free_bytes", "The free-space floor (--min-free-disk); 0 is off."),
 		diskLow:      d("disk_low", "1 while the data dir's disk is below the free-space floor."),
 		idxPaused:    d("index_paused", "1 while indexing waits for free disk space."),
+		ledgerFiles:  d("ledger_files", "Collected files by completeness state (complete, catching_up, gap, unknown, shipped), per source.", "source", "state"),
+		ledgerGap:    d("ledger_gap_bytes", "Bytes acked downstream but missing from the index (or deleted before read), per source; 0 on a healthy box.", "source"),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
 	return m
@@ -159,6 +164,17 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.diskMinFree, float64(s.MinFreeBytes))
 		gauge(m.diskLow, low)
 		gauge(m.idxPaused, paused)
+	}
+	if l := a.ledger(); l != nil {
+		for _, s := range l.Sources {
+			gauge(m.ledgerGap, float64(s.GapBytes), s.Source)
+			for state, n := range map[string]int{
+				ledger.StateComplete: s.Complete, ledger.StateCatchingUp: s.CatchingUp,
+				ledger.StateGap: s.WithGaps, ledger.StateUnknown: s.Unknown, ledger.StateShipped: s.Shipped,
+			} {
+				gauge(m.ledgerFiles, float64(n), s.Source, state)
+			}
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

@@ -75,6 +75,7 @@ var runSettings = []runSetting{
 	{field: "CloseInactive", flag: "close-inactive"},
 	{field: "MaxOpenFiles", flag: "max-open-files"},
 	{field: "HTTPTimeouts"},
+	{field: "LedgerGrace"},
 }
 
 // SettingFlags returns the flag of every Config field (main's tests check

@@ -495,6 +495,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	c := h.c
 	ctx := sess.Context()
 	tp := topicPartition{claim.Topic(), claim.Partition()}
+	// Lag is known from the claim on, not only once a message arrives: an
+	// idle partition shows 0, one with a backlog its size.
+	// (A new group starts at a sentinel: at most everything is behind.)
+	c.setLag(tp, claim.HighWaterMarkOffset()-max(claim.InitialOffset(), 0))
 	batch := make([]pipeline.Record, 0, c.cfg.BatchSize)
 	var last *sarama.ConsumerMessage
 	timer := time.NewTimer(time.Hour)

@@ -38,6 +38,10 @@ type File struct {
 	AckedAt time.Time
 	// Followed tells whether the file is being read now.
 	Followed bool
+	// Deleted: the file was deleted from disk (Size is its last size). A
+	// deleted file that is no longer followed and was not acked to its end
+	// lost its unread bytes.
+	Deleted bool
 }
 
 // Coverage is what the index holds of one file.
@@ -80,6 +84,10 @@ const (
 const (
 	ReasonNotIndexed = "acked but not in the index" // lost on the way (Kafka retention, acks=0, a deleted record)
 	ReasonRetention  = "dropped by retention"       // deliberate; does not make a file incomplete
+	// ReasonDeletedUnread: the file was deleted before logbox read it to
+	// its end (logbox was down, or the file was closed as inactive and
+	// then written to and deleted before it was opened again).
+	ReasonDeletedUnread = "deleted before it was read to its end"
 )
 
 // Gap is a byte range of a file that was acked but is not in the index.
@@ -123,6 +131,7 @@ type SourceLedger struct {
 	CatchingUp int    `json:"catching_up"`
 	WithGaps   int    `json:"with_gaps"`
 	Unknown    int    `json:"unknown"`
+	Shipped    int    `json:"shipped"`
 	GapBytes   int64  `json:"gap_bytes"`
 	// Bytes acked downstream and held by the index, over its files.
 	AckedBytes   int64 `json:"acked_bytes"`
@@ -155,8 +164,10 @@ func Build(in Input) Ledger {
 		s.AckedBytes += fl.AckedBytes
 		s.IndexedBytes += fl.IndexedBytes
 		switch fl.State {
-		case StateComplete, StateShipped:
+		case StateComplete:
 			s.Complete++
+		case StateShipped:
+			s.Shipped++
 		case StateCatchingUp:
 			s.CatchingUp++
 		case StateGap:
@@ -203,9 +214,14 @@ func file(in Input, f File) FileLedger {
 	}
 	fl.InFlightBytes = max(f.Read-f.Acked, 0)
 	if !in.Indexes {
-		fl.State = StateShipped
-		if unread > 0 {
+		deletedUnread(&fl, f)
+		switch {
+		case fl.GapBytes > 0:
+			fl.State = StateGap
+		case unread > 0:
 			fl.State = StateCatchingUp
+		default:
+			fl.State = StateShipped
 		}
 		return fl
 	}
@@ -253,6 +269,7 @@ func file(in Input, f File) FileLedger {
 		addGap(&fl, h, ReasonNotIndexed)
 		fl.GapBytes += h.To - h.From
 	}
+	deletedUnread(&fl, f)
 	switch {
 	case fl.GapBytes > 0:
 		fl.State = StateGap
@@ -262,6 +279,14 @@ func file(in Input, f File) FileLedger {
 		fl.State = StateComplete
 	}
 	return fl
+}
+
+// deletedUnread adds the bytes a deleted file lost before they were read.
+func deletedUnread(fl *FileLedger, f File) {
+	if f.Deleted && !f.Followed && f.Size > f.Acked {
+		addGap(fl, Span{f.Acked, f.Size}, ReasonDeletedUnread)
+		fl.GapBytes += f.Size - f.Acked
+	}
 }
 
 func addGap(fl *FileLedger, s Span, reason string) {

@@ -62,6 +62,13 @@ func TestBuild(t *testing.T) {
 	f("read, not acked yet", idx, reading, &Coverage{Held: []Span{{0, 800}}}, want{state: StateCatchingUp, indexed: 800, inFlight: 100})
 	f("lines of unknown range", idx, done, &Coverage{Lines: 3, UnknownLines: 1, Held: []Span{{0, 10}}}, want{state: StateUnknown})
 	f("agent", Input{}, done, nil, want{state: StateShipped})
+	gone := File{Source: "s", FileID: "f", Size: 1000, Read: 600, Acked: 600, AckedAt: old, Deleted: true}
+	f("deleted before read to its end", idx, gone, &Coverage{Held: []Span{{0, 600}}},
+		want{state: StateGap, indexed: 600, gapByte: 400, gaps: []Gap{{Span{600, 1000}, 400, ReasonDeletedUnread}}})
+	f("deleted before read to its end, agent", Input{}, gone, nil,
+		want{state: StateGap, gapByte: 400, gaps: []Gap{{Span{600, 1000}, 400, ReasonDeletedUnread}}})
+	gone.Followed = true
+	f("deleted, still being read", idx, gone, &Coverage{Held: []Span{{0, 600}}}, want{state: StateCatchingUp, indexed: 600})
 }
 
 func TestBuildSources(t *testing.T) {

@@ -398,6 +398,7 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 			SourceName: c.src.Name,
 			FileID:     r.fileID,
 			Offset:     ev.start,
+			End:        ev.end,
 			Line:       ev.text,
 			Fields:     c.src.Fields,
 			Topic:      c.src.Topic,
