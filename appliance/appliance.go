@@ -288,12 +288,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			}
 			tg.Go(func() error {
 				return store.Watch(tctx, cfg.Host, func(st settings.State) {
-					a.mu.Lock()
-					a.invalid = st.Invalid
-					a.mu.Unlock()
-					for name, why := range st.Invalid {
-						log.Warn("source entry in etcd refused; the source keeps its last valid settings; fix the entry", "source", name, "err", why)
-					}
+					a.setInvalid(st.Invalid, log)
 					a.tail.Apply(st.Sources)
 				})
 			})
@@ -303,9 +298,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		// Indexers still report refused entries in status.
 		tailStage = a.start(g, "settings watch", watch("settings watch", func(ctx context.Context) error {
 			return store.Watch(ctx, "", func(st settings.State) {
-				a.mu.Lock()
-				a.invalid = st.Invalid
-				a.mu.Unlock()
+				a.setInvalid(st.Invalid, log)
 			})
 		}))
 	}
@@ -342,6 +335,21 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	}
 	err = errors.Join(g.Wait(), <-httpDone)
 	return err
+}
+
+// setInvalid records the source entries etcd holds that were refused, and
+// warns once per entry and reason: a change to another source does not
+// repeat the warnings of entries that stayed as they were.
+func (a *Appliance) setInvalid(invalid map[string]string, log *slog.Logger) {
+	a.mu.Lock()
+	prev := a.invalid
+	a.invalid = invalid
+	a.mu.Unlock()
+	for name, why := range invalid {
+		if prev[name] != why {
+			log.Warn("source entry in etcd refused; the source keeps its last valid settings; fix the entry", "source", name, "err", why)
+		}
+	}
 }
 
 // Reload applies a changed configuration (SIGHUP): it checks cfg whole

@@ -502,9 +502,11 @@ func inBatch(pf *pendingFile, off int64) bool {
 	return slices.Contains(pf.taken, off)
 }
 
-// readTime is the record's read time (now when it has none).
+// readTime is the record's read time: now when it has none, or one the
+// index cannot hold (before 1970 or after 2262, as another shipper's event
+// may claim), which would wrap around in Unix nanoseconds.
 func readTime(r *pipeline.Record, now time.Time) time.Time {
-	if r.TS.IsZero() {
+	if r.TS.IsZero() || r.TS.Before(pipeline.MinTime) || r.TS.After(pipeline.MaxTime) {
 		return now
 	}
 	return r.TS

@@ -390,3 +390,28 @@ func TestBleveFailureNotDoubled(t *testing.T) {
 		t.Fatalf("after reopen: %d %v", res.Total, err)
 	}
 }
+
+// A record whose read time the index cannot hold (another shipper's event
+// from year 2400 or 1800) is kept at the time it was indexed, not wrapped
+// around into another century.
+func TestReadTimeOutOfRange(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	ix := openWith(t, Config{Dir: filepath.Join(t.TempDir(), "idx"), Now: func() time.Time { return now }, Retention: -1})
+	defer ix.Close()
+	recs := []pipeline.Record{
+		{TS: time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC), Host: "h", FileID: "f", Offset: 0, Line: "far future"},
+		{TS: time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC), Host: "h", FileID: "f", Offset: 10, Line: "far past"},
+	}
+	if err := ix.Index(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ix.Search(context.Background(), pipeline.SearchRequest{Limit: 10, ExactTotal: true})
+	if err != nil || res.Total != 2 {
+		t.Fatalf("search: %v %+v", err, res)
+	}
+	for _, h := range res.Hits {
+		if !h.TS.Equal(now) {
+			t.Errorf("%q at %v, want the time it was indexed, %v", h.Line, h.TS, now)
+		}
+	}
+}
