@@ -106,6 +106,27 @@ func (w *rotatingWriter) run(t *testing.T) {
 	}
 }
 
+// countTokens counts the tokens 0 … written-1 missing from seen and those
+// seen more than once, and reports the first few of each.
+func countTokens(t *testing.T, seen map[int]int, written int) (missing, doubled int) {
+	t.Helper()
+	for i := 0; i < written; i++ {
+		switch n := seen[i]; {
+		case n == 0:
+			missing++
+			if missing <= 5 {
+				t.Errorf("token %d missing", i)
+			}
+		case n > 1:
+			doubled++
+			if doubled <= 5 {
+				t.Errorf("token %d found %d times", i, n)
+			}
+		}
+	}
+	return missing, doubled
+}
+
 var crashTok = regexp.MustCompile(`tok(\d{7})`)
 
 // allTokens pages through every hit of q and counts each token.
@@ -279,21 +300,7 @@ func crashKill9(t *testing.T, bin string, k *kafkatest.Cluster, split bool) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	seen, total := allTokens(t, p.url, "crashline")
-	missing, doubled := 0, 0
-	for i := 0; i < written; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			missing++
-			if missing <= 5 {
-				t.Errorf("token %d missing", i)
-			}
-		case n > 1:
-			doubled++
-			if doubled <= 5 {
-				t.Errorf("token %d found %d times", i, n)
-			}
-		}
-	}
+	missing, doubled := countTokens(t, seen, written)
 	t.Logf("%d kills (%d during start-up), %d lines written across %d rotations: %d indexed, %d missing, %d doubled; the line appended at the restart searchable after %v",
 		kills, beforeRunning, written, written/w.rotateEvery, total, missing, doubled, resumed.Round(time.Millisecond))
 	if doubled > 0 {

@@ -123,23 +123,37 @@ func waitRunning(t *testing.T, p *proc) {
 	case p.url = <-p.running:
 	case err := <-p.done:
 		t.Fatalf("logbox exited before running: %v", err)
-	case <-time.After(60 * time.Second):
+	case <-time.After(90 * time.Second):
 		// A goroutine dump shows where start-up waits.
 		_ = p.cmd.Process.Signal(syscall.SIGQUIT)
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
 		}
-		p.dumpLog(t, "not running after 60s")
-		t.Fatal("logbox not running after 60s")
+		p.dumpLog(t, "not running after 90s")
+		t.Fatal("logbox not running after 90s")
 	}
 }
 
 // launchBinary starts the real binary without waiting for it.
 func launchBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 	t.Helper()
+	return launchWith(t, bin, workdir, nil, args...)
+}
+
+// launchWith starts a command without waiting for it, after prep (when not
+// nil) adjusted it (credentials, limits). The process dies with the test
+// binary (Pdeathsig) and is killed at the test's end; its WARN, ERROR,
+// FATAL and panic lines go to the test log, and its last lines are kept
+// for dumpLog.
+func launchWith(t *testing.T, bin, workdir string, prep func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = workdir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if prep != nil {
+		prep(cmd)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -162,10 +176,11 @@ func launchBinary(t *testing.T, bin, workdir string, args ...string) *proc {
 			if m := runningRE.FindStringSubmatch(line); m != nil {
 				p.running <- m[1]
 			}
-			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") || strings.Contains(line, "FATAL") || strings.HasPrefix(line, "panic") {
 				t.Log(line)
 			}
 		}
+		_, _ = io.Copy(io.Discard, stderr) // a line too long for the scanner
 		p.done <- cmd.Wait()
 	}()
 	t.Cleanup(func() {

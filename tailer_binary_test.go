@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -19,53 +17,12 @@ import (
 	"time"
 )
 
-// launchWith starts the binary like launchBinary, after prep adjusted the
-// command (credentials, a shell that sets limits). argv replaces the
-// command line when not nil.
-func launchWith(t *testing.T, bin, workdir string, prep func(*exec.Cmd), args ...string) *proc {
+// startWith starts the binary like startBinary, after prep adjusted the
+// command (credentials, a shell that sets limits).
+func startWith(t *testing.T, bin, workdir string, prep func(*exec.Cmd), args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = workdir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if prep != nil {
-		prep(cmd)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan error, 1), running: make(chan string, 1)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := runningRE.FindStringSubmatch(line); m != nil {
-				p.running <- m[1]
-			}
-			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") || strings.Contains(line, "FATAL") || strings.HasPrefix(line, "panic") {
-				t.Log(line)
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	select {
-	case p.url = <-p.running:
-	case err := <-p.done:
-		t.Fatalf("logbox exited before running: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("logbox not running after 90s")
-	}
+	p := launchWith(t, bin, workdir, prep, args...)
+	waitRunning(t, p)
 	return p
 }
 
@@ -140,7 +97,7 @@ func TestManyFilesUnderLowFDLimit(t *testing.T) {
 		}
 	}
 	args := []string{"--collect", "logs/*.log", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--scan-interval", "200ms"}
-	p := launchWith(t, "/bin/sh", work, nil, append([]string{"-c", `ulimit -n 256 && exec "$0" "$@"`, bin}, args...)...)
+	p := startWith(t, "/bin/sh", work, nil, append([]string{"-c", `ulimit -n 256 && exec "$0" "$@"`, bin}, args...)...)
 	deadline := time.Now().Add(60 * time.Second)
 	got := 0
 	for time.Now().Before(deadline) {
@@ -224,7 +181,7 @@ func TestWatchErrorDoesNotExit(t *testing.T) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		cmd.Env = append(os.Environ(), "HOME="+work)
 	}
-	p := launchWith(t, ubin, work, asNobody, "--data", data, "--collect", "logs/*.log", "--http", "127.0.0.1:0",
+	p := startWith(t, ubin, work, asNobody, "--data", data, "--collect", "logs/*.log", "--http", "127.0.0.1:0",
 		"--etcd-listen", "127.0.0.1:0", "--scan-interval", "200ms", "--host", "nobodybox")
 	p.waitTotal(t, "binline", 10)
 
@@ -425,21 +382,7 @@ func TestCrashKill9NarrowGlob(t *testing.T) {
 	}
 	time.Sleep(time.Second) // nothing more may come
 	seen, total := allTokens(t, p.url, "crashline")
-	missing, doubled := 0, 0
-	for i := 0; i < written; i++ {
-		switch n := seen[i]; {
-		case n == 0:
-			missing++
-			if missing <= 5 {
-				t.Errorf("token %d missing", i)
-			}
-		case n > 1:
-			doubled++
-			if doubled <= 5 {
-				t.Errorf("token %d found %d times", i, n)
-			}
-		}
-	}
+	missing, doubled := countTokens(t, seen, written)
 	if missing > 0 || doubled > 0 || total != uint64(written) {
 		if os.Getenv("NARROW_DEBUG") != "" {
 			start := -1

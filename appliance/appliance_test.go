@@ -61,6 +61,14 @@ type running struct {
 
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
+	_, r := startApp(t, cfg)
+	return r
+}
+
+// startApp runs an appliance for cfg and returns it once ready; it is
+// stopped at the test's end, or earlier by running.stop.
+func startApp(t *testing.T, cfg Config) (*Appliance, *running) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := New(cfg, log)
 	if err != nil {
@@ -96,7 +104,7 @@ func start(t *testing.T, cfg Config) *running {
 		}
 	}
 	t.Cleanup(r.stop)
-	return r
+	return a, r
 }
 
 type testWriter struct{ t *testing.T }
@@ -228,17 +236,23 @@ func (r *running) checkExactlyOnce(q string, want map[string]bool) {
 
 func appendLines(t *testing.T, path, prefix string, from, n int, want map[string]bool) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var b strings.Builder
 	for i := from; i < from+n; i++ {
 		tok := fmt.Sprintf("tok%s%06d", prefix, i)
 		fmt.Fprintf(&b, "2026-11-25 INFO e2e %s user=%d path=/api/v1/items\n", tok, i%17)
 		want[tok] = true
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
+	appendFile(t, path, b.String())
+}
+
+// appendFile appends text to path in one write, creating the file.
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

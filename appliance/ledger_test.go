@@ -71,16 +71,7 @@ func ledgerLines(t *testing.T, path string, from, n int) {
 		l += strings.Repeat(".", lineLen-1-len(l)) + "\n"
 		b.WriteString(l)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	appendFile(t, path, b.String())
 }
 
 // A healthy box shows "complete" for every file it collects, in both

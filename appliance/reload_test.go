@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -37,41 +36,6 @@ func TestRunSettingsCoverConfig(t *testing.T) {
 			t.Errorf("Config.%s has %d entries in runSettings", f.Name, entries[f.Name])
 		}
 	}
-}
-
-// startApp runs an appliance for cfg and returns it once ready.
-func startApp(t *testing.T, cfg Config) (*Appliance, *running) {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("appliance stopped before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("appliance not ready after 60s")
-	}
-	r := &running{t: t, url: "http://" + a.Addr()}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("appliance did not stop within 30s")
-		}
-	})
-	return a, r
 }
 
 // TestReloadAppliesOrNames changes each setting alone and sends it to
