@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
@@ -26,6 +27,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/logbox/logbox/appliance"
+	"github.com/logbox/logbox/appliance/diskspace"
+	"github.com/logbox/logbox/appliance/kafkatest"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -38,6 +41,8 @@ const (
 	ansiLine  = "\x1b[31mred\x1b[0m"
 	// xssField is the value of a field the "web" source adds to every line.
 	xssField = `<img src=x onerror=alert(2)>`
+	// xssGlob is a directory name in a glob that matches nothing.
+	xssGlob = `<img src=x onerror=alert(3)>`
 )
 
 // batchLines is how many lines share the token "batchtok": more than the
@@ -93,6 +98,14 @@ func TestBrowser(t *testing.T) {
 	srv.post(ctx, "/api/sources", map[string]any{
 		"name": "archive", "paths": []string{filepath.Join(archiveDir, "*.log")}, "paused": true,
 	})
+	// A source whose globs match nothing: a directory that is not there
+	// (its name hostile markup), and a symlink loop that cannot be read.
+	loopDir := filepath.Join(root, "loop")
+	if err := os.Symlink(loopDir, loopDir); err != nil {
+		t.Fatal(err)
+	}
+	noneGlob, loopGlob := filepath.Join(root, xssGlob, "**", "*.log"), filepath.Join(loopDir, "*.log")
+	srv.post(ctx, "/api/sources", map[string]any{"name": "nomatch", "paths": []string{noneGlob, loopGlob}})
 	srv.waitTotal(ctx, "batchtok", batchLines)
 	srv.waitTotal(ctx, "uniqgamma", 1)
 	srv.waitTotal(ctx, "xsstok", 3)
@@ -104,20 +117,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
+	ctx = newTab(ctx, t)
 
 	// step runs actions with their own timeout, so that a hung step fails
 	// with its name instead of eating the whole test's budget.
@@ -141,6 +141,16 @@ func TestBrowser(t *testing.T) {
 				hits: document.querySelectorAll('#results .hit').length, count: document.getElementById('hit-count').textContent,
 				error: document.getElementById('search-error').textContent, status: document.getElementById('search-status').textContent})`))
 			t.Fatalf("%s: %v\npage: %s", name, err, state)
+		}
+	}
+	// waitForLong is waitFor with a longer limit, for a page that waits
+	// on purpose (a Retry-After).
+	waitForLong := func(name, expr string, d time.Duration) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(ctx, d+2*time.Second)
+		defer scancel()
+		if err := chromedp.Do(sctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(d))); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
 	evalString := func(expr string) string {
@@ -232,10 +242,10 @@ func TestBrowser(t *testing.T) {
 			if err != nil {
 				return
 			}
-			// The 400s this test provokes on purpose are logged as
+			// The 400s and 429s this test provokes on purpose are logged as
 			// "Failed to load resource"; anything else is a bug.
 			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") ||
-				(m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "status of 400")) {
+				(m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "status of 400") && !strings.Contains(m.Text, "status of 429")) {
 				consoleMu.Lock()
 				pageErrors = append(pageErrors, m.String())
 				consoleMu.Unlock()
@@ -552,7 +562,10 @@ func TestBrowser(t *testing.T) {
 	step("open help", chromedp.Click(chromedp.ID("syntax-toggle")))
 	waitFor("help shown", `!document.getElementById('syntax-help').hidden`)
 	if help := evalString(`document.getElementById('syntax-help').innerText`); !strings.Contains(help, "+timeout +host:web1") ||
-		!strings.Contains(help, "not operators") || strings.Contains(help, "also work") {
+		!strings.Contains(help, "not operators") || strings.Contains(help, "also work") ||
+		!strings.Contains(help, "must begin with a fixed character (at most 4 different ones") ||
+		!strings.Contains(help, "api*, /err(or)?/, /[Ee]rror/, /(error|warn)/ work; *x, ?x, /.*/, /[a-z]*/ are refused") ||
+		!strings.Contains(help, "parentheses do not group terms") {
 		t.Errorf("syntax help reads %q", help)
 	}
 	shotWindow("discover-help")
@@ -563,9 +576,18 @@ func TestBrowser(t *testing.T) {
 		{"+level:ERROR +batchtok", "27 hits"},
 		{"-batchtok", "6 hits"},
 		{"uniqalpha AND uniqbeta", "2 hits"}, // "and" is one more OR'ed word
+		{"/uniq(alpha|beta)/", "2 hits"},     // a regexp that begins with a fixed character
 	} {
 		search("syntax "+c.q, c.q)
 		waitFor("syntax "+c.q, countIs(c.count))
+	}
+	// What the help says is refused is refused, with the server's reason.
+	for _, q := range []string{"*x", "/.*/"} {
+		search("refused "+q, q)
+		waitFor("refused "+q, `!document.getElementById('search-error').hidden`)
+		if msg := evalString(`document.getElementById('search-error').textContent`); !strings.HasPrefix(msg, "query: "+q+" can begin with any character") {
+			t.Errorf("%s shows %q, want the server's refusal", q, msg)
+		}
 	}
 
 	// Untrusted lines and fields render as text.
@@ -654,6 +676,21 @@ func TestBrowser(t *testing.T) {
 	step("live off", chromedp.Click(chromedp.ID("live-toggle")))
 	waitFor("live off", `document.getElementById('live-toggle').getAttribute('aria-pressed') === 'false' && new URLSearchParams(location.search).get('live') === null`)
 
+	// Too many live tails from this address (8 open elsewhere): the page
+	// says what the server said, not a bare "closed", and retries after
+	// the server's Retry-After, so the tail opens once one of them ends.
+	closeTails := openTails(ctx, t, srv.url, 8)
+	step("live on again", chromedp.Click(chromedp.ID("live-toggle")))
+	waitFor("tail refused", `document.getElementById('tail-status').classList.contains('failed') && !document.getElementById('tail-status').hidden`)
+	if got := evalString(`document.getElementById('tail-status').textContent`); got != "live tail refused: too many live tails from 127.0.0.1: 8 are open, the limit per client is 8; close one (every open live view counts) or retry later — retrying in 5 s" {
+		t.Errorf("refused tail shows %q", got)
+	}
+	shotWindow("live-refused")
+	closeTails()
+	waitForLong("tail open after retry", `document.getElementById('tail-status').textContent.startsWith('live:') && !document.getElementById('tail-status').classList.contains('failed')`, 15*time.Second)
+	step("live off again", chromedp.Click(chromedp.ID("live-toggle")))
+	waitFor("live off again", `document.getElementById('live-toggle').getAttribute('aria-pressed') === 'false'`)
+
 	// Query history remembers what was run, newest first.
 	if got := evalString(`Array.from(document.querySelectorAll('#q-history option'), o => o.value).slice(0, 2).join('|')`); got != "batchtok tailtok|livetok" {
 		t.Errorf("query history starts %q", got)
@@ -705,9 +742,22 @@ func TestBrowser(t *testing.T) {
 	shotWindow("discover-narrow")
 	step("wide again", chromedp.EmulateViewport(1280, 900))
 
-	// Sources: the --collect source and the two made through the API.
+	// A source over more files than the Sources view lists one by one
+	// (added only now: its lines would change the counts above).
+	const manyFiles = 205
+	manyDir := filepath.Join(root, "many")
+	if err := os.MkdirAll(manyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range manyFiles {
+		appendLines(t, filepath.Join(manyDir, fmt.Sprintf("f%03d.log", i)), "INFO manytok "+fmt.Sprint(i))
+	}
+	srv.post(ctx, "/api/sources", map[string]any{"name": "many", "paths": []string{filepath.Join(manyDir, "*.log")}})
+	srv.waitTotal(ctx, "manytok", manyFiles)
+
+	// Sources: the --collect source, the ones made through the API.
 	step("sources tab", chromedp.Click(chromedp.ID("tab-sources")))
-	waitFor("sources listed", `document.querySelectorAll('#sources-body tr.source-row').length === 3`)
+	waitFor("sources listed", `document.querySelectorAll('#sources-body tr.source-row').length === 5`)
 	if got := evalString(`document.getElementById('sources-table').innerText`); !strings.Contains(got, filepath.Join(logsDir, "*.log")) ||
 		!strings.Contains(got, filepath.Join(webDir, "*.log")) || !strings.Contains(got, "paused") {
 		t.Errorf("sources table reads %q", got)
@@ -749,9 +799,117 @@ func TestBrowser(t *testing.T) {
 
 	// Per-file status under each source.
 	waitFor("file rows", `document.querySelector('#sources-body tr.source-files[data-name="web"] .file-row') !== null`)
-	if got := evalString(`document.querySelector('#sources-body tr.source-files[data-name="web"] .file-row').innerText`); !strings.Contains(got, filepath.Join(webDir, "web.log")) || !strings.Contains(got, " / ") || !strings.Contains(got, "/s") {
+	if got := evalString(`document.querySelector('#sources-body tr.source-files[data-name="web"] .file-row').innerText`); !strings.Contains(got, filepath.Join(webDir, "web.log")) || !strings.Contains(got, "/s") {
 		t.Errorf("web's file row reads %q", got)
 	}
+
+	// Completeness: every file collected is complete, byte for byte, and
+	// so is each source; the numbers are the ledger's in /api/status.
+	var srcList struct {
+		Sources []struct {
+			Name  string   `json:"name"`
+			Paths []string `json:"paths"`
+		} `json:"sources"`
+	}
+	srv.get(ctx, "/api/sources", &srcList)
+	collectName := ""
+	for _, s := range srcList.Sources {
+		if len(s.Paths) == 1 && s.Paths[0] == filepath.Join(logsDir, "*.log") {
+			collectName = s.Name
+		}
+	}
+	if collectName == "" {
+		t.Fatalf("no source for --collect in %+v", srcList)
+	}
+	collectRow := `#sources-body tr.source-files[data-name=` + jsString(collectName) + `]`
+	waitFor("ledger complete", `(() => {
+		const rows = document.querySelectorAll('`+collectRow+` .file-row, #sources-body tr.source-files[data-name="web"] .file-row');
+		return rows.length === 2 && Array.from(rows).every(r => r.dataset.state === 'complete') &&
+			document.querySelector('#sources-body tr.source-row[data-name=`+jsString(collectName)+`] .source-state .ledger').textContent === 'complete';
+	})()`)
+	var led struct {
+		Ledger struct {
+			Files []struct {
+				Source       string `json:"source"`
+				Path         string `json:"path"`
+				State        string `json:"state"`
+				SizeBytes    int64  `json:"size_bytes"`
+				IndexedBytes int64  `json:"indexed_bytes"`
+			} `json:"files"`
+		} `json:"ledger"`
+	}
+	srv.get(ctx, "/api/status", &led)
+	for _, f := range led.Ledger.Files {
+		if f.Path != appLog {
+			continue
+		}
+		if f.State != "complete" || f.SizeBytes == 0 || f.IndexedBytes != f.SizeBytes {
+			t.Errorf("ledger of %s in /api/status: %+v, want complete", appLog, f)
+		}
+		// The row reads the ledger: size, read, acked and indexed are the
+		// file's size, in flight and gap nothing.
+		row := evalString(`(() => {
+			const r = document.querySelector('` + collectRow + ` .file-row[data-path=` + jsString(appLog) + `]');
+			return ['.file-state .ledger', '.file-size', '.file-read', '.file-acked', '.file-indexed', '.file-inflight', '.file-gap']
+				.map(c => c === '.file-state .ledger' ? r.querySelector(c).textContent : r.querySelector(c).title).join('|');
+		})()`)
+		size := fmt.Sprintf("%s bytes", commas(f.SizeBytes))
+		if want := strings.Join([]string{"complete", size, size, size, size, "0 bytes", "0 bytes"}, "|"); row != want {
+			t.Errorf("%s's row reads %q, want %q", appLog, row, want)
+		}
+	}
+	if got := evalString(`document.querySelector('` + collectRow + ` .source-summary').textContent`); !strings.Contains(got, "complete: every acked byte of its 1 file is in the index") {
+		t.Errorf("collected source's summary reads %q", got)
+	}
+
+	// The source whose globs match nothing says so, with the globs and the
+	// error of the one that cannot be read; its markup stays text.
+	waitFor("no match shown", `document.querySelector('#sources-body tr.source-row[data-name="nomatch"] .badge.no-match') !== null &&
+		document.querySelector('#sources-body tr.source-files[data-name="nomatch"] .source-warning') !== null`)
+	if got := evalString(`document.querySelector('#sources-body tr.source-files[data-name="nomatch"] .source-warning').innerText`); got != "Nothing collected on this box. Its paths match no file: check the globs (and that logbox may read their directories)." {
+		t.Errorf("no-match warning reads %q", got)
+	}
+	if got := evalString(`Array.from(document.querySelectorAll('#sources-body tr.source-row[data-name="nomatch"] .glob'), g => g.innerText.replace(/\s+/g, ' ')).join('\n')`); !strings.HasPrefix(got, noneGlob+" no file\n"+loopGlob+" ") ||
+		!strings.Contains(got, "too many levels of symbolic links") {
+		t.Errorf("no-match globs read %q", got)
+	}
+	if got := evalString(`document.querySelector('#sources-body tr.source-row[data-name="nomatch"] .no-match').textContent`); got != "no file matches" {
+		t.Errorf("no-match badge %q", got)
+	}
+	if n := evalString(`String(document.querySelectorAll('#sources-body img').length)`); n != "0" {
+		t.Errorf("%s img elements in the sources table", n)
+	}
+	step("to the table", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, document.getElementById('sources-table').getBoundingClientRect().top + window.scrollY - 60)`))
+	shotWindow("sources-ledger")
+	// Hundreds of files: the first 200 listed, the rest counted.
+	waitFor("many files", `(document.querySelector('#sources-body tr.source-files[data-name="many"] .files-more') || {}).textContent === 'and 5 more files not shown: 5 complete'`)
+	if got := evalString(`String(document.querySelectorAll('#sources-body tr.source-files[data-name="many"] .file-row').length) + '|' + document.querySelector('#sources-body tr.source-files[data-name="many"] .source-summary').textContent`); got != "200|205 files followed · 205 open — complete: every acked byte of its 205 files is in the index" {
+		t.Errorf("many files row count|summary = %q", got)
+	}
+	step("to the count", chromedp.Evaluate[chromedp.Void](`document.querySelector('#sources-body tr.source-files[data-name="many"] .files-more').scrollIntoView({block: 'center'})`))
+	shotWindow("sources-many")
+	if w := evalString(`(() => { const d = document.documentElement, t = document.getElementById('sources-table').getBoundingClientRect(); return d.scrollWidth > d.clientWidth || t.right > d.clientWidth - 20 ? d.scrollWidth + '/' + t.right + ' > ' + d.clientWidth : ''; })()`); w != "" {
+		t.Errorf("the Sources view is wider than the window: %s px", w)
+	}
+	// In a narrow window the ledger's columns stack, labelled, without
+	// sideways scrolling; in dark mode the badges stay readable.
+	step("narrow sources", chromedp.EmulateViewport(420, 900), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		})
+		return err
+	}))
+	if w := evalString(`(() => { const d = document.documentElement; return d.scrollWidth > d.clientWidth ? d.scrollWidth + ' > ' + d.clientWidth : ''; })()`); w != "" {
+		t.Errorf("at 420px the Sources view scrolls sideways: %s px", w)
+	}
+	step("narrow sources to the table", chromedp.Evaluate[chromedp.Void](`document.getElementById('sources-table').scrollIntoView()`))
+	shotWindow("sources-narrow-dark")
+	step("wide light sources", chromedp.EmulateViewport(1280, 900), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}},
+		})
+		return err
+	}))
 
 	// Edit: the form takes the source, a change is PUT, other settings stay.
 	step("edit web", chromedp.Click(chromedp.CSS(`#sources-body tr[data-name="web"] button.edit`)))
@@ -825,10 +983,10 @@ func TestBrowser(t *testing.T) {
 
 	// Remove asks for a second click, then the source is gone.
 	step("sources tab again", chromedp.Click(chromedp.ID("tab-sources")))
-	waitFor("sources with extra", `document.querySelectorAll('#sources-body tr.source-row').length === 4`)
+	waitFor("sources with extra", `document.querySelectorAll('#sources-body tr.source-row').length === 6`)
 	const removeBtn = `#sources-body tr[data-name="extra"] button.remove`
 	step("remove", chromedp.Click(chromedp.CSS(removeBtn)), chromedp.Click(chromedp.CSS(removeBtn)))
-	waitFor("removed", `document.querySelector('#sources-body tr[data-name="extra"]') === null && document.querySelectorAll('#sources-body tr.source-row').length === 3`)
+	waitFor("removed", `document.querySelector('#sources-body tr[data-name="extra"]') === null && document.querySelectorAll('#sources-body tr.source-row').length === 5`)
 	if code := srv.get(ctx, "/api/sources/extra", nil); code != http.StatusNotFound {
 		t.Errorf("GET /api/sources/extra after Remove: %d, want 404", code)
 	}
@@ -864,9 +1022,83 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("undelivered table reads %q", u)
 	}
 	statusCalls := `performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === '/api/status').length`
+	// The settings fold open, and stay open across the refresh waited
+	// for here.
+	if got := evalString(`String(document.querySelector('[data-card="settings"] details').open)`); got != "false" {
+		t.Errorf("settings open at first: %s", got)
+	}
+	step("open settings", chromedp.Click(chromedp.CSS(`[data-card="settings"] summary`)))
 	before := evalString(`String(` + statusCalls + `)`)
-	waitFor("status refreshes", statusCalls+` > `+before)
+	waitFor("status refreshes", statusCalls+` > `+before+` && document.querySelector('[data-card="settings"] details').open`)
+
+	// Tailing: open files against the budget, queued, unwatched, how
+	// changes are noticed.
+	if got := metric("tail-open"); !regexp.MustCompile(`^\d+ of [\d,]+$`).MatchString(got) {
+		t.Errorf("open files %q, want N of the budget", got)
+	}
+	if got := metric("tail-queued") + "|" + metric("tail-unwatched") + "|" + metric("tail-changes") + "|" + metric("tail-close-inactive"); got != "0|0|inotify|5m" {
+		t.Errorf("queued|unwatched|changes|close-inactive = %q", got)
+	}
+	// Retention and the settings are the effective ones, not zeros.
+	if got := metric("index-retention"); got != "7d (shards of 24h)" {
+		t.Errorf("retention reads %q, want the defaults in force", got)
+	}
+	// Completeness per source, the disk against its floor.
+	if got := evalString(`Array.from(document.querySelectorAll('[data-table="ledger"] tbody tr'), r => r.dataset.source + '=' + r.querySelector('.ledger').textContent).filter(s => !s.startsWith('extra=')).join(',') + '|' + document.querySelector('[data-card="ledger"] .health').textContent`); got != collectName+"=complete,many=complete,web=complete|ok" {
+		t.Errorf("completeness card reads %q", got)
+	}
+	if got := metric("disk-floor") + "|" + metric("disk-state") + "|" + metric("disk-dir"); got != "1.0 GiB|above the floor|"+srv.cfg.DataDir {
+		t.Errorf("disk card floor|state|dir = %q", got)
+	}
+	// The settings in force, sorted by flag.
+	setting := func(flag string) string {
+		return evalString(`(document.querySelector('[data-card="settings"] .setting[data-flag="` + flag + `"] dd') || {}).textContent || ''`)
+	}
+	if got := setting("retention") + "|" + setting("shard-span") + "|" + setting("min-free-disk") + "|" + setting("collect"); got != "7d|24h|1GiB|"+filepath.Join(logsDir, "*.log") {
+		t.Errorf("settings retention|shard-span|min-free-disk|collect = %q", got)
+	}
+	if got := evalString(`Array.from(document.querySelectorAll('[data-card="settings"] .setting'), e => e.dataset.flag).every((f, i, a) => i === 0 || a[i-1] < f) + '|' + document.querySelectorAll('[data-card="settings"] .setting').length`); !strings.HasPrefix(got, "true|") || got == "true|0" {
+		t.Errorf("settings sorted|count = %q", got)
+	}
+	step("status top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	shot("status")
+
+	// A data disk below --min-free-disk, for real: the floor is raised
+	// above the free space (SIGHUP applies it), the guard measures, and
+	// every view says indexing is paused and how to fix it.
+	free, err := diskspace.Free(srv.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowCfg := srv.cfg
+	lowCfg.MinFreeDisk = free + 1<<40
+	if _, err := srv.a.Reload(ctx, lowCfg); err != nil {
+		t.Fatalf("reload with a floor above the free space: %v", err)
+	}
+	waitFor("disk banner", `!document.getElementById('disk-banner').hidden && document.querySelector('[data-metric="disk-state"]').textContent.startsWith('low: indexing paused since ')`)
+	banner := evalString(`document.getElementById('disk-banner').innerText`)
+	for _, want := range []string{"Indexing is paused: the data disk is nearly full.", srv.cfg.DataDir, "below the floor of", "(--min-free-disk) since ", "Nothing is lost", "lower --min-free-disk"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("disk banner %q does not say %q", banner, want)
+		}
+	}
+	if code, body := srv.raw(ctx, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "disk low") {
+		t.Errorf("/readyz while the disk is low: %d %q", code, body)
+	}
+	shotWindow("status-disk-low")
+	step("sources while low", chromedp.Click(chromedp.ID("tab-sources")))
+	waitFor("banner on sources", `!document.getElementById('view-sources').hidden && !document.getElementById('disk-banner').hidden`)
+	step("discover while low", chromedp.Click(chromedp.ID("tab-discover")))
+	waitFor("banner on discover", `!document.getElementById('view-discover').hidden && !document.getElementById('disk-banner').hidden && document.querySelectorAll('#results .hit').length > 0`)
+	shotWindow("discover-disk-low")
+	// Room again (the floor back): the banner goes by itself.
+	if _, err := srv.a.Reload(ctx, srv.cfg); err != nil {
+		t.Fatalf("reload with the floor back: %v", err)
+	}
+	waitForLong("banner gone", `document.getElementById('disk-banner').hidden`, 15*time.Second)
+	if code, body := srv.raw(ctx, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with room again: %d %q", code, body)
+	}
 
 	// With no sources at all, an empty result points to the Sources tab.
 	var list struct {
@@ -897,6 +1129,235 @@ func TestBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", shotDir)
 }
 
+// commas formats n as the page's numbers do (en-US grouping).
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// TestBrowserLedgerGap shows a real gap in the completeness ledger: an
+// agent ships a file through Kafka (its Sources view says "shipped"), the
+// topic loses the first half before any indexer read it, and the box that
+// then indexes shows the file and its source as "gap", with the missing
+// byte range and its reason, in the Sources and Status views.
+func TestBrowserLedgerGap(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", chromiumPath, err)
+		}
+		t.Skipf("%s not installed: %v", chromiumPath, err)
+	}
+	k := kafkatest.Start(t)
+	if k.External() {
+		t.Skip("deletes records of its topic; runs against the in-process broker only")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	root := t.TempDir()
+	logs := filepath.Join(root, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	appLog := filepath.Join(logs, "app.log")
+	const n, lineLen = 300, 64
+	lines := make([]string, n)
+	for i := range lines {
+		l := fmt.Sprintf("2026-12-01T10:00:00Z INFO gaptok line %05d", i)
+		lines[i] = l + strings.Repeat(".", lineLen-1-len(l))
+	}
+	appendLines(t, appLog, lines...)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	topic, group := kafkatest.UniqueName(t, "uigap"), kafkatest.UniqueName(t, "uigap")
+	kafkaMode := func(role string) func(*appliance.Config) {
+		return func(c *appliance.Config) {
+			c.Role = role
+			c.DataDir = dataDir
+			c.Kafka = k.Brokers
+			c.Topic, c.KafkaGroup, c.KafkaPartitions = topic, group, 1
+			c.LedgerGrace = time.Second
+		}
+	}
+	type fileLedger struct {
+		State      string `json:"state"`
+		AckedBytes int64  `json:"acked_bytes"`
+		GapBytes   int64  `json:"gap_bytes"`
+	}
+	ledgerOf := func(srv *server, want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var st struct {
+				Ledger *struct {
+					Files []fileLedger `json:"files"`
+				} `json:"ledger"`
+			}
+			srv.get(ctx, "/api/status", &st)
+			if st.Ledger != nil && len(st.Ledger.Files) == 1 && st.Ledger.Files[0].State == want && st.Ledger.Files[0].AckedBytes == n*lineLen {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ledger not %s after 30s: %+v", want, st.Ledger)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	shotDir := os.Getenv("LOGBOX_ARTIFACTS")
+	if shotDir == "" {
+		shotDir = t.TempDir()
+	} else if err := os.MkdirAll(shotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tab := newTab(ctx, t)
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatalf("start browser: %v", err)
+	}
+	var consoleMu sync.Mutex
+	var pageErrors []string
+	go func() {
+		for m, err := range chromedp.Console(tab) {
+			if err != nil {
+				return
+			}
+			// An agent has no index: the Discover view's searches are
+			// refused there, which is not what this test looks at.
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+				consoleMu.Lock()
+				pageErrors = append(pageErrors, m.String())
+				consoleMu.Unlock()
+			}
+		}
+	}()
+	waitFor := func(name, expr string) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(tab, 12*time.Second)
+		defer scancel()
+		if err := chromedp.Do(sctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	evalString := func(expr string) string {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(tab, 10*time.Second)
+		defer scancel()
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+	open := func(name, url string) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(tab, 10*time.Second)
+		defer scancel()
+		if err := chromedp.Do(sctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("tab-sources"))); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(tab, 10*time.Second)
+		defer scancel()
+		buf, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shotDir, name+".png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fileState := `(document.querySelector('#sources-body .file-row[data-path=` + jsString(appLog) + `]') || {dataset: {}}).dataset.state`
+
+	// The agent ships every line: Kafka acked them all.
+	agent := startApplianceWith(ctx, t, root, filepath.Join(logs, "*.log"), kafkaMode(appliance.RoleAgent))
+	ledgerOf(agent, "shipped")
+	open("agent sources", agent.url+"/?tab=sources")
+	waitFor("shipped shown", fileState+` === 'shipped'`)
+	if got := evalString(`document.querySelector('#sources-body .file-row .file-indexed').textContent + '|' + document.querySelector('#sources-body .source-row .ledger').textContent`); got != "—|shipped" {
+		t.Errorf("agent's indexed column|source badge = %q, want —|shipped", got)
+	}
+	shot("agent-sources-shipped")
+	agent.stop()
+
+	// The first half leaves the topic before any indexer read it.
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(k.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteRecords(topic, map[int32]int64{0: n / 2}); err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
+	admin.Close()
+
+	// The same box, now indexing too, reads what is left: a gap.
+	box := startApplianceWith(ctx, t, root, filepath.Join(logs, "*.log"), kafkaMode(appliance.RoleAll))
+	box.waitTotal(ctx, "gaptok", n/2)
+	ledgerOf(box, "gap")
+	open("box sources", box.url+"/?tab=sources")
+	waitFor("gap shown", fileState+` === 'gap' && document.querySelector('#sources-body .gap-row .gap') !== null`)
+	half := int64(n / 2 * lineLen)
+	gapText := fmt.Sprintf("bytes 0 – %s (%.1f KiB): acked but not in the index", commas(half), float64(half)/1024)
+	if got := evalString(`Array.from(document.querySelectorAll('#sources-body .gap-row .gap'), g => g.textContent).join('\n')`); got != gapText {
+		t.Errorf("gap rows read %q, want %q", got, gapText)
+	}
+	missing := fmt.Sprintf("gap: %.1f KiB missing", float64(half)/1024)
+	if got := evalString(`document.querySelector('#sources-body .file-row .file-state .ledger').textContent + '|' +
+		document.querySelector('#sources-body .source-row .source-state .ledger').textContent + '|' +
+		document.querySelector('#sources-body .file-row .file-gap').title + '|' + document.querySelector('#sources-body .file-row .file-indexed').title`); got != missing+"|"+missing+"|"+commas(half)+" bytes|"+commas(half)+" bytes" {
+		t.Errorf("file badge|source badge|gap|indexed = %q", got)
+	}
+	if got := evalString(`document.querySelector('#sources-body .source-summary').textContent`); !strings.Contains(got, fmt.Sprintf("gap: %.1f KiB acked but not in the index, in 1 file of 1", float64(half)/1024)) {
+		t.Errorf("source summary reads %q", got)
+	}
+	shot("sources-gap")
+	open("box status", box.url+"/?tab=status")
+	waitFor("completeness card", `document.querySelector('[data-card="ledger"] [data-table="ledger"]') !== null`)
+	if got := evalString(`document.querySelector('[data-card="ledger"] .health').textContent + '|' + document.querySelector('[data-metric="ledger-gap"]').textContent + '|' + document.querySelector('[data-card="ledger"] tbody .ledger').textContent`); got != fmt.Sprintf("problem|%.1f KiB|%s", float64(half)/1024, missing) {
+		t.Errorf("completeness card health|missing|badge = %q", got)
+	}
+	if got := evalString(`document.querySelector('[data-metric="consume-instance"]').textContent + '|' + document.querySelector('[data-metric="consume-sessions"]').textContent`); !regexp.MustCompile(`^\S+\|[1-9]\d*$`).MatchString(got) {
+		t.Errorf("consumer instance id|sessions = %q", got)
+	}
+	if got := evalString(`Array.from(document.querySelectorAll('[data-table="lag"] tbody td'), td => td.textContent).join('|')`); got != topic+"|0|0" {
+		t.Errorf("consumer lag table reads %q, want %s|0|0", got, topic)
+	}
+	shot("status-gap")
+
+	consoleMu.Lock()
+	defer consoleMu.Unlock()
+	for _, e := range pageErrors {
+		t.Errorf("page error: %s", e)
+	}
+	t.Logf("screenshots in %s", shotDir)
+}
+
+// newTab starts headless Chromium and returns the context of its first
+// tab; both end with ctx or the test.
+func newTab(ctx context.Context, t *testing.T) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	t.Cleanup(cancelAlloc)
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	return tabCtx
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -917,16 +1378,67 @@ func appendLines(t *testing.T, path string, lines ...string) {
 	}
 }
 
+// openTails opens n live tails on base from this process (the address
+// the browser uses too) and returns a func that closes them. A tail the
+// server refuses at first (one the page just closed may not have been
+// released yet) is tried again for a few seconds.
+func openTails(ctx context.Context, t *testing.T, base string, n int) (closeAll func()) {
+	t.Helper()
+	tctx, cancel := context.WithCancel(ctx)
+	var bodies []io.Closer
+	closeAll = func() {
+		for _, b := range bodies {
+			b.Close()
+		}
+		cancel()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(bodies) < n {
+		req, err := http.NewRequestWithContext(tctx, http.MethodGet, base+"/api/tail", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			closeAll()
+			t.Fatalf("open tail %d: %v", len(bodies)+1, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			bodies = append(bodies, resp.Body)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			closeAll()
+			t.Fatalf("open tail %d: status %d", len(bodies)+1, resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(closeAll)
+	return closeAll
+}
+
 // server is a running appliance and a small client for its API.
 type server struct {
 	t   *testing.T
 	url string
+	a   *appliance.Appliance
+	cfg appliance.Config // the configuration it was started with
+	// stop stops the appliance (at the latest when the test ends).
+	stop func()
 }
 
 // startAppliance runs a real appliance in direct mode that may read below
 // root and collects collect from the start. ctx bounds the wait for it to
 // be ready; it is stopped (within 10s) when the test ends.
 func startAppliance(ctx context.Context, t *testing.T, root, collect string) *server {
+	t.Helper()
+	return startApplianceWith(ctx, t, root, collect, nil)
+}
+
+// startApplianceWith is startAppliance with edit applied to the
+// configuration (if not nil) before the start.
+func startApplianceWith(ctx context.Context, t *testing.T, root, collect string, edit func(*appliance.Config)) *server {
 	t.Helper()
 	cfg := appliance.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
@@ -937,6 +1449,9 @@ func startAppliance(ctx context.Context, t *testing.T, root, collect string) *se
 	cfg.Collect = []string{collect}
 	cfg.ScanInterval = 100 * time.Millisecond
 	cfg.ShutdownTimeout = 2 * time.Second
+	if edit != nil {
+		edit(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := appliance.New(cfg, log)
 	if err != nil {
@@ -945,17 +1460,21 @@ func startAppliance(ctx context.Context, t *testing.T, root, collect string) *se
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("appliance: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("appliance: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("appliance did not stop within 10s")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("appliance did not stop within 10s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-a.Ready():
 	case err := <-done:
@@ -963,7 +1482,7 @@ func startAppliance(ctx context.Context, t *testing.T, root, collect string) *se
 	case <-ctx.Done():
 		t.Fatalf("appliance not ready: %v", ctx.Err())
 	}
-	return &server{t: t, url: "http://" + a.Addr()}
+	return &server{t: t, url: "http://" + a.Addr(), a: a, cfg: cfg, stop: stop}
 }
 
 // do sends a request with an optional JSON body and decodes a JSON answer
@@ -1002,6 +1521,24 @@ func (s *server) do(ctx context.Context, method, path string, body, out any) int
 		}
 	}
 	return resp.StatusCode
+}
+
+// raw gets path and returns the status and the body as text.
+func (s *server) raw(ctx context.Context, path string) (int, string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func (s *server) get(ctx context.Context, path string, out any) int {

@@ -197,6 +197,12 @@ function fmtBytes(n) {
 
 const pad2 = (n) => String(n).padStart(2, '0');
 
+// shortDuration drops the zero units Go puts at the end of a duration
+// ("5m0s" is "5m", "1h0m0s" is "1h").
+function shortDuration(d) {
+  return printable(d).replace(/([hm])0s$/, '$1').replace(/h0m$/, 'h');
+}
+
 // localInput formats a Date for a datetime-local input (local time, seconds).
 function localInput(d) {
   return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T` +
@@ -1024,6 +1030,7 @@ const MAX_PENDING = 1000;
 const tail = {
   on: false,
   es: null,
+  retryTimer: 0,
   q: null,
   paused: false,
   pending: [],
@@ -1058,7 +1065,8 @@ const tail = {
     this.paused = window.scrollY > 40;
     const qs = new URLSearchParams();
     if (q) qs.set('q', q);
-    const es = new EventSource('/api/tail' + (q ? '?' + qs.toString() : ''));
+    const url = '/api/tail' + (q ? '?' + qs.toString() : '');
+    const es = new EventSource(url);
     this.es = es;
     this.status('connecting…');
     es.onopen = () => this.status('live: new lines appear on top');
@@ -1079,14 +1087,57 @@ const tail = {
     });
     es.addEventListener('error', (e) => {
       if (e.data) {
-        this.status('tail failed: ' + printable(this.message(e)));
+        this.status('tail failed: ' + printable(this.message(e)), true);
         es.close();
       } else if (es.readyState === EventSource.CLOSED) {
-        this.status('tail closed by the server');
+        this.whyClosed(es, url);
       } else {
         this.status('reconnecting…');
       }
     });
+  },
+
+  // whyClosed finds out why the server refused the stream: an EventSource
+  // does not tell the status or body of a refused request, so the same
+  // request is made once more with fetch. A 429 (too many live tails) is
+  // shown with the server's words and retried after its Retry-After; a
+  // stream that would open now is reopened.
+  async whyClosed(es, url) {
+    if (this.es !== es) return;
+    this.status('tail closed by the server');
+    const controller = new AbortController();
+    let msg = '';
+    let retry = 0;
+    try {
+      const resp = await fetch(url, { signal: controller.signal, headers: { Accept: 'text/event-stream' } });
+      if (resp.ok) {
+        controller.abort();
+        retry = -1;
+      } else {
+        let data = null;
+        try {
+          data = JSON.parse(await resp.text());
+        } catch {
+          data = null;
+        }
+        msg = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
+        if (resp.status === 429) retry = Math.min(60, Math.max(1, Number(resp.headers.get('Retry-After')) || 5));
+      }
+    } catch (err) {
+      msg = err.message;
+    }
+    if (this.es !== es || !this.on) return;
+    if (retry < 0) {
+      this.connect(this.q);
+      return;
+    }
+    this.status('live tail refused: ' + printable(msg) + (retry ? ` — retrying in ${retry} s` : ''), true);
+    if (retry) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        if (this.on && this.es === es) this.connect(this.q);
+      }, retry * 1000);
+    }
   },
 
   message(e) {
@@ -1099,6 +1150,7 @@ const tail = {
   },
 
   disconnect() {
+    clearTimeout(this.retryTimer);
     if (this.es) this.es.close();
     this.es = null;
     this.q = null;
@@ -1109,9 +1161,10 @@ const tail = {
     show($('tail-status'), false);
   },
 
-  status(text) {
+  status(text, failed) {
     const s = $('tail-status');
     s.textContent = text;
+    s.classList.toggle('failed', Boolean(failed));
     show(s, this.on);
   },
 
@@ -1255,6 +1308,86 @@ function formFieldKey(field) {
   return f;
 }
 
+// The ledger's states (package ledger): a badge's class and words. A
+// state this page does not know shows as text with a neutral class.
+const LEDGER_STATES = {
+  complete: { cls: 'ok', text: 'complete' },
+  catching_up: { cls: 'busy', text: 'catching up' },
+  gap: { cls: 'bad', text: 'gap' },
+  unknown: { cls: 'warn', text: 'unknown' },
+  shipped: { cls: 'ok', text: 'shipped' },
+};
+
+// ledgerBadge is a file's or source's completeness as a badge; a gap
+// says how many bytes are missing.
+function ledgerBadge(state, gapBytes, extraClass) {
+  const k = LEDGER_STATES[state];
+  const text = state === 'gap' ? `gap: ${fmtBytes(gapBytes)} missing` : (k ? k.text : printable(state || '?'));
+  const b = el('span', `badge ledger ledger-${k ? k.cls : 'other'}${extraClass ? ' ' + extraClass : ''}`, text);
+  b.title = {
+    complete: 'every acked byte is in the index',
+    catching_up: 'bytes still being read, acked or indexed; nothing missing',
+    gap: 'acked bytes are not in the index',
+    unknown: 'the index holds lines without byte ranges (sent by an older agent)',
+    shipped: 'acked by Kafka; the indexers hold the rest',
+  }[state] || '';
+  return b;
+}
+
+// ledgerSentence says what the ledger knows of a source in words.
+function ledgerSentence(s) {
+  const files = Number(s.files) || 0;
+  switch (s.state) {
+    case 'complete':
+      return `complete: every acked byte of its ${plural(files, 'file', 'files')} is in the index`;
+    case 'catching_up':
+      return `catching up: ${fmtNum(s.catching_up)} of ${plural(files, 'file', 'files')} still being read or indexed; nothing missing`;
+    case 'gap':
+      return `gap: ${fmtBytes(s.gap_bytes)} acked but not in the index, in ${plural(s.with_gaps, 'file', 'files')} of ${fmtNum(files)}`;
+    case 'unknown':
+      return `completeness unknown for ${plural(s.unknown, 'file', 'files')}: indexed without byte ranges (an older agent)`;
+    case 'shipped':
+      return `shipped: every acked byte of its ${plural(files, 'file', 'files')} is in Kafka; the indexers hold the rest`;
+    default:
+      return printable(s.state);
+  }
+}
+
+// MAX_GAPS_LISTED is how many gap ranges the ledger lists per file (its
+// gap_bytes counts them all); MAX_FILES_SHOWN bounds the rows per source.
+const MAX_GAPS_LISTED = 16;
+const MAX_FILES_SHOWN = 200;
+
+// fileConcern orders files by how much they need a look (a gap first).
+function fileConcern(f) {
+  const l = f.ledger;
+  if (l && l.state === 'gap') return 5;
+  if (f.tail && f.tail.last_error) return 4;
+  if (l && l.state === 'unknown') return 3;
+  if (!l) return 2;
+  if (l.state === 'catching_up') return 1;
+  return 0;
+}
+
+// mergeFiles puts a source's ledger lines and the tailer's files side by
+// side, by file identity: a file the tailer follows has both; one rotated
+// away and let go only the ledger's; a refused path only the tailer's.
+function mergeFiles(ledgerFiles, tailFiles) {
+  const byID = new Map();
+  for (const t of tailFiles) if (t.file_id) byID.set(String(t.file_id), t);
+  const out = [];
+  const used = new Set();
+  for (const l of ledgerFiles) {
+    const t = byID.get(String(l.file_id ?? ''));
+    if (t) used.add(t);
+    out.push({ path: l.path || (t && t.path) || '', id: String(l.file_id ?? ''), ledger: l, tail: t || null });
+  }
+  for (const t of tailFiles) {
+    if (!used.has(t)) out.push({ path: t.path || '', id: String(t.file_id ?? ''), ledger: null, tail: t });
+  }
+  return out.sort((a, b) => String(a.path).localeCompare(String(b.path)) || a.id.localeCompare(b.id));
+}
+
 const sources = {
   controller: null,
   list: [],
@@ -1318,8 +1451,14 @@ const sources = {
     }
     tr.append(name);
 
+    // Each glob, and once /api/status is in (loadFiles) what it matches
+    // on this box.
     const paths = el('td', 'source-paths');
-    for (const p of (Array.isArray(src.paths) ? src.paths : [])) paths.append(textEl('code', 'path', p));
+    for (const p of (Array.isArray(src.paths) ? src.paths : [])) {
+      const g = el('div', 'glob');
+      g.append(textEl('code', 'path', p), el('span', 'glob-info'));
+      paths.append(g);
+    }
     tr.append(paths);
 
     tr.append(src.topic ? textEl('td', 'source-topic', src.topic) : el('td', 'source-topic muted', 'default'));
@@ -1356,7 +1495,9 @@ const sources = {
     return tr;
   },
 
-  // loadFiles fills the per-file rows from /api/status.
+  // loadFiles fills, from /api/status, what each source does on this
+  // box: what its globs match, its completeness (the ledger) and its
+  // files, each with the ledger's columns and gaps.
   async loadFiles() {
     let st;
     try {
@@ -1364,50 +1505,195 @@ const sources = {
     } catch {
       return; // the list itself is still right; the next tick retries
     }
-    const byName = new Map();
-    for (const f of (st && Array.isArray(st.files) ? st.files : [])) {
-      if (!byName.has(f.source)) byName.set(f.source, []);
-      byName.get(f.source).push(f);
-    }
-    const invalid = (st && st.invalid_sources) || {};
+    st = st || {};
+    pageHealth.update(st);
+    const group = (list, key) => {
+      const m = new Map();
+      for (const x of (Array.isArray(list) ? list : [])) {
+        const k = String(x[key] ?? '');
+        if (!m.has(k)) m.set(k, []);
+        m.get(k).push(x);
+      }
+      return m;
+    };
+    const ledger = st.ledger && typeof st.ledger === 'object' ? st.ledger : null;
+    const tailBySource = group(st.files, 'source');
+    const ledgerBySource = group(ledger && ledger.files, 'source');
+    const running = new Map((Array.isArray(st.sources) ? st.sources : []).map((s) => [String(s.name ?? ''), s]));
+    const summaries = new Map((ledger && Array.isArray(ledger.sources) ? ledger.sources : []).map((s) => [String(s.source ?? ''), s]));
+    const invalid = st.invalid_sources || {};
+    const indexes = Boolean(st.index);
     for (const tr of $('sources-body').querySelectorAll('tr.source-files')) {
       const name = tr.dataset.name;
-      tr.firstChild.replaceChildren(this.renderFiles(byName.get(name) || []));
+      const run = running.get(name);
+      const sum = summaries.get(name);
+      const files = mergeFiles(ledgerBySource.get(name) || [], tailBySource.get(name) || []);
+      tr.firstChild.replaceChildren(this.renderFiles(run, sum, files, indexes));
       const row = tr.previousElementSibling;
-      const state = row && row.querySelector('.source-state');
-      if (state) {
-        state.querySelector('.invalid')?.remove();
-        if (Object.hasOwn(invalid, name)) {
-          const b = textEl('span', 'badge invalid', 'invalid: ' + invalid[name]);
-          state.append(b);
-        }
-      }
+      if (!row) continue;
+      this.renderGlobs(row, run);
+      const state = row.querySelector('.source-state');
+      if (!state) continue;
+      for (const b of state.querySelectorAll('.box-state')) b.remove();
+      if (run && run.no_match) state.append(el('span', 'badge box-state no-match', 'no file matches'));
+      if (sum) state.append(ledgerBadge(sum.state, sum.gap_bytes, 'box-state'));
+      if (Object.hasOwn(invalid, name)) state.append(textEl('span', 'badge box-state invalid', 'invalid: ' + invalid[name]));
     }
   },
 
-  renderFiles(files) {
-    if (!files.length) return el('span', 'status', 'no files followed on this box');
+  // renderGlobs notes next to each glob what it matches on this box, or
+  // why it could not be expanded.
+  renderGlobs(row, run) {
+    const globs = run && Array.isArray(run.paths) ? run.paths : [];
+    row.querySelectorAll('.source-paths .glob').forEach((g, i) => {
+      const info = g.querySelector('.glob-info');
+      const p = globs[i];
+      g.classList.remove('nomatch', 'failed');
+      if (!p || p.glob !== g.querySelector('.path').textContent) {
+        info.replaceChildren();
+        return;
+      }
+      const n = Number(p.matches) || 0;
+      if (p.error) {
+        g.classList.add('failed');
+        info.replaceChildren(textEl('span', 'glob-error', p.error));
+      } else {
+        if (!n) g.classList.add('nomatch');
+        info.replaceChildren(el('span', n ? 'glob-count' : 'glob-count none', n ? plural(n, 'file', 'files') : 'no file'));
+      }
+    });
+  },
+
+  renderFiles(run, sum, files, indexes) {
+    const box = el('div', 'source-box');
+    if (run && (run.no_match || run.warning)) {
+      const w = el('p', 'source-warning');
+      w.setAttribute('role', 'status');
+      if (run.no_match) w.append(el('strong', '', 'Nothing collected on this box. '));
+      // The tailer's warning, as a sentence; what each glob matches or
+      // why it could not be read is next to it under Paths.
+      const warning = String(run.warning || '');
+      if (warning) appendText(w, warning.charAt(0).toUpperCase() + warning.slice(1) + (/[.!?]$/.test(warning) ? '' : '.'));
+      box.append(w);
+    }
+    if (sum || (run && run.files)) box.append(this.renderSummary(run, sum));
+    if (!files.length) {
+      if (!run || !run.no_match) box.append(el('span', 'status', 'no files followed on this box'));
+      return box;
+    }
     const table = el('table', 'files');
     const head = el('tr');
-    for (const h of ['file', 'offset / size', 'lag', 'lines/s', 'lines read', 'last error']) head.append(el('th', '', h));
+    const heads = [['file'], ['state'], ['size', 'bytes in the file'], ['read', 'bytes read'],
+      ['acked', 'bytes acked downstream (the checkpoint)'], ['indexed', 'acked bytes the index holds'],
+      ['in flight', 'read but not acked, or acked and on its way to the index'], ['gap', 'acked bytes the index lacks'],
+      [indexes ? 'lines indexed' : 'lines acked'], ['lines/s'], ['last error']];
+    for (const [h, title] of heads) {
+      const th = el('th', ['file', 'state', 'last error'].includes(h) ? '' : 'num', h);
+      if (title) th.title = title;
+      head.append(th);
+    }
     const thead = el('thead');
     thead.append(head);
     const tbody = el('tbody');
-    for (const f of files.sort((a, b) => String(a.path).localeCompare(String(b.path)))) {
+    // A glob over thousands of files: the ones that need a look first,
+    // then a count of the rest.
+    let shown = files;
+    if (files.length > MAX_FILES_SHOWN) {
+      shown = [...files].sort((a, b) => fileConcern(b) - fileConcern(a)).slice(0, MAX_FILES_SHOWN);
+    }
+    for (const f of shown) {
+      const l = f.ledger;
+      const t = f.tail;
       const tr = el('tr', 'file-row');
       tr.dataset.path = String(f.path ?? '');
+      if (l) tr.dataset.state = LEDGER_STATES[l.state] ? l.state : 'other';
       tr.append(textEl('td', 'file-path', f.path));
-      tr.append(el('td', 'file-offset', `${fmtBytes(f.offset)} / ${fmtBytes(f.size)}`));
-      tr.append(el('td', f.lag_bytes > 0 ? 'file-lag lagging' : 'file-lag', fmtBytes(f.lag_bytes)));
-      tr.append(el('td', 'file-rate', fmtRate(f.lines_per_sec)));
-      tr.append(el('td', 'file-lines', fmtNum(f.lines_read)));
-      tr.append(f.last_error ? textEl('td', 'file-error', f.last_error) : el('td', 'file-error muted', '—'));
+      const state = el('td', 'file-state');
+      if (l) state.append(ledgerBadge(l.state, l.gap_bytes));
+      const how = [];
+      if (t && t.state) how.push(printable(t.state));
+      if (l && !l.followed) how.push('not followed');
+      if (how.length) state.append(el('span', 'file-tail-state', how.join(' · ')));
+      tr.append(state);
+      const bytes = (cls, v) => {
+        const td = el('td', 'num ' + cls, v === undefined || v === null ? '—' : fmtBytes(v));
+        if (Number.isFinite(Number(v))) td.title = `${fmtNum(v)} bytes`;
+        return td;
+      };
+      if (l) {
+        tr.append(bytes('file-size', l.size_bytes), bytes('file-read', l.read_bytes), bytes('file-acked', l.acked_bytes),
+          bytes('file-indexed', indexes ? l.indexed_bytes : null), bytes('file-inflight', l.in_flight_bytes),
+          bytes('file-gap' + (l.gap_bytes > 0 ? ' bad' : ''), l.gap_bytes));
+      } else {
+        tr.append(bytes('file-size', t.size), bytes('file-read', t.read_offset), bytes('file-acked', t.offset),
+          bytes('file-indexed', null), bytes('file-inflight', null), bytes('file-gap', null));
+      }
+      const lines = l ? (indexes ? l.lines_indexed : l.lines_acked) : t.lines_acked;
+      const lt = el('td', 'num file-lines', fmtNum(lines));
+      if (l) lt.title = `read ${fmtNum(l.lines_read)} · acked ${fmtNum(l.lines_acked)} (since this process started)` + (indexes ? ` · indexed ${fmtNum(l.lines_indexed)}` : '');
+      tr.append(lt);
+      tr.append(el('td', 'num file-rate', t ? fmtRate(t.lines_per_sec) : '—'));
+      tr.append(t && t.last_error ? textEl('td', 'file-error', t.last_error) : el('td', 'file-error muted', '—'));
+      // Labels for narrow windows, where the header row is hidden.
+      [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i][0]; });
       tbody.append(tr);
+      const gaps = l && Array.isArray(l.gaps) ? l.gaps : [];
+      if (gaps.length || (l && l.note)) {
+        const gr = el('tr', 'gap-row');
+        gr.dataset.path = String(f.path ?? '');
+        const td = el('td');
+        td.colSpan = heads.length;
+        if (gaps.length) {
+          const ul = el('ul', 'gaps');
+          for (const g of gaps) {
+            const li = el('li', 'gap');
+            li.append(el('span', 'gap-range', `bytes ${fmtNum(g.from)} – ${fmtNum(g.to)} (${fmtBytes(g.bytes)})`),
+              document.createTextNode(': '), textEl('span', 'gap-reason', g.reason));
+            ul.append(li);
+          }
+          if (gaps.length >= MAX_GAPS_LISTED) ul.append(el('li', 'gap', `and more ranges: ${fmtBytes(l.gap_bytes)} missing in all`));
+          // Ranges dropped by retention alone do not make a file incomplete.
+          if (!(l.gap_bytes > 0)) ul.classList.add('deliberate');
+          td.append(ul);
+        }
+        if (l && l.note) td.append(textEl('p', 'gap-note', l.note));
+        gr.append(td);
+        tbody.append(gr);
+      }
     }
     table.append(thead, tbody);
-    return table;
+    box.append(table);
+    if (shown.length < files.length) {
+      const rest = files.length - shown.length;
+      const states = new Map();
+      const listed = new Set(shown);
+      for (const f of files.filter((x) => !listed.has(x))) {
+        const k = f.ledger ? (LEDGER_STATES[f.ledger.state] ? LEDGER_STATES[f.ledger.state].text : 'other') : 'not in the ledger';
+        states.set(k, (states.get(k) || 0) + 1);
+      }
+      box.append(el('p', 'files-more', `and ${plural(rest, 'more file', 'more files')} not shown: ` +
+        [...states].map(([k, n]) => `${fmtNum(n)} ${k}`).join(', ')));
+    }
+    return box;
   },
 
+  // renderSummary is one line on the source: files followed, open and
+  // queued, and what the ledger says of them.
+  renderSummary(run, sum) {
+    const p = el('p', 'source-summary');
+    const parts = [];
+    if (run) {
+      parts.push(plural(run.files, 'file followed', 'files followed'));
+      if (run.files) parts.push(`${fmtNum(run.open)} open`);
+      if (run.queued) parts.push(`${fmtNum(run.queued)} queued for a descriptor`);
+    }
+    if (parts.length) p.append(el('span', 'source-counts', parts.join(' · ')));
+    if (sum) {
+      if (parts.length) p.append(document.createTextNode(' — '));
+      p.append(el('span', 'source-ledger', ledgerSentence(sum)));
+    }
+    return p;
+  },
   // remove asks for a second click before deleting, instead of a confirm()
   // dialog that would block the page.
   async remove(name, button) {
@@ -1589,6 +1875,7 @@ const STATUS_EVERY_MS = 3000;
 
 const statusView = {
   timer: 0,
+  settingsOpen: false,
   prev: null, // the previous sample, for rates
   busy: false,
 
@@ -1610,6 +1897,7 @@ const statusView = {
     try {
       const st = await api('GET', '/api/status');
       const now = Date.now();
+      pageHealth.update(st);
       setText($('status-error'), '');
       this.render(st || {}, this.prev, now);
       this.prev = { st: st || {}, at: now };
@@ -1675,16 +1963,37 @@ const statusView = {
     const files = Array.isArray(st.files) ? st.files : [];
     const sum = (k) => files.reduce((s, f) => s + (Number(f[k]) || 0), 0);
     const failing = files.filter((f) => f.last_error).length;
-    const tailCard = this.card('Tailing', 'tail', files.length ? (failing ? 'bad' : 'ok') : (st.role === 'indexer' ? 'off' : 'ok'));
-    this.metrics(tailCard, [
+    const tl = st.tailing;
+    const polling = Boolean(tl && /^polling/.test(String(tl.changes || '')));
+    let tailHealth = st.role === 'indexer' && !tl ? 'off' : 'ok';
+    if (tl && (tl.queued_files > 0 || tl.unwatched_dirs > 0 || polling)) tailHealth = 'warn';
+    if (failing) tailHealth = 'bad';
+    const tailCard = this.card('Tailing', 'tail', tailHealth);
+    const tailRows = [
       ['lines/s', fmtRate(sum('lines_per_sec')), 'tail-rate', 'big'],
-      ['files followed', fmtNum(files.length), 'tail-files'],
+      ['files followed', fmtNum(tl ? tl.files : files.length), 'tail-files'],
+    ];
+    if (tl) {
+      tailRows.push(
+        ['open files', `${fmtNum(tl.open_files)} of ${tl.file_budget > 0 ? fmtNum(tl.file_budget) : 'no limit'}`, 'tail-open'],
+        ['queued for a descriptor', fmtNum(tl.queued_files), 'tail-queued', tl.queued_files ? 'warn-text' : ''],
+        ['unwatched directories', fmtNum(tl.unwatched_dirs), 'tail-unwatched', tl.unwatched_dirs ? 'warn-text' : ''],
+        ['changes noticed by', tl.changes || '—', 'tail-changes', polling ? 'warn-text' : ''],
+        ['closed after idle', tl.close_inactive ? shortDuration(tl.close_inactive) : '—', 'tail-close-inactive'],
+      );
+    }
+    tailRows.push(
       ['lag', fmtBytes(sum('lag_bytes')), 'tail-lag'],
       ['lines read', fmtNum(sum('lines_read')), 'tail-read'],
       ['lines acked', fmtNum(sum('lines_acked')), 'tail-acked'],
       ['files with errors', fmtNum(failing), 'tail-errors', failing ? 'bad' : ''],
-    ]);
+    );
+    this.metrics(tailCard, tailRows);
+    if (tl && tl.queued_files > 0) {
+      tailCard.append(el('p', 'card-note', 'More files match than --max-open-files allows open at once: the queued ones are read in turn.'));
+    }
     cards.push(tailCard);
+    cards.push(this.ledgerCard(st.ledger));
 
     const p = st.kafka_producer;
     const prodCard = this.card('Kafka producer', 'producer', direct || !p ? 'off' : (p.Errors || p.Dropped ? 'bad' : 'ok'));
@@ -1708,7 +2017,10 @@ const statusView = {
     cards.push(prodCard);
 
     const c = st.kafka_consumer;
-    const lag = c && Array.isArray(c.Lag) ? c.Lag : [];
+    // Lag entries are {topic, partition, lag} (older builds: capitalised).
+    const lag = (c && Array.isArray(c.Lag) ? c.Lag : []).map((l) => ({
+      topic: l.topic ?? l.Topic, partition: l.partition ?? l.Partition, lag: l.lag ?? l.Lag,
+    }));
     const consCard = this.card('Kafka consumer', 'consumer', direct || !c ? 'off' : (c.IndexErrors ? 'bad' : 'ok'));
     if (direct) {
       consCard.append(el('p', 'muted kafka-off', 'Not used: direct mode.'));
@@ -1717,14 +2029,16 @@ const statusView = {
     } else {
       this.metrics(consCard, [
         ['consumed/s', rate((s) => s.kafka_consumer && s.kafka_consumer.Consumed), 'consume-rate', 'big'],
-        ['total lag', fmtNum(lag.reduce((s, l) => s + (Number(l.Lag) || 0), 0)), 'consume-lag'],
+        ['total lag', fmtNum(lag.reduce((s, l) => s + (Number(l.lag) || 0), 0)), 'consume-lag'],
         ['consumed', fmtNum(c.Consumed), 'consume-consumed'],
+        ['instance id', c.InstanceID || 'none (dynamic member)', 'consume-instance'],
+        ['sessions', fmtNum(c.Sessions), 'consume-sessions'],
         ['indexed', fmtNum(c.Indexed), 'consume-indexed'],
         ['commits', fmtNum(c.Commits), 'consume-commits'],
         ['decode fallbacks', fmtNum(c.DecodeFallbacks), 'consume-fallbacks'],
         ['index errors', fmtNum(c.IndexErrors), 'consume-errors', c.IndexErrors ? 'bad' : ''],
       ]);
-      if (lag.length) this.table(consCard, ['topic', 'partition', 'lag'], lag.map((l) => [l.Topic, String(l.Partition), fmtNum(l.Lag)]), 'lag');
+      if (lag.length) this.table(consCard, ['topic', 'partition', 'lag'], lag.map((l) => [l.topic, String(l.partition), fmtNum(l.lag)]), 'lag');
     }
     cards.push(consCard);
 
@@ -1747,6 +2061,7 @@ const statusView = {
       ]);
     }
     cards.push(ixCard);
+    cards.push(this.diskCard(st.disk));
 
     const etcd = st.etcd || {};
     const etcdCard = this.card('Settings (etcd)', 'etcd', etcd.healthy ? 'ok' : 'bad');
@@ -1771,8 +2086,190 @@ const statusView = {
     if (inv.length) this.table(invCard, ['source', 'why'], inv, 'invalid');
     else invCard.append(el('p', 'muted', 'None.'));
     cards.push(invCard);
+    cards.push(this.settingsCard(st.settings));
 
     $('status-cards').replaceChildren(...cards);
+  },
+
+  // ledgerCard sums the completeness ledger per source.
+  ledgerCard(ledger) {
+    const srcs = ledger && Array.isArray(ledger.sources) ? ledger.sources : [];
+    const worst = srcs.some((s) => s.state === 'gap') ? 'bad'
+      : srcs.some((s) => s.state !== 'complete' && s.state !== 'shipped') ? 'warn' : 'ok';
+    const card = this.card('Completeness', 'ledger', ledger ? (srcs.length ? worst : 'ok') : 'off');
+    if (!ledger) {
+      card.append(el('p', 'muted', 'This process collects no files (the agents that do show theirs).'));
+      return card;
+    }
+    const files = srcs.reduce((n, s) => n + (Number(s.files) || 0), 0);
+    const gap = srcs.reduce((n, s) => n + (Number(s.gap_bytes) || 0), 0);
+    const count = (k) => srcs.reduce((n, s) => n + (Number(s[k]) || 0), 0);
+    const parts = [];
+    for (const [k, w] of [['complete', 'complete'], ['shipped', 'shipped'], ['catching_up', 'catching up'], ['with_gaps', 'with gaps'], ['unknown', 'unknown']]) {
+      if (count(k)) parts.push(`${fmtNum(count(k))} ${w}`);
+    }
+    this.metrics(card, [
+      ['files', fmtNum(files) + (parts.length ? ': ' + parts.join(', ') : ''), 'ledger-files'],
+      ['bytes missing', fmtBytes(gap), 'ledger-gap', gap ? 'big bad' : 'big'],
+    ]);
+    if (!srcs.length) {
+      card.append(el('p', 'muted', 'No files collected yet.'));
+      return card;
+    }
+    const t = el('table', 'mini ledger-table');
+    t.dataset.table = 'ledger';
+    const hr = el('tr');
+    for (const h of ['source', 'state', 'files']) hr.append(el('th', '', h));
+    const thead = el('thead');
+    thead.append(hr);
+    const tbody = el('tbody');
+    for (const s of srcs) {
+      const tr = el('tr');
+      tr.dataset.source = String(s.source ?? '');
+      tr.append(textEl('td', 'ledger-source', s.source));
+      const st = el('td');
+      const b = ledgerBadge(s.state, s.gap_bytes);
+      b.title = ledgerSentence(s) + ` (${fmtBytes(s.acked_bytes)} acked, ${fmtBytes(s.indexed_bytes)} indexed)`;
+      st.append(b);
+      tr.append(st, el('td', 'num', fmtNum(s.files)));
+      tbody.append(tr);
+    }
+    t.append(thead, tbody);
+    card.append(t);
+    return card;
+  },
+
+  // diskCard is the data dir's disk against --min-free-disk.
+  diskCard(d) {
+    const card = this.card('Disk', 'disk', !d ? 'off' : d.low ? 'bad' : d.error ? 'warn' : 'ok');
+    if (!d) {
+      card.append(el('p', 'muted', 'Not reported.'));
+      return card;
+    }
+    let state = 'above the floor';
+    if (d.low) state = (d.paused ? 'low: indexing paused' : 'low') + (d.since ? ' since ' + clockTime(d.since) : '');
+    else if (!(d.min_free_bytes > 0)) state = 'no floor';
+    this.metrics(card, [
+      ['free', fmtBytes(d.free_bytes), 'disk-free', d.low ? 'big bad' : 'big'],
+      ['floor', d.min_free_bytes > 0 ? fmtBytes(d.min_free_bytes) : 'off', 'disk-floor'],
+      ['state', state, 'disk-state', d.low ? 'bad' : ''],
+      ['data dir', d.dir || '—', 'disk-dir'],
+      ['checked', d.checked ? clockTime(d.checked) : '—', 'disk-checked'],
+    ]);
+    if (d.error) card.append(textEl('p', 'bad', 'cannot measure: ' + d.error));
+    card.append(el('p', 'card-note', d.low
+      ? 'Free space on that disk (or shorten --retention), or lower --min-free-disk and send SIGHUP; everything resumes by itself.'
+      : 'Below the floor (--min-free-disk) indexing pauses until there is room; nothing is lost.'));
+    return card;
+  },
+
+  // settingsCard lists the settings in force, flag by flag (defaults
+  // filled in), folded by default; it stays open across refreshes.
+  settingsCard(settings) {
+    const entries = Object.entries(settings && typeof settings === 'object' ? settings : {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const card = this.card('Effective settings', 'settings');
+    card.classList.add('full');
+    if (!entries.length) {
+      card.append(el('p', 'muted', 'Not reported.'));
+      return card;
+    }
+    const det = el('details', 'settings');
+    det.open = this.settingsOpen;
+    det.addEventListener('toggle', () => { this.settingsOpen = det.open; });
+    det.append(el('summary', '', `${plural(entries.length, 'flag', 'flags')} in force, defaults filled in and what SIGHUP applied`));
+    const dl = el('dl', 'settings-list');
+    for (const [k, v] of entries) {
+      const row = el('div', 'setting');
+      row.dataset.flag = k;
+      row.append(textEl('dt', '', '--' + k));
+      row.append(v === '' ? el('dd', 'muted', '—') : textEl('dd', '', v));
+      dl.append(row);
+    }
+    det.append(dl);
+    card.append(det);
+    return card;
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Page health: a data disk below --min-free-disk shows as a banner on every
+// view, and the banner goes by itself once there is room. The Sources and
+// Status views hand in the status they load; otherwise it is fetched every
+// few seconds while the page is visible.
+
+const HEALTH_EVERY_MS = 5000;
+
+// clockTime renders an RFC 3339 time as local time of day, with the date
+// when it is not today.
+function clockTime(ts) {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return printable(ts);
+  const hms = `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return hms;
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms}`;
+}
+
+// ago says how long ago an RFC 3339 time was, roughly.
+function ago(ts) {
+  const s = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
+  if (!Number.isFinite(s)) return '';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+const pageHealth = {
+  timer: 0,
+  handedIn: 0, // when a view last handed in a status
+  busy: false,
+
+  start() {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.tick(), HEALTH_EVERY_MS);
+    document.addEventListener('visibilitychange', () => this.tick());
+    this.tick();
+  },
+
+  async tick() {
+    if (this.busy || document.hidden || Date.now() - this.handedIn < HEALTH_EVERY_MS) return;
+    this.busy = true;
+    try {
+      const st = await api('GET', '/api/status');
+      this.render(st && st.disk);
+    } catch {
+      // The banner keeps its last state; the views say when the API
+      // cannot be reached.
+    } finally {
+      this.busy = false;
+    }
+  },
+
+  // update takes a status a view loaded.
+  update(st) {
+    this.handedIn = Date.now();
+    this.render(st && st.disk);
+  },
+
+  render(d) {
+    const b = $('disk-banner');
+    if (!d || !d.low) {
+      b.replaceChildren();
+      show(b, false);
+      return;
+    }
+    const title = el('strong', 'disk-title', d.paused ? 'Indexing is paused: the data disk is nearly full.' : 'The data disk is nearly full.');
+    const what = el('span', 'disk-what');
+    what.append(document.createTextNode(` ${fmtBytes(d.free_bytes)} free on `), textEl('code', 'disk-dir', d.dir),
+      document.createTextNode(`, below the floor of ${fmtBytes(d.min_free_bytes)} (--min-free-disk)` +
+        (d.since ? ` since ${clockTime(d.since)} (${ago(d.since)}).` : '.')));
+    const effect = el('span', 'disk-effect', d.paused
+      ? ' Nothing is lost: new lines wait in their files (or in Kafka), searching still works, and indexing resumes by itself once there is room.'
+      : ' This agent keeps shipping, but its checkpoints and settings need room on that disk.');
+    const fix = el('span', 'disk-fix', ' To fix: free space on that disk (or shorten --retention), or lower --min-free-disk and send SIGHUP.');
+    b.replaceChildren(title, what, effect, fix);
+    show(b, true);
   },
 };
 
@@ -1836,6 +2333,7 @@ function closeDetail() {
 }
 
 function init() {
+  pageHealth.start();
   initDiscover();
   initSources();
   for (const v of views) {
