@@ -250,7 +250,10 @@ func crashKill9(t *testing.T, bin string, k *kafkatest.Cluster, split bool) {
 		}
 		time.Sleep(time.Duration(wait) * time.Millisecond)
 		if err := p.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
+			// It ended by itself: that is a bug to explain, not a kill.
+			exit := <-p.done
+			p.dumpLog(t, fmt.Sprintf("logbox exited by itself (%v) before it was killed", exit))
+			t.Fatalf("logbox exited by itself before kill %d: %v", i+1, exit)
 		}
 		<-p.done
 		select {

@@ -24,9 +24,15 @@ func (a *Appliance) ledger() *ledger.Ledger {
 	// line is acked only once indexed, so what is read after it covers it.
 	type key struct{ source, fileID string }
 	files := map[key]*ledger.File{}
+	present := map[string]bool{}
+	for _, name := range a.tail.Present() {
+		present[name] = true
+	}
 	for k, e := range a.cps.All() {
 		source, fileID, ok := strings.Cut(k, "/")
-		if !ok {
+		if !ok || !present[source] {
+			// A removed source's entries wait for pruning; it is no
+			// longer collected, so it is no longer accounted for.
 			continue
 		}
 		files[key{source, fileID}] = &ledger.File{Source: source, Path: e.Path, FileID: fileID, Read: e.Offset, Acked: e.Offset, AckedAt: e.Updated, Size: e.Size, Deleted: e.Gone}

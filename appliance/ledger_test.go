@@ -115,6 +115,12 @@ func TestLedgerComplete(t *testing.T) {
 					t.Errorf("/metrics has no line matching %s", re)
 				}
 			}
+			// A removed source is no longer collected, so no longer
+			// accounted for (its checkpoints wait for pruning).
+			if code := app.call("DELETE", "/api/sources/"+f.Source, nil, nil); code != http.StatusNoContent && code != http.StatusOK {
+				t.Fatalf("delete source: %d", code)
+			}
+			app.ledgerOf(10*time.Second, func(l *ledger.Ledger) bool { return len(l.Files) == 0 && len(l.Sources) == 0 })
 		})
 	}
 }

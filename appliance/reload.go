@@ -171,6 +171,10 @@ func (a *Appliance) effective() Config {
 	if a.idx != nil {
 		c.Retention, c.RetentionBytes = a.idx.Retention()
 	}
+	if a.tail != nil && c.MaxOpenFiles == 0 {
+		// 0 derives the budget from the descriptor limit: show what it is.
+		c.MaxOpenFiles = a.tail.Summary().FileBudget
+	}
 	return c
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -173,7 +174,10 @@ func TestStatusShowsEffectiveSettings(t *testing.T) {
 			ShardSpanSeconds int64  `json:"shard_span_seconds"`
 		} `json:"retention"`
 		Settings map[string]string `json:"settings"`
-		Disk     struct {
+		Tailing  struct {
+			FileBudget int `json:"file_budget"`
+		} `json:"tailing"`
+		Disk struct {
 			FreeBytes    int64 `json:"free_bytes"`
 			MinFreeBytes int64 `json:"min_free_bytes"`
 			Low          bool  `json:"low"`
@@ -181,6 +185,9 @@ func TestStatusShowsEffectiveSettings(t *testing.T) {
 		} `json:"disk"`
 	}
 	r.call("GET", "/api/status", nil, &st)
+	if st.Tailing.FileBudget <= 0 {
+		t.Errorf("tailing.file_budget %d: want the budget derived from the descriptor limit", st.Tailing.FileBudget)
+	}
 	checks := []struct{ name, got, want string }{
 		{"retention max_age", st.Retention.MaxAge, "7d"},
 		{"retention shard_span", st.Retention.ShardSpan, "24h"},
@@ -190,6 +197,7 @@ func TestStatusShowsEffectiveSettings(t *testing.T) {
 		{"settings max-field-names", st.Settings["max-field-names"], "1000"},
 		{"settings min-free-disk", st.Settings["min-free-disk"], "1GiB"},
 		{"settings data", st.Settings["data"], cfg.DataDir},
+		{"settings max-open-files (the derived budget, not 0)", st.Settings["max-open-files"], strconv.Itoa(st.Tailing.FileBudget)},
 		{"settings kafka-sasl-password-file", st.Settings["kafka-sasl-password-file"], ""},
 	}
 	for _, c := range checks {

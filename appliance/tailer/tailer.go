@@ -263,20 +263,36 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// present names the sources last applied that collect on this host or are
+// paused: those whose checkpoints are kept. m.mu is held.
+func (m *Manager) present() []string {
+	var names []string
+	for _, s := range m.desired {
+		if s.Paused || s.RunsOn(m.cfg.Host) {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
+// Present names the sources last applied that collect on this host, or
+// would when resumed (paused ones).
+func (m *Manager) Present() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.present()
+}
+
 func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[string]pipeline.Source{}
-	var present []string
 	for _, s := range m.desired {
 		if !s.Paused && s.RunsOn(m.cfg.Host) {
 			want[s.Name] = s
 		}
-		if s.Paused || s.RunsOn(m.cfg.Host) {
-			present = append(present, s.Name)
-		}
 	}
-	m.cp.KeepSources(present)
+	m.cp.KeepSources(m.present())
 	for name, c := range m.running {
 		if s, ok := want[name]; !ok || !reflect.DeepEqual(s, c.src) {
 			c.cancel()
