@@ -140,16 +140,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 	addr, ix, done := limitedServer(t, to, func(d *httpapi.Deps) { d.ExportWriteTimeout = time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	// Enough lines for a response of more than a megabyte.
-	pad := strings.Repeat("p", 500)
-	var rs []pipeline.Record
-	for i := range 2500 {
-		rs = append(rs, pipeline.Record{TS: base.Add(time.Duration(i) * time.Millisecond), Host: "h", Source: "/s", FileID: "f",
-			Offset: int64(i * 600), Line: fmt.Sprintf("big line %d %s", i, pad)})
-	}
-	if err := ix.Index(ctx, rs); err != nil {
-		t.Fatal(err)
-	}
+	indexBigLines(t, ctx, ix)
 
 	t.Run("slowloris headers", func(t *testing.T) {
 		conn := dialSmall(t, addr)
@@ -220,15 +211,7 @@ func TestStreamsOutliveWriteTimeout(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	pad := strings.Repeat("p", 500)
-	var rs []pipeline.Record
-	for i := range 2500 {
-		rs = append(rs, pipeline.Record{TS: base.Add(time.Duration(i) * time.Millisecond), Host: "h", Source: "/s", FileID: "f",
-			Offset: int64(i * 600), Line: fmt.Sprintf("big line %d %s", i, pad)})
-	}
-	if err := ix.Index(ctx, rs); err != nil {
-		t.Fatal(err)
-	}
+	indexBigLines(t, ctx, ix)
 	events, _, closeTail := openTail(t, ctx, "http://"+addr+"/api/tail?q=late", "")
 	defer closeTail()
 
@@ -251,8 +234,8 @@ func TestStreamsOutliveWriteTimeout(t *testing.T) {
 		}
 		time.Sleep(15 * time.Millisecond)
 	}
-	if n != len(rs) {
-		t.Fatalf("slow export: %d lines, want %d", n, len(rs))
+	if n != bigLines {
+		t.Fatalf("slow export: %d lines, want %d", n, bigLines)
 	}
 	// The tail, open all that while, still delivers.
 	if err := ix.Index(ctx, []pipeline.Record{{TS: base, Host: "h", FileID: "g", Offset: 0, Line: "late line"}}); err != nil {
@@ -330,5 +313,22 @@ func TestTailLimits(t *testing.T) {
 			t.Fatal("a closed tail's slot was not freed")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// bigLines lines of about 500 bytes make a response of over a megabyte.
+const bigLines = 2500
+
+// indexBigLines indexes bigLines such lines.
+func indexBigLines(t *testing.T, ctx context.Context, ix *index.Index) {
+	t.Helper()
+	pad := strings.Repeat("p", 500)
+	var rs []pipeline.Record
+	for i := range bigLines {
+		rs = append(rs, pipeline.Record{TS: base.Add(time.Duration(i) * time.Millisecond), Host: "h", Source: "/s", FileID: "f",
+			Offset: int64(i * 600), Line: fmt.Sprintf("big line %d %s", i, pad)})
+	}
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
 	}
 }
