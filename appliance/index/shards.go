@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -157,10 +158,22 @@ func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, e
 			return nil, fmt.Errorf("create index shard %q: %w", dir, err)
 		}
 	}
+	newBleve := func() (bleve.Index, error) {
+		return bleve.NewUsing(bdir, newMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, scorchConfig())
+	}
 	if _, serr := os.Stat(bdir); create || errors.Is(serr, fs.ErrNotExist) {
-		bi, err = bleve.NewUsing(bdir, newMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, scorchConfig())
-	} else {
-		bi, err = bleve.OpenUsing(bdir, scorchConfig())
+		bi, err = newBleve()
+	} else if bi, err = bleve.OpenUsing(bdir, scorchConfig()); err != nil && rebuildable(err) {
+		// The block file is the truth and Bleve only finds candidate
+		// blocks: a Bleve index a kill left half made (metadata missing)
+		// or that is damaged is made again, and reindexMissing below
+		// indexes every block of the shard into it.
+		ix.log.Warn("the search part of an index shard cannot be opened; rebuilding it from the shard's block file (no line is lost; searches of this shard are complete once it is done)",
+			"path", bdir, "err", err)
+		if rerr := os.RemoveAll(bdir); rerr != nil {
+			return nil, fmt.Errorf("open index shard %q: %w; and removing it to rebuild it: %w", dir, err, rerr)
+		}
+		bi, err = newBleve()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open index shard %q: %w", dir, err)
@@ -202,6 +215,18 @@ func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, e
 		return nil, err
 	}
 	return sh, nil
+}
+
+// rebuildable tells whether a Bleve index that failed to open with err is
+// damaged (made again from the block file) rather than kept from us by the
+// machine (permissions, descriptors, space: reported, not rebuilt).
+func rebuildable(err error) bool {
+	for _, e := range []error{fs.ErrPermission, syscall.EMFILE, syscall.ENFILE, syscall.ENOSPC, syscall.EIO} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
 }
 
 // fieldNamesIn lists the field names a shard's Bleve index holds (as
