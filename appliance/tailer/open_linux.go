@@ -3,7 +3,6 @@ package tailer
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -60,21 +59,6 @@ func openFile(path string, allowed func(real string) error) (*os.File, string, e
 	return os.NewFile(uintptr(fd), path), real, nil
 }
 
-// notRegularError refuses a FIFO, socket, device or directory: reading one
-// could block a source or never end.
-type notRegularError struct {
-	path, kind string
-}
-
-func (e *notRegularError) Error() string {
-	return fmt.Sprintf("%q is a %s, not a regular file; only regular files are read", e.path, e.kind)
-}
-
-func isNotRegular(err error) bool {
-	var nr *notRegularError
-	return errors.As(err, &nr)
-}
-
 func fileKind(mode uint32) string {
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFIFO:
@@ -97,14 +81,6 @@ func fileKind(mode uint32) string {
 // it was opened); it ends in " (deleted)" for a file without a name.
 func fdPath(f *os.File) (string, error) {
 	return os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
-}
-
-// dirEnt is one name in a directory with its inode number, as the
-// directory itself lists it (no stat).
-type dirEnt struct {
-	name string
-	ino  uint64
-	typ  uint8 // DT_* (DT_UNKNOWN when the file system does not say)
 }
 
 // listDir lists dir with inode numbers in one pass of getdents64 calls,

@@ -3,7 +3,6 @@
 package tailer
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,26 +42,7 @@ func openFile(path string, allowed func(real string) error) (*os.File, string, e
 	return f, real, nil
 }
 
-type notRegularError struct {
-	path, kind string
-}
-
-func (e *notRegularError) Error() string {
-	return fmt.Sprintf("%q is a %s, not a regular file; only regular files are read", e.path, e.kind)
-}
-
-func isNotRegular(err error) bool {
-	var nr *notRegularError
-	return errors.As(err, &nr)
-}
-
 func fdPath(f *os.File) (string, error) { return f.Name(), nil }
-
-type dirEnt struct {
-	name string
-	ino  uint64
-	typ  uint8
-}
 
 // listDir lists dir with inode numbers (a stat per file here).
 func listDir(dir string) ([]dirEnt, error) {
