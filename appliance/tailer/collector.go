@@ -445,14 +445,7 @@ func (c *collector) sweepLost() {
 		}
 		// Renamed, in the same directory?
 		if !left && !e.retired {
-			name, ok := d.byIno[id.ino]
-			var di devIno
-			var size int64
-			if ok {
-				di, size, ok = d.stat(name)
-			}
-			if ok && di == id.devIno && c.holds(filepath.Join(dir, name), id.fp) {
-				p := filepath.Join(dir, name)
+			if p, size, ok := c.renamedIn(d, id); ok {
 				c.mu.Lock()
 				_, busy := c.files[id.devIno]
 				c.mu.Unlock()
@@ -501,6 +494,22 @@ func (c *collector) sweepLost() {
 			c.m.cp.Retire(e.key)
 		}
 	}
+}
+
+// renamedIn finds the file with identity id in the directory d lists (a
+// file renamed there): the listing's inode numbers name the candidate, so
+// no other file is looked at.
+func (c *collector) renamedIn(d *dirIndex, id identity) (path string, size int64, ok bool) {
+	name, ok := d.byIno[id.ino]
+	if !ok {
+		return "", 0, false
+	}
+	di, size, ok := d.stat(name)
+	if !ok || di != id.devIno {
+		return "", 0, false
+	}
+	path = filepath.Join(d.dir, name)
+	return path, size, c.holds(path, id.fp)
 }
 
 // holds reports whether the file at path has the first-line fingerprint

@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,34 +88,6 @@ func parseFileID(s string) (identity, bool) {
 		return id, false
 	}
 	return id, true
-}
-
-// findByIdentity looks in dir for the file with identity id (a file that
-// was renamed there) and returns its path. The directory's own listing
-// gives inode numbers: only a name with the inode is looked at further.
-func findByIdentity(dir string, id identity) (string, bool) {
-	ents, _ := listDir(dir)
-	for _, e := range ents {
-		if e.ino != id.ino || !e.maybeRegular() {
-			continue
-		}
-		p := filepath.Join(dir, e.name)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			continue
-		}
-		if di, ok := devInoOf(fi); !ok || di != id.devIno {
-			continue
-		}
-		f, _, err := openFile(p, nil)
-		if err != nil {
-			return "", false
-		}
-		got, err := identify(f)
-		f.Close()
-		return p, err == nil && got == id
-	}
-	return "", false
 }
 
 // FileID is the identity string of the file at path, as records and

@@ -185,7 +185,7 @@ func (r *reader) reopen() exit {
 	if err != nil {
 		// It left its path while it was closed: renamed (look for it by
 		// identity where it was) or deleted (nothing left to read).
-		p, ok := findByIdentity(filepath.Dir(r.real), r.id)
+		p, _, ok := c.renamedIn(readDirIndex(filepath.Dir(r.real)), r.id)
 		if !ok {
 			c.m.log.Info("closed file left its path and is gone; letting it go", "path", r.path, "file_id", r.fileID)
 			r.finishGone(r.size.Load(), true)
