@@ -128,7 +128,7 @@ func (s *stage) stop(timeout time.Duration) bool {
 //  4. flush checkpoints (only acked offsets were ever set)
 //  5. stop the Kafka consumer (its offsets are committed after each
 //     durable index batch, so nothing is pending)
-//  6. stop retention, close Bleve
+//  6. stop retention and the free-space check, close Bleve
 //  7. close etcd
 func (a *Appliance) Run(ctx context.Context) (err error) {
 	log := a.log.With("component", "appliance")
@@ -463,6 +463,10 @@ func (a *Appliance) diskReadiness() error {
 		diskspace.FormatSize(st.FreeBytes), st.Dir, diskspace.FormatSize(st.MinFreeBytes), st.Since.UTC().Format(time.RFC3339), a.lowDiskEffect())
 }
 
+// indexPaused tells whether the disk state ds pauses this process's
+// indexing (an agent indexes nothing; it ships on).
+func (a *Appliance) indexPaused(ds diskspace.Status) bool { return ds.Low && a.indexes() }
+
 // lowDiskEffect says what this process does below --min-free-disk.
 func (a *Appliance) lowDiskEffect() string {
 	if !a.indexes() {
@@ -581,7 +585,7 @@ func (a *Appliance) status(ctx context.Context) any {
 		cs := a.consumer.Stats()
 		st.Consumer = &cs
 	}
-	st.Ledger = a.ledger()
+	st.Ledger = a.ledger(st.Files)
 	eff := a.effective()
 	st.Settings = settingsStatus(eff)
 	if a.idx != nil {
@@ -596,8 +600,8 @@ func (a *Appliance) status(ctx context.Context) any {
 		}
 	}
 	if a.disk != nil {
-		st.Disk = &DiskStatus{Status: a.disk.Status()}
-		st.Disk.Paused = st.Disk.Low && a.indexes()
+		ds := a.disk.Status()
+		st.Disk = &DiskStatus{Status: ds, Paused: a.indexPaused(ds)}
 	}
 	if err := a.etcdHealth(ctx); err != nil {
 		st.Etcd.Error = err.Error()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/logbox/logbox/appliance/ledger"
+	"github.com/logbox/logbox/appliance/tailer"
 )
 
 // defaultLedgerGrace is how long, in Kafka mode, acked bytes that the index
@@ -14,9 +15,10 @@ const defaultLedgerGrace = time.Minute
 
 // ledger builds the completeness ledger of the files this process collects:
 // the checkpoints (every file with acked lines, those rotated away and let
-// go included), the tailer's live view of the files it follows, and what
-// the index holds of each. Nil when this process collects nothing.
-func (a *Appliance) ledger() *ledger.Ledger {
+// go included), the tailer's live view of the files it follows (followed,
+// what a.tail.Status returned), and what the index holds of each. Nil when
+// this process collects nothing.
+func (a *Appliance) ledger(followed []tailer.FileStatus) *ledger.Ledger {
 	if a.tail == nil || a.cps == nil {
 		return nil
 	}
@@ -37,7 +39,7 @@ func (a *Appliance) ledger() *ledger.Ledger {
 		}
 		files[key{source, fileID}] = &ledger.File{Source: source, Path: e.Path, FileID: fileID, Read: e.Offset, Acked: e.Offset, AckedAt: e.Updated, Size: e.Size, Deleted: e.Gone}
 	}
-	for _, fs := range a.tail.Status() {
+	for _, fs := range followed {
 		if fs.FileID == "" {
 			continue // a refused path: in Files with its error
 		}

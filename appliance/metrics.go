@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/logbox/logbox/appliance/ledger"
+	"github.com/logbox/logbox/appliance/tailer"
 )
 
 // metrics exposes the components' counters in Prometheus form. Values are
@@ -93,7 +94,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	a := m.a
+	var files []tailer.FileStatus
 	if a.tail != nil {
+		files = a.tail.Status()
 		for src, t := range a.tail.Totals() {
 			counter(m.linesRead, t.LinesRead, src)
 			counter(m.linesAcked, t.LinesAcked, src)
@@ -105,7 +108,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		lag, open := map[string]float64{}, map[string]float64{}
-		for _, f := range a.tail.Status() {
+		for _, f := range files {
 			if f.FileID == "" {
 				continue // refused, not open
 			}
@@ -153,19 +156,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	if a.disk != nil {
 		s := a.disk.Status()
-		low, paused := 0.0, 0.0
-		if s.Low {
-			low = 1
-			if a.indexes() {
-				paused = 1
-			}
-		}
+		b := map[bool]float64{true: 1}
+		low, paused := b[s.Low], b[a.indexPaused(s)]
 		gauge(m.diskFree, float64(s.FreeBytes))
 		gauge(m.diskMinFree, float64(s.MinFreeBytes))
 		gauge(m.diskLow, low)
 		gauge(m.idxPaused, paused)
 	}
-	if l := a.ledger(); l != nil {
+	if l := a.ledger(files); l != nil {
 		for _, s := range l.Sources {
 			gauge(m.ledgerGap, float64(s.GapBytes), s.Source)
 			for state, n := range map[string]int{
