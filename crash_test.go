@@ -106,6 +106,20 @@ func (w *rotatingWriter) run(t *testing.T) {
 	}
 }
 
+// crashWorkdir makes a work dir with a logs dir in it and a random source
+// (seed logged, stream for tests that want their own sequence).
+func crashWorkdir(t *testing.T, stream uint64) (work, logs string, rng *rand.Rand) {
+	t.Helper()
+	work = t.TempDir()
+	logs = filepath.Join(work, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return work, logs, rand.New(rand.NewPCG(seed, stream))
+}
+
 // countTokens counts the tokens 0 … written-1 missing from seen and those
 // seen more than once, and reports the first few of each.
 func countTokens(t *testing.T, seen map[int]int, written int) (missing, doubled int) {
@@ -211,14 +225,7 @@ func TestCrashKill9(t *testing.T) {
 
 // crashKill9 is one mode of TestCrashKill9: direct mode when k is nil.
 func crashKill9(t *testing.T, bin string, k *kafkatest.Cluster, split bool) {
-	work := t.TempDir()
-	logs := filepath.Join(work, "logs")
-	if err := os.MkdirAll(logs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	work, logs, rng := crashWorkdir(t, 1)
 	w := &rotatingWriter{dir: logs, rotateEvery: 1500, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run(t)
 	common := []string{"--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "crashbox"}

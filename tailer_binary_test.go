@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -331,14 +330,7 @@ func TestCrashKill9NarrowGlob(t *testing.T) {
 		t.Skip("kills the binary many times")
 	}
 	bin := buildBinary(t)
-	work := t.TempDir()
-	logs := filepath.Join(work, "logs")
-	if err := os.MkdirAll(logs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 2))
+	work, logs, rng := crashWorkdir(t, 2)
 	f, err := os.OpenFile(filepath.Join(logs, "app.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
