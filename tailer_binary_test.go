@@ -367,7 +367,7 @@ func TestCrashKill9NarrowGlob(t *testing.T) {
 	p := startBinary(t, bin, work, args...)
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, total := allTokensTotal(t, p.url); total >= uint64(written) {
+		if searchTotal(t, p.url, "crashline") >= uint64(written) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
