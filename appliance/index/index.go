@@ -659,10 +659,10 @@ func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chun
 				}
 			}()
 			batch := sh.bi.NewBatch()
-			persisted := make(chan struct{}, 1)
-			batch.SetPersistedCallback(func(error) {
+			persisted := make(chan error, 1)
+			batch.SetPersistedCallback(func(err error) {
 				select {
-				case persisted <- struct{}{}:
+				case persisted <- err:
 				default:
 				}
 			})
@@ -684,7 +684,13 @@ func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chun
 			wait := time.NewTimer(ix.cfg.PersistTimeout)
 			defer wait.Stop()
 			select {
-			case <-persisted:
+			case err := <-persisted:
+				// Bleve (2.6) calls back only once the batch is on disk,
+				// with a nil error; should it ever report a failure, the
+				// batch is not durable and the write fails.
+				if err != nil {
+					errs[p] = fmt.Errorf("bleve could not persist the batch: %w", err)
+				}
 			case <-wait.C:
 				errs[p] = fmt.Errorf("bleve did not persist the batch within %v (is the disk full?)", ix.cfg.PersistTimeout)
 			case <-ctx.Done():
