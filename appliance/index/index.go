@@ -195,8 +195,9 @@ type Index struct {
 	last map[string]lastTime
 	// failBleve, when set (tests), makes writing Bleve documents fail.
 	failBleve func() error
-	// retention is the current Retention and RetentionBytes (SetRetention).
-	retention atomic.Pointer[[2]int64]
+	// retention is the retention in force: cfg's at Open, then
+	// SetRetention's.
+	retention atomic.Pointer[retentionLimits]
 
 	// latency is how long Index takes to make a batch durable.
 	latency prometheus.Histogram
@@ -245,8 +246,14 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 	for _, sh := range ix.shards {
 		ix.files.addShard(sh)
 	}
-	ix.retention.Store(&[2]int64{int64(cfg.Retention), cfg.RetentionBytes})
+	ix.retention.Store(&retentionLimits{cfg.Retention, cfg.RetentionBytes})
 	return ix, nil
+}
+
+// retentionLimits are Config.Retention and RetentionBytes, defaults applied.
+type retentionLimits struct {
+	age      time.Duration
+	maxBytes int64
 }
 
 // SetRetention changes Retention and RetentionBytes while the index runs
@@ -259,7 +266,7 @@ func (ix *Index) SetRetention(age time.Duration, maxBytes int64) error {
 		return err
 	}
 	c.setDefaults()
-	ix.retention.Store(&[2]int64{int64(c.Retention), c.RetentionBytes})
+	ix.retention.Store(&retentionLimits{c.Retention, c.RetentionBytes})
 	return nil
 }
 
@@ -267,7 +274,7 @@ func (ix *Index) SetRetention(age time.Duration, maxBytes int64) error {
 // are dropped (negative: never) and the size limit (0: none).
 func (ix *Index) Retention() (age time.Duration, maxBytes int64) {
 	r := ix.retention.Load()
-	return time.Duration(r[0]), r[1]
+	return r.age, r.maxBytes
 }
 
 // pendingFile is what Index knows of one file while taking a batch.
