@@ -15,6 +15,8 @@
 // A line is identified by pipeline.Record.ID (host, file identity, byte
 // offset): indexing the same line twice keeps it once (files.go), so
 // replays after a crash or a Kafka redelivery never double a line.
+// files.go also knows which byte ranges of each file the index holds
+// (FileCoverage, the index's side of the completeness ledger).
 package index
 
 import (
