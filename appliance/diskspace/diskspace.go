@@ -87,9 +87,8 @@ type Status struct {
 // Guard watches the free space of one directory's disk. Its methods are
 // safe for concurrent use.
 type Guard struct {
-	cfg  Config
-	log  *slog.Logger
-	free func(string) (int64, error)
+	cfg Config
+	log *slog.Logger
 
 	mu      sync.Mutex
 	minFree int64
@@ -110,7 +109,7 @@ func New(cfg Config, log *slog.Logger) *Guard {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{cfg: cfg, log: log.With("component", "diskspace"), free: Free, minFree: cfg.MinFree, wake: make(chan struct{})}
+	g := &Guard{cfg: cfg, log: log.With("component", "diskspace"), minFree: cfg.MinFree, wake: make(chan struct{})}
 	g.st.Dir = cfg.Dir
 	_ = g.Check()
 	return g
@@ -128,7 +127,7 @@ func (g *Guard) SetMinFree(n int64) {
 // ErrLow) when it is below the floor. A failed measurement returns nil:
 // the write it guards then fails or succeeds on its own.
 func (g *Guard) Check() error {
-	free, err := g.free(g.cfg.Dir)
+	free, err := Free(g.cfg.Dir)
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -103,11 +103,11 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	if err != nil {
 		return res, err
 	}
-	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+	from, to := req.From, req.To
+	lo, hi, err := timeRange(from, to)
+	if err != nil {
 		return res, err
 	}
-	from, to := req.From, req.To
-	lo, hi := timeRange(from, to)
 	// One pass collects the ts of every matching line; the bucket size
 	// follows from the range, which open ends take from those lines.
 	tss := make([][]int64, workers())
@@ -201,10 +201,10 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	if err != nil {
 		return res, err
 	}
-	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+	lo, hi, err := timeRange(req.From, req.To)
+	if err != nil {
 		return res, err
 	}
-	lo, hi := timeRange(req.From, req.To)
 	name, isField := strings.CutPrefix(req.Field, "fields.")
 	needLines := isField || req.Field == "flags"
 	counts := make([]map[string]int, workers())

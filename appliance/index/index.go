@@ -15,6 +15,8 @@
 // A line is identified by pipeline.Record.ID (host, file identity, byte
 // offset): indexing the same line twice keeps it once (files.go), so
 // replays after a crash or a Kafka redelivery never double a line.
+// files.go also knows which byte ranges of each file the index holds
+// (FileCoverage, the index's side of the completeness ledger).
 package index
 
 import (
@@ -195,8 +197,9 @@ type Index struct {
 	last map[string]lastTime
 	// failBleve, when set (tests), makes writing Bleve documents fail.
 	failBleve func() error
-	// retention is the current Retention and RetentionBytes (SetRetention).
-	retention atomic.Pointer[[2]int64]
+	// retention is the retention in force: cfg's at Open, then
+	// SetRetention's.
+	retention atomic.Pointer[retentionLimits]
 
 	// latency is how long Index takes to make a batch durable.
 	latency prometheus.Histogram
@@ -245,8 +248,14 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 	for _, sh := range ix.shards {
 		ix.files.addShard(sh)
 	}
-	ix.retention.Store(&[2]int64{int64(cfg.Retention), cfg.RetentionBytes})
+	ix.retention.Store(&retentionLimits{cfg.Retention, cfg.RetentionBytes})
 	return ix, nil
+}
+
+// retentionLimits are Config.Retention and RetentionBytes, defaults applied.
+type retentionLimits struct {
+	age      time.Duration
+	maxBytes int64
 }
 
 // SetRetention changes Retention and RetentionBytes while the index runs
@@ -259,7 +268,7 @@ func (ix *Index) SetRetention(age time.Duration, maxBytes int64) error {
 		return err
 	}
 	c.setDefaults()
-	ix.retention.Store(&[2]int64{int64(c.Retention), c.RetentionBytes})
+	ix.retention.Store(&retentionLimits{c.Retention, c.RetentionBytes})
 	return nil
 }
 
@@ -267,7 +276,7 @@ func (ix *Index) SetRetention(age time.Duration, maxBytes int64) error {
 // are dropped (negative: never) and the size limit (0: none).
 func (ix *Index) Retention() (age time.Duration, maxBytes int64) {
 	r := ix.retention.Load()
-	return time.Duration(r[0]), r[1]
+	return r.age, r.maxBytes
 }
 
 // pendingFile is what Index knows of one file while taking a batch.
@@ -659,10 +668,10 @@ func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chun
 				}
 			}()
 			batch := sh.bi.NewBatch()
-			persisted := make(chan struct{}, 1)
-			batch.SetPersistedCallback(func(error) {
+			persisted := make(chan error, 1)
+			batch.SetPersistedCallback(func(err error) {
 				select {
-				case persisted <- struct{}{}:
+				case persisted <- err:
 				default:
 				}
 			})
@@ -684,7 +693,13 @@ func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chun
 			wait := time.NewTimer(ix.cfg.PersistTimeout)
 			defer wait.Stop()
 			select {
-			case <-persisted:
+			case err := <-persisted:
+				// Bleve (2.6) calls back only once the batch is on disk,
+				// with a nil error; should it ever report a failure, the
+				// batch is not durable and the write fails.
+				if err != nil {
+					errs[p] = fmt.Errorf("bleve could not persist the batch: %w", err)
+				}
 			case <-wait.C:
 				errs[p] = fmt.Errorf("bleve did not persist the batch within %v (is the disk full?)", ix.cfg.PersistTimeout)
 			case <-ctx.Done():

@@ -73,8 +73,14 @@ type searchOpts struct {
 	each func(w int, b *block, i int, l *storedLine)
 }
 
-// timeRange turns a request's zero-able bounds into [from, to) in ns.
-func timeRange(from, to time.Time) (int64, int64) {
+// timeRange turns a request's zero-able bounds into [from, to) in ns. A
+// bound the index cannot hold (outside pipeline.MinTime to MaxTime, where
+// Unix ns wrap around) or a to before from is a *pipeline.FieldError:
+// every entry point that takes a time range goes through here.
+func timeRange(from, to time.Time) (int64, int64, error) {
+	if err := pipeline.CheckTimeRange(from, to); err != nil {
+		return 0, 0, err
+	}
 	f, t := int64(math.MinInt64), int64(math.MaxInt64)
 	if !from.IsZero() {
 		f = from.UnixNano()
@@ -82,7 +88,7 @@ func timeRange(from, to time.Time) (int64, int64) {
 	if !to.IsZero() {
 		t = to.UnixNano()
 	}
-	return f, t
+	return f, t, nil
 }
 
 // workers is how many goroutines check blocks.
@@ -418,10 +424,9 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 		// the page alone needs only the newest blocks.
 		o.countMax = pipeline.TotalBound
 	}
-	if err := pipeline.CheckTimeRange(req.From, req.To); err != nil {
+	if o.from, o.to, err = timeRange(req.From, req.To); err != nil {
 		return res, err
 	}
-	o.from, o.to = timeRange(req.From, req.To)
 	if req.Cursor != "" {
 		after, err := decodeCursor(req.Cursor)
 		if err != nil {

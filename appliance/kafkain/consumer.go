@@ -129,8 +129,10 @@ func (c Config) Validate() error {
 // maxInstanceIDLen is Kafka's limit on a group.instance.id.
 const maxInstanceIDLen = 249
 
-// ValidInstanceID reports whether id is a group instance id Kafka
-// accepts: 1 to 249 of letters, digits, '.', '_' and '-', not "." or "..".
+// ValidInstanceID returns why id is not a group instance id Kafka
+// accepts, or nil. Kafka accepts 1 to 249 of letters, digits, '.', '_'
+// and '-', but not "." or ".." (sarama's config check, which logbox's
+// settings check cannot call, says the same).
 func ValidInstanceID(id string) error {
 	switch {
 	case id == "":
@@ -160,17 +162,15 @@ func instanceIDRune(r rune) bool {
 // for two hosts, so long as host names differ. Characters Kafka does not
 // allow in the host become '-'.
 func InstanceID(host, dataDir string) string {
-	h := []rune(strings.Map(func(r rune) rune {
+	// Every rune left is ASCII: cutting bytes cuts runes.
+	h := strings.Map(func(r rune) rune {
 		if instanceIDRune(r) {
 			return r
 		}
 		return '-'
-	}, host))
-	if len(h) > 200 {
-		h = h[:200]
-	}
+	}, host)
 	sum := sha256.Sum256([]byte(dataDir))
-	return "logbox-" + string(h) + "-" + hex.EncodeToString(sum[:4])
+	return "logbox-" + h[:min(len(h), 200)] + "-" + hex.EncodeToString(sum[:4])
 }
 
 // PartitionLag is how far the consumer is behind one partition.

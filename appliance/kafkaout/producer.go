@@ -2,7 +2,10 @@
 // AsyncProducer. It implements pipeline.Sink: a batch is acked once Kafka
 // has acknowledged every one of its records with the configured acks.
 // Failed messages are re-sent until they succeed or the producer stops;
-// nothing is dropped and nothing is acked on failure.
+// nothing is acked on failure. One kind of record is dropped on purpose:
+// one Kafka refuses as too large even with its line cut to nothing (see
+// shrink); it is logged, counted (ProducerStats.Dropped) and acked, so
+// that it does not hold its file up forever.
 package kafkaout
 
 import (
