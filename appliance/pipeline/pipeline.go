@@ -26,8 +26,9 @@ type Record struct {
 	// SourceName is the logbox source (settings entry) that collected the line.
 	SourceName string `json:"source_name,omitempty"`
 	// FileID identifies the file independently of its path (device, inode
-	// and a fingerprint of its head). Together with Host and Offset it makes
-	// the record's ID, so a replay overwrites instead of doubling.
+	// and a fingerprint of its first line). Together with Host and Offset it
+	// makes the record's ID; the index keeps per file the lines it holds and
+	// skips a replayed one, so a replay never doubles a line.
 	FileID string `json:"file_id"`
 	// Offset is the byte offset of the line's first byte in the file.
 	Offset int64 `json:"offset"`
