@@ -219,9 +219,10 @@ func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, e
 
 // rebuildable tells whether a Bleve index that failed to open with err is
 // damaged (made again from the block file) rather than kept from us by the
-// machine (permissions, descriptors, space: reported, not rebuilt).
+// machine (permissions, descriptors, space, quota, a read-only file
+// system, memory: reported, not rebuilt).
 func rebuildable(err error) bool {
-	for _, e := range []error{fs.ErrPermission, syscall.EMFILE, syscall.ENFILE, syscall.ENOSPC, syscall.EIO} {
+	for _, e := range []error{fs.ErrPermission, syscall.EMFILE, syscall.ENFILE, syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.ENOMEM, syscall.EIO} {
 		if errors.Is(err, e) {
 			return false
 		}
