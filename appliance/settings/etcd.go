@@ -27,6 +27,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/logbox/logbox/appliance/atomicfile"
 )
 
 // Embedded is an etcd server running inside this process.
@@ -151,20 +153,7 @@ func bootstrapFresh(cfg EmbeddedConfig, creds Credentials, log *slog.Logger) err
 	if err := os.Rename(tmp, cfg.Dir); err != nil {
 		return fmt.Errorf("move new etcd data into place: %w", err)
 	}
-	return syncDir(filepath.Dir(cfg.Dir))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(filepath.Dir(cfg.Dir))
 }
 
 // bootstrapAuth runs etcd on a private client port and turns auth on.
