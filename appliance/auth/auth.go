@@ -210,14 +210,23 @@ func HostAllowed(host string, anyIP bool) bool {
 	} else {
 		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	}
+	if anyIP {
+		if _, err := netip.ParseAddr(h); err == nil {
+			return true
+		}
+	}
+	return loopbackHost(h)
+}
+
+// loopbackHost reports whether h, a host without port, names this machine
+// only: localhost or a loopback address (127.0.0.0/8, ::1, also
+// IPv4-mapped).
+func loopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}
 	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	return anyIP || ip.Unmap().IsLoopback()
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // ErrUnsafeBind is returned by CheckBind for a non-loopback address
@@ -234,10 +243,7 @@ func CheckBind(addr string, cfg Config, allowUnsafe bool) error {
 	if err != nil {
 		return fmt.Errorf("--http %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if loopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("--http %s: %w; set --auth-token-file and/or --auth-htpasswd, or bind to 127.0.0.1 (the override --insecure-no-auth exposes every log line and lets anyone change what is collected)", addr, ErrUnsafeBind)
