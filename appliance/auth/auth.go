@@ -234,9 +234,9 @@ func loopbackHost(h string) bool {
 var ErrUnsafeBind = errors.New("refusing to serve without authentication on a non-loopback address")
 
 // CheckBind refuses to expose an unauthenticated API beyond this machine.
-// allowUnsafe is the explicit override.
-func CheckBind(addr string, cfg Config, allowUnsafe bool) error {
-	if cfg.Enabled() || allowUnsafe {
+// cfg.InsecureNoAuth is the explicit override.
+func CheckBind(addr string, cfg Config) error {
+	if cfg.Enabled() || cfg.InsecureNoAuth {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(addr)
