@@ -173,11 +173,8 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.cfg.Enabled() && r.URL.Path != "/healthz" && !HostAllowed(r.Host, g.cfg.InsecureNoAuth) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			b, _ := json.Marshal(map[string]string{"error": fmt.Sprintf(
-				"Host %q refused: without authentication logbox answers only requests to localhost or a loopback address (DNS rebinding protection); open it as http://127.0.0.1:PORT or http://localhost:PORT, or turn on auth (--auth-token-file, --auth-htpasswd) to serve it by name", r.Host)})
-			_, _ = w.Write(append(b, '\n'))
+			refuse(w, http.StatusForbidden, fmt.Sprintf(
+				"Host %q refused: without authentication logbox answers only requests to localhost or a loopback address (DNS rebinding protection); open it as http://127.0.0.1:PORT or http://localhost:PORT, or turn on auth (--auth-token-file, --auth-htpasswd) to serve it by name", r.Host))
 			return
 		}
 		if g.cfg.Enabled() && r.URL.Path != "/healthz" && !g.ok(r) {
@@ -186,14 +183,20 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			} else {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="logbox"`)
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"error":"authentication required: send a bearer token or basic auth credentials"}` + "\n"))
+			refuse(w, http.StatusUnauthorized, "authentication required: send a bearer token or basic auth credentials")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 	return cop.Handler(guarded)
+}
+
+// refuse answers code with the API's error body, {"error": msg}.
+func refuse(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // HostAllowed reports whether a request's Host header (with or without a
