@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,14 +33,19 @@ const rootRole = "root"
 // form etcdctl --user takes. A file other accounts may read or write is
 // refused: it holds the password to every setting.
 func ReadCredentials(path string) (Credentials, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("etcd credentials: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return Credentials{}, fmt.Errorf("etcd credentials: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return Credentials{}, fmt.Errorf("etcd credentials %q: mode %04o lets other accounts read or change the etcd password; run chmod 600 %q", path, perm, path)
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("etcd credentials: %w", err)
 	}
