@@ -289,8 +289,10 @@ func (e *Embedded) Close() {
 
 // Dial connects to an existing etcd cluster, as the user in
 // credentialsFile ("user:password") when it is not empty. An etcd that
-// refuses the request for want of credentials is an error at once, naming
-// the flag; one that does not answer yet is not (the caller retries).
+// refuses the credential, or wants one and got none, is an error naming
+// the flag. An etcd that does not answer within 5s is an error too when a
+// credential is given (the client logs in before it returns); without one
+// the client is returned and keeps trying by itself.
 func Dial(endpoints []string, credentialsFile string) (*clientv3.Client, error) {
 	// Errors are returned and logged by the caller; the client's own zap
 	// logger would repeat them as JSON on stderr.
