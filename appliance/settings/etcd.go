@@ -71,8 +71,8 @@ func StartEmbedded(dir, clientAddr string, log *slog.Logger) (*Embedded, error) 
 // is upgraded, etcd first runs with its client listener on a random
 // loopback port (not the one clients know) while the credential's user
 // gets the root role and auth is enabled; then it restarts on
-// cfg.ClientAddr. Users and roles that
-// anyone could have created while auth was off are removed then.
+// cfg.ClientAddr. Users and roles that anyone could have created while
+// auth was off are removed then.
 func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	log = log.With("component", "settings")
 	if cfg.CredentialsFile == "" {
@@ -87,13 +87,11 @@ func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	_, statErr := os.Stat(filepath.Join(cfg.Dir, "member"))
 	fresh := errors.Is(statErr, os.ErrNotExist)
 	if created || fresh {
-		var err error
+		bootstrap := bootstrapAuth
 		if fresh {
-			err = bootstrapFresh(cfg, creds, log)
-		} else {
-			err = bootstrapAuth(cfg, creds, log)
+			bootstrap = bootstrapFresh
 		}
-		if err != nil {
+		if err := bootstrap(cfg, creds, log); err != nil {
 			if created {
 				_ = os.Remove(cfg.CredentialsFile) // a later start must not take it for the real one
 			}
