@@ -162,7 +162,7 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("--http: must not be empty"))
-	} else if err := auth.CheckBind(c.HTTPAddr, c.authConfig(), c.InsecureNoAuth); err != nil {
+	} else if err := auth.CheckBind(c.HTTPAddr, c.authConfig()); err != nil {
 		errs = append(errs, err)
 	}
 	switch c.Role {

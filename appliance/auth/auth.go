@@ -173,11 +173,8 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.cfg.Enabled() && r.URL.Path != "/healthz" && !HostAllowed(r.Host, g.cfg.InsecureNoAuth) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			b, _ := json.Marshal(map[string]string{"error": fmt.Sprintf(
-				"Host %q refused: without authentication logbox answers only requests to localhost or a loopback address (DNS rebinding protection); open it as http://127.0.0.1:PORT or http://localhost:PORT, or turn on auth (--auth-token-file, --auth-htpasswd) to serve it by name", r.Host)})
-			_, _ = w.Write(append(b, '\n'))
+			refuse(w, http.StatusForbidden, fmt.Sprintf(
+				"Host %q refused: without authentication logbox answers only requests to localhost or a loopback address (DNS rebinding protection); open it as http://127.0.0.1:PORT or http://localhost:PORT, or turn on auth (--auth-token-file, --auth-htpasswd) to serve it by name", r.Host))
 			return
 		}
 		if g.cfg.Enabled() && r.URL.Path != "/healthz" && !g.ok(r) {
@@ -186,14 +183,20 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			} else {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="logbox"`)
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"error":"authentication required: send a bearer token or basic auth credentials"}` + "\n"))
+			refuse(w, http.StatusUnauthorized, "authentication required: send a bearer token or basic auth credentials")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 	return cop.Handler(guarded)
+}
+
+// refuse answers code with the API's error body, {"error": msg}.
+func refuse(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // HostAllowed reports whether a request's Host header (with or without a
@@ -210,14 +213,23 @@ func HostAllowed(host string, anyIP bool) bool {
 	} else {
 		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 	}
+	if anyIP {
+		if _, err := netip.ParseAddr(h); err == nil {
+			return true
+		}
+	}
+	return loopbackHost(h)
+}
+
+// loopbackHost reports whether h, a host without port, names this machine
+// only: localhost or a loopback address (127.0.0.0/8, ::1, also
+// IPv4-mapped).
+func loopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}
 	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	return anyIP || ip.Unmap().IsLoopback()
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // ErrUnsafeBind is returned by CheckBind for a non-loopback address
@@ -225,19 +237,16 @@ func HostAllowed(host string, anyIP bool) bool {
 var ErrUnsafeBind = errors.New("refusing to serve without authentication on a non-loopback address")
 
 // CheckBind refuses to expose an unauthenticated API beyond this machine.
-// allowUnsafe is the explicit override.
-func CheckBind(addr string, cfg Config, allowUnsafe bool) error {
-	if cfg.Enabled() || allowUnsafe {
+// cfg.InsecureNoAuth is the explicit override.
+func CheckBind(addr string, cfg Config) error {
+	if cfg.Enabled() || cfg.InsecureNoAuth {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--http %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if loopbackHost(host) {
 		return nil
 	}
 	return fmt.Errorf("--http %s: %w; set --auth-token-file and/or --auth-htpasswd, or bind to 127.0.0.1 (the override --insecure-no-auth exposes every log line and lets anyone change what is collected)", addr, ErrUnsafeBind)

@@ -153,7 +153,9 @@ func TestCheckBind(t *testing.T) {
 		{"0.0.0.0:7070", Config{}, true, true},
 	}
 	for _, c := range cases {
-		err := CheckBind(c.addr, c.cfg, c.unsafe)
+		cfg := c.cfg
+		cfg.InsecureNoAuth = c.unsafe
+		err := CheckBind(c.addr, cfg)
 		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrUnsafeBind)) {
 			t.Errorf("CheckBind(%q, auth=%v, unsafe=%v) = %v", c.addr, c.cfg.Enabled(), c.unsafe, err)
 		}

@@ -238,15 +238,14 @@ func (s *server) tail(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no") // proxies must not hold events back
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), d: s.d.TailWriteTimeout}
 	var buf []byte
 	// send writes buf; a client that does not take it within the write
 	// timeout is dropped.
 	send := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.d.TailWriteTimeout))
-		_, err := w.Write(buf)
+		_, err := dw.Write(buf)
 		buf = buf[:0]
-		return err == nil && rc.Flush() == nil
+		return err == nil && dw.Flush() == nil
 	}
 	event := func(name string, v any) {
 		b, _ := json.Marshal(v)

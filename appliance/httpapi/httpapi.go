@@ -365,10 +365,19 @@ func (s *server) getSource(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, src)
 }
 
-func (s *server) readSource(r *http.Request) (pipeline.Source, error) {
+// readBody reads a request body of at most maxBody bytes.
+func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
-		return pipeline.Source{}, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()}
+		return nil, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()}
+	}
+	return b, nil
+}
+
+func (s *server) readSource(r *http.Request) (pipeline.Source, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return pipeline.Source{}, err
 	}
 	return s.d.Sources.Decode(b)
 }
@@ -388,9 +397,9 @@ func (s *server) createSource(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	b, err := readBody(r)
 	if err != nil {
-		s.fail(w, r, &pipeline.FieldError{Field: "body", Msg: "unreadable or larger than 1 MiB: " + err.Error()})
+		s.fail(w, r, err)
 		return
 	}
 	// The name in the URL wins; a body may leave it out. The body is not

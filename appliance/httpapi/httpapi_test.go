@@ -58,8 +58,24 @@ func newServer(t *testing.T) (*httptest.Server, *index.Index, string) {
 // newServerWith is newServer with index settings and a change to Deps.
 func newServerWith(t *testing.T, icfg index.Config, mod func(*httpapi.Deps)) (*httptest.Server, *index.Index, string) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", log)
+	d, ix, root := apiDeps(t, icfg)
+	d.Status = func(context.Context) any { return map[string]int{"files": 0} }
+	d.Ready = func(context.Context) error { return nil }
+	if mod != nil {
+		mod(&d)
+	}
+	srv := httptest.NewServer(httpapi.New(d, quiet))
+	t.Cleanup(srv.Close)
+	return srv, ix, root
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// apiDeps opens what the API serves, a real etcd and index, both closed
+// when the test ends; sources may read below the returned root.
+func apiDeps(t *testing.T, icfg index.Config) (httpapi.Deps, *index.Index, string) {
+	t.Helper()
+	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,24 +86,12 @@ func newServerWith(t *testing.T, icfg index.Config, mod func(*httpapi.Deps)) (*h
 		t.Fatal(err)
 	}
 	icfg.Dir = filepath.Join(t.TempDir(), "idx")
-	ix, err := index.Open(icfg, log)
+	ix, err := index.Open(icfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ix.Close() })
-	d := httpapi.Deps{
-		Search:  ix,
-		Sources: settings.NewStore(e.Client(), pol.CheckGlob, log),
-		Status:  func(context.Context) any { return map[string]int{"files": 0} },
-		Ready:   func(context.Context) error { return nil },
-	}
-	if mod != nil {
-		mod(&d)
-	}
-	h := httpapi.New(d, log)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, ix, root
+	return httpapi.Deps{Search: ix, Sources: settings.NewStore(e.Client(), pol.CheckGlob, quiet)}, ix, root
 }
 
 func do(t *testing.T, method, url, body string) (int, map[string]any, http.Header) {

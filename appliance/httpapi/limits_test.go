@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,9 +15,7 @@ import (
 
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
-	"github.com/logbox/logbox/appliance/pathpolicy"
 	"github.com/logbox/logbox/appliance/pipeline"
-	"github.com/logbox/logbox/appliance/settings"
 )
 
 // smallBuffers makes the server's sockets hold little, so a response of
@@ -59,26 +55,11 @@ func dialSmall(t *testing.T, addr string) net.Conn {
 // handler's path is sent on the returned channel when the handler returns.
 func limitedServer(t *testing.T, to httpapi.ServerTimeouts, mod func(*httpapi.Deps)) (addr string, ix *index.Index, done <-chan string) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	pol, err := pathpolicy.New([]string{t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix, err = index.Open(index.Config{Dir: filepath.Join(t.TempDir(), "idx")}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ix.Close() })
-	d := httpapi.Deps{Search: ix, Sources: settings.NewStore(e.Client(), pol.CheckGlob, log)}
+	d, ix, _ := apiDeps(t, index.Config{})
 	if mod != nil {
 		mod(&d)
 	}
-	api := httpapi.New(d, log)
+	api := httpapi.New(d, quiet)
 	ch := make(chan string, 100)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { ch <- r.URL.Path }()

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+
+	"github.com/logbox/logbox/appliance/atomicfile"
 )
 
 // Credentials are an etcd user and password.
@@ -30,14 +33,19 @@ const rootRole = "root"
 // form etcdctl --user takes. A file other accounts may read or write is
 // refused: it holds the password to every setting.
 func ReadCredentials(path string) (Credentials, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("etcd credentials: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return Credentials{}, fmt.Errorf("etcd credentials: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return Credentials{}, fmt.Errorf("etcd credentials %q: mode %04o lets other accounts read or change the etcd password; run chmod 600 %q", path, perm, path)
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("etcd credentials: %w", err)
 	}
@@ -61,44 +69,13 @@ func loadOrCreateCredentials(path string) (c Credentials, created bool, err erro
 		return c, false, fmt.Errorf("etcd credentials: %w", err)
 	}
 	c = Credentials{User: "root", Password: base64.RawURLEncoding.EncodeToString(raw)}
-	if err := writeSecret(path, []byte(c.User+":"+c.Password+"\n")); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return c, false, fmt.Errorf("create etcd credentials %q: %w", path, err)
+	}
+	if err := atomicfile.Write(path, []byte(c.User+":"+c.Password+"\n")); err != nil {
 		return c, false, fmt.Errorf("create etcd credentials %q: %w", path, err)
 	}
 	return c, true, nil
-}
-
-// writeSecret writes b to path with mode 0600, atomically and durably.
-func writeSecret(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".etcd-credentials-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // enableAuth turns etcd authentication on, with creds' user holding the

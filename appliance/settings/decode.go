@@ -82,7 +82,7 @@ func checkJSON(b []byte) error {
 			}
 			stack = append(stack, &frame{
 				obj:  d == '{',
-				fold: d == '{' && len(stack) == 1 && foldKey(top.key) == foldKey("multiline"),
+				fold: d == '{' && len(stack) == 1 && strings.EqualFold(top.key, "multiline"),
 				path: path, keys: map[string]bool{}, wantKey: d == '{',
 			})
 		default: // ']': the array ends

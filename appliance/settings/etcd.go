@@ -27,6 +27,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/logbox/logbox/appliance/atomicfile"
 )
 
 // Embedded is an etcd server running inside this process.
@@ -69,8 +71,8 @@ func StartEmbedded(dir, clientAddr string, log *slog.Logger) (*Embedded, error) 
 // is upgraded, etcd first runs with its client listener on a random
 // loopback port (not the one clients know) while the credential's user
 // gets the root role and auth is enabled; then it restarts on
-// cfg.ClientAddr. Users and roles that
-// anyone could have created while auth was off are removed then.
+// cfg.ClientAddr. Users and roles that anyone could have created while
+// auth was off are removed then.
 func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	log = log.With("component", "settings")
 	if cfg.CredentialsFile == "" {
@@ -85,13 +87,11 @@ func Start(cfg EmbeddedConfig, log *slog.Logger) (*Embedded, error) {
 	_, statErr := os.Stat(filepath.Join(cfg.Dir, "member"))
 	fresh := errors.Is(statErr, os.ErrNotExist)
 	if created || fresh {
-		var err error
+		bootstrap := bootstrapAuth
 		if fresh {
-			err = bootstrapFresh(cfg, creds, log)
-		} else {
-			err = bootstrapAuth(cfg, creds, log)
+			bootstrap = bootstrapFresh
 		}
-		if err != nil {
+		if err := bootstrap(cfg, creds, log); err != nil {
 			if created {
 				_ = os.Remove(cfg.CredentialsFile) // a later start must not take it for the real one
 			}
@@ -151,20 +151,7 @@ func bootstrapFresh(cfg EmbeddedConfig, creds Credentials, log *slog.Logger) err
 	if err := os.Rename(tmp, cfg.Dir); err != nil {
 		return fmt.Errorf("move new etcd data into place: %w", err)
 	}
-	return syncDir(filepath.Dir(cfg.Dir))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %q: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(filepath.Dir(cfg.Dir))
 }
 
 // bootstrapAuth runs etcd on a private client port and turns auth on.
@@ -300,8 +287,10 @@ func (e *Embedded) Close() {
 
 // Dial connects to an existing etcd cluster, as the user in
 // credentialsFile ("user:password") when it is not empty. An etcd that
-// refuses the request for want of credentials is an error at once, naming
-// the flag; one that does not answer yet is not (the caller retries).
+// refuses the credential, or wants one and got none, is an error naming
+// the flag. An etcd that does not answer within 5s is an error too when a
+// credential is given (the client logs in before it returns); without one
+// the client is returned and keeps trying by itself.
 func Dial(endpoints []string, credentialsFile string) (*clientv3.Client, error) {
 	// Errors are returned and logged by the caller; the client's own zap
 	// logger would repeat them as JSON on stderr.

@@ -242,16 +242,12 @@ func (set *sourceSet) reload(resp *clientv3.GetResponse) {
 		listed[name] = true
 		set.put(name, kv.Value)
 	}
-	for _, name := range slices.Collect(maps.Keys(set.valid)) {
+	for name := range set.valid {
 		if !listed[name] {
 			set.remove(name)
 		}
 	}
-	for name := range set.invalid {
-		if !listed[name] {
-			delete(set.invalid, name)
-		}
-	}
+	maps.DeleteFunc(set.invalid, func(name, _ string) bool { return !listed[name] })
 }
 
 // state is a copy of the set for a caller to keep.

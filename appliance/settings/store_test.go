@@ -95,14 +95,13 @@ func TestStoreCRUDAndValidation(t *testing.T) {
 	}
 }
 
-func TestWatchAppliesEtcdWritesAndKeepsLastValid(t *testing.T) {
-	e := startEtcd(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	states := make(chan State, 16)
-	go s.Watch(ctx, "box1", func(st State) { states <- st })
-	next := func() State {
+// watchStates runs s.Watch for host until ctx ends; the function it
+// returns waits for the watch's next State and fails the test if ctx ends
+// first.
+func watchStates(t *testing.T, ctx context.Context, s *Store, host string) func() State {
+	states := make(chan State, 64)
+	go s.Watch(ctx, host, func(st State) { states <- st })
+	return func() State {
 		t.Helper()
 		select {
 		case st := <-states:
@@ -112,6 +111,14 @@ func TestWatchAppliesEtcdWritesAndKeepsLastValid(t *testing.T) {
 		}
 		return State{}
 	}
+}
+
+func TestWatchAppliesEtcdWritesAndKeepsLastValid(t *testing.T) {
+	e := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := NewStore(e.Client(), onlyUnder("/var/log"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	next := watchStates(t, ctx, s, "box1")
 	if st := next(); len(st.Sources) != 0 {
 		t.Fatalf("initial state %+v", st)
 	}
@@ -292,18 +299,7 @@ func TestWatchChangeCostsWhatChanged(t *testing.T) {
 	for i := range n {
 		put(i, fmt.Sprintf("/var/log/s%d.log", i))
 	}
-	states := make(chan State, 64)
-	go s.Watch(ctx, "box1", func(st State) { states <- st })
-	next := func() State {
-		t.Helper()
-		select {
-		case st := <-states:
-			return st
-		case <-ctx.Done():
-			t.Fatal("no state from watch")
-		}
-		return State{}
-	}
+	next := watchStates(t, ctx, s, "box1")
 	if st := next(); len(st.Sources) != n || checked.Load() != n {
 		t.Fatalf("initial state: %d sources, %d validations; want %d of each", len(st.Sources), checked.Load(), n)
 	}
