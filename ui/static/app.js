@@ -203,6 +203,26 @@ function shortDuration(d) {
   return printable(d).replace(/([hm])0s$/, '$1').replace(/h0m$/, 'h');
 }
 
+// clockTime renders a time (RFC 3339, a Date or ms since the epoch) as
+// local time of day, with the date when it is not today.
+function clockTime(ts) {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return printable(ts);
+  const hms = `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return hms;
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms}`;
+}
+
+// ago says how long ago an RFC 3339 time was, roughly.
+function ago(ts) {
+  const s = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
+  if (!Number.isFinite(s)) return '';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
 // localInput formats a Date for a datetime-local input (local time, seconds).
 function localInput(d) {
   return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T` +
@@ -1901,8 +1921,7 @@ const statusView = {
       setText($('status-error'), '');
       this.render(st || {}, this.prev, now);
       this.prev = { st: st || {}, at: now };
-      const d = new Date(now);
-      $('status-updated').textContent = `updated ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())} · every ${STATUS_EVERY_MS / 1000}s`;
+      $('status-updated').textContent = `updated ${clockTime(now)} · every ${STATUS_EVERY_MS / 1000}s`;
     } catch (err) {
       setText($('status-error'), err.message);
     } finally {
@@ -2199,26 +2218,6 @@ const statusView = {
 // few seconds while the page is visible.
 
 const HEALTH_EVERY_MS = 5000;
-
-// clockTime renders an RFC 3339 time as local time of day, with the date
-// when it is not today.
-function clockTime(ts) {
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return printable(ts);
-  const hms = `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
-  if (d.toDateString() === new Date().toDateString()) return hms;
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms}`;
-}
-
-// ago says how long ago an RFC 3339 time was, roughly.
-function ago(ts) {
-  const s = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
-  if (!Number.isFinite(s)) return '';
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
-  return `${Math.floor(s / 86400)} d ago`;
-}
 
 const pageHealth = {
   timer: 0,
