@@ -1412,17 +1412,14 @@ const sources = {
   controller: null,
   list: [],
   editing: null, // the source being edited, or null when adding
-  timer: 0,
 
   start() {
+    statusPoll.follow(this);
     this.load();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.loadFiles(), 3000);
   },
 
   stop() {
-    clearInterval(this.timer);
-    this.timer = 0;
+    statusPoll.unfollow(this);
   },
 
   async load() {
@@ -1436,7 +1433,7 @@ const sources = {
       setText($('sources-error'), '');
       this.list = list;
       this.render(list);
-      this.loadFiles();
+      statusPoll.fetch(); // fills the rows just made
     } catch (err) {
       if (err.name === 'AbortError') return;
       setText($('sources-error'), err.message);
@@ -1471,7 +1468,7 @@ const sources = {
     }
     tr.append(name);
 
-    // Each glob, and once /api/status is in (loadFiles) what it matches
+    // Each glob, and once /api/status is in (showStatus) what it matches
     // on this box.
     const paths = el('td', 'source-paths');
     for (const p of (Array.isArray(src.paths) ? src.paths : [])) {
@@ -1515,18 +1512,11 @@ const sources = {
     return tr;
   },
 
-  // loadFiles fills, from /api/status, what each source does on this
+  // showStatus fills, from /api/status, what each source does on this
   // box: what its globs match, its completeness (the ledger) and its
-  // files, each with the ledger's columns and gaps.
-  async loadFiles() {
-    let st;
-    try {
-      st = await api('GET', '/api/status');
-    } catch {
-      return; // the list itself is still right; the next tick retries
-    }
-    st = st || {};
-    pageHealth.update(st);
+  // files, each with the ledger's columns and gaps. (When the status
+  // cannot be had, the list itself is still right; the next poll retries.)
+  showStatus(st) {
     const group = (list, key) => {
       const m = new Map();
       for (const x of (Array.isArray(list) ? list : [])) {
@@ -1894,39 +1884,29 @@ function initSources() {
 const STATUS_EVERY_MS = 3000;
 
 const statusView = {
-  timer: 0,
   settingsOpen: false,
   prev: null, // the previous sample, for rates
-  busy: false,
 
   start() {
-    this.load();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.load(), STATUS_EVERY_MS);
+    if (!this.prev) $('status-updated').textContent = 'Loading…';
+    statusPoll.follow(this);
+    statusPoll.fetch();
   },
 
   stop() {
-    clearInterval(this.timer);
-    this.timer = 0;
+    statusPoll.unfollow(this);
   },
 
-  async load() {
-    if (this.busy) return;
-    this.busy = true;
-    if (!this.prev) $('status-updated').textContent = 'Loading…';
-    try {
-      const st = await api('GET', '/api/status');
-      const now = Date.now();
-      pageHealth.update(st);
-      setText($('status-error'), '');
-      this.render(st || {}, this.prev, now);
-      this.prev = { st: st || {}, at: now };
-      $('status-updated').textContent = `updated ${clockTime(now)} · every ${STATUS_EVERY_MS / 1000}s`;
-    } catch (err) {
-      setText($('status-error'), err.message);
-    } finally {
-      this.busy = false;
-    }
+  showStatus(st) {
+    const now = Date.now();
+    setText($('status-error'), '');
+    this.render(st, this.prev, now);
+    this.prev = { st, at: now };
+    $('status-updated').textContent = `updated ${clockTime(now)} · every ${STATUS_EVERY_MS / 1000}s`;
+  },
+
+  statusFailed(err) {
+    setText($('status-error'), err.message);
   },
 
   card(title, key, health) {
@@ -2212,65 +2192,94 @@ const statusView = {
 };
 
 // ---------------------------------------------------------------------------
-// Page health: a data disk below --min-free-disk shows as a banner on every
-// view, and the banner goes by itself once there is room. The Sources and
-// Status views hand in the status they load; otherwise it is fetched every
-// few seconds while the page is visible.
+// /api/status has one poller for the whole page: every few seconds while
+// the page is visible, for the disk banner, and every STATUS_EVERY_MS
+// while the Sources or Status view is shown, for that view too.
 
 const HEALTH_EVERY_MS = 5000;
 
-const pageHealth = {
+const statusPoll = {
   timer: 0,
-  handedIn: 0, // when a view last handed in a status
   busy: false,
+  again: false, // a fetch was asked for while one was in flight
+  view: null,   // the view shown that reads each status (showStatus, statusFailed)
 
   start() {
+    document.addEventListener('visibilitychange', () => this.fetch());
+    this.schedule();
+    this.fetch();
+  },
+
+  // follow hands each status from now on to view too; null: to none.
+  follow(view) {
+    if (this.view === view) return;
+    this.view = view;
+    this.schedule();
+  },
+
+  unfollow(view) {
+    if (this.view === view) this.follow(null);
+  },
+
+  schedule() {
     clearInterval(this.timer);
-    this.timer = setInterval(() => this.tick(), HEALTH_EVERY_MS);
-    document.addEventListener('visibilitychange', () => this.tick());
-    this.tick();
+    this.timer = setInterval(() => {
+      if (!this.busy) this.fetch();
+    }, this.view ? STATUS_EVERY_MS : HEALTH_EVERY_MS);
   },
 
-  async tick() {
-    if (this.busy || document.hidden || Date.now() - this.handedIn < HEALTH_EVERY_MS) return;
-    this.busy = true;
-    try {
-      const st = await api('GET', '/api/status');
-      this.render(st && st.disk);
-    } catch {
-      // The banner keeps its last state; the views say when the API
-      // cannot be reached.
-    } finally {
-      this.busy = false;
-    }
-  },
-
-  // update takes a status a view loaded.
-  update(st) {
-    this.handedIn = Date.now();
-    this.render(st && st.disk);
-  },
-
-  render(d) {
-    const b = $('disk-banner');
-    if (!d || !d.low) {
-      b.replaceChildren();
-      show(b, false);
+  // fetch gets the status now, or right after the one in flight (which
+  // may predate what the caller just changed).
+  async fetch() {
+    if (document.hidden) return;
+    if (this.busy) {
+      this.again = true;
       return;
     }
-    const title = el('strong', 'disk-title', d.paused ? 'Indexing is paused: the data disk is nearly full.' : 'The data disk is nearly full.');
-    const what = el('span', 'disk-what');
-    what.append(document.createTextNode(` ${fmtBytes(d.free_bytes)} free on `), textEl('code', 'disk-dir', d.dir),
-      document.createTextNode(`, below the floor of ${fmtBytes(d.min_free_bytes)} (--min-free-disk)` +
-        (d.since ? ` since ${clockTime(d.since)} (${ago(d.since)}).` : '.')));
-    const effect = el('span', 'disk-effect', d.paused
-      ? ' Nothing is lost: new lines wait in their files (or in Kafka), searching still works, and indexing resumes by itself once there is room.'
-      : ' This agent keeps shipping, but its checkpoints and settings need room on that disk.');
-    const fix = el('span', 'disk-fix', ' To fix: free space on that disk (or shorten --retention), or lower --min-free-disk and send SIGHUP.');
-    b.replaceChildren(title, what, effect, fix);
-    show(b, true);
+    this.busy = true;
+    let st = null;
+    let failed = null;
+    try {
+      st = (await api('GET', '/api/status')) || {};
+    } catch (err) {
+      failed = err;
+    }
+    this.busy = false;
+    if (this.again) {
+      this.again = false;
+      this.fetch();
+    }
+    if (failed) {
+      // The banner keeps its last state.
+      if (this.view && this.view.statusFailed) this.view.statusFailed(failed);
+      return;
+    }
+    renderDiskBanner(st.disk);
+    if (this.view) this.view.showStatus(st);
   },
 };
+
+// renderDiskBanner shows a data disk below --min-free-disk on every view;
+// the banner goes by itself once there is room.
+function renderDiskBanner(d) {
+  const b = $('disk-banner');
+  if (!d || !d.low) {
+    b.replaceChildren();
+    show(b, false);
+    return;
+  }
+  const title = el('strong', 'disk-title', d.paused ? 'Indexing is paused: the data disk is nearly full.' : 'The data disk is nearly full.');
+  const what = el('span', 'disk-what');
+  what.append(document.createTextNode(` ${fmtBytes(d.free_bytes)} free on `), textEl('code', 'disk-dir', d.dir),
+    document.createTextNode(`, below the floor of ${fmtBytes(d.min_free_bytes)} (--min-free-disk)` +
+      (d.since ? ` since ${clockTime(d.since)} (${ago(d.since)}).` : '.')));
+  const effect = el('span', 'disk-effect', d.paused
+    ? ' Nothing is lost: new lines wait in their files (or in Kafka), searching still works, and indexing resumes by itself once there is room.'
+    : ' This agent keeps shipping, but its checkpoints and settings need room on that disk.');
+  const fix = el('span', 'disk-fix', ' To fix: free space on that disk (or shorten --retention), or lower --min-free-disk and send SIGHUP.');
+  b.replaceChildren(title, what, effect, fix);
+  show(b, true);
+}
 
 // ---------------------------------------------------------------------------
 // Start-up, tabs, keyboard
@@ -2332,7 +2341,7 @@ function closeDetail() {
 }
 
 function init() {
-  pageHealth.start();
+  statusPoll.start();
   initDiscover();
   initSources();
   for (const v of views) {
