@@ -2016,10 +2016,7 @@ const statusView = {
     cards.push(prodCard);
 
     const c = st.kafka_consumer;
-    // Lag entries are {topic, partition, lag} (older builds: capitalised).
-    const lag = (c && Array.isArray(c.Lag) ? c.Lag : []).map((l) => ({
-      topic: l.topic ?? l.Topic, partition: l.partition ?? l.Partition, lag: l.lag ?? l.Lag,
-    }));
+    const lag = c && Array.isArray(c.Lag) ? c.Lag : []; // {topic, partition, lag}
     const consCard = this.card('Kafka consumer', 'consumer', direct || !c ? 'off' : (c.IndexErrors ? 'bad' : 'ok'));
     if (direct) {
       consCard.append(el('p', 'muted kafka-off', 'Not used: direct mode.'));
