@@ -1328,14 +1328,15 @@ function formFieldKey(field) {
   return f;
 }
 
-// The ledger's states (package ledger): a badge's class and words. A
-// state this page does not know shows as text with a neutral class.
+// The ledger's states (package ledger): a badge's class, words and
+// title. A state this page does not know shows as text with a neutral
+// class.
 const LEDGER_STATES = {
-  complete: { cls: 'ok', text: 'complete' },
-  catching_up: { cls: 'busy', text: 'catching up' },
-  gap: { cls: 'bad', text: 'gap' },
-  unknown: { cls: 'warn', text: 'unknown' },
-  shipped: { cls: 'ok', text: 'shipped' },
+  complete: { cls: 'ok', text: 'complete', title: 'every acked byte is in the index' },
+  catching_up: { cls: 'busy', text: 'catching up', title: 'bytes still being read, acked or indexed; nothing missing' },
+  gap: { cls: 'bad', text: 'gap', title: 'acked bytes are not in the index' },
+  unknown: { cls: 'warn', text: 'unknown', title: 'the index holds lines without byte ranges (sent by an older agent)' },
+  shipped: { cls: 'ok', text: 'shipped', title: 'acked by Kafka; the indexers hold the rest' },
 };
 
 // ledgerBadge is a file's or source's completeness as a badge; a gap
@@ -1344,13 +1345,7 @@ function ledgerBadge(state, gapBytes, extraClass) {
   const k = LEDGER_STATES[state];
   const text = state === 'gap' ? `gap: ${fmtBytes(gapBytes)} missing` : (k ? k.text : printable(state || '?'));
   const b = el('span', `badge ledger ledger-${k ? k.cls : 'other'}${extraClass ? ' ' + extraClass : ''}`, text);
-  b.title = {
-    complete: 'every acked byte is in the index',
-    catching_up: 'bytes still being read, acked or indexed; nothing missing',
-    gap: 'acked bytes are not in the index',
-    unknown: 'the index holds lines without byte ranges (sent by an older agent)',
-    shipped: 'acked by Kafka; the indexers hold the rest',
-  }[state] || '';
+  b.title = k ? k.title : '';
   return b;
 }
 
@@ -2097,9 +2092,9 @@ const statusView = {
       card.append(el('p', 'muted', 'This process collects no files (the agents that do show theirs).'));
       return card;
     }
-    const files = srcs.reduce((n, s) => n + (Number(s.files) || 0), 0);
-    const gap = srcs.reduce((n, s) => n + (Number(s.gap_bytes) || 0), 0);
     const count = (k) => srcs.reduce((n, s) => n + (Number(s[k]) || 0), 0);
+    const files = count('files');
+    const gap = count('gap_bytes');
     const parts = [];
     for (const [k, w] of [['complete', 'complete'], ['shipped', 'shipped'], ['catching_up', 'catching up'], ['with_gaps', 'with gaps'], ['unknown', 'unknown']]) {
       if (count(k)) parts.push(`${fmtNum(count(k))} ${w}`);
