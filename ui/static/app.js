@@ -142,23 +142,27 @@ async function api(method, path, { params, body, signal } = {}) {
     if (err.name === 'AbortError') throw err;
     throw new APIError('Cannot reach logbox: ' + err.message);
   }
+  if (!resp.ok) throw new APIError(await errorOf(resp));
+  const text = resp.status === 204 ? '' : await resp.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new APIError(`Unexpected response from ${path} (not JSON)`);
+  }
+}
+
+// errorOf reads what a refused request says: the server's
+// {"error": "..."}, or else its status.
+async function errorOf(resp) {
   let data = null;
-  if (resp.status !== 204) {
-    const text = await resp.text();
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = null;
-        if (resp.ok) throw new APIError(`Unexpected response from ${path} (not JSON)`);
-      }
-    }
+  try {
+    data = JSON.parse(await resp.text());
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    data = null;
   }
-  if (!resp.ok) {
-    const msg = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
-    throw new APIError(msg);
-  }
-  return data;
+  return data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -1132,25 +1136,15 @@ const tail = {
       const resp = await fetch(url, { signal: controller.signal, headers: { Accept: 'text/event-stream' } });
       if (resp.ok) {
         controller.abort();
-        retry = -1;
-      } else {
-        let data = null;
-        try {
-          data = JSON.parse(await resp.text());
-        } catch {
-          data = null;
-        }
-        msg = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
-        if (resp.status === 429) retry = Math.min(60, Math.max(1, Number(resp.headers.get('Retry-After')) || 5));
+        if (this.es === es && this.on) this.connect(this.q);
+        return;
       }
+      msg = await errorOf(resp);
+      if (resp.status === 429) retry = Math.min(60, Math.max(1, Number(resp.headers.get('Retry-After')) || 5));
     } catch (err) {
       msg = err.message;
     }
     if (this.es !== es || !this.on) return;
-    if (retry < 0) {
-      this.connect(this.q);
-      return;
-    }
     this.status('live tail refused: ' + printable(msg) + (retry ? ` — retrying in ${retry} s` : ''), true);
     if (retry) {
       clearTimeout(this.retryTimer);
