@@ -1462,6 +1462,7 @@ const sources = {
     const paths = el('td', 'source-paths');
     for (const p of (Array.isArray(src.paths) ? src.paths : [])) {
       const g = el('div', 'glob');
+      g.dataset.glob = String(p);
       g.append(textEl('code', 'path', p), el('span', 'glob-info'));
       paths.append(g);
     }
@@ -1548,7 +1549,7 @@ const sources = {
       const info = g.querySelector('.glob-info');
       const p = globs[i];
       g.classList.remove('nomatch', 'failed');
-      if (!p || p.glob !== g.querySelector('.path').textContent) {
+      if (!p || p.glob !== g.dataset.glob) {
         info.replaceChildren();
         return;
       }
