@@ -1367,6 +1367,14 @@ function ledgerSentence(s) {
 const MAX_GAPS_LISTED = 16;
 const MAX_FILES_SHOWN = 200;
 
+// bytesCell is a right-aligned table cell with a byte count (the exact
+// number in its title), or a dash when there is none.
+function bytesCell(cls, v) {
+  const td = el('td', 'num ' + cls, v === undefined || v === null ? '—' : fmtBytes(v));
+  if (Number.isFinite(Number(v))) td.title = `${fmtNum(v)} bytes`;
+  return td;
+}
+
 // fileConcern orders files by how much they need a look (a gap first).
 function fileConcern(f) {
   const l = f.ledger;
@@ -1602,64 +1610,9 @@ const sources = {
       shown = [...files].sort((a, b) => fileConcern(b) - fileConcern(a)).slice(0, MAX_FILES_SHOWN);
     }
     for (const f of shown) {
-      const l = f.ledger;
-      const t = f.tail;
-      const tr = el('tr', 'file-row');
-      tr.dataset.path = String(f.path ?? '');
-      if (l) tr.dataset.state = LEDGER_STATES[l.state] ? l.state : 'other';
-      tr.append(textEl('td', 'file-path', f.path));
-      const state = el('td', 'file-state');
-      if (l) state.append(ledgerBadge(l.state, l.gap_bytes));
-      const how = [];
-      if (t && t.state) how.push(printable(t.state));
-      if (l && !l.followed) how.push('not followed');
-      if (how.length) state.append(el('span', 'file-tail-state', how.join(' · ')));
-      tr.append(state);
-      const bytes = (cls, v) => {
-        const td = el('td', 'num ' + cls, v === undefined || v === null ? '—' : fmtBytes(v));
-        if (Number.isFinite(Number(v))) td.title = `${fmtNum(v)} bytes`;
-        return td;
-      };
-      if (l) {
-        tr.append(bytes('file-size', l.size_bytes), bytes('file-read', l.read_bytes), bytes('file-acked', l.acked_bytes),
-          bytes('file-indexed', indexes ? l.indexed_bytes : null), bytes('file-inflight', l.in_flight_bytes),
-          bytes('file-gap' + (l.gap_bytes > 0 ? ' bad' : ''), l.gap_bytes));
-      } else {
-        tr.append(bytes('file-size', t.size), bytes('file-read', t.read_offset), bytes('file-acked', t.offset),
-          bytes('file-indexed', null), bytes('file-inflight', null), bytes('file-gap', null));
-      }
-      const lines = l ? (indexes ? l.lines_indexed : l.lines_acked) : t.lines_acked;
-      const lt = el('td', 'num file-lines', fmtNum(lines));
-      if (l) lt.title = `read ${fmtNum(l.lines_read)} · acked ${fmtNum(l.lines_acked)} (since this process started)` + (indexes ? ` · indexed ${fmtNum(l.lines_indexed)}` : '');
-      tr.append(lt);
-      tr.append(el('td', 'num file-rate', t ? fmtRate(t.lines_per_sec) : '—'));
-      tr.append(t && t.last_error ? textEl('td', 'file-error', t.last_error) : el('td', 'file-error muted', '—'));
-      // Labels for narrow windows, where the header row is hidden.
-      [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i][0]; });
-      tbody.append(tr);
-      const gaps = l && Array.isArray(l.gaps) ? l.gaps : [];
-      if (gaps.length || (l && l.note)) {
-        const gr = el('tr', 'gap-row');
-        gr.dataset.path = String(f.path ?? '');
-        const td = el('td');
-        td.colSpan = heads.length;
-        if (gaps.length) {
-          const ul = el('ul', 'gaps');
-          for (const g of gaps) {
-            const li = el('li', 'gap');
-            li.append(el('span', 'gap-range', `bytes ${fmtNum(g.from)} – ${fmtNum(g.to)} (${fmtBytes(g.bytes)})`),
-              document.createTextNode(': '), textEl('span', 'gap-reason', g.reason));
-            ul.append(li);
-          }
-          if (gaps.length >= MAX_GAPS_LISTED) ul.append(el('li', 'gap', `and more ranges: ${fmtBytes(l.gap_bytes)} missing in all`));
-          // Ranges dropped by retention alone do not make a file incomplete.
-          if (!(l.gap_bytes > 0)) ul.classList.add('deliberate');
-          td.append(ul);
-        }
-        if (l && l.note) td.append(textEl('p', 'gap-note', l.note));
-        gr.append(td);
-        tbody.append(gr);
-      }
+      tbody.append(this.renderFileRow(f, heads, indexes));
+      const gapRow = this.renderGapRow(f, heads.length);
+      if (gapRow) tbody.append(gapRow);
     }
     table.append(thead, tbody);
     box.append(table);
@@ -1675,6 +1628,70 @@ const sources = {
         [...states].map(([k, n]) => `${fmtNum(n)} ${k}`).join(', ')));
     }
     return box;
+  },
+
+  // renderFileRow is a file's row: the ledger's columns where the ledger
+  // has the file, else the tailer's offsets.
+  renderFileRow(f, heads, indexes) {
+    const l = f.ledger;
+    const t = f.tail;
+    const tr = el('tr', 'file-row');
+    tr.dataset.path = String(f.path ?? '');
+    if (l) tr.dataset.state = LEDGER_STATES[l.state] ? l.state : 'other';
+    tr.append(textEl('td', 'file-path', f.path));
+    const state = el('td', 'file-state');
+    if (l) state.append(ledgerBadge(l.state, l.gap_bytes));
+    const how = [];
+    if (t && t.state) how.push(printable(t.state));
+    if (l && !l.followed) how.push('not followed');
+    if (how.length) state.append(el('span', 'file-tail-state', how.join(' · ')));
+    tr.append(state);
+    if (l) {
+      tr.append(bytesCell('file-size', l.size_bytes), bytesCell('file-read', l.read_bytes), bytesCell('file-acked', l.acked_bytes),
+        bytesCell('file-indexed', indexes ? l.indexed_bytes : null), bytesCell('file-inflight', l.in_flight_bytes),
+        bytesCell('file-gap' + (l.gap_bytes > 0 ? ' bad' : ''), l.gap_bytes));
+    } else {
+      tr.append(bytesCell('file-size', t.size), bytesCell('file-read', t.read_offset), bytesCell('file-acked', t.offset),
+        bytesCell('file-indexed', null), bytesCell('file-inflight', null), bytesCell('file-gap', null));
+    }
+    const lines = l ? (indexes ? l.lines_indexed : l.lines_acked) : t.lines_acked;
+    const lt = el('td', 'num file-lines', fmtNum(lines));
+    if (l) lt.title = `read ${fmtNum(l.lines_read)} · acked ${fmtNum(l.lines_acked)} (since this process started)` + (indexes ? ` · indexed ${fmtNum(l.lines_indexed)}` : '');
+    tr.append(lt);
+    tr.append(el('td', 'num file-rate', t ? fmtRate(t.lines_per_sec) : '—'));
+    tr.append(t && t.last_error ? textEl('td', 'file-error', t.last_error) : el('td', 'file-error muted', '—'));
+    // Labels for narrow windows, where the header row is hidden.
+    [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i][0]; });
+    return tr;
+  },
+
+  // renderGapRow is the row under a file's that lists its gaps, each
+  // range with its reason, and the ledger's note on it; null when the
+  // ledger has neither.
+  renderGapRow(f, span) {
+    const l = f.ledger;
+    const gaps = l && Array.isArray(l.gaps) ? l.gaps : [];
+    if (!gaps.length && !(l && l.note)) return null;
+    const gr = el('tr', 'gap-row');
+    gr.dataset.path = String(f.path ?? '');
+    const td = el('td');
+    td.colSpan = span;
+    if (gaps.length) {
+      const ul = el('ul', 'gaps');
+      for (const g of gaps) {
+        const li = el('li', 'gap');
+        li.append(el('span', 'gap-range', `bytes ${fmtNum(g.from)} – ${fmtNum(g.to)} (${fmtBytes(g.bytes)})`),
+          document.createTextNode(': '), textEl('span', 'gap-reason', g.reason));
+        ul.append(li);
+      }
+      if (gaps.length >= MAX_GAPS_LISTED) ul.append(el('li', 'gap', `and more ranges: ${fmtBytes(l.gap_bytes)} missing in all`));
+      // Ranges dropped by retention alone do not make a file incomplete.
+      if (!(l.gap_bytes > 0)) ul.classList.add('deliberate');
+      td.append(ul);
+    }
+    if (l.note) td.append(textEl('p', 'gap-note', l.note));
+    gr.append(td);
+    return gr;
   },
 
   // renderSummary is one line on the source: files followed, open and
