@@ -1280,6 +1280,10 @@ func TestBrowserLedgerGap(t *testing.T) {
 	if got := evalString(`document.querySelector('#sources-body .file-row .file-indexed').textContent + '|' + document.querySelector('#sources-body .source-row .ledger').textContent`); got != "—|shipped" {
 		t.Errorf("agent's indexed column|source badge = %q, want —|shipped", got)
 	}
+	// A dash has no byte count to tell in its title.
+	if got := evalString(`document.querySelector('#sources-body .file-row .file-indexed').title`); got != "" {
+		t.Errorf("agent's indexed column has the title %q, want none", got)
+	}
 	shot("agent-sources-shipped")
 	agent.stop()
 

@@ -1370,8 +1370,9 @@ const MAX_FILES_SHOWN = 200;
 // bytesCell is a right-aligned table cell with a byte count (the exact
 // number in its title), or a dash when there is none.
 function bytesCell(cls, v) {
-  const td = el('td', 'num ' + cls, v === undefined || v === null ? '—' : fmtBytes(v));
-  if (Number.isFinite(Number(v))) td.title = `${fmtNum(v)} bytes`;
+  const known = v !== undefined && v !== null && Number.isFinite(Number(v));
+  const td = el('td', 'num ' + cls, known ? fmtBytes(v) : '—');
+  if (known) td.title = `${fmtNum(v)} bytes`;
   return td;
 }
 
