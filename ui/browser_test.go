@@ -110,13 +110,7 @@ func TestBrowser(t *testing.T) {
 	srv.waitTotal(ctx, "uniqgamma", 1)
 	srv.waitTotal(ctx, "xsstok", 3)
 
-	shotDir := os.Getenv("LOGBOX_ARTIFACTS")
-	if shotDir == "" {
-		shotDir = t.TempDir()
-	} else if err := os.MkdirAll(shotDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
+	shotDir := artifactsDir(t)
 	ctx = newTab(ctx, t)
 
 	// step runs actions with their own timeout, so that a hung step fails
@@ -132,9 +126,7 @@ func TestBrowser(t *testing.T) {
 	// waitFor polls a JavaScript predicate until it is true.
 	waitFor := func(name, expr string) {
 		t.Helper()
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		defer scancel()
-		if err := chromedp.Do(sctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(8*time.Second))); err != nil {
+		if err := pollJS(ctx, expr, 8*time.Second); err != nil {
 			dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
 			defer dcancel()
 			state, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`JSON.stringify({url: location.href,
@@ -147,38 +139,15 @@ func TestBrowser(t *testing.T) {
 	// on purpose (a Retry-After).
 	waitForLong := func(name, expr string, d time.Duration) {
 		t.Helper()
-		sctx, scancel := context.WithTimeout(ctx, d+2*time.Second)
-		defer scancel()
-		if err := chromedp.Do(sctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(d))); err != nil {
+		if err := pollJS(ctx, expr, d); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	evalString := func(expr string) string {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		defer scancel()
-		s, err := chromedp.Run(sctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", expr, err)
-		}
-		return s
-	}
+	evalString := func(expr string) string { t.Helper(); return evalJS(ctx, t, expr) }
 	// shot saves the whole page, or only what the window shows (for views
 	// whose point is at the top of a long page).
-	shotAction := func(name string, a chromedp.Action[[]byte]) {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		defer scancel()
-		buf, err := chromedp.Run(sctx, a)
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shotDir, name+".png"), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	shot := func(name string) { t.Helper(); shotAction(name, chromedp.FullScreenshot(100)) }
-	shotWindow := func(name string) { t.Helper(); shotAction(name, chromedp.CaptureScreenshot()) }
+	shot := func(name string) { t.Helper(); saveShot(ctx, t, shotDir, name, chromedp.FullScreenshot(100)) }
+	shotWindow := func(name string) { t.Helper(); saveShot(ctx, t, shotDir, name, chromedp.CaptureScreenshot()) }
 	// searches lists the /api/search requests the page made since it was
 	// last loaded, oldest first, from the browser's resource timing.
 	searches := func() []url.Values {
@@ -235,23 +204,11 @@ func TestBrowser(t *testing.T) {
 			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
 		}
 	}()
-	var consoleMu sync.Mutex
-	var pageErrors []string
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			// The 400s and 429s this test provokes on purpose are logged as
-			// "Failed to load resource"; anything else is a bug.
-			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") ||
-				(m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "status of 400") && !strings.Contains(m.Text, "status of 429")) {
-				consoleMu.Lock()
-				pageErrors = append(pageErrors, m.String())
-				consoleMu.Unlock()
-			}
-		}
-	}()
+	// The 400s and 429s this test provokes on purpose are logged as
+	// "Failed to load resource"; any other console error is a bug.
+	reportPageErrors := watchPageErrors(ctx, t, func(text string) bool {
+		return !strings.Contains(text, "status of 400") && !strings.Contains(text, "status of 429")
+	})
 
 	// The page loads and runs an all-time search: one page of the 86 lines.
 	step("load page", chromedp.Navigate(srv.url+"/"), chromedp.WaitVisible(chromedp.ID("q")))
@@ -1121,11 +1078,7 @@ func TestBrowser(t *testing.T) {
 	if n := evalString(`String(document.querySelectorAll('img, script:not([src])').length)`); n != "0" {
 		t.Errorf("%s img or inline script elements in the page", n)
 	}
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	for _, e := range pageErrors {
-		t.Errorf("page error: %s", e)
-	}
+	reportPageErrors()
 	t.Logf("screenshots in %s", shotDir)
 }
 
@@ -1206,50 +1159,21 @@ func TestBrowserLedgerGap(t *testing.T) {
 		}
 	}
 
-	shotDir := os.Getenv("LOGBOX_ARTIFACTS")
-	if shotDir == "" {
-		shotDir = t.TempDir()
-	} else if err := os.MkdirAll(shotDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shotDir := artifactsDir(t)
 	tab := newTab(ctx, t)
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 800)); err != nil {
 		t.Fatalf("start browser: %v", err)
 	}
-	var consoleMu sync.Mutex
-	var pageErrors []string
-	go func() {
-		for m, err := range chromedp.Console(tab) {
-			if err != nil {
-				return
-			}
-			// An agent has no index: the Discover view's searches are
-			// refused there, which is not what this test looks at.
-			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
-				consoleMu.Lock()
-				pageErrors = append(pageErrors, m.String())
-				consoleMu.Unlock()
-			}
-		}
-	}()
+	// An agent has no index: the Discover view's searches are refused
+	// there (console errors), which is not what this test looks at.
+	reportPageErrors := watchPageErrors(tab, t, nil)
 	waitFor := func(name, expr string) {
 		t.Helper()
-		sctx, scancel := context.WithTimeout(tab, 12*time.Second)
-		defer scancel()
-		if err := chromedp.Do(sctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		if err := pollJS(tab, expr, 10*time.Second); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	evalString := func(expr string) string {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(tab, 10*time.Second)
-		defer scancel()
-		v, err := chromedp.Run(sctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", expr, err)
-		}
-		return v
-	}
+	evalString := func(expr string) string { t.Helper(); return evalJS(tab, t, expr) }
 	open := func(name, url string) {
 		t.Helper()
 		sctx, scancel := context.WithTimeout(tab, 10*time.Second)
@@ -1258,18 +1182,7 @@ func TestBrowserLedgerGap(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	shot := func(name string) {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(tab, 10*time.Second)
-		defer scancel()
-		buf, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shotDir, name+".png"), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot := func(name string) { t.Helper(); saveShot(tab, t, shotDir, name, chromedp.CaptureScreenshot()) }
 	fileState := `(document.querySelector('#sources-body .file-row[data-path=` + jsString(appLog) + `]') || {dataset: {}}).dataset.state`
 
 	// The agent ships every line: Kafka acked them all.
@@ -1279,6 +1192,10 @@ func TestBrowserLedgerGap(t *testing.T) {
 	waitFor("shipped shown", fileState+` === 'shipped'`)
 	if got := evalString(`document.querySelector('#sources-body .file-row .file-indexed').textContent + '|' + document.querySelector('#sources-body .source-row .ledger').textContent`); got != "—|shipped" {
 		t.Errorf("agent's indexed column|source badge = %q, want —|shipped", got)
+	}
+	// A dash has no byte count to tell in its title.
+	if got := evalString(`document.querySelector('#sources-body .file-row .file-indexed').title`); got != "" {
+		t.Errorf("agent's indexed column has the title %q, want none", got)
 	}
 	shot("agent-sources-shipped")
 	agent.stop()
@@ -1329,11 +1246,7 @@ func TestBrowserLedgerGap(t *testing.T) {
 	}
 	shot("status-gap")
 
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	for _, e := range pageErrors {
-		t.Errorf("page error: %s", e)
-	}
+	reportPageErrors()
 	t.Logf("screenshots in %s", shotDir)
 }
 
@@ -1356,6 +1269,84 @@ func newTab(ctx context.Context, t *testing.T) context.Context {
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelTab)
 	return tabCtx
+}
+
+// artifactsDir is where a browser test saves its screenshots:
+// $LOGBOX_ARTIFACTS, or a directory that goes with the test.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("LOGBOX_ARTIFACTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// pollJS waits up to d for the JavaScript predicate expr to hold in the
+// tab of ctx.
+func pollJS(ctx context.Context, expr string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d+2*time.Second)
+	defer cancel()
+	return chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(d)))
+}
+
+// evalJS evaluates expr in the tab of ctx and returns its string value.
+func evalJS(ctx context.Context, t *testing.T, expr string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return s
+}
+
+// saveShot saves the screenshot a takes in the tab of ctx as dir/name.png.
+func saveShot(ctx context.Context, t *testing.T, dir, name string, a chromedp.Action[[]byte]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// watchPageErrors collects from the tab of ctx (a started browser)
+// uncaught exceptions, Content Security Policy reports, and the console
+// errors consoleError counts (nil: none); report fails the test with
+// each one collected.
+func watchPageErrors(ctx context.Context, t *testing.T, consoleError func(text string) bool) (report func()) {
+	var mu sync.Mutex
+	var errs []string
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") ||
+				(m.Type == chromedp.ConsoleError && consoleError != nil && consoleError(m.Text)) {
+				mu.Lock()
+				errs = append(errs, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range errs {
+			t.Errorf("page error: %s", e)
+		}
+	}
 }
 
 func jsString(s string) string {

@@ -142,23 +142,27 @@ async function api(method, path, { params, body, signal } = {}) {
     if (err.name === 'AbortError') throw err;
     throw new APIError('Cannot reach logbox: ' + err.message);
   }
+  if (!resp.ok) throw new APIError(await errorOf(resp));
+  const text = resp.status === 204 ? '' : await resp.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new APIError(`Unexpected response from ${path} (not JSON)`);
+  }
+}
+
+// errorOf reads what a refused request says: the server's
+// {"error": "..."}, or else its status.
+async function errorOf(resp) {
   let data = null;
-  if (resp.status !== 204) {
-    const text = await resp.text();
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = null;
-        if (resp.ok) throw new APIError(`Unexpected response from ${path} (not JSON)`);
-      }
-    }
+  try {
+    data = JSON.parse(await resp.text());
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    data = null;
   }
-  if (!resp.ok) {
-    const msg = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
-    throw new APIError(msg);
-  }
-  return data;
+  return data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -201,6 +205,26 @@ const pad2 = (n) => String(n).padStart(2, '0');
 // ("5m0s" is "5m", "1h0m0s" is "1h").
 function shortDuration(d) {
   return printable(d).replace(/([hm])0s$/, '$1').replace(/h0m$/, 'h');
+}
+
+// clockTime renders a time (RFC 3339, a Date or ms since the epoch) as
+// local time of day, with the date when it is not today.
+function clockTime(ts) {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return printable(ts);
+  const hms = `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return hms;
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms}`;
+}
+
+// ago says how long ago an RFC 3339 time was, roughly.
+function ago(ts) {
+  const s = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
+  if (!Number.isFinite(s)) return '';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+  return `${Math.floor(s / 86400)} d ago`;
 }
 
 // localInput formats a Date for a datetime-local input (local time, seconds).
@@ -1112,25 +1136,15 @@ const tail = {
       const resp = await fetch(url, { signal: controller.signal, headers: { Accept: 'text/event-stream' } });
       if (resp.ok) {
         controller.abort();
-        retry = -1;
-      } else {
-        let data = null;
-        try {
-          data = JSON.parse(await resp.text());
-        } catch {
-          data = null;
-        }
-        msg = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
-        if (resp.status === 429) retry = Math.min(60, Math.max(1, Number(resp.headers.get('Retry-After')) || 5));
+        if (this.es === es && this.on) this.connect(this.q);
+        return;
       }
+      msg = await errorOf(resp);
+      if (resp.status === 429) retry = Math.min(60, Math.max(1, Number(resp.headers.get('Retry-After')) || 5));
     } catch (err) {
       msg = err.message;
     }
     if (this.es !== es || !this.on) return;
-    if (retry < 0) {
-      this.connect(this.q);
-      return;
-    }
     this.status('live tail refused: ' + printable(msg) + (retry ? ` — retrying in ${retry} s` : ''), true);
     if (retry) {
       clearTimeout(this.retryTimer);
@@ -1308,14 +1322,15 @@ function formFieldKey(field) {
   return f;
 }
 
-// The ledger's states (package ledger): a badge's class and words. A
-// state this page does not know shows as text with a neutral class.
+// The ledger's states (package ledger): a badge's class, words and
+// title. A state this page does not know shows as text with a neutral
+// class.
 const LEDGER_STATES = {
-  complete: { cls: 'ok', text: 'complete' },
-  catching_up: { cls: 'busy', text: 'catching up' },
-  gap: { cls: 'bad', text: 'gap' },
-  unknown: { cls: 'warn', text: 'unknown' },
-  shipped: { cls: 'ok', text: 'shipped' },
+  complete: { cls: 'ok', text: 'complete', title: 'every acked byte is in the index' },
+  catching_up: { cls: 'busy', text: 'catching up', title: 'bytes still being read, acked or indexed; nothing missing' },
+  gap: { cls: 'bad', text: 'gap', title: 'acked bytes are not in the index' },
+  unknown: { cls: 'warn', text: 'unknown', title: 'the index holds lines without byte ranges (sent by an older agent)' },
+  shipped: { cls: 'ok', text: 'shipped', title: 'acked by Kafka; the indexers hold the rest' },
 };
 
 // ledgerBadge is a file's or source's completeness as a badge; a gap
@@ -1324,13 +1339,7 @@ function ledgerBadge(state, gapBytes, extraClass) {
   const k = LEDGER_STATES[state];
   const text = state === 'gap' ? `gap: ${fmtBytes(gapBytes)} missing` : (k ? k.text : printable(state || '?'));
   const b = el('span', `badge ledger ledger-${k ? k.cls : 'other'}${extraClass ? ' ' + extraClass : ''}`, text);
-  b.title = {
-    complete: 'every acked byte is in the index',
-    catching_up: 'bytes still being read, acked or indexed; nothing missing',
-    gap: 'acked bytes are not in the index',
-    unknown: 'the index holds lines without byte ranges (sent by an older agent)',
-    shipped: 'acked by Kafka; the indexers hold the rest',
-  }[state] || '';
+  b.title = k ? k.title : '';
   return b;
 }
 
@@ -1357,6 +1366,15 @@ function ledgerSentence(s) {
 // gap_bytes counts them all); MAX_FILES_SHOWN bounds the rows per source.
 const MAX_GAPS_LISTED = 16;
 const MAX_FILES_SHOWN = 200;
+
+// bytesCell is a right-aligned table cell with a byte count (the exact
+// number in its title), or a dash when there is none.
+function bytesCell(cls, v) {
+  const known = v !== undefined && v !== null && Number.isFinite(Number(v));
+  const td = el('td', 'num ' + cls, known ? fmtBytes(v) : '—');
+  if (known) td.title = `${fmtNum(v)} bytes`;
+  return td;
+}
 
 // fileConcern orders files by how much they need a look (a gap first).
 function fileConcern(f) {
@@ -1392,17 +1410,14 @@ const sources = {
   controller: null,
   list: [],
   editing: null, // the source being edited, or null when adding
-  timer: 0,
 
   start() {
+    statusPoll.follow(this);
     this.load();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.loadFiles(), 3000);
   },
 
   stop() {
-    clearInterval(this.timer);
-    this.timer = 0;
+    statusPoll.unfollow(this);
   },
 
   async load() {
@@ -1416,7 +1431,7 @@ const sources = {
       setText($('sources-error'), '');
       this.list = list;
       this.render(list);
-      this.loadFiles();
+      statusPoll.fetch(); // fills the rows just made
     } catch (err) {
       if (err.name === 'AbortError') return;
       setText($('sources-error'), err.message);
@@ -1451,11 +1466,12 @@ const sources = {
     }
     tr.append(name);
 
-    // Each glob, and once /api/status is in (loadFiles) what it matches
+    // Each glob, and once /api/status is in (showStatus) what it matches
     // on this box.
     const paths = el('td', 'source-paths');
     for (const p of (Array.isArray(src.paths) ? src.paths : [])) {
       const g = el('div', 'glob');
+      g.dataset.glob = String(p);
       g.append(textEl('code', 'path', p), el('span', 'glob-info'));
       paths.append(g);
     }
@@ -1495,18 +1511,11 @@ const sources = {
     return tr;
   },
 
-  // loadFiles fills, from /api/status, what each source does on this
+  // showStatus fills, from /api/status, what each source does on this
   // box: what its globs match, its completeness (the ledger) and its
-  // files, each with the ledger's columns and gaps.
-  async loadFiles() {
-    let st;
-    try {
-      st = await api('GET', '/api/status');
-    } catch {
-      return; // the list itself is still right; the next tick retries
-    }
-    st = st || {};
-    pageHealth.update(st);
+  // files, each with the ledger's columns and gaps. (When the status
+  // cannot be had, the list itself is still right; the next poll retries.)
+  showStatus(st) {
     const group = (list, key) => {
       const m = new Map();
       for (const x of (Array.isArray(list) ? list : [])) {
@@ -1549,7 +1558,7 @@ const sources = {
       const info = g.querySelector('.glob-info');
       const p = globs[i];
       g.classList.remove('nomatch', 'failed');
-      if (!p || p.glob !== g.querySelector('.path').textContent) {
+      if (!p || p.glob !== g.dataset.glob) {
         info.replaceChildren();
         return;
       }
@@ -1602,64 +1611,9 @@ const sources = {
       shown = [...files].sort((a, b) => fileConcern(b) - fileConcern(a)).slice(0, MAX_FILES_SHOWN);
     }
     for (const f of shown) {
-      const l = f.ledger;
-      const t = f.tail;
-      const tr = el('tr', 'file-row');
-      tr.dataset.path = String(f.path ?? '');
-      if (l) tr.dataset.state = LEDGER_STATES[l.state] ? l.state : 'other';
-      tr.append(textEl('td', 'file-path', f.path));
-      const state = el('td', 'file-state');
-      if (l) state.append(ledgerBadge(l.state, l.gap_bytes));
-      const how = [];
-      if (t && t.state) how.push(printable(t.state));
-      if (l && !l.followed) how.push('not followed');
-      if (how.length) state.append(el('span', 'file-tail-state', how.join(' · ')));
-      tr.append(state);
-      const bytes = (cls, v) => {
-        const td = el('td', 'num ' + cls, v === undefined || v === null ? '—' : fmtBytes(v));
-        if (Number.isFinite(Number(v))) td.title = `${fmtNum(v)} bytes`;
-        return td;
-      };
-      if (l) {
-        tr.append(bytes('file-size', l.size_bytes), bytes('file-read', l.read_bytes), bytes('file-acked', l.acked_bytes),
-          bytes('file-indexed', indexes ? l.indexed_bytes : null), bytes('file-inflight', l.in_flight_bytes),
-          bytes('file-gap' + (l.gap_bytes > 0 ? ' bad' : ''), l.gap_bytes));
-      } else {
-        tr.append(bytes('file-size', t.size), bytes('file-read', t.read_offset), bytes('file-acked', t.offset),
-          bytes('file-indexed', null), bytes('file-inflight', null), bytes('file-gap', null));
-      }
-      const lines = l ? (indexes ? l.lines_indexed : l.lines_acked) : t.lines_acked;
-      const lt = el('td', 'num file-lines', fmtNum(lines));
-      if (l) lt.title = `read ${fmtNum(l.lines_read)} · acked ${fmtNum(l.lines_acked)} (since this process started)` + (indexes ? ` · indexed ${fmtNum(l.lines_indexed)}` : '');
-      tr.append(lt);
-      tr.append(el('td', 'num file-rate', t ? fmtRate(t.lines_per_sec) : '—'));
-      tr.append(t && t.last_error ? textEl('td', 'file-error', t.last_error) : el('td', 'file-error muted', '—'));
-      // Labels for narrow windows, where the header row is hidden.
-      [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i][0]; });
-      tbody.append(tr);
-      const gaps = l && Array.isArray(l.gaps) ? l.gaps : [];
-      if (gaps.length || (l && l.note)) {
-        const gr = el('tr', 'gap-row');
-        gr.dataset.path = String(f.path ?? '');
-        const td = el('td');
-        td.colSpan = heads.length;
-        if (gaps.length) {
-          const ul = el('ul', 'gaps');
-          for (const g of gaps) {
-            const li = el('li', 'gap');
-            li.append(el('span', 'gap-range', `bytes ${fmtNum(g.from)} – ${fmtNum(g.to)} (${fmtBytes(g.bytes)})`),
-              document.createTextNode(': '), textEl('span', 'gap-reason', g.reason));
-            ul.append(li);
-          }
-          if (gaps.length >= MAX_GAPS_LISTED) ul.append(el('li', 'gap', `and more ranges: ${fmtBytes(l.gap_bytes)} missing in all`));
-          // Ranges dropped by retention alone do not make a file incomplete.
-          if (!(l.gap_bytes > 0)) ul.classList.add('deliberate');
-          td.append(ul);
-        }
-        if (l && l.note) td.append(textEl('p', 'gap-note', l.note));
-        gr.append(td);
-        tbody.append(gr);
-      }
+      tbody.append(this.renderFileRow(f, heads, indexes));
+      const gapRow = this.renderGapRow(f, heads.length);
+      if (gapRow) tbody.append(gapRow);
     }
     table.append(thead, tbody);
     box.append(table);
@@ -1675,6 +1629,70 @@ const sources = {
         [...states].map(([k, n]) => `${fmtNum(n)} ${k}`).join(', ')));
     }
     return box;
+  },
+
+  // renderFileRow is a file's row: the ledger's columns where the ledger
+  // has the file, else the tailer's offsets.
+  renderFileRow(f, heads, indexes) {
+    const l = f.ledger;
+    const t = f.tail;
+    const tr = el('tr', 'file-row');
+    tr.dataset.path = String(f.path ?? '');
+    if (l) tr.dataset.state = LEDGER_STATES[l.state] ? l.state : 'other';
+    tr.append(textEl('td', 'file-path', f.path));
+    const state = el('td', 'file-state');
+    if (l) state.append(ledgerBadge(l.state, l.gap_bytes));
+    const how = [];
+    if (t && t.state) how.push(printable(t.state));
+    if (l && !l.followed) how.push('not followed');
+    if (how.length) state.append(el('span', 'file-tail-state', how.join(' · ')));
+    tr.append(state);
+    if (l) {
+      tr.append(bytesCell('file-size', l.size_bytes), bytesCell('file-read', l.read_bytes), bytesCell('file-acked', l.acked_bytes),
+        bytesCell('file-indexed', indexes ? l.indexed_bytes : null), bytesCell('file-inflight', l.in_flight_bytes),
+        bytesCell('file-gap' + (l.gap_bytes > 0 ? ' bad' : ''), l.gap_bytes));
+    } else {
+      tr.append(bytesCell('file-size', t.size), bytesCell('file-read', t.read_offset), bytesCell('file-acked', t.offset),
+        bytesCell('file-indexed', null), bytesCell('file-inflight', null), bytesCell('file-gap', null));
+    }
+    const lines = l ? (indexes ? l.lines_indexed : l.lines_acked) : t.lines_acked;
+    const lt = el('td', 'num file-lines', fmtNum(lines));
+    if (l) lt.title = `read ${fmtNum(l.lines_read)} · acked ${fmtNum(l.lines_acked)} (since this process started)` + (indexes ? ` · indexed ${fmtNum(l.lines_indexed)}` : '');
+    tr.append(lt);
+    tr.append(el('td', 'num file-rate', t ? fmtRate(t.lines_per_sec) : '—'));
+    tr.append(t && t.last_error ? textEl('td', 'file-error', t.last_error) : el('td', 'file-error muted', '—'));
+    // Labels for narrow windows, where the header row is hidden.
+    [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i][0]; });
+    return tr;
+  },
+
+  // renderGapRow is the row under a file's that lists its gaps, each
+  // range with its reason, and the ledger's note on it; null when the
+  // ledger has neither.
+  renderGapRow(f, span) {
+    const l = f.ledger;
+    const gaps = l && Array.isArray(l.gaps) ? l.gaps : [];
+    if (!gaps.length && !(l && l.note)) return null;
+    const gr = el('tr', 'gap-row');
+    gr.dataset.path = String(f.path ?? '');
+    const td = el('td');
+    td.colSpan = span;
+    if (gaps.length) {
+      const ul = el('ul', 'gaps');
+      for (const g of gaps) {
+        const li = el('li', 'gap');
+        li.append(el('span', 'gap-range', `bytes ${fmtNum(g.from)} – ${fmtNum(g.to)} (${fmtBytes(g.bytes)})`),
+          document.createTextNode(': '), textEl('span', 'gap-reason', g.reason));
+        ul.append(li);
+      }
+      if (gaps.length >= MAX_GAPS_LISTED) ul.append(el('li', 'gap', `and more ranges: ${fmtBytes(l.gap_bytes)} missing in all`));
+      // Ranges dropped by retention alone do not make a file incomplete.
+      if (!(l.gap_bytes > 0)) ul.classList.add('deliberate');
+      td.append(ul);
+    }
+    if (l.note) td.append(textEl('p', 'gap-note', l.note));
+    gr.append(td);
+    return gr;
   },
 
   // renderSummary is one line on the source: files followed, open and
@@ -1874,40 +1892,29 @@ function initSources() {
 const STATUS_EVERY_MS = 3000;
 
 const statusView = {
-  timer: 0,
   settingsOpen: false,
   prev: null, // the previous sample, for rates
-  busy: false,
 
   start() {
-    this.load();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.load(), STATUS_EVERY_MS);
+    if (!this.prev) $('status-updated').textContent = 'Loading…';
+    statusPoll.follow(this);
+    statusPoll.fetch();
   },
 
   stop() {
-    clearInterval(this.timer);
-    this.timer = 0;
+    statusPoll.unfollow(this);
   },
 
-  async load() {
-    if (this.busy) return;
-    this.busy = true;
-    if (!this.prev) $('status-updated').textContent = 'Loading…';
-    try {
-      const st = await api('GET', '/api/status');
-      const now = Date.now();
-      pageHealth.update(st);
-      setText($('status-error'), '');
-      this.render(st || {}, this.prev, now);
-      this.prev = { st: st || {}, at: now };
-      const d = new Date(now);
-      $('status-updated').textContent = `updated ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())} · every ${STATUS_EVERY_MS / 1000}s`;
-    } catch (err) {
-      setText($('status-error'), err.message);
-    } finally {
-      this.busy = false;
-    }
+  showStatus(st) {
+    const now = Date.now();
+    setText($('status-error'), '');
+    this.render(st, this.prev, now);
+    this.prev = { st, at: now };
+    $('status-updated').textContent = `updated ${clockTime(now)} · every ${STATUS_EVERY_MS / 1000}s`;
+  },
+
+  statusFailed(err) {
+    setText($('status-error'), err.message);
   },
 
   card(title, key, health) {
@@ -2017,10 +2024,7 @@ const statusView = {
     cards.push(prodCard);
 
     const c = st.kafka_consumer;
-    // Lag entries are {topic, partition, lag} (older builds: capitalised).
-    const lag = (c && Array.isArray(c.Lag) ? c.Lag : []).map((l) => ({
-      topic: l.topic ?? l.Topic, partition: l.partition ?? l.Partition, lag: l.lag ?? l.Lag,
-    }));
+    const lag = c && Array.isArray(c.Lag) ? c.Lag : []; // {topic, partition, lag}
     const consCard = this.card('Kafka consumer', 'consumer', direct || !c ? 'off' : (c.IndexErrors ? 'bad' : 'ok'));
     if (direct) {
       consCard.append(el('p', 'muted kafka-off', 'Not used: direct mode.'));
@@ -2101,9 +2105,9 @@ const statusView = {
       card.append(el('p', 'muted', 'This process collects no files (the agents that do show theirs).'));
       return card;
     }
-    const files = srcs.reduce((n, s) => n + (Number(s.files) || 0), 0);
-    const gap = srcs.reduce((n, s) => n + (Number(s.gap_bytes) || 0), 0);
     const count = (k) => srcs.reduce((n, s) => n + (Number(s[k]) || 0), 0);
+    const files = count('files');
+    const gap = count('gap_bytes');
     const parts = [];
     for (const [k, w] of [['complete', 'complete'], ['shipped', 'shipped'], ['catching_up', 'catching up'], ['with_gaps', 'with gaps'], ['unknown', 'unknown']]) {
       if (count(k)) parts.push(`${fmtNum(count(k))} ${w}`);
@@ -2193,85 +2197,94 @@ const statusView = {
 };
 
 // ---------------------------------------------------------------------------
-// Page health: a data disk below --min-free-disk shows as a banner on every
-// view, and the banner goes by itself once there is room. The Sources and
-// Status views hand in the status they load; otherwise it is fetched every
-// few seconds while the page is visible.
+// /api/status has one poller for the whole page: every few seconds while
+// the page is visible, for the disk banner, and every STATUS_EVERY_MS
+// while the Sources or Status view is shown, for that view too.
 
 const HEALTH_EVERY_MS = 5000;
 
-// clockTime renders an RFC 3339 time as local time of day, with the date
-// when it is not today.
-function clockTime(ts) {
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return printable(ts);
-  const hms = `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
-  if (d.toDateString() === new Date().toDateString()) return hms;
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hms}`;
-}
-
-// ago says how long ago an RFC 3339 time was, roughly.
-function ago(ts) {
-  const s = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
-  if (!Number.isFinite(s)) return '';
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
-  return `${Math.floor(s / 86400)} d ago`;
-}
-
-const pageHealth = {
+const statusPoll = {
   timer: 0,
-  handedIn: 0, // when a view last handed in a status
   busy: false,
+  again: false, // a fetch was asked for while one was in flight
+  view: null,   // the view shown that reads each status (showStatus, statusFailed)
 
   start() {
+    document.addEventListener('visibilitychange', () => this.fetch());
+    this.schedule();
+    this.fetch();
+  },
+
+  // follow hands each status from now on to view too; null: to none.
+  follow(view) {
+    if (this.view === view) return;
+    this.view = view;
+    this.schedule();
+  },
+
+  unfollow(view) {
+    if (this.view === view) this.follow(null);
+  },
+
+  schedule() {
     clearInterval(this.timer);
-    this.timer = setInterval(() => this.tick(), HEALTH_EVERY_MS);
-    document.addEventListener('visibilitychange', () => this.tick());
-    this.tick();
+    this.timer = setInterval(() => {
+      if (!this.busy) this.fetch();
+    }, this.view ? STATUS_EVERY_MS : HEALTH_EVERY_MS);
   },
 
-  async tick() {
-    if (this.busy || document.hidden || Date.now() - this.handedIn < HEALTH_EVERY_MS) return;
-    this.busy = true;
-    try {
-      const st = await api('GET', '/api/status');
-      this.render(st && st.disk);
-    } catch {
-      // The banner keeps its last state; the views say when the API
-      // cannot be reached.
-    } finally {
-      this.busy = false;
-    }
-  },
-
-  // update takes a status a view loaded.
-  update(st) {
-    this.handedIn = Date.now();
-    this.render(st && st.disk);
-  },
-
-  render(d) {
-    const b = $('disk-banner');
-    if (!d || !d.low) {
-      b.replaceChildren();
-      show(b, false);
+  // fetch gets the status now, or right after the one in flight (which
+  // may predate what the caller just changed).
+  async fetch() {
+    if (document.hidden) return;
+    if (this.busy) {
+      this.again = true;
       return;
     }
-    const title = el('strong', 'disk-title', d.paused ? 'Indexing is paused: the data disk is nearly full.' : 'The data disk is nearly full.');
-    const what = el('span', 'disk-what');
-    what.append(document.createTextNode(` ${fmtBytes(d.free_bytes)} free on `), textEl('code', 'disk-dir', d.dir),
-      document.createTextNode(`, below the floor of ${fmtBytes(d.min_free_bytes)} (--min-free-disk)` +
-        (d.since ? ` since ${clockTime(d.since)} (${ago(d.since)}).` : '.')));
-    const effect = el('span', 'disk-effect', d.paused
-      ? ' Nothing is lost: new lines wait in their files (or in Kafka), searching still works, and indexing resumes by itself once there is room.'
-      : ' This agent keeps shipping, but its checkpoints and settings need room on that disk.');
-    const fix = el('span', 'disk-fix', ' To fix: free space on that disk (or shorten --retention), or lower --min-free-disk and send SIGHUP.');
-    b.replaceChildren(title, what, effect, fix);
-    show(b, true);
+    this.busy = true;
+    let st = null;
+    let failed = null;
+    try {
+      st = (await api('GET', '/api/status')) || {};
+    } catch (err) {
+      failed = err;
+    }
+    this.busy = false;
+    if (this.again) {
+      this.again = false;
+      this.fetch();
+    }
+    if (failed) {
+      // The banner keeps its last state.
+      if (this.view && this.view.statusFailed) this.view.statusFailed(failed);
+      return;
+    }
+    renderDiskBanner(st.disk);
+    if (this.view) this.view.showStatus(st);
   },
 };
+
+// renderDiskBanner shows a data disk below --min-free-disk on every view;
+// the banner goes by itself once there is room.
+function renderDiskBanner(d) {
+  const b = $('disk-banner');
+  if (!d || !d.low) {
+    b.replaceChildren();
+    show(b, false);
+    return;
+  }
+  const title = el('strong', 'disk-title', d.paused ? 'Indexing is paused: the data disk is nearly full.' : 'The data disk is nearly full.');
+  const what = el('span', 'disk-what');
+  what.append(document.createTextNode(` ${fmtBytes(d.free_bytes)} free on `), textEl('code', 'disk-dir', d.dir),
+    document.createTextNode(`, below the floor of ${fmtBytes(d.min_free_bytes)} (--min-free-disk)` +
+      (d.since ? ` since ${clockTime(d.since)} (${ago(d.since)}).` : '.')));
+  const effect = el('span', 'disk-effect', d.paused
+    ? ' Nothing is lost: new lines wait in their files (or in Kafka), searching still works, and indexing resumes by itself once there is room.'
+    : ' This agent keeps shipping, but its checkpoints and settings need room on that disk.');
+  const fix = el('span', 'disk-fix', ' To fix: free space on that disk (or shorten --retention), or lower --min-free-disk and send SIGHUP.');
+  b.replaceChildren(title, what, effect, fix);
+  show(b, true);
+}
 
 // ---------------------------------------------------------------------------
 // Start-up, tabs, keyboard
@@ -2333,7 +2346,7 @@ function closeDetail() {
 }
 
 function init() {
-  pageHealth.start();
+  statusPoll.start();
   initDiscover();
   initSources();
   for (const v of views) {
