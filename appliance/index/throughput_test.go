@@ -59,6 +59,11 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		d := time.Since(t0)
 		runtime.ReadMemStats(&ms)
 		size := dirSize(dir)
+		var blk int64
+		for _, sh := range ix.shardList() {
+			blk += sh.bf.size
+		}
+		b.Logf("block files %.1f MiB, the rest (Bleve, metadata) %.1f MiB", float64(blk)/(1<<20), float64(size-blk)/(1<<20))
 		b.ReportMetric(float64(n)/d.Seconds(), "lines/s")
 		b.ReportMetric(float64(size)/float64(raw), "disk/raw")
 		b.Logf("%d lines (%.1f MiB) in %v = %.0f lines/s; index %.1f MiB = %.2f× raw; heap sys %.0f MiB",
