@@ -2,18 +2,24 @@ package index
 
 import (
 	"bufio"
+	"cmp"
 	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // The block store.
@@ -29,6 +35,18 @@ import (
 //	      uvarint raw payload length | S2-compressed payload
 //	cover (files that start with blockMagic2 only): uvarint runs |
 //	      per run varint start - first offset, uvarint length
+//
+// Files that start with blockMagic3 (every new shard) lay the body out as
+// version 2 up to the cover, then:
+//
+//	uvarint bloom length | Bloom filter of the block's parts with a digit
+//	(terms.go) | uvarint raw payload length | uvarint compressed length
+//	of the per-line section | zstd frame of the per-line section | zstd
+//	frame of the line lengths and the line bytes
+//
+// so that the text is read without the per-line section and the fields
+// without the text, and the read time is a delta from the line before's
+// (lines read together share it) instead of from the line's own time.
 //
 // The cover is the byte ranges of the file the block's lines account for
 // (pipeline.Record.End): maximal runs of lines each starting where the one
@@ -53,7 +71,11 @@ const blockFileName = "blocks.dat"
 var (
 	blockMagic1 = []byte("LOGBOXB1")
 	blockMagic2 = []byte("LOGBOXB2") // adds the cover
+	blockMagic3 = []byte("LOGBOXB3") // adds the Bloom filter; zstd frames
 )
+
+// blockVersionNewest is the layout a new block file gets.
+const blockVersionNewest = 3
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -84,6 +106,17 @@ type block struct {
 	// cover is the byte ranges of the file the lines account for (see
 	// the file layout above); nil when unknown.
 	cover []span
+	// version is the layout of the block's record (its file's).
+	version uint8
+	// Version 3: secClen is the compressed length of the per-line
+	// section's frame (the text's frame follows it); the Bloom filter is
+	// bloomLen bytes at bloomPos in the block file.
+	secClen  int32
+	bloomPos int64
+	bloomLen int32
+	// terms are the block's terms from encodeBlock until its Bleve
+	// document is written (nil once read back from the file).
+	terms *blockTerms
 }
 
 // span is a byte range [From, To) of a file.
@@ -110,49 +143,63 @@ func coverOf(lines []storedLine) []span {
 func (b *block) n() int { return len(b.ts) }
 
 // encodeBlock lays out lines (sorted by offset, all of info's file) as a
-// record body, in the layout of block file version (1 or 2), and the
+// record body, in the layout of block file version (1 to 3), and the
 // block's in-memory part. pos is filled in by the writer.
 func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) ([]byte, *block) {
 	n := len(lines)
-	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n),
+	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n), version: uint8(version),
 		firstOff: lines[0].Offset, lastOff: lines[n-1].Offset, minTS: math.MaxInt64, maxTS: math.MinInt64}
-	var raw []byte
-	raw = append(raw, 0, 0, 0, 0) // length of the per-line section, below
-	prevOff := b.firstOff
+	var sec []byte
+	prevOff, prevIng := b.firstOff, int64(0)
 	for i := range lines {
 		l := &lines[i]
 		b.ts[i] = l.TS
 		b.levels[i] = levelCode(l.Level)
 		b.minTS = min(b.minTS, l.TS)
 		b.maxTS = max(b.maxTS, l.TS)
-		raw = binary.AppendVarint(raw, l.Ingested-l.TS)
-		raw = binary.AppendVarint(raw, l.Offset-prevOff)
+		if version >= 3 {
+			sec = binary.AppendVarint(sec, l.Ingested-prevIng)
+			prevIng = l.Ingested
+		} else {
+			sec = binary.AppendVarint(sec, l.Ingested-l.TS)
+		}
+		sec = binary.AppendVarint(sec, l.Offset-prevOff)
 		prevOff = l.Offset
-		raw = binary.AppendUvarint(raw, uint64(len(l.Flags)))
+		sec = binary.AppendUvarint(sec, uint64(len(l.Flags)))
 		for _, f := range l.Flags {
-			raw = appendStr(raw, f)
+			sec = appendStr(sec, f)
 		}
-		raw = binary.AppendUvarint(raw, uint64(len(l.Fields)))
+		if version >= 3 {
+			continue // fields and numbers go by column, below
+		}
+		sec = binary.AppendUvarint(sec, uint64(len(l.Fields)))
 		for _, f := range l.Fields {
-			raw = appendStr(raw, f.K)
-			raw = appendStr(raw, f.V)
+			sec = appendStr(sec, f.K)
+			sec = appendStr(sec, f.V)
 		}
-		raw = binary.AppendUvarint(raw, uint64(len(l.Nums)))
+		sec = binary.AppendUvarint(sec, uint64(len(l.Nums)))
 		for _, f := range l.Nums {
-			raw = appendStr(raw, f.K)
-			raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(f.V))
+			sec = appendStr(sec, f.K)
+			sec = binary.LittleEndian.AppendUint64(sec, math.Float64bits(f.V))
 		}
 	}
-	binary.LittleEndian.PutUint32(raw, uint32(len(raw)-4))
+	if version >= 3 {
+		sec = appendColumns(sec, lines)
+	}
+	size := 0
 	for i := range lines {
-		raw = binary.AppendUvarint(raw, uint64(len(lines[i].Line)))
+		size += len(lines[i].Line)
+	}
+	text := make([]byte, 0, size+2*n)
+	for i := range lines {
+		text = binary.AppendUvarint(text, uint64(len(lines[i].Line)))
 	}
 	for i := range lines {
-		raw = append(raw, lines[i].Line...)
+		text = append(text, lines[i].Line...)
 	}
-	b.rawLen = int32(len(raw))
+	b.rawLen = int32(4 + len(sec) + len(text))
 
-	body := make([]byte, 0, 64+n*4+len(raw)/3)
+	body := make([]byte, 0, 64+n*4+len(text)/4)
 	body = binary.AppendUvarint(body, seq)
 	body = appendStr(body, info.Host)
 	body = appendStr(body, info.Source)
@@ -175,13 +222,230 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 			body = binary.AppendUvarint(body, uint64(c.To-c.From))
 		}
 	}
-	body = binary.AppendUvarint(body, uint64(len(raw)))
+	if version < 3 {
+		raw := make([]byte, 4, b.rawLen)
+		binary.LittleEndian.PutUint32(raw, uint32(len(sec)))
+		raw = append(append(raw, sec...), text...)
+		body = binary.AppendUvarint(body, uint64(len(raw)))
+		head := len(body)
+		body = append(body, s2.EncodeBetter(nil, raw)...)
+		b.clen = int32(len(body) - head)
+			// pos is relative to the body until the writer knows where it lands.
+		b.pos = int64(head)
+		return body, b
+	}
+	b.terms = termsOf(lines)
+	bl := makeBloom(b.terms.hashes)
+	body = binary.AppendUvarint(body, uint64(len(bl)))
+	b.bloomPos, b.bloomLen = int64(len(body)), int32(len(bl))
+	body = append(body, bl...)
+	body = binary.AppendUvarint(body, uint64(b.rawLen))
+	csec := zstdEncodeBetter(sec)
+	body = binary.AppendUvarint(body, uint64(len(csec)))
 	head := len(body)
-	body = append(body, s2.EncodeBetter(nil, raw)...)
+	body = append(body, csec...)
+	body = zstdAppend(body, text)
+	b.secClen = int32(len(csec))
 	b.clen = int32(len(body) - head)
-	// pos is relative to the body until the writer knows where it lands.
 	b.pos = int64(head)
 	return body, b
+}
+
+// Columns (layout version 3): the fields and numbers of a block's lines,
+// one column per name and kind, sorted by name, so that a value lies
+// next to the values of the same field in other lines (they compress
+// together) and one field is read without the others:
+//
+//	uvarint columns | per column: name | kind (0 keyword, 1 number) |
+//	n × uvarint values of the line | the values (strings as appendStr,
+//	numbers as appendDecimal)
+//
+// Lines get their fields back in column order, which is the order they
+// were stored in (by name, array values in turn).
+
+type column struct {
+	name   string
+	num    bool
+	counts []uint32
+	strs   []string
+	nums   []float64
+}
+
+func appendColumns(dst []byte, lines []storedLine) []byte {
+	type ck struct {
+		name string
+		num  bool
+	}
+	cols := map[ck]*column{}
+	get := func(name string, num bool) *column {
+		c := cols[ck{name, num}]
+		if c == nil {
+			c = &column{name: name, num: num, counts: make([]uint32, len(lines))}
+			cols[ck{name, num}] = c
+		}
+		return c
+	}
+	for i := range lines {
+		for _, f := range lines[i].Fields {
+			c := get(f.K, false)
+			c.counts[i]++
+			c.strs = append(c.strs, f.V)
+		}
+		for _, f := range lines[i].Nums {
+			c := get(f.K, true)
+			c.counts[i]++
+			c.nums = append(c.nums, f.V)
+		}
+	}
+	sorted := slices.SortedFunc(maps.Values(cols), func(a, b *column) int {
+		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(b2i(a.num), b2i(b.num)))
+	})
+	dst = binary.AppendUvarint(dst, uint64(len(sorted)))
+	for _, c := range sorted {
+		dst = appendStr(dst, c.name)
+		dst = append(dst, b2i(c.num))
+		for _, n := range c.counts {
+			dst = binary.AppendUvarint(dst, uint64(n))
+		}
+		for _, v := range c.strs {
+			dst = appendStr(dst, v)
+		}
+		for _, v := range c.nums {
+			dst = appendDecimal(dst, v)
+		}
+	}
+	return dst
+}
+
+func b2i(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// readColumns reads what appendColumns wrote into lines' Fields and Nums
+// (the strings share r's memory).
+func readColumns(r *bodyReader, lines []storedLine) error {
+	ncols := r.uvarint()
+	if r.err != nil || ncols > uint64(len(r.b)) {
+		return errCorrupt
+	}
+	nf, nn := make([]int, len(lines)), make([]int, len(lines)) // per line: fields and numbers
+	type colRef struct {
+		name   string
+		num    bool
+		counts []uint32
+		at     int // start of the values in r
+	}
+	refs := make([]colRef, 0, ncols)
+	for range ncols {
+		c := colRef{name: r.str(true), counts: make([]uint32, len(lines))}
+		if kind := r.bytes(1); len(kind) == 1 {
+			c.num = kind[0] == 1
+		}
+		total := 0
+		for i := range lines {
+			c.counts[i] = uint32(r.uvarint())
+			total += int(c.counts[i])
+			if c.num {
+				nn[i] += int(c.counts[i])
+			} else {
+				nf[i] += int(c.counts[i])
+			}
+		}
+		if r.err != nil || total > len(r.b) {
+			return errCorrupt
+		}
+		c.at = r.i
+		for range total {
+			if c.num {
+				r.num()
+			} else {
+				r.str(true)
+			}
+		}
+		if r.err != nil {
+			return r.err
+		}
+		refs = append(refs, c)
+	}
+	sumF, sumN := 0, 0
+	for i := range lines {
+		sumF += nf[i]
+		sumN += nn[i]
+	}
+	kvs, kns := make([]kv, sumF), make([]kn, sumN)
+	// Each line's slices, filled column by column.
+	at := 0
+	for i := range lines {
+		if nf[i] > 0 {
+			lines[i].Fields = kvs[at : at : at+nf[i]]
+		}
+		at += nf[i]
+	}
+	at = 0
+	for i := range lines {
+		if nn[i] > 0 {
+			lines[i].Nums = kns[at : at : at+nn[i]]
+		}
+		at += nn[i]
+	}
+	for _, c := range refs {
+		cr := &bodyReader{b: r.b, i: c.at}
+		for i := range lines {
+			for range c.counts[i] {
+				if c.num {
+					lines[i].Nums = append(lines[i].Nums, kn{K: c.name, V: cr.num()})
+				} else {
+					lines[i].Fields = append(lines[i].Fields, kv{K: c.name, V: cr.str(true)})
+				}
+			}
+		}
+		if cr.err != nil {
+			return cr.err
+		}
+	}
+	return nil
+}
+
+// pow10 are the scales appendDecimal tries.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// appendDecimal appends v as a decimal when it is one with few digits (a
+// byte e < 10 and the varint of v × 10^e: 0.961 takes 3 bytes, and
+// compresses like the text it came from), else as the byte 0xff and its
+// 8 bytes.
+func appendDecimal(b []byte, v float64) []byte {
+	for e, p := range pow10 {
+		m := v * p
+		if m >= -(1<<53) && m <= 1<<53 && m == math.Trunc(m) && float64(int64(m))/p == v && !(v == 0 && math.Signbit(v)) {
+			b = append(b, byte(e))
+			return binary.AppendVarint(b, int64(m))
+		}
+	}
+	b = append(b, 0xff)
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// num reads a number appendDecimal wrote.
+func (r *bodyReader) num() float64 {
+	e := r.bytes(1)
+	if r.err != nil {
+		return 0
+	}
+	if e[0] == 0xff {
+		bits := r.bytes(8)
+		if r.err != nil {
+			return 0
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(bits))
+	}
+	if int(e[0]) >= len(pow10) {
+		r.err = errCorrupt
+		return 0
+	}
+	return float64(r.varint()) / pow10[e[0]]
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -285,12 +549,24 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 			}
 		}
 	}
+	b.version = uint8(version)
+	if version >= 3 {
+		bl := int(r.uvarint())
+		b.bloomPos, b.bloomLen = bodyPos+int64(r.i), int32(bl)
+		r.bytes(bl)
+	}
 	b.rawLen = int32(r.uvarint())
+	if version >= 3 {
+		b.secClen = int32(r.uvarint())
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
 	b.pos = bodyPos + int64(r.i)
 	b.clen = int32(len(body) - r.i)
+	if b.secClen < 0 || b.secClen > b.clen || b.rawLen < 4 {
+		return nil, errCorrupt
+	}
 	return b, nil
 }
 
@@ -303,7 +579,7 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 		return nil, errCorrupt
 	}
 	r := &bodyReader{b: raw, i: 4}
-	off := b.firstOff
+	off, ing := b.firstOff, int64(0)
 	var kvs []kv
 	var kns []kn
 	var flags []string
@@ -313,7 +589,12 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 		l := &lines[i]
 		l.TS = b.ts[i]
 		l.Level = levelNames[b.levels[i]%uint8(len(levelNames))]
-		l.Ingested = l.TS + r.varint()
+		if b.version >= 3 {
+			ing += r.varint()
+			l.Ingested = ing
+		} else {
+			l.Ingested = l.TS + r.varint()
+		}
 		off += r.varint()
 		l.Offset = off
 		sp := &spans[i]
@@ -322,6 +603,9 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 			flags = append(flags, r.str(true))
 		}
 		sp.fe = len(flags)
+		if b.version >= 3 {
+			continue // fields and numbers come by column, below
+		}
 		sp.k = len(kvs)
 		for range r.uvarint() {
 			k := r.str(true)
@@ -345,9 +629,17 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 			return nil, r.err
 		}
 	}
+	if b.version >= 3 {
+		if err := readColumns(r, lines); err != nil {
+			return nil, err
+		}
+	}
 	for i := range lines {
 		if sp := spans[i]; sp.fe > sp.f {
 			lines[i].Flags = flags[sp.f:sp.fe:sp.fe]
+		}
+		if b.version >= 3 {
+			continue
 		}
 		if sp := spans[i]; sp.ke > sp.k {
 			lines[i].Fields = kvs[sp.k:sp.ke:sp.ke]
@@ -377,7 +669,7 @@ type blockFile struct {
 	mu      sync.Mutex // guards appends
 	f       *os.File
 	size    int64
-	version int // layout of its records: 1 or 2 (see the top of this file)
+	version int // layout of its records: 1 to 3 (see the top of this file)
 }
 
 // openBlockFile opens (creating) path and calls fn with every intact
@@ -396,17 +688,17 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int)
 	if err != nil {
 		return fail(fmt.Errorf("stat block file: %w", err))
 	}
-	if st.Size() < int64(len(blockMagic2)) {
+	if st.Size() < int64(len(blockMagic3)) {
 		if err := f.Truncate(0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		if _, err := f.WriteAt(blockMagic2, 0); err != nil {
+		if _, err := f.WriteAt(blockMagic3, 0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
 		if err := f.Sync(); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		return &blockFile{f: f, size: int64(len(blockMagic2)), version: 2}, nil
+		return &blockFile{f: f, size: int64(len(blockMagic3)), version: blockVersionNewest}, nil
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
 	magic := make([]byte, len(blockMagic2))
@@ -417,6 +709,8 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int)
 			version = 1
 		case string(blockMagic2):
 			version = 2
+		case string(blockMagic3):
+			version = 3
 		}
 	}
 	if version == 0 {
@@ -472,6 +766,9 @@ func (bf *blockFile) appendRecords(bodies [][]byte, blocks []*block) error {
 		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(body, crcTable))
 		buf = append(buf, body...)
 		blocks[i].pos += pos + 8
+		if blocks[i].bloomLen > 0 {
+			blocks[i].bloomPos += pos + 8
+		}
 		pos += 8 + int64(len(body))
 	}
 	if _, err := bf.f.WriteAt(buf, bf.size); err != nil {
@@ -504,7 +801,17 @@ func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error)
 	if cap(raw) < int(b.rawLen) {
 		raw = make([]byte, 0, b.rawLen)
 	}
-	raw, err := s2.Decode(raw[:cap(raw)], comp)
+	var err error
+	if b.version >= 3 {
+		raw = append(raw[:0], 0, 0, 0, 0)
+		raw, err = zstdDecode(raw, comp[:b.secClen])
+		if err == nil {
+			binary.LittleEndian.PutUint32(raw, uint32(len(raw)-4))
+			raw, err = zstdDecode(raw, comp[b.secClen:])
+		}
+	} else {
+		raw, err = s2.Decode(raw[:cap(raw)], comp)
+	}
 	if err == nil && len(raw) != int(b.rawLen) {
 		err = errCorrupt
 	}
@@ -512,6 +819,50 @@ func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error)
 		return nil, fmt.Errorf("decompress block %d: %w", b.seq, err)
 	}
 	return raw, nil
+}
+
+// readText reads and decompresses the line lengths and bytes of b (the
+// payload after the per-line section), reusing comp and raw's memory.
+func (bf *blockFile) readText(b *block, comp, raw []byte) (text, rawBuf []byte, err error) {
+	if b.version < 3 {
+		raw, err := bf.readPayloadInto(b, comp, raw)
+		if err != nil {
+			return nil, raw, err
+		}
+		at := 4 + int(binary.LittleEndian.Uint32(raw))
+		if at > len(raw) {
+			return nil, raw, errCorrupt
+		}
+		return raw[at:], raw, nil
+	}
+	tlen := b.clen - b.secClen
+	if cap(comp) < int(tlen) {
+		comp = make([]byte, tlen)
+	}
+	comp = comp[:tlen]
+	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.secClen)); err != nil {
+		return nil, raw, fmt.Errorf("read block %d: %w", b.seq, err)
+	}
+	raw, err = zstdDecode(raw[:0], comp)
+	if err != nil {
+		return nil, raw, fmt.Errorf("decompress block %d: %w", b.seq, err)
+	}
+	return raw, raw, nil
+}
+
+// readBloom reads b's Bloom filter into buf (nil for a block without one).
+func (bf *blockFile) readBloom(b *block, buf []byte) ([]byte, error) {
+	if b.bloomLen == 0 {
+		return nil, nil
+	}
+	if cap(buf) < int(b.bloomLen) {
+		buf = make([]byte, b.bloomLen)
+	}
+	buf = buf[:b.bloomLen]
+	if _, err := bf.f.ReadAt(buf, b.bloomPos); err != nil {
+		return nil, fmt.Errorf("read Bloom filter of block %d: %w", b.seq, err)
+	}
+	return buf, nil
 }
 
 // textReader decodes only the text of blocks (with ts and level from
@@ -524,18 +875,12 @@ type textReader struct {
 }
 
 func (t *textReader) read(b *block) ([]storedLine, error) {
-	raw, err := b.sh.bf.readPayloadInto(b, t.comp, t.raw)
+	textPart, raw, err := b.sh.bf.readText(b, t.comp, t.raw)
+	t.raw = raw
 	if err != nil {
 		return nil, err
 	}
-	t.raw = raw
-	if len(raw) < 4 {
-		return nil, errCorrupt
-	}
-	r := &bodyReader{b: raw, i: 4 + int(binary.LittleEndian.Uint32(raw))}
-	if r.i > len(raw) {
-		return nil, errCorrupt
-	}
+	r := &bodyReader{b: textPart}
 	n := b.n()
 	if cap(t.lines) < n {
 		t.lines = make([]storedLine, n)
@@ -546,7 +891,7 @@ func (t *textReader) read(b *block) ([]storedLine, error) {
 		lines[i].Offset = int64(r.uvarint()) // the length, for now
 	}
 	// The text of all lines is contiguous: lowercase it in one go.
-	text := raw[r.i:]
+	text := textPart[r.i:]
 	if cap(t.low) < len(text) {
 		t.low = make([]byte, len(text))
 	}
@@ -622,3 +967,21 @@ func (c *blockCache) forget(sh *shard) {
 		e = next
 	}
 }
+
+// zstd: encoders and a decoder for the process (safe for concurrent use
+// through EncodeAll and DecodeAll). The text takes the fastest level (at
+// 256 KiB blocks the better levels saved under 2% of it); the per-line
+// section, a tenth of its size, the better one (9% smaller).
+var (
+	zstdEnc, _       = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+	zstdEncBetter, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+func zstdEncodeBetter(src []byte) []byte {
+	return zstdEncBetter.EncodeAll(src, make([]byte, 0, len(src)/3+64))
+}
+
+func zstdAppend(dst, src []byte) []byte { return zstdEnc.EncodeAll(src, dst) }
+
+func zstdDecode(dst, src []byte) ([]byte, error) { return zstdDec.DecodeAll(src, dst) }

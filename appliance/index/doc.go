@@ -1,7 +1,9 @@
 package index
 
 import (
+	"context"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,8 +12,10 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
 	bindex "github.com/blevesearch/bleve_index_api"
+	"github.com/cespare/xxhash/v2"
 )
 
 // One Bleve document per block: it answers "which blocks may hold a
@@ -62,12 +66,26 @@ func newMapping() *mapping.IndexMappingImpl {
 
 const indexOnly = bindex.IndexField
 
-// blockDoc builds the Bleve document of block b holding lines.
+// blockDoc builds the Bleve document of block b holding lines, as the
+// block's layout version has it: from version 3 on, "line" holds the
+// block's words (terms.go) with the number of lines holding each as its
+// frequency, "fval" the words of its field values, and parts with a
+// digit are in the block's Bloom filter instead; before, "line" holds
+// every distinct part of the text and of the field values once.
 func blockDoc(b *block, lines []storedLine) *document.Document {
 	d := document.NewDocument(blockDocID(b.seq))
 	text := partsAnalyzer{}
-	d.AddField(document.NewTextFieldCustom("line", nil, nil, indexOnly, &text))
-	text.lines = lines
+	if b.version >= 3 {
+		t := b.terms
+		if t == nil {
+			t = termsOf(lines)
+		}
+		d.AddField(document.NewTextFieldCustom("line", nil, nil, indexOnly, &wordsAnalyzer{words: t.words, freq: t.freq}))
+		d.AddField(document.NewTextFieldCustom("fval", nil, nil, indexOnly, &wordsAnalyzer{words: t.vals}))
+	} else {
+		d.AddField(document.NewTextFieldCustom("line", nil, nil, indexOnly, &text))
+		text.lines = lines
+	}
 	kw := func(name, v string) {
 		if v != "" {
 			d.AddField(document.NewTextFieldCustom(name, nil, []byte(v), indexOnly, singleToken{}))
@@ -103,7 +121,7 @@ func blockDoc(b *block, lines []storedLine) *document.Document {
 			if once("k\x00" + f.K) {
 				kw("fnames", f.K)
 			}
-			if once("v\x00" + f.V) {
+			if b.version < 3 && once("v\x00"+f.V) {
 				text.extra = append(text.extra, f.V)
 			}
 		}
@@ -148,6 +166,34 @@ func (a *partsAnalyzer) Analyze([]byte) analysis.TokenStream {
 			seen[term] = struct{}{}
 			ts = append(ts, &analysis.Token{Term: []byte(term), Position: len(ts) + 1, Type: analysis.AlphaNumeric})
 		})
+	}
+	return ts
+}
+
+// wordsAnalyzer yields each of words freq[i] times (once without freq):
+// Bleve counts a term's tokens as its frequency in the document.
+type wordsAnalyzer struct {
+	words []string
+	freq  []int32
+}
+
+func (a *wordsAnalyzer) Analyze([]byte) analysis.TokenStream {
+	n := len(a.words)
+	for _, f := range a.freq {
+		n += int(f) - 1
+	}
+	ts := make(analysis.TokenStream, 0, n)
+	toks := make([]analysis.Token, len(a.words))
+	for i, w := range a.words {
+		t := &toks[i]
+		t.Term, t.Position, t.Type = []byte(w), i+1, analysis.AlphaNumeric
+		reps := 1
+		if a.freq != nil {
+			reps = max(1, int(a.freq[i]))
+		}
+		for range reps {
+			ts = append(ts, t)
+		}
 	}
 	return ts
 }
@@ -205,11 +251,19 @@ func bucketsIn(lo, hi *float64) []string {
 }
 
 // blockQuery adapts a candidate query (matcher.candidate) to the block
-// document: a term, wildcard and the like on fields.NAME becomes the
-// field's name and the parts of the value; a numeric range on num.NAME
-// the buckets it covers. nil stays nil (every block).
-func blockQuery(q query.Query) query.Query {
+// documents of layout version: a term, wildcard and the like on
+// fields.NAME becomes the field's name and the parts of the value; a
+// numeric range on num.NAME the buckets it covers. From version 3 on, a
+// part with a digit becomes a bloomQuery (every block to Bleve; the
+// block's Bloom filter decides, see bloomPass), and a wildcard, regexp,
+// prefix or fuzzy term of the text every block (the parts it may match
+// are not all in Bleve). nil stays nil (every block).
+func blockQuery(q query.Query, version uint8) query.Query {
+	v3 := version >= 3
 	term := func(field, t string) query.Query {
+		if v3 && (field == "line" || field == "fval") && hasDigitPart(t) {
+			return &bloomQuery{hash: xxhash.Sum64String(t)}
+		}
 		tq := query.NewTermQuery(t)
 		tq.SetField(field)
 		return tq
@@ -226,19 +280,19 @@ func blockQuery(q query.Query) query.Query {
 	case *query.ConjunctionQuery:
 		subs := make([]query.Query, len(q.Conjuncts))
 		for i, c := range q.Conjuncts {
-			subs[i] = blockQuery(c)
+			subs[i] = blockQuery(c, version)
 		}
 		return query.NewConjunctionQuery(subs)
 	case *query.DisjunctionQuery:
 		subs := make([]query.Query, len(q.Disjuncts))
 		for i, c := range q.Disjuncts {
-			subs[i] = blockQuery(c)
+			subs[i] = blockQuery(c, version)
 		}
 		d := query.NewDisjunctionQuery(subs)
 		d.SetMin(q.Min)
 		return d
 	case *query.BooleanQuery:
-		return query.NewBooleanQuery(nilOr(blockQuery(q.Must)), nilOr(blockQuery(q.Should)), nil)
+		return query.NewBooleanQuery(nilOr(blockQuery(q.Must, version)), nilOr(blockQuery(q.Should, version)), nil)
 	case *query.NumericRangeQuery:
 		name, ok := strings.CutPrefix(q.Field(), "num.")
 		if !ok {
@@ -253,13 +307,20 @@ func blockQuery(q query.Query) query.Query {
 		}
 		return query.NewDisjunctionQuery(subs)
 	case *query.TermQuery:
+		if q.Field() == "line" {
+			return term("line", q.Term)
+		}
 		name, ok := fieldOf(q)
 		if !ok {
 			return q
 		}
+		vf := "line"
+		if v3 {
+			vf = "fval"
+		}
 		subs := []query.Query{term("fnames", name)}
 		for _, p := range parts(q.Term) {
-			subs = append(subs, term("line", p))
+			subs = append(subs, term(vf, p))
 		}
 		return query.NewConjunctionQuery(subs)
 	}
@@ -267,7 +328,84 @@ func blockQuery(q query.Query) query.Query {
 		// Wildcards, regexps, prefixes, fuzzy terms on a field value.
 		return term("fnames", name)
 	}
+	if fq, ok := q.(query.FieldableQuery); ok && v3 && fq.Field() == "line" {
+		return query.NewMatchAllQuery()
+	}
 	return q
+}
+
+// bloomQuery is a part with a digit in a block query: to Bleve it matches
+// every block, and bloomPass checks it against each block's Bloom filter.
+type bloomQuery struct{ hash uint64 }
+
+func (q *bloomQuery) Searcher(ctx context.Context, i bindex.IndexReader, m mapping.IndexMapping, o search.SearcherOptions) (search.Searcher, error) {
+	return query.NewMatchAllQuery().Searcher(ctx, i, m, o)
+}
+
+// hasBloom reports whether q holds a bloomQuery.
+func hasBloom(q query.Query) bool {
+	switch q := q.(type) {
+	case *bloomQuery:
+		return true
+	case *query.ConjunctionQuery:
+		return slices.ContainsFunc(q.Conjuncts, hasBloom)
+	case *query.DisjunctionQuery:
+		return slices.ContainsFunc(q.Disjuncts, hasBloom)
+	case *query.BooleanQuery:
+		return hasBloom(q.Must) || hasBloom(q.Should)
+	}
+	return false
+}
+
+// onlyBloom reports whether Bleve cannot narrow q at all (every leaf
+// matches every block to it).
+func onlyBloom(q query.Query) bool {
+	switch q := q.(type) {
+	case *bloomQuery, *query.MatchAllQuery:
+		return true
+	case *query.ConjunctionQuery:
+		for _, c := range q.Conjuncts {
+			if !onlyBloom(c) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// bloomPass reports whether a block whose Bloom filter is bl may hold a
+// line matching q, judging only q's bloomQuery leaves (every other leaf
+// passes: Bleve judged those).
+func bloomPass(q query.Query, bl []byte) bool {
+	switch q := q.(type) {
+	case *bloomQuery:
+		return bloomHas(bl, q.hash)
+	case *query.ConjunctionQuery:
+		for _, c := range q.Conjuncts {
+			if !bloomPass(c, bl) {
+				return false
+			}
+		}
+		return true
+	case *query.DisjunctionQuery:
+		need := max(1, int(q.Min))
+		got := 0
+		for _, c := range q.Disjuncts {
+			if bloomPass(c, bl) {
+				if got++; got >= need {
+					return true
+				}
+			}
+		}
+		return false
+	case *query.BooleanQuery:
+		if q.Must != nil {
+			return bloomPass(q.Must, bl)
+		}
+		return q.Should == nil || bloomPass(q.Should, bl)
+	}
+	return true
 }
 
 // nilOr turns a nil sub-query into a nil interface for NewBooleanQuery.

@@ -57,8 +57,8 @@ type Config struct {
 	RetentionInterval time.Duration
 	// BatchSize caps the records Run hands to one Index call (default 5000).
 	BatchSize int
-	// BlockLines caps the lines of one block (default 128); BlockBytes
-	// caps their text (default 64 KiB; a longer line is a block alone).
+	// BlockLines caps the lines of one block (default 1024); BlockBytes
+	// caps their text (default 256 KiB; a longer line is a block alone).
 	BlockLines int
 	BlockBytes int
 	// FlushInterval is how long Run waits for more records before writing a
@@ -117,10 +117,10 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 5000
 	}
 	if c.BlockLines <= 0 {
-		c.BlockLines = 128
+		c.BlockLines = 1024
 	}
 	if c.BlockBytes <= 0 {
-		c.BlockBytes = 64 << 10
+		c.BlockBytes = 256 << 10
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 100 * time.Millisecond
@@ -236,7 +236,7 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		subs:   map[*subscription]struct{}{},
 		shards: map[int64]*shard{},
 		files:  newFileRegistry(),
-		cache:  newBlockCache(512),
+		cache:  newBlockCache(64),
 	}
 	if err := ix.openShards(); err != nil {
 		for _, sh := range ix.shards {

@@ -97,11 +97,12 @@ func workers() int { return max(1, runtime.GOMAXPROCS(0)) }
 // candidates returns the blocks that may hold lines matching m within
 // [from, to). The caller holds ix.searchMu for reading.
 func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]*block, error) {
-	cq := blockQuery(m.candidate())
+	cand := m.candidate()
 	if ix.noCandidates {
-		cq = nil
+		cand = nil
 	}
 	var out []*block
+	var bloomBuf []byte
 	for _, sh := range ix.shardList() {
 		if sh.end.UnixNano() <= from || sh.start.UnixNano() >= to {
 			continue
@@ -110,10 +111,29 @@ func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]
 		if len(blocks) == 0 {
 			continue
 		}
-		if cq == nil {
+		cq := blockQuery(cand, uint8(sh.bf.version))
+		bloom := hasBloom(cq)
+		// keep adds b when it is in range and its Bloom filter lets it.
+		keep := func(b *block) error {
+			if b.maxTS < from || b.minTS >= to {
+				return nil
+			}
+			if bloom {
+				var err error
+				if bloomBuf, err = sh.bf.readBloom(b, bloomBuf); err != nil {
+					return err
+				}
+				if bloomBuf != nil && !bloomPass(cq, bloomBuf) {
+					return nil
+				}
+			}
+			out = append(out, b)
+			return nil
+		}
+		if cq == nil || onlyBloom(cq) {
 			for _, b := range blocks {
-				if b.maxTS >= from && b.minTS < to {
-					out = append(out, b)
+				if err := keep(b); err != nil {
+					return nil, err
 				}
 			}
 			continue
@@ -131,8 +151,8 @@ func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]
 			}
 			i := sort.Search(len(blocks), func(i int) bool { return blocks[i].seq >= seq })
 			if i < len(blocks) && blocks[i].seq == seq {
-				if b := blocks[i]; b.maxTS >= from && b.minTS < to {
-					out = append(out, b)
+				if err := keep(blocks[i]); err != nil {
+					return nil, err
 				}
 			}
 		}

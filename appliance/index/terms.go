@@ -1,0 +1,158 @@
+package index
+
+import (
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// The terms of a block (files of layout version 3).
+//
+// A block's parts (see eachPart) are split by what they are like:
+//
+//   - words: parts without a digit ("get", "error", "connection",
+//     "nullpointerexception"). There are few distinct ones and they recur
+//     from block to block, which is what an inverted index is good at: they
+//     are the terms of the block's Bleve document, each with the number of
+//     lines of the block that hold it as its frequency, so that the count
+//     of a one-word query over whole blocks is read from Bleve's postings
+//     without reading a line (see Index.countByPostings).
+//   - parts with a digit (ids, IPs, times, numbers, hex): most occur in
+//     one block only (178k of 262k distinct parts per 200k lines occurred
+//     once), and in Bleve each would be a term of its own, which cost 2/3
+//     of the index's time and 6/7 of its size. They go into the block's
+//     Bloom filter instead, kept in the block record and read at query
+//     time: a query for such a part reads the filters of the blocks in
+//     its time range and checks only those that may hold it.
+//
+// The parts of field values are split the same way; their words are the
+// terms of the document's fval field (so that the text's counts are the
+// text's alone).
+
+// hasDigitPart reports whether the part p contains an ASCII digit.
+func hasDigitPart(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c >= '0' && c <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// blockTerms are the terms of one block, as encodeBlock finds them and
+// blockDoc indexes them.
+type blockTerms struct {
+	words []string // distinct digit-free parts of the text
+	freq  []int32  // lines of the block holding words[i]
+	vals  []string // distinct digit-free parts of field values
+	// hashes of the distinct parts with a digit (text and values): the
+	// Bloom filter's keys.
+	hashes []uint64
+}
+
+// termsOf finds the terms of lines.
+func termsOf(lines []storedLine) *blockTerms {
+	t := &blockTerms{}
+	type ent struct {
+		i    int32 // into t.words
+		line int32 // last line counted + 1
+	}
+	words := make(map[string]*ent, 512)
+	digits := make(map[uint64]struct{}, 1024)
+	var low []byte
+	for li := range lines {
+		s := lines[li].Line
+		if cap(low) < len(s) {
+			low = make([]byte, len(s), 2*len(s))
+		}
+		low = low[:len(s)]
+		lowerInto(low, s)
+		ls := unsafe.String(unsafe.SliceData(low), len(low))
+		eachPart(ls, func(a, b int) {
+			p := ls[a:b]
+			if hasDigitPart(p) {
+				digits[xxhash.Sum64String(p)] = struct{}{}
+				return
+			}
+			e := words[p]
+			if e == nil {
+				e = &ent{i: int32(len(t.words))}
+				w := string(low[a:b])
+				words[w] = e
+				t.words = append(t.words, w)
+				t.freq = append(t.freq, 0)
+			}
+			if e.line != int32(li)+1 {
+				e.line = int32(li) + 1
+				t.freq[e.i]++
+			}
+		})
+	}
+	vals := map[string]struct{}{}
+	addVal := func(v string) {
+		for _, p := range parts(v) {
+			if hasDigitPart(p) {
+				digits[xxhash.Sum64String(p)] = struct{}{}
+			} else if _, ok := vals[p]; !ok {
+				vals[p] = struct{}{}
+				t.vals = append(t.vals, p)
+			}
+		}
+	}
+	seenVal := map[string]struct{}{}
+	for li := range lines {
+		for _, f := range lines[li].Fields {
+			if _, ok := seenVal[f.V]; !ok {
+				seenVal[f.V] = struct{}{}
+				addVal(f.V)
+			}
+		}
+	}
+	t.hashes = make([]uint64, 0, len(digits))
+	for h := range digits {
+		t.hashes = append(t.hashes, h)
+	}
+	return t
+}
+
+// Bloom filters: a byte holding k, then the bits (a multiple of 64).
+// bloomBitsPerKey and bloomK give about 0.8% false positives.
+const (
+	bloomBitsPerKey = 10
+	bloomK          = 7
+)
+
+// makeBloom returns the filter of keys (distinct hashes).
+func makeBloom(keys []uint64) []byte {
+	m := max(64, (len(keys)*bloomBitsPerKey+63)/64*64)
+	bl := make([]byte, 1+m/8)
+	bl[0] = bloomK
+	bits := bl[1:]
+	for _, h := range keys {
+		h1, h2 := uint32(h), uint32(h>>32)|1
+		for i := range uint32(bloomK) {
+			j := (h1 + i*h2) % uint32(m)
+			bits[j/8] |= 1 << (j % 8)
+		}
+	}
+	return bl
+}
+
+// bloomHas reports whether the filter bl may hold key h. An empty or
+// malformed filter may hold anything.
+func bloomHas(bl []byte, h uint64) bool {
+	if len(bl) < 9 {
+		return true // makeBloom writes at least 9 bytes
+	}
+	k := uint32(bl[0])
+	bits := bl[1:]
+	m := uint32(len(bits) * 8)
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	for i := range k {
+		j := (h1 + i*h2) % m
+		if bits[j/8]&(1<<(j%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}
