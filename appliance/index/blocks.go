@@ -230,7 +230,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 		head := len(body)
 		body = append(body, s2.EncodeBetter(nil, raw)...)
 		b.clen = int32(len(body) - head)
-			// pos is relative to the body until the writer knows where it lands.
+		// pos is relative to the body until the writer knows where it lands.
 		b.pos = int64(head)
 		return body, b
 	}
@@ -975,7 +975,7 @@ func (c *blockCache) forget(sh *shard) {
 var (
 	zstdEnc, _       = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 	zstdEncBetter, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
-	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	zstdDec, _       = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
 func zstdEncodeBetter(src []byte) []byte {
