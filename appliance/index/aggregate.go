@@ -108,6 +108,9 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	if err != nil {
 		return res, err
 	}
+	if !from.IsZero() && !to.IsZero() {
+		return ix.histogramIn(ctx, req.Query, m, from, to, n)
+	}
 	// One pass collects the ts of every matching line; the bucket size
 	// follows from the range, which open ends take from those lines.
 	tss := make([][]int64, workers())
@@ -159,6 +162,64 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 				res.Total++
 			}
 		}
+	}
+	return res, nil
+}
+
+// histogramIn is Histogram over a closed range: the buckets are known
+// before the pass, so lines are counted into them as they match, and a
+// block that lies in one bucket and whose count needs no lines read (see
+// wholeCount) is counted whole.
+func (ix *Index) histogramIn(ctx context.Context, q string, m *matcher, from, to time.Time, n int) (pipeline.HistogramResult, error) {
+	res := pipeline.HistogramResult{Buckets: []pipeline.HistogramBucket{}}
+	if !to.After(from) {
+		return res, nil
+	}
+	iv, count := ChooseInterval(from, to, n)
+	res.Interval = FormatInterval(iv)
+	res.IntervalSeconds = int64(iv / time.Second)
+	start := bucketStart(from, iv)
+	s0, ivn := start.UnixNano(), int64(iv)
+	lo, hi := from.UnixNano(), to.UnixNano()
+	per := make([][]uint64, workers())
+	for w := range per {
+		per[w] = make([]uint64, count)
+	}
+	bucket := func(t int64) int64 {
+		if t < lo || t >= hi {
+			return -1
+		}
+		if k := (t - s0) / ivn; k < int64(count) {
+			return k
+		}
+		return -1
+	}
+	ix.searchMu.RLock()
+	_, _, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true,
+		each: func(w int, b *block, i int, _ *storedLine) {
+			if k := bucket(b.ts[i]); k >= 0 {
+				per[w][k]++
+			}
+		},
+		whole: func(w int, b *block, c uint64) bool {
+			k := bucket(b.minTS)
+			if k < 0 || bucket(b.maxTS) != k {
+				return false
+			}
+			per[w][k] += c
+			return true
+		}})
+	ix.searchMu.RUnlock()
+	if err != nil {
+		return res, fmt.Errorf("histogram %q: %w", q, err)
+	}
+	res.Buckets = make([]pipeline.HistogramBucket, count)
+	for i := range res.Buckets {
+		res.Buckets[i].TS = start.Add(time.Duration(i) * iv)
+		for w := range per {
+			res.Buckets[i].Count += per[w][i]
+		}
+		res.Total += res.Buckets[i].Count
 	}
 	return res, nil
 }

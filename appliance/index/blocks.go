@@ -100,6 +100,7 @@ type block struct {
 	firstOff, lastOff int64
 	ts                []int64
 	levels            []uint8
+	lvCount           [len(levelNames)]uint32 // lines per level code
 	pos               int64 // of the payload in the shard's block file
 	clen              int32 // compressed payload length
 	rawLen            int32
@@ -155,6 +156,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 		l := &lines[i]
 		b.ts[i] = l.TS
 		b.levels[i] = levelCode(l.Level)
+		b.lvCount[b.levels[i]]++
 		b.minTS = min(b.minTS, l.TS)
 		b.maxTS = max(b.maxTS, l.TS)
 		if version >= 3 {
@@ -536,6 +538,9 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 		b.maxTS = max(b.maxTS, prev)
 	}
 	b.levels = append([]uint8(nil), r.bytes(int(n))...)
+	for _, c := range b.levels {
+		b.lvCount[c%uint8(len(levelNames))]++
+	}
 	if version >= 2 {
 		runs := r.uvarint()
 		if runs > n {

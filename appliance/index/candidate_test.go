@@ -83,3 +83,68 @@ func ids(hs []pipeline.Hit) []string {
 	}
 	return out
 }
+
+// TestWholeBlockCountsMatchLines: the counts and histograms taken from
+// block metadata and Bleve's word frequencies, without reading lines
+// (wholeCount), equal those of a check of every line, over ranges that
+// cut blocks and ranges that do not.
+func TestWholeBlockCountsMatchLines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ix := openWith(t, Config{Dir: filepath.Join(t.TempDir(), "idx"), BlockLines: 64})
+	defer ix.Close()
+	start := testNow.Add(-3 * time.Hour)
+	g := bench.NewGenerator(11, 6000, start)
+	var rs []pipeline.Record
+	var off int64
+	for i := range 6000 {
+		l := g.Next()
+		host := []string{"web1", "web-2"}[i%2]
+		rs = append(rs, pipeline.Record{TS: testNow, Host: host, Source: "/var/log/mix.log", FileID: "mix-" + host, Offset: off, Line: l})
+		off += int64(len(l) + 1)
+	}
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	// The lines' own times span about 10 minutes from start.
+	ranges := [][2]time.Time{
+		{start.Add(-time.Hour), start.Add(time.Hour)},
+		{start.Add(97 * time.Second), start.Add(7*time.Minute + 13*time.Second)},
+		{},
+	}
+	queries := []string{"", "GET", "get", "error", "exception", "at", "level:ERROR", "-level:info", "+level:warn +host:web1", "host:web-2", "nothere", "GET -200"}
+	shortcuts := 0
+	for _, rg := range ranges {
+		for _, q := range queries {
+			ask := func(every bool) (uint64, string) {
+				ix.noCandidates = every
+				defer func() { ix.noCandidates = false }()
+				res, err := ix.Search(ctx, pipeline.SearchRequest{Query: q, From: rg[0], To: rg[1], Limit: 1, ExactTotal: true})
+				if err != nil {
+					t.Fatalf("%q: %v", q, err)
+				}
+				if rg[0].IsZero() {
+					return res.Total, ""
+				}
+				h, err := ix.Histogram(ctx, pipeline.HistogramRequest{Query: q, From: rg[0], To: rg[1], Buckets: 24})
+				if err != nil {
+					t.Fatalf("%q histogram: %v", q, err)
+				}
+				return res.Total, fmt.Sprint(h.Total, h.Buckets)
+			}
+			got, gotH := ask(false)
+			want, wantH := ask(true)
+			if got != want || gotH != wantH {
+				t.Errorf("%q in %v: total %d, histogram %s; line by line %d, %s", q, rg, got, gotH, want, wantH)
+			}
+			if m, _ := compile(q); m != nil {
+				if _, ok := m.word(); ok || m.matchAll() || m.root.blockConst() {
+					shortcuts++
+				}
+			}
+		}
+	}
+	if shortcuts < 20 {
+		t.Fatalf("only %d of the cases take a whole-block count", shortcuts)
+	}
+}

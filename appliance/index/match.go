@@ -543,6 +543,45 @@ func (n *node) metaOnly() bool {
 	return false
 }
 
+// blockConst reports whether the node reads only what all lines of a
+// block share and their level: it is then decided per block and level
+// (see Index.wholeCount), not per line.
+func (n *node) blockConst() bool {
+	switch n.op {
+	case opAll, opNever:
+		return true
+	case opAnd, opOr, opNot:
+		for _, k := range n.kids {
+			if !k.blockConst() {
+				return false
+			}
+		}
+		return true
+	case opKey:
+		switch n.fk {
+		case fHost, fSource, fSourceName, fFileID, fLevel:
+			return true
+		}
+	}
+	return false
+}
+
+// word returns the query's one word when it is a single word of the
+// text without a digit (a term of the blocks' Bleve documents, whose
+// frequency there is the number of lines holding it).
+func (m *matcher) word() (string, bool) {
+	n := m.root
+	if n.op != opLine || len(n.seq) != 1 || n.seq[0].kind != ttEq || n.seq[0].str == "" || hasDigitPart(n.seq[0].str) {
+		return "", false
+	}
+	for i := 0; i < len(n.seq[0].str); i++ {
+		if !isPartByte(n.seq[0].str[i]) {
+			return "", false
+		}
+	}
+	return n.seq[0].str, true
+}
+
 // textOnly is metaOnly that may also read the line's text.
 func (n *node) textOnly() bool {
 	switch n.op {

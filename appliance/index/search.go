@@ -71,6 +71,11 @@ type searchOpts struct {
 	// each, when set, is called (concurrently, from several workers) for
 	// every matching line; l is nil when the line was not decoded.
 	each func(w int, b *block, i int, l *storedLine)
+	// whole, when set with each, is offered the count of a block that
+	// lies wholly in the range and whose matching lines are counted
+	// without reading it (see wholeCount); when it takes the count
+	// (returns true), each is not called for that block's lines.
+	whole func(w int, b *block, n uint64) bool
 }
 
 // timeRange turns a request's zero-able bounds into [from, to) in ns. A
@@ -160,6 +165,107 @@ func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]
 	return out, nil
 }
 
+// wholeCount returns, when m allows it, a function that gives the number
+// of lines of a block matching m without reading the block, or false for
+// a block it cannot judge; the caller makes sure the block lies wholly in
+// the time range. Match-all counts the block's lines, a query of what
+// blocks share and the level (blockConst) its lines per level, and a
+// single word without a digit its Bleve frequency in the block's document
+// (layout 3: the lines holding it, see terms.go).
+func (ix *Index) wholeCount(ctx context.Context, m *matcher, blocks []*block) (func(b *block) (uint64, bool), error) {
+	if ix.noCandidates {
+		return nil, nil
+	}
+	switch {
+	case m.matchAll():
+		return func(b *block) (uint64, bool) { return uint64(b.n()), true }, nil
+	case m.root.blockConst():
+		return func(b *block) (uint64, bool) {
+			var n uint64
+			var meta storedLine
+			for c, k := range b.lvCount {
+				if k == 0 {
+					continue
+				}
+				meta.Level = levelNames[c]
+				if m.match(b.info, &meta) {
+					n += uint64(k)
+				}
+			}
+			return n, true
+		}, nil
+	}
+	w, ok := m.word()
+	if !ok {
+		return nil, nil
+	}
+	freq, err := ix.wordFreqs(ctx, w, blocks)
+	if err != nil {
+		return nil, err
+	}
+	return func(b *block) (uint64, bool) {
+		if b.version < 3 {
+			return 0, false
+		}
+		n, ok := freq[b]
+		return n, ok
+	}, nil
+}
+
+// wordFreqs reads from Bleve's postings of word in the line field the
+// number of lines holding it, per block of layout 3 among blocks.
+func (ix *Index) wordFreqs(ctx context.Context, word string, blocks []*block) (map[*block]uint64, error) {
+	shards := map[*shard]bool{}
+	for _, b := range blocks {
+		if b.version >= 3 {
+			shards[b.sh] = true
+		}
+	}
+	freq := make(map[*block]uint64, len(blocks))
+	for sh := range shards {
+		if err := func() error {
+			adv, err := sh.bi.Advanced()
+			if err != nil {
+				return err
+			}
+			r, err := adv.Reader()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			tfr, err := r.TermFieldReader(ctx, []byte(word), "line", true, false, false)
+			if err != nil {
+				return err
+			}
+			defer tfr.Close()
+			all := sh.snapshot()
+			for {
+				d, err := tfr.Next(nil)
+				if err != nil {
+					return err
+				}
+				if d == nil {
+					return nil
+				}
+				id, err := r.ExternalID(d.ID)
+				if err != nil {
+					return err
+				}
+				seq, ok := parseBlockDocID(id)
+				if !ok {
+					continue
+				}
+				if i, ok := slices.BinarySearchFunc(all, seq, func(b *block, s uint64) int { return cmp.Compare(b.seq, s) }); ok {
+					freq[all[i]] = d.Freq
+				}
+			}
+		}(); err != nil {
+			return nil, fmt.Errorf("count %q in shard %s: %w", word, sh.name, err)
+		}
+	}
+	return freq, nil
+}
+
 // lines returns the decoded lines of b, from the cache when there; with
 // keep, a decoded block is cached.
 func (ix *Index) lines(b *block, keep bool) ([]storedLine, error) {
@@ -227,6 +333,10 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 	} else {
 		slices.SortFunc(blocks, func(a, b *block) int { return cmp.Compare(b.maxTS, a.maxTS) })
 	}
+	whole, err := ix.wholeCount(ctx, o.m, blocks)
+	if err != nil {
+		return nil, 0, false, err
+	}
 	nw := min(workers(), max(1, len(blocks)))
 	textOnly := o.m.textOnly()
 	heaps := make([]*hitHeap, nw)
@@ -276,6 +386,13 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 				if page && h.Len() == o.limit {
 					worst := h.h[0].key.ts
 					page = !((!o.asc && b.maxTS < worst) || (o.asc && b.minTS > worst))
+				}
+				if !page && whole != nil && (o.each == nil || o.whole != nil) && b.minTS >= o.from && b.maxTS < o.to {
+					if n, ok := whole(b); ok && (o.each == nil || o.whole(w, b, n)) {
+						counts[w] += n
+						counted.Add(int64(n))
+						continue
+					}
 				}
 				if !page && o.each == nil && o.m.matchAll() {
 					if b.minTS >= o.from && b.maxTS < o.to {
