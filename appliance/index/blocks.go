@@ -101,8 +101,8 @@ type block struct {
 	ts                []int64
 	levels            []uint8
 	lvCount           [len(levelNames)]uint32 // lines per level code
-	pos               int64 // of the payload in the shard's block file
-	clen              int32 // compressed payload length
+	pos               int64                   // of the payload in the shard's block file
+	clen              int32                   // compressed payload length
 	rawLen            int32
 	// cover is the byte ranges of the file the lines account for (see
 	// the file layout above); nil when unknown.
