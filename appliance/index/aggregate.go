@@ -115,8 +115,8 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	// follows from the range, which open ends take from those lines.
 	tss := make([][]int64, workers())
 	ix.searchMu.RLock()
-	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, _ *storedLine) {
-		tss[w] = append(tss[w], b.ts[i])
+	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, ts int64, _ uint8, _ *storedLine) {
+		tss[w] = append(tss[w], ts)
 	}})
 	ix.searchMu.RUnlock()
 	if err != nil {
@@ -196,8 +196,8 @@ func (ix *Index) histogramIn(ctx context.Context, q string, m *matcher, from, to
 	}
 	ix.searchMu.RLock()
 	_, _, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true,
-		each: func(w int, b *block, i int, _ *storedLine) {
-			if k := bucket(b.ts[i]); k >= 0 {
+		each: func(w int, b *block, i int, ts int64, _ uint8, _ *storedLine) {
+			if k := bucket(ts); k >= 0 {
 				per[w][k]++
 			}
 		},
@@ -274,7 +274,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	var errMu sync.Mutex
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
-	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, l *storedLine) {
+	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
 		c := counts[w]
 		if c == nil {
 			c = map[string]int{}
@@ -289,7 +289,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		case "source_name":
 			v = b.info.SourceName
 		case "level":
-			v = levelNames[b.levels[i]%uint8(len(levelNames))]
+			v = levelNames[level%uint8(len(levelNames))]
 		}
 		if !needLines {
 			if v == "" {

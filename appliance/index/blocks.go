@@ -98,9 +98,18 @@ type block struct {
 	info              *blockInfo
 	minTS, maxTS      int64
 	firstOff, lastOff int64
-	ts                []int64
-	levels            []uint8
-	lvCount           [len(levelNames)]uint32 // lines per level code
+	nLines            int32
+	// ts and levels are the lines' times and level codes, held in memory
+	// for blocks of layout 1 and 2 only; layout 3 reads them from the
+	// record when asked (times), so that memory holds a few bytes per
+	// block, not per line.
+	ts      []int64
+	levels  []uint8
+	lvCount [len(levelNames)]uint32 // lines per level code
+	// Layout 3: the times and levels are tsLen bytes at tsPos in the
+	// block file.
+	tsPos int64
+	tsLen int32
 	pos               int64                   // of the payload in the shard's block file
 	clen              int32                   // compressed payload length
 	rawLen            int32
@@ -141,14 +150,87 @@ func coverOf(lines []storedLine) []span {
 	return out
 }
 
-func (b *block) n() int { return len(b.ts) }
+func (b *block) n() int { return int(b.nLines) }
+
+// times returns the lines' times and level codes: from memory (layout 1
+// and 2), else from the record, through the shard's cache.
+func (b *block) times() ([]int64, []uint8, error) {
+	if b.ts != nil {
+		return b.ts, b.levels, nil
+	}
+	return b.sh.times.get(b)
+}
+
+// readTimes reads the times and levels of a layout-3 block.
+func (bf *blockFile) readTimes(b *block) ([]int64, []uint8, error) {
+	buf := make([]byte, b.tsLen)
+	if _, err := bf.f.ReadAt(buf, b.tsPos); err != nil {
+		return nil, nil, fmt.Errorf("read times of block %d: %w", b.seq, err)
+	}
+	r := &bodyReader{b: buf}
+	ts := make([]int64, b.n())
+	prev := int64(0)
+	for i := range ts {
+		prev += r.varint()
+		ts[i] = prev
+	}
+	levels := r.bytes(b.n())
+	if r.err != nil {
+		return nil, nil, fmt.Errorf("times of block %d: %w", b.seq, r.err)
+	}
+	return ts, levels, nil
+}
+
+// timesCache keeps the times and levels of recently read layout-3 blocks.
+type timesCache struct {
+	mu  sync.Mutex
+	max int
+	ll  *list.List
+	m   map[*block]*list.Element
+}
+
+type timesEntry struct {
+	b      *block
+	ts     []int64
+	levels []uint8
+}
+
+func newTimesCache(max int) *timesCache {
+	return &timesCache{max: max, ll: list.New(), m: map[*block]*list.Element{}}
+}
+
+func (c *timesCache) get(b *block) ([]int64, []uint8, error) {
+	c.mu.Lock()
+	if e, ok := c.m[b]; ok {
+		c.ll.MoveToFront(e)
+		te := e.Value.(*timesEntry)
+		c.mu.Unlock()
+		return te.ts, te.levels, nil
+	}
+	c.mu.Unlock()
+	ts, levels, err := b.sh.bf.readTimes(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[b]; !ok {
+		c.m[b] = c.ll.PushFront(&timesEntry{b: b, ts: ts, levels: levels})
+		for c.ll.Len() > c.max {
+			e := c.ll.Back()
+			c.ll.Remove(e)
+			delete(c.m, e.Value.(*timesEntry).b)
+		}
+	}
+	return ts, levels, nil
+}
 
 // encodeBlock lays out lines (sorted by offset, all of info's file) as a
 // record body, in the layout of block file version (1 to 3), and the
 // block's in-memory part. pos is filled in by the writer.
 func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) ([]byte, *block) {
 	n := len(lines)
-	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n), version: uint8(version),
+	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n), version: uint8(version), nLines: int32(n),
 		firstOff: lines[0].Offset, lastOff: lines[n-1].Offset, minTS: math.MaxInt64, maxTS: math.MinInt64}
 	var sec []byte
 	prevOff, prevIng := b.firstOff, int64(0)
@@ -210,12 +292,14 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 	body = binary.AppendUvarint(body, uint64(n))
 	body = binary.AppendVarint(body, b.firstOff)
 	body = binary.AppendVarint(body, b.lastOff)
+	b.tsPos = int64(len(body))
 	prev := int64(0)
 	for _, t := range b.ts {
 		body = binary.AppendVarint(body, t-prev)
 		prev = t
 	}
 	body = append(body, b.levels...)
+	b.tsLen = int32(int64(len(body)) - b.tsPos)
 	if version >= 2 {
 		b.cover = coverOf(lines)
 		body = binary.AppendUvarint(body, uint64(len(b.cover)))
@@ -242,7 +326,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 	b.bloomPos, b.bloomLen = int64(len(body)), int32(len(bl))
 	body = append(body, bl...)
 	body = binary.AppendUvarint(body, uint64(b.rawLen))
-	csec := zstdEncodeBetter(sec)
+	csec := zstdEncode(sec)
 	body = binary.AppendUvarint(body, uint64(len(csec)))
 	head := len(body)
 	body = append(body, csec...)
@@ -528,18 +612,24 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 	}
 	b.info = intern(info)
 	b.firstOff, b.lastOff = r.varint(), r.varint()
-	b.ts = make([]int64, n)
+	b.nLines = int32(n)
+	b.tsPos = bodyPos + int64(r.i)
+	ts := make([]int64, n)
 	b.minTS, b.maxTS = math.MaxInt64, math.MinInt64
 	prev := int64(0)
-	for i := range b.ts {
+	for i := range ts {
 		prev += r.varint()
-		b.ts[i] = prev
+		ts[i] = prev
 		b.minTS = min(b.minTS, prev)
 		b.maxTS = max(b.maxTS, prev)
 	}
-	b.levels = append([]uint8(nil), r.bytes(int(n))...)
-	for _, c := range b.levels {
+	levels := r.bytes(int(n))
+	for _, c := range levels {
 		b.lvCount[c%uint8(len(levelNames))]++
+	}
+	b.tsLen = int32(bodyPos + int64(r.i) - b.tsPos)
+	if version < 3 {
+		b.ts, b.levels = ts, append([]uint8(nil), levels...)
 	}
 	if version >= 2 {
 		runs := r.uvarint()
@@ -583,6 +673,10 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 	if len(raw) < 4 {
 		return nil, errCorrupt
 	}
+	bts, blevels, err := b.times()
+	if err != nil {
+		return nil, err
+	}
 	r := &bodyReader{b: raw, i: 4}
 	off, ing := b.firstOff, int64(0)
 	var kvs []kv
@@ -592,8 +686,8 @@ func decodeLines(b *block, raw []byte) ([]storedLine, error) {
 	spans := make([]span, n)
 	for i := range lines {
 		l := &lines[i]
-		l.TS = b.ts[i]
-		l.Level = levelNames[b.levels[i]%uint8(len(levelNames))]
+		l.TS = bts[i]
+		l.Level = levelNames[blevels[i]%uint8(len(levelNames))]
 		if b.version >= 3 {
 			ing += r.varint()
 			l.Ingested = ing
@@ -774,6 +868,7 @@ func (bf *blockFile) appendRecords(bodies [][]byte, blocks []*block) error {
 		if blocks[i].bloomLen > 0 {
 			blocks[i].bloomPos += pos + 8
 		}
+		blocks[i].tsPos += pos + 8
 		pos += 8 + int64(len(body))
 	}
 	if _, err := bf.f.WriteAt(buf, bf.size); err != nil {
@@ -886,13 +981,17 @@ func (t *textReader) read(b *block) ([]storedLine, error) {
 		return nil, err
 	}
 	r := &bodyReader{b: textPart}
+	bts, blevels, err := b.times()
+	if err != nil {
+		return nil, err
+	}
 	n := b.n()
 	if cap(t.lines) < n {
 		t.lines = make([]storedLine, n)
 	}
 	lines := t.lines[:n]
 	for i := range lines {
-		lines[i] = storedLine{TS: b.ts[i], Level: levelNames[b.levels[i]%uint8(len(levelNames))]}
+		lines[i] = storedLine{TS: bts[i], Level: levelNames[blevels[i]%uint8(len(levelNames))]}
 		lines[i].Offset = int64(r.uvarint()) // the length, for now
 	}
 	// The text of all lines is contiguous: lowercase it in one go.
@@ -973,19 +1072,16 @@ func (c *blockCache) forget(sh *shard) {
 	}
 }
 
-// zstd: encoders and a decoder for the process (safe for concurrent use
-// through EncodeAll and DecodeAll). The text takes the fastest level (at
-// 256 KiB blocks the better levels saved under 2% of it); the per-line
-// section, a tenth of its size, the better one (9% smaller).
+// zstd: an encoder and a decoder for the process (safe for concurrent
+// use through EncodeAll and DecodeAll), at the fastest level: at 256 KiB
+// blocks the better levels saved under 2% of the text and 9% of the
+// per-line section, for twice the time.
 var (
-	zstdEnc, _       = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
-	zstdEncBetter, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
-	zstdDec, _       = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+	zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
-func zstdEncodeBetter(src []byte) []byte {
-	return zstdEncBetter.EncodeAll(src, make([]byte, 0, len(src)/3+64))
-}
+func zstdEncode(src []byte) []byte { return zstdEnc.EncodeAll(src, make([]byte, 0, len(src)/3+64)) }
 
 func zstdAppend(dst, src []byte) []byte { return zstdEnc.EncodeAll(src, dst) }
 

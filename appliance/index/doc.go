@@ -95,10 +95,8 @@ func blockDoc(b *block, lines []storedLine) *document.Document {
 	kw("source", b.info.Source)
 	kw("source_name", b.info.SourceName)
 	kw("file_id", b.info.FileID)
-	var levels [len(levelNames)]bool
-	for _, c := range b.levels {
-		if c > 0 && int(c) < len(levelNames) && !levels[c] {
-			levels[c] = true
+	for c, k := range b.lvCount {
+		if c > 0 && k > 0 {
 			kw("level", lowerASCII(levelNames[c]))
 		}
 	}

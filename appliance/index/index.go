@@ -585,6 +585,11 @@ func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo,
 	if err := sh.bf.appendRecords(bodies, blocks); err != nil {
 		return nil, fmt.Errorf("shard %s: %w", sh.name, err)
 	}
+	for _, b := range blocks {
+		if b.version >= 3 {
+			b.ts, b.levels = nil, nil // read from the record when needed
+		}
+	}
 	sh.mu.Lock()
 	sh.nextSeq = seq + uint64(len(chunks))
 	sh.blocks = append(sh.blocks[:len(sh.blocks):len(sh.blocks)], blocks...)

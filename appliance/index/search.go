@@ -69,8 +69,9 @@ type searchOpts struct {
 	// once the page is certain (the total is then a lower bound).
 	countMax int
 	// each, when set, is called (concurrently, from several workers) for
-	// every matching line; l is nil when the line was not decoded.
-	each func(w int, b *block, i int, l *storedLine)
+	// every matching line i of b, with its time and level code; l is nil
+	// when the line was not decoded.
+	each func(w int, b *block, i int, ts int64, level uint8, l *storedLine)
 	// whole, when set with each, is offered the count of a block that
 	// lies wholly in the range and whose matching lines are counted
 	// without reading it (see wholeCount); when it takes the count
@@ -394,11 +395,16 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 						continue
 					}
 				}
+				bts, blv, err := b.times()
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
 				if !page && o.each == nil && o.m.matchAll() {
 					if b.minTS >= o.from && b.maxTS < o.to {
 						counts[w] += uint64(b.n())
 					} else {
-						for _, ts := range b.ts {
+						for _, ts := range bts {
 							if ts >= o.from && ts < o.to {
 								counts[w]++
 							}
@@ -420,7 +426,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 						return
 					}
 				}
-				for i, ts := range b.ts {
+				for i, ts := range bts {
 					if ts < o.from || ts >= o.to {
 						continue
 					}
@@ -432,7 +438,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 							continue
 						}
 					case !o.m.matchAll():
-						meta.TS, meta.Level = ts, levelNames[b.levels[i]%uint8(len(levelNames))]
+						meta.TS, meta.Level = ts, levelNames[blv[i]%uint8(len(levelNames))]
 						if !o.m.match(b.info, &meta) {
 							continue
 						}
@@ -441,7 +447,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					// those after the cursor.
 					counts[w]++
 					if o.each != nil {
-						o.each(w, b, i, l)
+						o.each(w, b, i, ts, blv[i], l)
 					}
 					if !page {
 						continue

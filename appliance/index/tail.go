@@ -81,7 +81,11 @@ func (s *subscription) startResume(lastID string) error {
 		}
 		return fmt.Errorf("find Last-Event-ID %q: %w", lastID, err)
 	}
-	s.resumeAfter = &lineKey{ts: b.ts[i], host: b.info.Host, fileID: b.info.FileID, pos: b.firstOff + int64(i)}
+	ts, _, err := b.times()
+	if err != nil {
+		return fmt.Errorf("find Last-Event-ID %q: %w", lastID, err)
+	}
+	s.resumeAfter = &lineKey{ts: ts[i], host: b.info.Host, fileID: b.info.FileID, pos: b.firstOff + int64(i)}
 	s.resumed = map[string]struct{}{}
 	s.resumeLeft = s.ix.cfg.TailResumeMax
 	select {

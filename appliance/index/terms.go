@@ -50,15 +50,15 @@ type blockTerms struct {
 	hashes []uint64
 }
 
-// termsOf finds the terms of lines.
+// termsOf finds the terms of lines. Parts are told apart by their
+// 64-bit hash (a collision of two distinct parts of one block, about one
+// in 10^12 blocks, would merge their counts).
 func termsOf(lines []storedLine) *blockTerms {
 	t := &blockTerms{}
-	type ent struct {
-		i    int32 // into t.words
-		line int32 // last line counted + 1
-	}
-	words := make(map[string]*ent, 512)
-	digits := make(map[uint64]struct{}, 1024)
+	// seen holds, per part's hash, 1 + the index of the word, or 0 for
+	// a part with a digit; last, per word, the line it was last counted for.
+	seen := make(map[uint64]int32, 2048)
+	var last []int32
 	var low []byte
 	for li := range lines {
 		s := lines[li].Line
@@ -67,50 +67,54 @@ func termsOf(lines []storedLine) *blockTerms {
 		}
 		low = low[:len(s)]
 		lowerInto(low, s)
-		ls := unsafe.String(unsafe.SliceData(low), len(low))
-		eachPart(ls, func(a, b int) {
-			p := ls[a:b]
-			if hasDigitPart(p) {
-				digits[xxhash.Sum64String(p)] = struct{}{}
+		eachPart(unsafe.String(unsafe.SliceData(low), len(low)), func(a, b int) {
+			p := low[a:b]
+			h := xxhash.Sum64(p)
+			wi, ok := seen[h]
+			if !ok {
+				if hasDigitPart(unsafe.String(unsafe.SliceData(p), len(p))) {
+					seen[h] = 0
+					t.hashes = append(t.hashes, h)
+					return
+				}
+				wi = int32(len(t.words)) + 1
+				seen[h] = wi
+				t.words = append(t.words, string(p))
+				t.freq = append(t.freq, 0)
+				last = append(last, -1)
+			}
+			if wi == 0 {
 				return
 			}
-			e := words[p]
-			if e == nil {
-				e = &ent{i: int32(len(t.words))}
-				w := string(low[a:b])
-				words[w] = e
-				t.words = append(t.words, w)
-				t.freq = append(t.freq, 0)
-			}
-			if e.line != int32(li)+1 {
-				e.line = int32(li) + 1
-				t.freq[e.i]++
+			if w := wi - 1; last[w] != int32(li) {
+				last[w] = int32(li)
+				t.freq[w]++
 			}
 		})
 	}
 	vals := map[string]struct{}{}
-	addVal := func(v string) {
-		for _, p := range parts(v) {
-			if hasDigitPart(p) {
-				digits[xxhash.Sum64String(p)] = struct{}{}
-			} else if _, ok := vals[p]; !ok {
-				vals[p] = struct{}{}
-				t.vals = append(t.vals, p)
-			}
-		}
-	}
 	seenVal := map[string]struct{}{}
 	for li := range lines {
 		for _, f := range lines[li].Fields {
-			if _, ok := seenVal[f.V]; !ok {
-				seenVal[f.V] = struct{}{}
-				addVal(f.V)
+			if _, ok := seenVal[f.V]; ok {
+				continue
+			}
+			seenVal[f.V] = struct{}{}
+			for _, p := range parts(f.V) {
+				if !hasDigitPart(p) {
+					if _, ok := vals[p]; !ok {
+						vals[p] = struct{}{}
+						t.vals = append(t.vals, p)
+					}
+					continue
+				}
+				h := xxhash.Sum64String(p)
+				if _, ok := seen[h]; !ok {
+					seen[h] = 0
+					t.hashes = append(t.hashes, h)
+				}
 			}
 		}
-	}
-	t.hashes = make([]uint64, 0, len(digits))
-	for h := range digits {
-		t.hashes = append(t.hashes, h)
 	}
 	return t
 }
