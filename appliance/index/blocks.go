@@ -108,11 +108,11 @@ type block struct {
 	lvCount [len(levelNames)]uint32 // lines per level code
 	// Layout 3: the times and levels are tsLen bytes at tsPos in the
 	// block file.
-	tsPos int64
-	tsLen int32
-	pos               int64                   // of the payload in the shard's block file
-	clen              int32                   // compressed payload length
-	rawLen            int32
+	tsPos  int64
+	tsLen  int32
+	pos    int64 // of the payload in the shard's block file
+	clen   int32 // compressed payload length
+	rawLen int32
 	// cover is the byte ranges of the file the lines account for (see
 	// the file layout above); nil when unknown.
 	cover []span
