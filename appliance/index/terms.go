@@ -1,7 +1,7 @@
 package index
 
 import (
-	"unsafe"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -55,11 +55,14 @@ type blockTerms struct {
 // in 10^12 blocks, would merge their counts).
 func termsOf(lines []storedLine) *blockTerms {
 	t := &blockTerms{}
+	tc := termsScratch.Get().(*termsCache)
+	defer termsScratch.Put(tc)
 	// seen holds, per part's hash, 1 + the index of the word, or 0 for
 	// a part with a digit; last, per word, the line it was last counted for.
-	seen := make(map[uint64]int32, 2048)
-	var last []int32
-	var low []byte
+	seen := &tc.seen
+	seen.reset()
+	last := tc.last[:0]
+	low := tc.low
 	for li := range lines {
 		s := lines[li].Line
 		if cap(low) < len(s) {
@@ -67,31 +70,46 @@ func termsOf(lines []storedLine) *blockTerms {
 		}
 		low = low[:len(s)]
 		lowerInto(low, s)
-		eachPart(unsafe.String(unsafe.SliceData(low), len(low)), func(a, b int) {
-			p := low[a:b]
+		for i := 0; i < len(low); {
+			if !isPartByte(low[i]) {
+				i++
+				continue
+			}
+			j, digit := i, false
+			for ; j < len(low) && isPartByte(low[j]); j++ {
+				if c := low[j]; c >= '0' && c <= '9' {
+					digit = true
+				}
+			}
+			p := low[i:j]
+			i = j
 			h := xxhash.Sum64(p)
-			wi, ok := seen[h]
-			if !ok {
-				if hasDigitPart(unsafe.String(unsafe.SliceData(p), len(p))) {
-					seen[h] = 0
+			slot := seen.find(h)
+			wi := *slot
+			if wi < 0 {
+				if digit {
+					*slot = 0
+					seen.added()
 					t.hashes = append(t.hashes, h)
-					return
+					continue
 				}
 				wi = int32(len(t.words)) + 1
-				seen[h] = wi
+				*slot = wi
+				seen.added()
 				t.words = append(t.words, string(p))
 				t.freq = append(t.freq, 0)
 				last = append(last, -1)
 			}
 			if wi == 0 {
-				return
+				continue
 			}
 			if w := wi - 1; last[w] != int32(li) {
 				last[w] = int32(li)
 				t.freq[w]++
 			}
-		})
+		}
 	}
+	tc.last, tc.low = last, low
 	vals := map[string]struct{}{}
 	seenVal := map[string]struct{}{}
 	for li := range lines {
@@ -109,14 +127,76 @@ func termsOf(lines []storedLine) *blockTerms {
 					continue
 				}
 				h := xxhash.Sum64String(p)
-				if _, ok := seen[h]; !ok {
-					seen[h] = 0
+				if slot := seen.find(h); *slot < 0 {
+					*slot = 0
+					seen.added()
 					t.hashes = append(t.hashes, h)
 				}
 			}
 		}
 	}
 	return t
+}
+
+// termsCache is termsOf's scratch memory, reused from block to block.
+type termsCache struct {
+	seen hashTable
+	last []int32
+	low  []byte
+}
+
+var termsScratch = sync.Pool{New: func() any { return &termsCache{} }}
+
+// hashTable maps 64-bit hashes to int32 values (-1: absent) by open
+// addressing; the keys are hashes already, so unlike a Go map it does not
+// hash them again. It grows at half full.
+type hashTable struct {
+	keys []uint64
+	vals []int32
+	n    int
+}
+
+func (t *hashTable) reset() {
+	if t.keys == nil || len(t.keys) > 1<<16 {
+		t.keys, t.vals = make([]uint64, 1<<14), make([]int32, 1<<14)
+	}
+	for i := range t.vals {
+		t.vals[i] = -1
+	}
+	t.n = 0
+}
+
+// find returns the value slot of h, claiming a free one (value -1) when h
+// is absent; call added after filling a claimed slot.
+func (t *hashTable) find(h uint64) *int32 {
+	mask := uint64(len(t.keys) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		if t.vals[i] < 0 {
+			t.keys[i] = h
+			return &t.vals[i]
+		}
+		if t.keys[i] == h {
+			return &t.vals[i]
+		}
+	}
+}
+
+// added counts a filled slot, and grows the table at half full.
+func (t *hashTable) added() {
+	t.n++
+	if t.n*2 < len(t.keys) {
+		return
+	}
+	keys, vals := t.keys, t.vals
+	t.keys, t.vals = make([]uint64, 2*len(keys)), make([]int32, 2*len(keys))
+	for i := range t.vals {
+		t.vals[i] = -1
+	}
+	for i, v := range vals {
+		if v >= 0 {
+			*t.find(keys[i]) = v
+		}
+	}
 }
 
 // Bloom filters: a byte holding k, then the bits (a multiple of 64).
