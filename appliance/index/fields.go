@@ -779,17 +779,22 @@ func logfmt(line string, static map[string]string, maxPerDoc int) (leaves []leaf
 // admit moves the JSON leaves whose names names admits into fields and
 // num; the others are counted and set dropped.
 func (ex *extracted) admit(names *fieldNames) {
-	leaves := ex.leaves
-	ex.leaves = nil
-	if len(leaves) == 0 {
+	ex.keepNames(names)
+	ex.build()
+}
+
+// keepNames keeps the leaves whose names names admits (adding new names
+// while it has room) and drops the others, counting them and setting
+// dropped. Index calls it line by line in order, so which names fill the
+// last places does not depend on timing.
+func (ex *extracted) keepNames(names *fieldNames) {
+	if len(ex.leaves) == 0 {
 		return
-	}
-	if ex.fields == nil {
-		ex.fields = make(map[string]any, len(leaves))
 	}
 	names.mu.Lock()
 	defer names.mu.Unlock()
-	for _, l := range leaves {
+	kept := ex.leaves[:0]
+	for _, l := range ex.leaves {
 		if _, known := names.names[l.path]; !known {
 			if len(names.names) >= names.max {
 				names.refused++
@@ -798,6 +803,23 @@ func (ex *extracted) admit(names *fieldNames) {
 			}
 			names.names[l.path] = struct{}{}
 		}
+		kept = append(kept, l)
+	}
+	ex.leaves = kept
+}
+
+// build moves the leaves keepNames kept into fields and num; lines are
+// built on every core.
+func (ex *extracted) build() {
+	leaves := ex.leaves
+	ex.leaves = nil
+	if len(leaves) == 0 {
+		return
+	}
+	if ex.fields == nil {
+		ex.fields = make(map[string]any, len(leaves))
+	}
+	for _, l := range leaves {
 		ex.fields[l.path] = appendValue(ex.fields[l.path], l.str)
 		if l.isN {
 			if ex.num == nil {

@@ -427,13 +427,18 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		var chunks [][]storedLine
 		var infos []*blockInfo
 		for _, g := range sw.groups {
-			lines := make([]storedLine, len(g.idx))
-			for j, k := range g.idx {
-				r := &recs[keep[k]]
-				ex := &parsed[k]
-				ex.admit(sw.sh.names)
-				lines[j] = ix.stored(r, ex, now)
+			for _, k := range g.idx {
+				parsed[k].keepNames(sw.sh.names)
 			}
+			lines := make([]storedLine, len(g.idx))
+			parallel(len(g.idx), func(lo, hi int) {
+				for j := lo; j < hi; j++ {
+					k := g.idx[j]
+					ex := &parsed[k]
+					ex.build()
+					lines[j] = ix.stored(&recs[keep[k]], ex, now)
+				}
+			})
 			slices.SortStableFunc(lines, func(a, b storedLine) int { return cmp.Compare(a.Offset, b.Offset) })
 			for len(lines) > 0 {
 				n, size := 0, 0
@@ -654,10 +659,10 @@ func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chun
 	for _, b := range all {
 		first = min(first, b.seq)
 	}
-	// Two batches at once when there is enough to share (Bleve builds one
-	// segment per batch on one core).
+	// Two batches at once when there are two blocks to share (Bleve
+	// builds one segment per batch on one core).
 	parts := 1
-	if len(all) >= 8 {
+	if len(all) >= 2 {
 		parts = min(2, workers())
 	}
 	errs := make([]error, parts)
