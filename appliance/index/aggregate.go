@@ -195,7 +195,7 @@ func (ix *Index) histogramIn(ctx context.Context, q string, m *matcher, from, to
 		return -1
 	}
 	ix.searchMu.RLock()
-	_, _, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true,
+	_, _, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, noLine: true, matchKey: matchKey(q, lo, hi),
 		each: func(w int, b *block, i int, ts int64, _ uint8, _ *storedLine) {
 			if k := bucket(ts); k >= 0 {
 				per[w][k]++
@@ -270,63 +270,99 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	needLines := isField || req.Field == "flags"
 	counts := make([]map[string]int, workers())
 	missing := make([]int, workers())
+	// cols keeps, per worker, the column of the block it is in (layout 3:
+	// a field's values are read without the lines).
+	type colOf struct {
+		b      *block
+		starts []int32
+		strs   []string
+	}
+	cols := make([]colOf, workers())
 	var decodeErr error
 	var errMu sync.Mutex
+	fail := func(err error) {
+		errMu.Lock()
+		decodeErr = err
+		errMu.Unlock()
+	}
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
-	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
-		c := counts[w]
-		if c == nil {
-			c = map[string]int{}
-			counts[w] = c
-		}
-		var v string
-		switch req.Field {
-		case "host":
-			v = b.info.Host
-		case "source":
-			v = b.info.Source
-		case "source_name":
-			v = b.info.SourceName
-		case "level":
-			v = levelNames[level%uint8(len(levelNames))]
-		}
-		if !needLines {
-			if v == "" {
-				missing[w]++
-			} else {
-				c[v]++
+	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, noLine: true, matchKey: matchKey(req.Query, lo, hi),
+		each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
+			c := counts[w]
+			if c == nil {
+				c = map[string]int{}
+				counts[w] = c
 			}
-			return
-		}
-		if l == nil {
-			lines, err := ix.lines(b, true)
-			if err != nil {
-				errMu.Lock()
-				decodeErr = err
-				errMu.Unlock()
+			var v string
+			switch req.Field {
+			case "host":
+				v = b.info.Host
+			case "source":
+				v = b.info.Source
+			case "source_name":
+				v = b.info.SourceName
+			case "level":
+				v = levelNames[level%uint8(len(levelNames))]
+			}
+			if !needLines {
+				if v == "" {
+					missing[w]++
+				} else {
+					c[v]++
+				}
 				return
 			}
-			l = &lines[i]
-		}
-		any := false
-		if isField {
-			for _, f := range l.Fields {
-				if f.K == name {
-					c[f.V]++
+			if isField {
+				cc := &cols[w]
+				if cc.b != b {
+					starts, strs, ok, err := b.sh.bf.readColumn(b, name)
+					if err != nil {
+						fail(err)
+						return
+					}
+					if !ok {
+						starts, strs = nil, nil
+					}
+					*cc = colOf{b: b, starts: starts, strs: strs}
+				}
+				if cc.starts != nil {
+					vals := cc.strs[cc.starts[i]:cc.starts[i+1]]
+					for _, v := range vals {
+						c[v]++
+					}
+					if len(vals) == 0 {
+						missing[w]++
+					}
+					return
+				}
+			}
+			if l == nil {
+				lines, err := ix.lines(b, true)
+				if err != nil {
+					fail(err)
+					return
+				}
+				l = &lines[i]
+			}
+			any := false
+			if isField {
+				for _, f := range l.Fields {
+					if f.K == name {
+						c[f.V]++
+						any = true
+					}
+				}
+			} else {
+				for _, f := range l.Flags {
+					c[f]++
 					any = true
 				}
 			}
-		} else {
-			for _, f := range l.Flags {
-				c[f]++
-				any = true
+			if !any {
+				missing[w]++
 			}
-		}
-		if !any {
-			missing[w]++
-		}
-	}})
+		}})
 	if err == nil {
 		err = decodeErr
 	}

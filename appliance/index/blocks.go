@@ -118,12 +118,17 @@ type block struct {
 	cover []span
 	// version is the layout of the block's record (its file's).
 	version uint8
-	// Version 3: secClen is the compressed length of the per-line
-	// section's frame (the text's frame follows it); the Bloom filter is
-	// bloomLen bytes at bloomPos in the block file.
+	// Version 3: secClen is the compressed length of the frame of the
+	// rows (per line: read time, offset, flags), the columns' frames
+	// follow it, then the text's; the Bloom filter is bloomLen bytes at
+	// bloomPos in the block file.
 	secClen  int32
 	bloomPos int64
 	bloomLen int32
+	// cols is the directory of the block's columns; the text's frame
+	// starts textOff bytes into the payload.
+	cols    []colDir
+	textOff int32
 	// terms are the block's terms from encodeBlock until its Bleve
 	// document is written (nil once read back from the file).
 	terms *blockTerms
@@ -267,9 +272,6 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 			sec = binary.LittleEndian.AppendUint64(sec, math.Float64bits(f.V))
 		}
 	}
-	if version >= 3 {
-		sec = appendColumns(sec, lines)
-	}
 	size := 0
 	for i := range lines {
 		size += len(lines[i].Line)
@@ -325,29 +327,64 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 	body = binary.AppendUvarint(body, uint64(len(bl)))
 	b.bloomPos, b.bloomLen = int64(len(body)), int32(len(bl))
 	body = append(body, bl...)
+	// The frames: rows, each column, text; the directory says where.
+	cols := columnsOf(lines)
+	frames := make([][]byte, 0, 2+len(cols))
+	frames = append(frames, zstdEncode(sec))
+	colsRaw := uvarintLen(uint64(len(cols)))
+	for _, c := range cols {
+		cb := appendColumnBody(nil, c)
+		colsRaw += uvarintLen(uint64(len(c.name))) + len(c.name) + 1 + len(cb)
+		frames = append(frames, zstdEncode(cb))
+	}
+	b.rawLen = int32(4 + len(sec) + colsRaw + len(text))
 	body = binary.AppendUvarint(body, uint64(b.rawLen))
-	csec := zstdEncode(sec)
-	body = binary.AppendUvarint(body, uint64(len(csec)))
+	body = binary.AppendUvarint(body, uint64(len(frames[0])))
+	body = binary.AppendUvarint(body, uint64(len(cols)))
+	off := int32(len(frames[0]))
+	for i, c := range cols {
+		body = appendStr(body, c.name)
+		body = append(body, b2i(c.num))
+		body = binary.AppendUvarint(body, uint64(len(frames[1+i])))
+		b.cols = append(b.cols, colDir{name: c.name, num: c.num, off: off, clen: int32(len(frames[1+i]))})
+		off += int32(len(frames[1+i]))
+	}
 	head := len(body)
-	body = append(body, csec...)
+	for _, f := range frames {
+		body = append(body, f...)
+	}
 	body = zstdAppend(body, text)
-	b.secClen = int32(len(csec))
+	b.secClen, b.textOff = int32(len(frames[0])), off
 	b.clen = int32(len(body) - head)
 	b.pos = int64(head)
 	return body, b
 }
 
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
 // Columns (layout version 3): the fields and numbers of a block's lines,
-// one column per name and kind, sorted by name, so that a value lies
-// next to the values of the same field in other lines (they compress
-// together) and one field is read without the others:
+// one column per name and kind, sorted by name, each its own zstd frame,
+// so that a value lies next to the values of the same field in other
+// lines (they compress together) and one field is read without the
+// others or the text (readColumn). A column's frame holds
 //
-//	uvarint columns | per column: name | kind (0 keyword, 1 number) |
 //	n × uvarint values of the line | the values (strings as appendStr,
 //	numbers as appendDecimal)
 //
-// Lines get their fields back in column order, which is the order they
-// were stored in (by name, array values in turn).
+// and the block's directory (in the record body) its name, kind (0
+// keyword, 1 number) and compressed length. A whole read puts them
+// together, after the rows, as
+//
+//	uvarint columns | per column: name | kind | its frame's content
+//
+// for readColumns. Lines get their fields back in column order, which
+// is the order they were stored in (by name, array values in turn).
 
 type column struct {
 	name   string
@@ -357,7 +394,8 @@ type column struct {
 	nums   []float64
 }
 
-func appendColumns(dst []byte, lines []storedLine) []byte {
+// columnsOf returns the columns of lines, sorted by name and kind.
+func columnsOf(lines []storedLine) []*column {
 	type ck struct {
 		name string
 		num  bool
@@ -383,24 +421,32 @@ func appendColumns(dst []byte, lines []storedLine) []byte {
 			c.nums = append(c.nums, f.V)
 		}
 	}
-	sorted := slices.SortedFunc(maps.Values(cols), func(a, b *column) int {
+	return slices.SortedFunc(maps.Values(cols), func(a, b *column) int {
 		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(b2i(a.num), b2i(b.num)))
 	})
-	dst = binary.AppendUvarint(dst, uint64(len(sorted)))
-	for _, c := range sorted {
-		dst = appendStr(dst, c.name)
-		dst = append(dst, b2i(c.num))
-		for _, n := range c.counts {
-			dst = binary.AppendUvarint(dst, uint64(n))
-		}
-		for _, v := range c.strs {
-			dst = appendStr(dst, v)
-		}
-		for _, v := range c.nums {
-			dst = appendDecimal(dst, v)
-		}
+}
+
+// appendColumnBody appends the part of a column after its name and kind:
+// the count of values of each line, then the values.
+func appendColumnBody(dst []byte, c *column) []byte {
+	for _, n := range c.counts {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
+	for _, v := range c.strs {
+		dst = appendStr(dst, v)
+	}
+	for _, v := range c.nums {
+		dst = appendDecimal(dst, v)
 	}
 	return dst
+}
+
+// colDir is where a layout-3 block keeps one column: its zstd frame is
+// clen bytes at off from the start of the block's payload.
+type colDir struct {
+	name      string
+	num       bool
+	off, clen int32
 }
 
 func b2i(b bool) byte {
@@ -653,13 +699,28 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 	b.rawLen = int32(r.uvarint())
 	if version >= 3 {
 		b.secClen = int32(r.uvarint())
+		ncols := r.uvarint()
+		if ncols > uint64(len(body)) {
+			return nil, errCorrupt
+		}
+		off := b.secClen
+		for range ncols {
+			c := colDir{name: r.str(false), off: off}
+			if k := r.bytes(1); len(k) == 1 {
+				c.num = k[0] == 1
+			}
+			c.clen = int32(r.uvarint())
+			off += c.clen
+			b.cols = append(b.cols, c)
+		}
+		b.textOff = off
 	}
 	if r.err != nil {
 		return nil, r.err
 	}
 	b.pos = bodyPos + int64(r.i)
 	b.clen = int32(len(body) - r.i)
-	if b.secClen < 0 || b.secClen > b.clen || b.rawLen < 4 {
+	if b.secClen < 0 || b.textOff < b.secClen || b.textOff > b.clen || b.rawLen < 4 {
 		return nil, errCorrupt
 	}
 	return b, nil
@@ -906,8 +967,19 @@ func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error)
 		raw = append(raw[:0], 0, 0, 0, 0)
 		raw, err = zstdDecode(raw, comp[:b.secClen])
 		if err == nil {
+			raw = binary.AppendUvarint(raw, uint64(len(b.cols)))
+			for _, c := range b.cols {
+				if err != nil {
+					break
+				}
+				raw = appendStr(raw, c.name)
+				raw = append(raw, b2i(c.num))
+				raw, err = zstdDecode(raw, comp[c.off:c.off+c.clen])
+			}
+		}
+		if err == nil {
 			binary.LittleEndian.PutUint32(raw, uint32(len(raw)-4))
-			raw, err = zstdDecode(raw, comp[b.secClen:])
+			raw, err = zstdDecode(raw, comp[b.textOff:])
 		}
 	} else {
 		raw, err = s2.Decode(raw[:cap(raw)], comp)
@@ -935,12 +1007,12 @@ func (bf *blockFile) readText(b *block, comp, raw []byte) (text, rawBuf []byte, 
 		}
 		return raw[at:], raw, nil
 	}
-	tlen := b.clen - b.secClen
+	tlen := b.clen - b.textOff
 	if cap(comp) < int(tlen) {
 		comp = make([]byte, tlen)
 	}
 	comp = comp[:tlen]
-	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.secClen)); err != nil {
+	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.textOff)); err != nil {
 		return nil, raw, fmt.Errorf("read block %d: %w", b.seq, err)
 	}
 	raw, err = zstdDecode(raw[:0], comp)
@@ -1086,3 +1158,43 @@ func zstdEncode(src []byte) []byte { return zstdEnc.EncodeAll(src, make([]byte, 
 func zstdAppend(dst, src []byte) []byte { return zstdEnc.EncodeAll(src, dst) }
 
 func zstdDecode(dst, src []byte) ([]byte, error) { return zstdDec.DecodeAll(src, dst) }
+
+// readColumn reads the keyword column name of a layout-3 block: the
+// values of line i are strs[starts[i]:starts[i+1]]. A block without
+// the column has no values (ok is still true); ok is false for a block
+// of an older layout (read its lines instead).
+func (bf *blockFile) readColumn(b *block, name string) (starts []int32, strs []string, ok bool, err error) {
+	if b.version < 3 {
+		return nil, nil, false, nil
+	}
+	n := b.n()
+	starts = make([]int32, n+1)
+	i := slices.IndexFunc(b.cols, func(c colDir) bool { return c.name == name && !c.num })
+	if i < 0 {
+		return starts, nil, true, nil
+	}
+	c := b.cols[i]
+	comp := make([]byte, c.clen)
+	if _, err := bf.f.ReadAt(comp, b.pos+int64(c.off)); err != nil {
+		return nil, nil, true, fmt.Errorf("read column %s of block %d: %w", name, b.seq, err)
+	}
+	raw, err := zstdDecode(nil, comp)
+	if err != nil {
+		return nil, nil, true, fmt.Errorf("decompress column %s of block %d: %w", name, b.seq, err)
+	}
+	r := &bodyReader{b: raw}
+	for j := range n {
+		starts[j+1] = starts[j] + int32(r.uvarint())
+	}
+	if r.err != nil || int(starts[n]) > len(raw) {
+		return nil, nil, true, fmt.Errorf("column %s of block %d: %w", name, b.seq, errCorrupt)
+	}
+	strs = make([]string, starts[n])
+	for j := range strs {
+		strs[j] = r.str(true)
+	}
+	if r.err != nil {
+		return nil, nil, true, fmt.Errorf("column %s of block %d: %w", name, b.seq, r.err)
+	}
+	return starts, strs, true, nil
+}

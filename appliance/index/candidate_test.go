@@ -86,8 +86,9 @@ func ids(hs []pipeline.Hit) []string {
 
 // TestWholeBlockCountsMatchLines: the counts and histograms taken from
 // block metadata and Bleve's word frequencies, without reading lines
-// (wholeCount), equal those of a check of every line, over ranges that
-// cut blocks and ranges that do not.
+// (wholeCount), and facets taken from the match cache and from columns
+// read without the text, equal those of a check of every line, over
+// ranges that cut blocks and ranges that do not.
 func TestWholeBlockCountsMatchLines(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -123,14 +124,25 @@ func TestWholeBlockCountsMatchLines(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%q: %v", q, err)
 				}
+				// Facets twice: the second time from the match cache.
+				facets := ""
+				for range 2 {
+					for _, f := range []string{"level", "host", "fields.service", "fields.upstream", "flags"} {
+						fr, err := ix.Facets(ctx, pipeline.FacetsRequest{Query: q, Field: f, From: rg[0], To: rg[1], Size: 20})
+						if err != nil {
+							t.Fatalf("%q facets of %s: %v", q, f, err)
+						}
+						facets += fmt.Sprint(f, fr.Total, fr.Missing, fr.Values)
+					}
+				}
 				if rg[0].IsZero() {
-					return res.Total, ""
+					return res.Total, facets
 				}
 				h, err := ix.Histogram(ctx, pipeline.HistogramRequest{Query: q, From: rg[0], To: rg[1], Buckets: 24})
 				if err != nil {
 					t.Fatalf("%q histogram: %v", q, err)
 				}
-				return res.Total, fmt.Sprint(h.Total, h.Buckets)
+				return res.Total, fmt.Sprint(h.Total, h.Buckets) + facets
 			}
 			got, gotH := ask(false)
 			want, wantH := ask(true)

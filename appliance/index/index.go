@@ -190,6 +190,8 @@ type Index struct {
 
 	files *fileRegistry
 	cache *blockCache
+	// matches keeps which lines matched recent aggregations (searchOpts.matchKey).
+	matches *matchCache
 	// noCandidates makes queries check every block (tests compare).
 	noCandidates bool
 	// last holds per file the time of its last indexed line (see
@@ -237,6 +239,7 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		shards: map[int64]*shard{},
 		files:  newFileRegistry(),
 		cache:  newBlockCache(64),
+		matches: newMatchCache(16),
 	}
 	if err := ix.openShards(); err != nil {
 		for _, sh := range ix.shards {

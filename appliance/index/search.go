@@ -77,6 +77,15 @@ type searchOpts struct {
 	// without reading it (see wholeCount); when it takes the count
 	// (returns true), each is not called for that block's lines.
 	whole func(w int, b *block, n uint64) bool
+	// noLine says each does not use its line: text-only checks then
+	// read only the text.
+	noLine bool
+	// matchKey, with each and no page, names the query and range in the
+	// index's match cache: the lines of each block that match are kept
+	// there, so that the next aggregation of the same lines (a
+	// histogram, then one facet after another, as Discover asks) visits
+	// them without matching again.
+	matchKey string
 }
 
 // timeRange turns a request's zero-able bounds into [from, to) in ns. A
@@ -164,6 +173,45 @@ func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]
 		}
 	}
 	return out, nil
+}
+
+// matchSet is what the match cache keeps of one query over one range:
+// per block read, a bitmap of the lines that match.
+type matchSet struct {
+	mu   sync.Mutex
+	bits sync.Map // *block → []uint64
+}
+
+// matchCache keeps the match sets of the last few aggregations.
+type matchCache struct {
+	mu   sync.Mutex
+	max  int
+	keys []string // oldest first
+	m    map[string]*matchSet
+}
+
+func newMatchCache(max int) *matchCache { return &matchCache{max: max, m: map[string]*matchSet{}} }
+
+// get returns the set of key, made (and the oldest dropped) when missing.
+func (c *matchCache) get(key string) *matchSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[key]; ok {
+		return s
+	}
+	s := &matchSet{}
+	c.m[key] = s
+	c.keys = append(c.keys, key)
+	if len(c.keys) > c.max {
+		delete(c.m, c.keys[0])
+		c.keys = c.keys[1:]
+	}
+	return s
+}
+
+// matchKey names a query over [lo, hi) in the match cache.
+func matchKey(q string, lo, hi int64) string {
+	return strconv.FormatInt(lo, 36) + " " + strconv.FormatInt(hi, 36) + " " + q
 }
 
 // wholeCount returns, when m allows it, a function that gives the number
@@ -338,6 +386,14 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 	if err != nil {
 		return nil, 0, false, err
 	}
+	var set *matchSet
+	if o.matchKey != "" && o.each != nil && o.limit == 0 && !o.m.matchAll() && !o.m.metaOnly() && !ix.noCandidates {
+		// Held while this run fills the set: the same aggregation asked
+		// at once (the page sends its facets together) waits and reuses.
+		set = ix.matches.get(o.matchKey)
+		set.mu.Lock()
+		defer set.mu.Unlock()
+	}
 	nw := min(workers(), max(1, len(blocks)))
 	textOnly := o.m.textOnly()
 	heaps := make([]*hitHeap, nw)
@@ -413,10 +469,25 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					counted.Add(int64(counts[w] - before))
 					continue
 				}
+				var bm []uint64
+				if set != nil {
+					if v, ok := set.bits.Load(b); ok {
+						bm := v.([]uint64)
+						for i := range b.n() {
+							if bm[i>>6]&(1<<(i&63)) != 0 {
+								counts[w]++
+								o.each(w, b, i, bts[i], blv[i], nil)
+							}
+						}
+						counted.Add(int64(counts[w] - before))
+						continue
+					}
+					bm = make([]uint64, (b.n()+63)/64)
+				}
 				var lines []storedLine
 				if !o.m.matchAll() && !o.m.metaOnly() {
 					var err error
-					if textOnly && o.each == nil {
+					if textOnly && (o.each == nil || o.noLine) {
 						lines, err = text.read(b)
 					} else {
 						lines, err = ix.lines(b, false)
@@ -446,7 +517,13 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					// The total counts every match; the page only
 					// those after the cursor.
 					counts[w]++
+					if bm != nil {
+						bm[i>>6] |= 1 << (i & 63)
+					}
 					if o.each != nil {
+						if o.noLine {
+							l = nil
+						}
 						o.each(w, b, i, ts, blv[i], l)
 					}
 					if !page {
@@ -467,6 +544,9 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 							heap.Fix(h, 0)
 						}
 					}
+				}
+				if bm != nil {
+					set.bits.Store(b, bm)
 				}
 				counted.Add(int64(counts[w] - before))
 			}
