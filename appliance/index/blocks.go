@@ -174,9 +174,10 @@ func (bf *blockFile) readTimes(b *block) ([]int64, []uint8, error) {
 	}
 	r := &bodyReader{b: buf}
 	ts := make([]int64, b.n())
+	unit := r.tsUnit(int(b.version))
 	prev := int64(0)
 	for i := range ts {
-		prev += r.varint()
+		prev += r.varint() * unit
 		ts[i] = prev
 	}
 	levels := r.bytes(b.n())
@@ -184,6 +185,34 @@ func (bf *blockFile) readTimes(b *block) ([]int64, []uint8, error) {
 		return nil, nil, fmt.Errorf("times of block %d: %w", b.seq, r.err)
 	}
 	return ts, levels, nil
+}
+
+// tsUnit returns the largest e <= 9 such that every time in ts is a
+// whole number of 10^e ns.
+func tsUnit(ts []int64) int {
+	e := 9
+	for _, t := range ts {
+		for e > 0 && t%int64(pow10[e]) != 0 {
+			e--
+		}
+		if e == 0 {
+			break
+		}
+	}
+	return e
+}
+
+// tsUnit reads the unit of a block's times (layout 3; 1 ns before).
+func (r *bodyReader) tsUnit(version int) int64 {
+	if version < 3 {
+		return 1
+	}
+	e := r.bytes(1)
+	if len(e) != 1 || int(e[0]) >= len(pow10) {
+		r.err = errCorrupt
+		return 1
+	}
+	return int64(pow10[e[0]])
 }
 
 // timesCache keeps the times and levels of recently read layout-3 blocks.
@@ -295,9 +324,17 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 	body = binary.AppendVarint(body, b.firstOff)
 	body = binary.AppendVarint(body, b.lastOff)
 	b.tsPos = int64(len(body))
+	unit := int64(1)
+	if version >= 3 {
+		// Times written to the second or the millisecond are stored in
+		// that unit: a byte e, then the deltas over 10^e ns.
+		e := tsUnit(b.ts)
+		body = append(body, byte(e))
+		unit = int64(pow10[e])
+	}
 	prev := int64(0)
 	for _, t := range b.ts {
-		body = binary.AppendVarint(body, t-prev)
+		body = binary.AppendVarint(body, (t-prev)/unit)
 		prev = t
 	}
 	body = append(body, b.levels...)
@@ -344,9 +381,9 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 	off := int32(len(frames[0]))
 	for i, c := range cols {
 		body = appendStr(body, c.name)
-		body = append(body, b2i(c.num))
+		body = append(body, c.kind)
 		body = binary.AppendUvarint(body, uint64(len(frames[1+i])))
-		b.cols = append(b.cols, colDir{name: c.name, num: c.num, off: off, clen: int32(len(frames[1+i]))})
+		b.cols = append(b.cols, colDir{name: c.name, kind: c.kind, off: off, clen: int32(len(frames[1+i]))})
 		off += int32(len(frames[1+i]))
 	}
 	head := len(body)
@@ -377,18 +414,31 @@ func uvarintLen(v uint64) int {
 //	n × uvarint values of the line | the values (strings as appendStr,
 //	numbers as appendDecimal)
 //
-// and the block's directory (in the record body) its name, kind (0
-// keyword, 1 number) and compressed length. A whole read puts them
+// and the block's directory (in the record body) its name, kind and
+// compressed length. A whole read puts them
 // together, after the rows, as
 //
 //	uvarint columns | per column: name | kind | its frame's content
 //
+// Kinds: 0 keyword, 1 number, 2 keyword whose values are also the line's
+// numbers of that name (a number column its keyword column spells out is
+// not stored).
+//
 // for readColumns. Lines get their fields back in column order, which
 // is the order they were stored in (by name, array values in turn).
 
+// Column kinds.
+const (
+	colKeyword uint8 = iota // strings
+	colNumber               // numbers
+	// colBoth: strings that are also the line's numbers of that name
+	// (number(s) of each): a field such as rt=0.961 is stored once.
+	colBoth
+)
+
 type column struct {
 	name   string
-	num    bool
+	kind   uint8
 	counts []uint32
 	strs   []string
 	nums   []float64
@@ -398,31 +448,52 @@ type column struct {
 func columnsOf(lines []storedLine) []*column {
 	type ck struct {
 		name string
-		num  bool
+		kind uint8
 	}
 	cols := map[ck]*column{}
-	get := func(name string, num bool) *column {
-		c := cols[ck{name, num}]
+	get := func(name string, kind uint8) *column {
+		c := cols[ck{name, kind}]
 		if c == nil {
-			c = &column{name: name, num: num, counts: make([]uint32, len(lines))}
-			cols[ck{name, num}] = c
+			c = &column{name: name, kind: kind, counts: make([]uint32, len(lines))}
+			cols[ck{name, kind}] = c
 		}
 		return c
 	}
 	for i := range lines {
 		for _, f := range lines[i].Fields {
-			c := get(f.K, false)
+			c := get(f.K, colKeyword)
 			c.counts[i]++
 			c.strs = append(c.strs, f.V)
 		}
 		for _, f := range lines[i].Nums {
-			c := get(f.K, true)
+			c := get(f.K, colNumber)
 			c.counts[i]++
 			c.nums = append(c.nums, f.V)
 		}
 	}
+	// A number column that its keyword column spells out is dropped.
+	for k, nc := range cols {
+		if k.kind != colNumber {
+			continue
+		}
+		kc := cols[ck{k.name, colKeyword}]
+		if kc == nil || !slices.Equal(kc.counts, nc.counts) {
+			continue
+		}
+		same := true
+		for j, v := range kc.strs {
+			if f, ok := number(v); !ok || f != nc.nums[j] || math.Signbit(f) != math.Signbit(nc.nums[j]) {
+				same = false
+				break
+			}
+		}
+		if same {
+			kc.kind = colBoth
+			delete(cols, k)
+		}
+	}
 	return slices.SortedFunc(maps.Values(cols), func(a, b *column) int {
-		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(b2i(a.num), b2i(b.num)))
+		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.kind, b.kind))
 	})
 }
 
@@ -445,15 +516,8 @@ func appendColumnBody(dst []byte, c *column) []byte {
 // clen bytes at off from the start of the block's payload.
 type colDir struct {
 	name      string
-	num       bool
+	kind      uint8
 	off, clen int32
-}
-
-func b2i(b bool) byte {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // readColumns reads what appendColumns wrote into lines' Fields and Nums
@@ -466,23 +530,26 @@ func readColumns(r *bodyReader, lines []storedLine) error {
 	nf, nn := make([]int, len(lines)), make([]int, len(lines)) // per line: fields and numbers
 	type colRef struct {
 		name   string
-		num    bool
+		kind   uint8
 		counts []uint32
 		at     int // start of the values in r
 	}
 	refs := make([]colRef, 0, ncols)
 	for range ncols {
 		c := colRef{name: r.str(true), counts: make([]uint32, len(lines))}
-		if kind := r.bytes(1); len(kind) == 1 {
-			c.num = kind[0] == 1
+		if kind := r.bytes(1); len(kind) == 1 && kind[0] <= colBoth {
+			c.kind = kind[0]
+		} else {
+			return errCorrupt
 		}
 		total := 0
 		for i := range lines {
 			c.counts[i] = uint32(r.uvarint())
 			total += int(c.counts[i])
-			if c.num {
+			if c.kind != colKeyword {
 				nn[i] += int(c.counts[i])
-			} else {
+			}
+			if c.kind != colNumber {
 				nf[i] += int(c.counts[i])
 			}
 		}
@@ -491,7 +558,7 @@ func readColumns(r *bodyReader, lines []storedLine) error {
 		}
 		c.at = r.i
 		for range total {
-			if c.num {
+			if c.kind == colNumber {
 				r.num()
 			} else {
 				r.str(true)
@@ -527,10 +594,16 @@ func readColumns(r *bodyReader, lines []storedLine) error {
 		cr := &bodyReader{b: r.b, i: c.at}
 		for i := range lines {
 			for range c.counts[i] {
-				if c.num {
+				switch c.kind {
+				case colNumber:
 					lines[i].Nums = append(lines[i].Nums, kn{K: c.name, V: cr.num()})
-				} else {
+				case colKeyword:
 					lines[i].Fields = append(lines[i].Fields, kv{K: c.name, V: cr.str(true)})
+				case colBoth:
+					v := cr.str(true)
+					f, _ := number(v)
+					lines[i].Fields = append(lines[i].Fields, kv{K: c.name, V: v})
+					lines[i].Nums = append(lines[i].Nums, kn{K: c.name, V: f})
 				}
 			}
 		}
@@ -662,9 +735,10 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 	b.tsPos = bodyPos + int64(r.i)
 	ts := make([]int64, n)
 	b.minTS, b.maxTS = math.MaxInt64, math.MinInt64
+	unit := r.tsUnit(version)
 	prev := int64(0)
 	for i := range ts {
-		prev += r.varint()
+		prev += r.varint() * unit
 		ts[i] = prev
 		b.minTS = min(b.minTS, prev)
 		b.maxTS = max(b.maxTS, prev)
@@ -706,8 +780,10 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 		off := b.secClen
 		for range ncols {
 			c := colDir{name: r.str(false), off: off}
-			if k := r.bytes(1); len(k) == 1 {
-				c.num = k[0] == 1
+			if k := r.bytes(1); len(k) == 1 && k[0] <= colBoth {
+				c.kind = k[0]
+			} else {
+				return nil, errCorrupt
 			}
 			c.clen = int32(r.uvarint())
 			off += c.clen
@@ -973,7 +1049,7 @@ func (bf *blockFile) readPayloadInto(b *block, comp, raw []byte) ([]byte, error)
 					break
 				}
 				raw = appendStr(raw, c.name)
-				raw = append(raw, b2i(c.num))
+				raw = append(raw, c.kind)
 				raw, err = zstdDecode(raw, comp[c.off:c.off+c.clen])
 			}
 		}
@@ -1169,7 +1245,7 @@ func (bf *blockFile) readColumn(b *block, name string) (starts []int32, strs []s
 	}
 	n := b.n()
 	starts = make([]int32, n+1)
-	i := slices.IndexFunc(b.cols, func(c colDir) bool { return c.name == name && !c.num })
+	i := slices.IndexFunc(b.cols, func(c colDir) bool { return c.name == name && c.kind != colNumber })
 	if i < 0 {
 		return starts, nil, true, nil
 	}

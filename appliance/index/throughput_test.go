@@ -59,19 +59,20 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		d := time.Since(t0)
 		runtime.ReadMemStats(&ms)
 		size := dirSize(dir)
-		var blk, bloom, sec, text, nb int64
+		var blk, bloom, sec, cols, text, nb int64
 		for _, sh := range ix.shardList() {
 			blk += sh.bf.size
 			for _, bl := range sh.snapshot() {
 				nb++
 				bloom += int64(bl.bloomLen)
 				sec += int64(bl.secClen)
-				text += int64(bl.clen - bl.secClen)
+				cols += int64(bl.textOff - bl.secClen)
+				text += int64(bl.clen - bl.textOff)
 			}
 		}
 		mib := func(n int64) float64 { return float64(n) / (1 << 20) }
-		b.Logf("block files %.1f MiB (%d blocks: text %.1f, per-line section %.1f, Bloom filters %.1f, times, levels and headers %.1f), the rest (Bleve, metadata) %.1f MiB",
-			mib(blk), nb, mib(text), mib(sec), mib(bloom), mib(blk-text-sec-bloom), mib(size-blk))
+		b.Logf("block files %.1f MiB (%d blocks: text %.1f, field columns %.1f, rows %.1f, Bloom filters %.1f, times, levels and headers %.1f), the rest (Bleve, metadata) %.1f MiB",
+			mib(blk), nb, mib(text), mib(cols), mib(sec), mib(bloom), mib(blk-text-cols-sec-bloom), mib(size-blk))
 		b.ReportMetric(float64(n)/d.Seconds(), "lines/s")
 		b.ReportMetric(float64(size)/float64(raw), "disk/raw")
 		b.Logf("%d lines (%.1f MiB) in %v = %.0f lines/s; index %.1f MiB = %.2f× raw; heap sys %.0f MiB",
