@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,13 +114,32 @@ func (g *toggleGuard) Wait(ctx context.Context) error {
 	return nil
 }
 
+// logBuffer collects what a logger writes, safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // TestGuardPausesWrites: while the guard says the disk is low, Index
 // writes nothing and says why, and Run holds published batches unacked
 // (no retry warnings); once there is room they are indexed and acked.
 func TestGuardPausesWrites(t *testing.T) {
 	g := &toggleGuard{}
 	ix := openIndex(t, index.Config{Guard: g})
-	w := indexwriter.New(indexwriter.Config{Guard: g, FlushInterval: 10 * time.Millisecond, DrainTimeout: 20 * time.Second}, ix, quiet)
+	logs := &logBuffer{}
+	w := indexwriter.New(indexwriter.Config{Guard: g, FlushInterval: 10 * time.Millisecond, DrainTimeout: 20 * time.Second}, ix, slog.New(slog.NewTextHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	base := time.Now().Add(-time.Hour)
@@ -146,6 +167,9 @@ func TestGuardPausesWrites(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if acked.Load() != 0 || ix.Stats().DocsWritten != 0 {
 		t.Fatalf("batch acked (%d) or written (%d) while paused", acked.Load(), ix.Stats().DocsWritten)
+	}
+	if l := logs.String(); strings.Contains(l, "index write failed") {
+		t.Fatalf("a pause for room was logged as a failed write:\n%s", l)
 	}
 	g.low.Store(false)
 	for acked.Load() == 0 && time.Now().Before(deadline) {
