@@ -1,9 +1,9 @@
 // Package index keeps log lines and answers searches over them.
 //
 // Its API is "index a batch of records" (Index; the direct-mode queue in
-// front of it is appliance/indexwriter) and "search for lines" (Search, Histogram, Facets, Context, Tail); how
-// lines are laid out stays inside, so the layout can change without
-// touching the pipeline or HTTP.
+// front of it is appliance/indexwriter) and "search for lines" (Search,
+// Histogram, Facets, Context, Tail); how lines are laid out stays
+// inside, so the layout can change without touching the pipeline or HTTP.
 //
 // Lines are stored in compressed blocks of up to BlockLines lines of one
 // file (blocks.go); Bleve indexes one document per block (doc.go) and only
