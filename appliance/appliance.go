@@ -28,6 +28,7 @@ import (
 	"github.com/logbox/logbox/appliance/hostnet"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/indexwriter"
 	"github.com/logbox/logbox/appliance/kafkaauth"
 	"github.com/logbox/logbox/appliance/kafkain"
 	"github.com/logbox/logbox/appliance/kafkaout"
@@ -52,6 +53,7 @@ type Appliance struct {
 	invalid  map[string]string // source name → why its etcd entry was refused
 	etcdCli  *clientv3.Client
 	idx      *index.Index
+	writer   *indexwriter.Writer // direct mode: the tailers' sink
 	tail     *tailer.Manager
 	cps      *checkpoint.Store // nil on processes that do not tail
 	producer *kafkaout.Producer
@@ -266,8 +268,9 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	if a.tails() {
 		var sink pipeline.Sink
 		if a.direct() {
-			sink = a.idx
-			sinkStage = a.start(g, "index writer", watch("index writer", a.idx.Run))
+			a.writer = indexwriter.New(indexwriter.Config{Guard: a.disk}, a.idx, a.log)
+			sink = a.writer
+			sinkStage = a.start(g, "index writer", watch("index writer", a.writer.Run))
 		} else {
 			a.producer = kafkaout.New(cfg.producerConfig(kafkaTLS), a.log)
 			sink = a.producer
@@ -514,7 +517,7 @@ type Status struct {
 	InvalidSources map[string]string            `json:"invalid_sources"`
 	Producer       *kafkaout.ProducerStats      `json:"kafka_producer,omitempty"`
 	Consumer       *kafkain.ConsumerStats       `json:"kafka_consumer,omitempty"`
-	Index          *index.Stats                 `json:"index,omitempty"`
+	Index          *IndexStatus                 `json:"index,omitempty"`
 	Retention      *RetentionStatus             `json:"retention,omitempty"`
 	Etcd           EtcdStatus                   `json:"etcd"`
 	// Disk is the free space of the data dir's disk against
@@ -528,6 +531,13 @@ type Status struct {
 	// lacks (see package ledger); absent on a process that collects
 	// nothing.
 	Ledger *ledger.Ledger `json:"ledger,omitempty"`
+}
+
+// IndexStatus is the index's counts, with the batches waiting for the
+// index writer in direct mode.
+type IndexStatus struct {
+	index.Stats
+	Queued int `json:"queued_batches"`
 }
 
 // DiskStatus is the free-space floor's state. Paused is true while
@@ -589,8 +599,10 @@ func (a *Appliance) status(ctx context.Context) any {
 	eff := a.effective()
 	st.Settings = settingsStatus(eff)
 	if a.idx != nil {
-		is := a.idx.Stats()
-		st.Index = &is
+		st.Index = &IndexStatus{Stats: a.idx.Stats()}
+		if a.writer != nil {
+			st.Index.Queued = a.writer.Queued()
+		}
 		st.Retention = &RetentionStatus{
 			MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
 			MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),

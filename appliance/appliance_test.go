@@ -502,6 +502,7 @@ func TestMetrics(t *testing.T) {
 		`logbox_source_lag_bytes\{source="logs-log-[0-9a-f]+"\} 0`,
 		`logbox_index_documents 120`,
 		`logbox_index_shards 1`,
+		`logbox_index_queued_batches 0`,
 		`logbox_index_batch_latency_seconds_count [1-9][0-9]*`,
 		`logbox_etcd_up 1`,
 		`logbox_http_request_duration_seconds_count\{code="200",route="/api/search"\} [1-9]`,
@@ -522,5 +523,15 @@ func TestMetrics(t *testing.T) {
 	}
 	for _, re := range missing {
 		t.Errorf("/metrics has no line matching %s", re)
+	}
+
+	// The direct-mode writer's queue shows among the index's counts in
+	// /api/status, as it did when the queue was the index's.
+	var st struct {
+		Index map[string]any `json:"index"`
+	}
+	app.call("GET", "/api/status", nil, &st)
+	if q, ok := st.Index["queued_batches"]; !ok || q != float64(0) || st.Index["docs"] != float64(120) {
+		t.Errorf("/api/status index: %v, want docs 120 and queued_batches 0", st.Index)
 	}
 }

@@ -146,7 +146,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.idxDocs, float64(s.Docs))
 		counter(m.idxWritten, s.DocsWritten)
 		counter(m.idxBatches, s.BatchesWritten)
-		gauge(m.idxQueued, float64(s.Queued))
+		queued := 0 // batches waiting for the index writer (direct mode)
+		if a.writer != nil {
+			queued = a.writer.Queued()
+		}
+		gauge(m.idxQueued, float64(queued))
 		gauge(m.idxShards, float64(s.Shards))
 		gauge(m.idxBytes, float64(s.Bytes))
 		counter(m.idxDropped, s.ShardsDropped)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/logbox/logbox/appliance/hostnet"
 	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/indexwriter"
 	"github.com/logbox/logbox/appliance/kafkatest"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/appliance/settings"
@@ -221,7 +222,7 @@ func TestHostnetIndexed(t *testing.T) {
 	defer ix.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s := hostnet.New(hostnet.Config{Host: "web1", ProcRoot: proc}, ix, quiet)
+	s := hostnet.New(hostnet.Config{Host: "web1", ProcRoot: proc}, indexwriter.New(indexwriter.Config{}, ix, quiet), quiet)
 	t0 := time.Now().Add(-time.Minute)
 	for i, dev := range []string{"", "  eth0: 9871244567 8123556   12   40    2     1          0      4521 1234568890 3456799    0    5    0     0       0          0\n"} {
 		if dev != "" {

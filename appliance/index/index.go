@@ -1,9 +1,9 @@
 // Package index keeps log lines and answers searches over them.
 //
-// Its API is "index a batch of records" (Index, or Publish for direct mode)
-// and "search for lines" (Search, Histogram, Facets, Context, Tail); how
-// lines are laid out stays inside, so the layout can change without
-// touching the pipeline or HTTP.
+// Its API is "index a batch of records" (Index; the direct-mode queue in
+// front of it is appliance/indexwriter) and "search for lines" (Search,
+// Histogram, Facets, Context, Tail); how lines are laid out stays
+// inside, so the layout can change without touching the pipeline or HTTP.
 //
 // Lines are stored in compressed blocks of up to BlockLines lines of one
 // file (blocks.go); Bleve indexes one document per block (doc.go) and only
@@ -38,8 +38,8 @@ import (
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
-// Config says where the index lives, how it is split into time shards and
-// kept, and how direct-mode publishes are batched.
+// Config says where the index lives and how it is split into time shards
+// and kept.
 type Config struct {
 	// Dir holds the index: its shards are in Dir/shards.
 	Dir string
@@ -55,21 +55,10 @@ type Config struct {
 	RetentionBytes int64
 	// RetentionInterval is how often RunRetention checks (default 1m).
 	RetentionInterval time.Duration
-	// BatchSize caps the records Run hands to one Index call (default 5000).
-	BatchSize int
 	// BlockLines caps the lines of one block (default 1024); BlockBytes
 	// caps their text (default 256 KiB; a longer line is a block alone).
 	BlockLines int
 	BlockBytes int
-	// FlushInterval is how long Run waits for more records before writing a
-	// partial batch (default 100ms).
-	FlushInterval time.Duration
-	// QueueBatches bounds the pipeline batches waiting in Publish; a full
-	// queue blocks the tailers (backpressure). Default 64.
-	QueueBatches int
-	// DrainTimeout bounds how long Run keeps indexing queued batches after
-	// its context ends (default 5s).
-	DrainTimeout time.Duration
 	// TailBuffer bounds the newly indexed lines waiting to be matched for
 	// one live tail (default 20000); a tail that falls further behind is
 	// dropped, so a slow reader never blocks indexing.
@@ -91,9 +80,8 @@ type Config struct {
 	// disk), and the index is free for retention to drop shards.
 	PersistTimeout time.Duration
 	// Guard, when set, keeps a free-space floor (appliance/diskspace):
-	// Index refuses to write while it reports the disk low, and Run
-	// waits for room instead of retrying (nothing is lost; the tailers
-	// wait behind the full queue).
+	// Index refuses to write while it reports the disk low (the writer
+	// in front of the index waits for room then).
 	Guard WriteGuard
 }
 
@@ -101,8 +89,6 @@ type Config struct {
 type WriteGuard interface {
 	// Check returns nil when a write may go ahead, else why not.
 	Check() error
-	// Wait blocks until Check would return nil, or returns ctx's error.
-	Wait(ctx context.Context) error
 }
 
 // Effective returns c with every default filled in, as Open uses it
@@ -113,23 +99,11 @@ func (c Config) Effective() Config {
 }
 
 func (c *Config) setDefaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 5000
-	}
 	if c.BlockLines <= 0 {
 		c.BlockLines = 1024
 	}
 	if c.BlockBytes <= 0 {
 		c.BlockBytes = 256 << 10
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 100 * time.Millisecond
-	}
-	if c.QueueBatches <= 0 {
-		c.QueueBatches = 64
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 5 * time.Second
 	}
 	if c.TailBuffer <= 0 {
 		c.TailBuffer = 20000
@@ -174,9 +148,8 @@ func (c Config) Validate() error {
 // Index is an open index: its time shards (see shards.go) searched as
 // one. Search, Index and the other queries are safe for concurrent use.
 type Index struct {
-	cfg   Config
-	log   *slog.Logger
-	queue chan *pipeline.Batch
+	cfg Config
+	log *slog.Logger
 
 	mu     sync.Mutex       // guards shards and closed
 	shards map[int64]*shard // by start (Unix ns)
@@ -219,7 +192,7 @@ type Index struct {
 }
 
 // Open opens the index at cfg.Dir, creating it if missing. The caller
-// closes it with Close after Run, RunRetention and every other call have
+// closes it with Close after RunRetention and every other call have
 // returned.
 func Open(cfg Config, log *slog.Logger) (*Index, error) {
 	if err := cfg.Validate(); err != nil {
@@ -234,7 +207,6 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		}),
 		cfg:     cfg,
 		log:     log.With("component", "index"),
-		queue:   make(chan *pipeline.Batch, cfg.QueueBatches),
 		subs:    map[*subscription]struct{}{},
 		shards:  map[int64]*shard{},
 		files:   newFileRegistry(),
@@ -761,107 +733,6 @@ func parallel(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// Publish queues b for Run to index; it is the direct-mode sink (no Kafka).
-// It blocks while the queue is full and returns ctx's error if ctx ends
-// first. b is acked once its records are durable in the index.
-func (ix *Index) Publish(ctx context.Context, b *pipeline.Batch) error {
-	select {
-	case ix.queue <- b:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Run indexes what Publish queues, coalescing batches into Bleve batches of
-// up to BatchSize records, and acks each pipeline batch once written. A
-// failed write is retried with backoff, never dropped; below the
-// free-space floor (Config.Guard) Run waits for room instead. When ctx ends, Run
-// keeps indexing what is already queued for at most DrainTimeout (stop the
-// publishers first), then returns; batches left then are not acked and
-// their lines are read again after a restart.
-func (ix *Index) Run(ctx context.Context) error {
-	var (
-		pending []*pipeline.Batch
-		recs    []pipeline.Record
-	)
-	flush := func(ctx context.Context) bool {
-		backoff := 100 * time.Millisecond
-		for {
-			err := ix.Index(ctx, recs)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return false
-			}
-			if g := ix.cfg.Guard; g != nil && g.Check() != nil {
-				// Below the free-space floor: wait for room (the guard
-				// logs the pause); the queue fills and the tailers wait.
-				if g.Wait(ctx) != nil {
-					return false
-				}
-				continue
-			}
-			ix.log.Warn("index write failed; lines are held and retried, tailers pause meanwhile; check disk space and permissions of the data dir", "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return false
-			}
-			backoff = min(backoff*2, 5*time.Second)
-		}
-		for _, b := range pending {
-			b.Ack()
-		}
-		pending, recs = pending[:0], recs[:0]
-		return true
-	}
-	add := func(b *pipeline.Batch) {
-		pending = append(pending, b)
-		recs = append(recs, b.Records...)
-	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.Background(), ix.cfg.DrainTimeout)
-			defer cancel()
-			for {
-				select {
-				case b := <-ix.queue:
-					add(b)
-					if len(recs) < ix.cfg.BatchSize {
-						continue
-					}
-				default:
-				}
-				if len(recs) == 0 || ix.cfg.Guard != nil && ix.cfg.Guard.Check() != nil {
-					// Nothing left, or no room: what is queued is read
-					// again after the restart.
-					return nil
-				}
-				if !flush(dctx) || len(ix.queue) == 0 {
-					return nil
-				}
-			}
-		case b := <-ix.queue:
-			if len(pending) == 0 {
-				timer.Reset(ix.cfg.FlushInterval)
-			}
-			add(b)
-			if len(recs) >= ix.cfg.BatchSize {
-				timer.Stop()
-				flush(ctx)
-			}
-		case <-timer.C:
-			flush(ctx)
-		}
-	}
-}
-
 // Collectors are the index's Prometheus metrics beyond Stats.
 func (ix *Index) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{ix.latency}
@@ -872,7 +743,6 @@ type Stats struct {
 	Docs           uint64 `json:"docs"`
 	DocsWritten    uint64 `json:"docs_written"`
 	BatchesWritten uint64 `json:"batches_written"`
-	Queued         int    `json:"queued_batches"`
 	// Shards is the number of time shards; Bytes their size on disk.
 	Shards int   `json:"shards"`
 	Bytes  int64 `json:"bytes"`
@@ -899,7 +769,7 @@ type Stats struct {
 // walks the shard directories for their size.
 func (ix *Index) Stats() Stats {
 	st := Stats{
-		DocsWritten: ix.docs.Load(), BatchesWritten: ix.batches.Load(), Queued: len(ix.queue),
+		DocsWritten: ix.docs.Load(), BatchesWritten: ix.batches.Load(),
 		ShardsDropped: ix.droppedShards.Load(), ReplaysSkipped: ix.replayed.Load(), LinesFieldsDropped: ix.dropped.Load(),
 	}
 	names := map[string]struct{}{}
@@ -926,7 +796,7 @@ func (ix *Index) Stats() Stats {
 	return st
 }
 
-// Close closes the index. Call it after Run, RunRetention and every Index
+// Close closes the index. Call it after RunRetention and every Index
 // call returned.
 func (ix *Index) Close() error {
 	ix.closeSubscriptions()

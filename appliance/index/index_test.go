@@ -159,42 +159,6 @@ func TestReplayOverwritesAndPersists(t *testing.T) {
 	}
 }
 
-func TestPublishAcksAfterWrite(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ix := openTest(t, filepath.Join(t.TempDir(), "idx"))
-	defer ix.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- ix.Run(runCtx) }()
-
-	acked := make(chan int, 3)
-	for i := 0; i < 3; i++ {
-		i := i
-		b := pipeline.NewBatch(recs(time.Now(), 5, fmt.Sprintf("f%d", i)), func() {
-			acked <- i
-		})
-		if err := ix.Publish(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 3; i++ {
-		select {
-		case <-acked:
-		case <-ctx.Done():
-			t.Fatal("batch not acked")
-		}
-	}
-	// Acked means searchable.
-	if n := ix.Stats().Docs; n != 15 {
-		t.Fatalf("%d docs after acks, want 15", n)
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLevel(t *testing.T) {
 	for line, want := range map[string]string{
 		"2026-01-01 ERROR boom":           "ERROR",

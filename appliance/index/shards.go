@@ -408,7 +408,7 @@ func (ix *Index) ApplyRetention(ctx context.Context) error {
 
 // RunRetention applies retention every RetentionInterval (and once at
 // start) until ctx ends; failures are logged and retried on the next
-// round. It returns nil when ctx ends. Run it beside Run (direct mode) or
+// round. It returns nil when ctx ends. Run it beside the index writer (appliance/indexwriter, direct mode) or
 // the Kafka consumer; it runs fine with neither.
 func (ix *Index) RunRetention(ctx context.Context) error {
 	t := time.NewTicker(ix.cfg.RetentionInterval)

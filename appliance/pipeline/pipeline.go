@@ -3,7 +3,7 @@
 // records together with their acknowledgement, and the Sink contract.
 //
 // It has no dependencies on other logbox packages, so every role (tailer,
-// kafkaout, kafkain, index) can import it without importing each other.
+// kafkaout, kafkain, indexwriter, index) can import it without importing each other.
 package pipeline
 
 import (
@@ -102,7 +102,9 @@ func (b *Batch) Ack() {
 	})
 }
 
-// Sink takes batches from the tailer.
+// Sink takes batches from the tailer: the Kafka producer
+// (appliance/kafkaout), or in direct mode the index writer
+// (appliance/indexwriter).
 //
 // Publish may block to apply backpressure; it returns early only with
 // ctx's error. A sink retries passing failures itself: it calls b.Ack once

@@ -13,22 +13,24 @@ import (
 
 	"github.com/logbox/logbox/appliance/checkpoint"
 	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/indexwriter"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/appliance/tailer"
 )
 
-// TestSlowIndexPausesTailer: in direct mode the index is the sink. While
+// TestSlowIndexPausesTailer: in direct mode the index writer is the sink. While
 // its writer is stalled (not running), the tailer reads only a bounded
 // amount ahead and stops; when the writer runs again, every line arrives,
 // once, and the checkpoint reaches the end of the file.
 func TestSlowIndexPausesTailer(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ix, err := index.Open(index.Config{Dir: filepath.Join(dir, "idx"), QueueBatches: 1}, log)
+	ix, err := index.Open(index.Config{Dir: filepath.Join(dir, "idx")}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ix.Close()
+	w := indexwriter.New(indexwriter.Config{QueueBatches: 1}, ix, log)
 	cps, err := checkpoint.Open(filepath.Join(dir, "cp.json"), time.Second, log)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +44,7 @@ func TestSlowIndexPausesTailer(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := tailer.New(tailer.Config{Host: "h", ScanInterval: 50 * time.Millisecond, MaxPending: 2, BatchLines: 500}, ix, cps, log)
+	m := tailer.New(tailer.Config{Host: "h", ScanInterval: 50 * time.Millisecond, MaxPending: 2, BatchLines: 500}, w, cps, log)
 	m.Apply([]pipeline.Source{{Name: "s", Paths: []string{path}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -65,7 +67,7 @@ func TestSlowIndexPausesTailer(t *testing.T) {
 		t.Fatalf("tailer did not pause: read %d then %d of %d, committed %d", read1, read2, st[0].Size, st[0].Offset)
 	}
 
-	go ix.Run(ctx)
+	go w.Run(ctx)
 	for ix.Stats().Docs < lines {
 		if ctx.Err() != nil {
 			t.Fatalf("only %d of %d lines indexed", ix.Stats().Docs, lines)

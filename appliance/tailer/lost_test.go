@@ -14,6 +14,7 @@ import (
 
 	"github.com/logbox/logbox/appliance/checkpoint"
 	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/indexwriter"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/appliance/tailer"
 )
@@ -26,6 +27,7 @@ type realRig struct {
 	dir    string
 	log    *slog.Logger
 	ix     *index.Index
+	w      *indexwriter.Writer // the tailer's sink, in front of ix
 	cfg    tailer.Config
 	src    pipeline.Source
 	m      *tailer.Manager
@@ -43,18 +45,19 @@ func newRealRig(t *testing.T, src pipeline.Source, cfg tailer.Config) *realRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := indexwriter.New(indexwriter.Config{}, ix, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = ix.Run(ctx)
+		_ = w.Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		ix.Close()
 	})
-	return &realRig{t: t, dir: dir, log: log, ix: ix, cfg: cfg, src: src}
+	return &realRig{t: t, dir: dir, log: log, ix: ix, w: w, cfg: cfg, src: src}
 }
 
 func (g *realRig) start() {
@@ -63,7 +66,7 @@ func (g *realRig) start() {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	g.m = tailer.New(g.cfg, g.ix, cps, g.log)
+	g.m = tailer.New(g.cfg, g.w, cps, g.log)
 	g.m.Apply([]pipeline.Source{g.src})
 	ctx, cancel := context.WithCancel(context.Background())
 	tdone, cdone := make(chan struct{}), make(chan struct{})
