@@ -179,7 +179,7 @@ func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, e
 	if err != nil {
 		return nil, fmt.Errorf("open index shard %q: %w", dir, err)
 	}
-	sh := &shard{name: name, dir: dir, start: start, end: start.Add(ix.cfg.ShardSpan), bi: bi, times: newTimesCache(256)}
+	sh := &shard{name: name, dir: dir, start: start, end: start.Add(ix.cfg.ShardSpan), bi: bi, times: newTimesCache(128)}
 	existing, err := fieldNamesIn(bi)
 	if err != nil {
 		bi.Close()
@@ -408,8 +408,9 @@ func (ix *Index) ApplyRetention(ctx context.Context) error {
 
 // RunRetention applies retention every RetentionInterval (and once at
 // start) until ctx ends; failures are logged and retried on the next
-// round. It returns nil when ctx ends. Run it beside the index writer (appliance/indexwriter, direct mode) or
-// the Kafka consumer; it runs fine with neither.
+// round. It returns nil when ctx ends. Run it beside the index writer
+// (appliance/indexwriter, direct mode) or the Kafka consumer; it runs
+// fine with neither.
 func (ix *Index) RunRetention(ctx context.Context) error {
 	t := time.NewTicker(ix.cfg.RetentionInterval)
 	defer t.Stop()

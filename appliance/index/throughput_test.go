@@ -47,7 +47,7 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		}
 		var ms runtime.MemStats
 		t0 := time.Now()
-		batch := 5000
+		batch := 20000
 		if s := os.Getenv("LOGBOX_BENCH_BATCH"); s != "" {
 			batch, _ = strconv.Atoi(s)
 		}

@@ -58,7 +58,8 @@ type Config struct {
 	// fences the first. Empty: a dynamic member, which leaves the group
 	// when Run returns.
 	InstanceID string
-	// BatchSize is the most records handed to Index at once (default 5000).
+	// BatchSize is the most records handed to Index at once (default
+	// 20000, as the direct-mode writer: see indexwriter.Config.BatchSize).
 	BatchSize int
 	// FlushInterval is the longest a consumed record waits for its batch
 	// to fill before it is indexed anyway (default 200ms).
@@ -80,7 +81,7 @@ func (c Config) withDefaults() Config {
 		c.Group = "logbox-indexer"
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 20000
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = 200 * time.Millisecond
