@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,10 +115,90 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		}
 		slices.Sort(ds)
 		b.Logf("%-20s p50 %6.1f ms  max %6.1f ms", "histogram 24h", ms1(ds[len(ds)/2]), ms1(ds[len(ds)-1]))
+		fieldRead(b, ix)
 		if err := ix.Close(); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// fieldRead times what `stats avg(rt)` needs, the rt field of every line,
+// three ways: its column alone, every line decoded from its block (text,
+// rows and all columns), and the text of every line parsed again.
+func fieldRead(b *testing.B, ix *Index) {
+	var blocks []*block
+	for _, sh := range ix.shardList() {
+		blocks = append(blocks, sh.snapshot()...)
+	}
+	now := time.Now()
+	ways := []struct {
+		name string
+		sum  func(bl *block) (float64, int)
+	}{
+		{"rt column alone", func(bl *block) (float64, int) {
+			starts, strs, _, err := bl.sh.bf.readColumn(bl, "rt")
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, n := 0.0, 0
+			for _, v := range strs[:starts[len(starts)-1]] {
+				if f, ok := number(v); ok {
+					sum, n = sum+f, n+1
+				}
+			}
+			return sum, n
+		}},
+		{"lines decoded", func(bl *block) (float64, int) {
+			lines, err := ix.lines(bl, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, n := 0.0, 0
+			for i := range lines {
+				for _, f := range lines[i].Nums {
+					if f.K == "rt" {
+						sum, n = sum+f.V, n+1
+					}
+				}
+			}
+			return sum, n
+		}},
+		{"text parsed again", func(bl *block) (float64, int) {
+			var tr textReader
+			lines, err := tr.read(bl)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum, n := 0.0, 0
+			for i := range lines {
+				ex := parseLine(lines[i].Line, now, nil, now, 64)
+				for _, l := range ex.leaves {
+					if l.path == "rt" && l.isN {
+						sum, n = sum+l.num, n+1
+					}
+				}
+			}
+			return sum, n
+		}},
+	}
+	var out []string
+	for _, w := range ways {
+		var ds []time.Duration
+		var sum float64
+		var n int
+		for range 5 {
+			t := time.Now()
+			sum, n = 0, 0
+			for _, bl := range blocks {
+				s, k := w.sum(bl)
+				sum, n = sum+s, n+k
+			}
+			ds = append(ds, time.Since(t))
+		}
+		slices.Sort(ds)
+		out = append(out, fmt.Sprintf("%s %.1f ms (%d values, avg %.4f)", w.name, ms1(ds[len(ds)/2]), n, sum/float64(max(n, 1))))
+	}
+	b.Logf("avg(rt), p50 on one core: %s", strings.Join(out, "; "))
 }
 
 func ms1(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
