@@ -76,9 +76,27 @@ Usage:
 `)
 }
 
-// agentMemoryLimit is the Go soft memory limit of an agent (see
-// runtime/debug.SetMemoryLimit): the GC works harder near it.
-const agentMemoryLimit = 64 << 20
+// Go soft memory limits (runtime/debug.SetMemoryLimit; the GC works
+// harder near one, GOMEMLIMIT overrides): an agent's heap is what it has
+// read and not yet had acked; an indexer's is the batch being indexed and
+// the queries being answered, while the index itself holds about 0.2 byte
+// per line (at 1 M lines, peak RSS went from 345 to 240 MiB with the
+// limit, ingest unchanged).
+const (
+	agentMemoryLimit   = 64 << 20
+	indexerMemoryLimit = 256 << 20
+)
+
+// memoryLimit is the soft memory limit of a role (0: none).
+func memoryLimit(role string) int64 {
+	switch role {
+	case appliance.RoleAgent:
+		return agentMemoryLimit
+	case appliance.RoleAll, appliance.RoleIndexer:
+		return indexerMemoryLimit
+	}
+	return 0
+}
 
 func runAppliance(args []string, stderr io.Writer) error {
 	cfg, err := loadRunConfig(args, stderr)
@@ -88,10 +106,8 @@ func runAppliance(args []string, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.logLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if cfg.Role == appliance.RoleAgent && os.Getenv("GOMEMLIMIT") == "" {
-		// An agent's heap is what it has read and not yet had acked: keep
-		// the garbage around it small (GOMEMLIMIT overrides).
-		debug.SetMemoryLimit(agentMemoryLimit)
+	if lim := memoryLimit(cfg.Role); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(lim)
 	}
 	a, err := newAppliance(cfg.Config, log)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logbox/logbox/appliance"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -402,6 +404,16 @@ func TestDayDuration(t *testing.T) {
 		var d time.Duration
 		if err := (dayDuration{&d}).Set(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestMemoryLimitByRole: the soft memory limit the README promises per
+// role (GOMEMLIMIT, when set, is left to the runtime).
+func TestMemoryLimitByRole(t *testing.T) {
+	for role, want := range map[string]int64{appliance.RoleAgent: 64 << 20, appliance.RoleAll: 256 << 20, appliance.RoleIndexer: 256 << 20, "": 0} {
+		if got := memoryLimit(role); got != want {
+			t.Errorf("role %q: limit %d, want %d", role, got, want)
 		}
 	}
 }
