@@ -71,10 +71,12 @@ type reader struct {
 	jn       *joiner
 	batch    []pipeline.Record
 	batchEnd int64
+
 	// held are records of batch whose text is still only in the read
 	// buffer (see ownLines); fullBatch: the last batch published was full.
 	held      []heldLine
 	fullBatch bool
+
 	lastLine time.Time
 	lastData time.Time
 	lastPath time.Time
