@@ -222,7 +222,7 @@ func TestLinesAcrossReads(t *testing.T) {
 		case 0:
 			raw = line + "\r"
 		case 1:
-			raw, line = line+"\x00", line
+			raw = line + "\x00"
 		case 2:
 			raw, line = line+"\xff", line+"\uFFFD"
 		}
