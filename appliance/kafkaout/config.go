@@ -33,7 +33,7 @@ type Config struct {
 	// messages to be acked (default 5s).
 	DrainTimeout time.Duration
 	// MaxInFlight is how many records may be published but not yet acked
-	// before Publish blocks (default 50000).
+	// before Publish blocks (default 10000).
 	MaxInFlight int
 	// Partitioner picks a record's partition: "hash" (default) hashes the
 	// key (host|path), so one file's lines stay in one partition, in
@@ -59,7 +59,13 @@ type Config struct {
 const (
 	defaultClientID     = "logbox"
 	defaultDrainTimeout = 5 * time.Second
-	defaultMaxInFlight  = 50000
+	// defaultMaxInFlight keeps an agent's heap well under its 64 MiB soft
+	// memory limit: a record in flight holds about 1.5 KiB (the record,
+	// its event, sarama's copy in a request), and at 50000 the heap sat at
+	// the limit, the GC running and returning memory to the OS all the
+	// time (a quarter of the agent's CPU). 10000 is several requests' worth
+	// per broker, enough to keep acks=all pipelined.
+	defaultMaxInFlight = 10000
 	// DefaultMaxMessageBytes is Kafka's default message.max.bytes.
 	DefaultMaxMessageBytes = 1000000
 	// minMaxMessageBytes leaves room for an event's metadata.

@@ -61,8 +61,9 @@ type Producer struct {
 	// sem holds one unit per published, unacked record: it is what makes
 	// Publish block at MaxInFlight.
 	sem *semaphore.Weighted
-	// in carries encoded messages from Publish to the pump goroutine.
-	in chan *sarama.ProducerMessage
+	// in carries encoded messages from Publish to the pump goroutine, a
+	// chunk of a batch at a time.
+	in chan []sarama.ProducerMessage
 
 	retryMu   sync.Mutex
 	retry     []*sarama.ProducerMessage
@@ -140,7 +141,7 @@ func New(cfg Config, log *slog.Logger) *Producer {
 		cfg:       cfg,
 		log:       log.With("component", "kafkaout"),
 		sem:       semaphore.NewWeighted(int64(cfg.MaxInFlight)),
-		in:        make(chan *sarama.ProducerMessage, 4096),
+		in:        make(chan []sarama.ProducerMessage, 64),
 		retryWake: make(chan struct{}, 1),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "logbox_kafka_produce_batch_latency_seconds",
@@ -176,6 +177,7 @@ func (p *Producer) Publish(ctx context.Context, b *pipeline.Batch) error {
 	}
 	t := &tracker{batch: b, published: time.Now(), latency: p.latency}
 	t.remaining.Store(int64(n))
+	var enc eventEncoder
 	for start := 0; start < n; start += p.cfg.MaxInFlight {
 		chunk := b.Records[start:min(start+p.cfg.MaxInFlight, n)]
 		if err := p.sem.Acquire(ctx, int64(len(chunk))); err != nil {
@@ -183,43 +185,84 @@ func (p *Producer) Publish(ctx context.Context, b *pipeline.Batch) error {
 			return err
 		}
 		p.inFlight.Add(int64(len(chunk)))
-		for i := range chunk {
-			msg := p.message(&chunk[i], t)
-			select {
-			case p.in <- msg:
-			case <-ctx.Done():
-				unsent := len(chunk) - i
-				p.inFlight.Add(-int64(unsent))
-				p.sem.Release(int64(unsent))
-				t.abort(int64(n - start - i))
-				return ctx.Err()
-			}
+		select {
+		case p.in <- p.messages(chunk, t, &enc):
+		case <-ctx.Done():
+			p.inFlight.Add(-int64(len(chunk)))
+			p.sem.Release(int64(len(chunk)))
+			t.abort(int64(n - start))
+			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-// message encodes r. The key is host|path, so with the hash partitioner
-// one file's lines stay in one partition, in order. An event too big for
-// MaxMessageBytes has its line cut (see encode).
-func (p *Producer) message(r *pipeline.Record, t *tracker) *sarama.ProducerMessage {
-	topic := r.Topic
-	if topic == "" {
-		topic = p.cfg.Topic
+// messages encodes recs, records of the batch t follows. The key is
+// host|path, so with the hash partitioner one file's lines stay in one
+// partition, in order. An event too big for MaxMessageBytes has its line
+// cut (see encode).
+//
+// The messages, their metadata and their values are allocated together,
+// a few allocations for the whole chunk rather than several per record:
+// they live as long as the batch anyway. A key is shared by the records
+// of one file; sarama only reads keys and values.
+func (p *Producer) messages(recs []pipeline.Record, t *tracker, enc *eventEncoder) []sarama.ProducerMessage {
+	msgs := make([]sarama.ProducerMessage, len(recs))
+	metas := make([]msgMeta, len(recs))
+	vals := make([]sarama.ByteEncoder, len(recs))
+	// Room for the events, estimated from the lines and the first
+	// record's other fields; if escapes need more, append grows it (the
+	// values already cut from it keep the old array).
+	size := 0
+	for i := range recs {
+		size += len(recs[i].Line)
 	}
-	key := r.Host + "|" + r.Source
-	meta := &msgMeta{t: t, rec: r}
-	val, cut := encode(r, p.cfg.MaxMessageBytes-len(key)-messageOverhead)
-	if cut {
-		meta.truncated = true
-		p.truncated.Add(1)
+	r0 := &recs[0]
+	perRecord := 128 + len(r0.Host) + len(r0.Source) + len(r0.SourceName) + len(r0.FileID)
+	for k, v := range r0.Fields {
+		perRecord += len(k) + len(v) + 6
 	}
-	return &sarama.ProducerMessage{
-		Topic:    topic,
-		Key:      sarama.StringEncoder(key),
-		Value:    sarama.ByteEncoder(val),
-		Metadata: meta,
+	buf := make([]byte, 0, size+size/8+perRecord*len(recs))
+
+	var key sarama.Encoder
+	var keyHost, keySource string
+	for i := range recs {
+		r := &recs[i]
+		if key == nil || r.Host != keyHost || r.Source != keySource {
+			key = sarama.ByteEncoder(r.Host + "|" + r.Source)
+			keyHost, keySource = r.Host, r.Source
+		}
+		topic := r.Topic
+		if topic == "" {
+			topic = p.cfg.Topic
+		}
+		limit := p.cfg.MaxMessageBytes - key.Length() - messageOverhead
+		meta := &metas[i]
+		*meta = msgMeta{t: t, rec: r}
+		at := len(buf)
+		var err error
+		buf, err = enc.append(buf, r)
+		if err == nil && (len(buf)-at <= limit || r.Line == "") {
+			vals[i] = buf[at:len(buf):len(buf)]
+		} else {
+			// Too big, or a time that cannot be written: the slow path.
+			buf = buf[:at]
+			val, cut := encode(r, limit)
+			if cut {
+				meta.truncated = true
+				p.truncated.Add(1)
+			}
+			vals[i] = val
+		}
+		msgs[i] = sarama.ProducerMessage{
+			Topic:     topic,
+			Key:       key,
+			Value:     &vals[i],
+			Metadata:  meta,
+			Timestamp: t.published,
+		}
 	}
+	return msgs
 }
 
 // marshal encodes r as a logbox event; a cut line gets the "truncated" flag.
@@ -407,9 +450,16 @@ func (p *Producer) pump(ctx context.Context, s *sendState, drain bool) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-		case msg := <-p.in:
-			s.topics.ensure(msg.Topic)
-			p.send(ctx, s, msg)
+		case msgs := <-p.in:
+			topic := ""
+			for i := range msgs {
+				msg := &msgs[i]
+				if msg.Topic != topic {
+					topic = msg.Topic
+					s.topics.ensure(topic)
+				}
+				p.send(ctx, s, msg)
+			}
 		case <-p.retryWake:
 			if retryC == nil {
 				retryC = time.After(p.retryDelay())

@@ -71,6 +71,12 @@ type reader struct {
 	jn       *joiner
 	batch    []pipeline.Record
 	batchEnd int64
+
+	// held are records of batch whose text is still only in the read
+	// buffer (see ownLines); fullBatch: the last batch published was full.
+	held      []heldLine
+	fullBatch bool
+
 	lastLine time.Time
 	lastData time.Time
 	lastPath time.Time
@@ -100,6 +106,13 @@ type reader struct {
 	rateAt    time.Time
 	rateN     uint64
 	rate      float64
+}
+
+// heldLine is the text of batch[i], still a slice of a buffer the next
+// read overwrites.
+type heldLine struct {
+	i    int
+	text []byte
 }
 
 type inflight struct {
@@ -387,12 +400,22 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 		return false, x
 	}
 
+	// ts is when the lines being cut were read: one clock read per read
+	// call rather than per line.
+	ts := time.Now().UTC()
 	emitEvent := func(ev event) {
 		if r.batch == nil {
-			r.batch = make([]pipeline.Record, 0, min(cfg.BatchLines, 64))
+			// A file read at full speed fills its batches, and a batch
+			// passes BatchLines by at most one read's lines: room for
+			// that spares growing it line by line.
+			n := min(cfg.BatchLines, 64)
+			if r.fullBatch {
+				n = 2 * cfg.BatchLines
+			}
+			r.batch = make([]pipeline.Record, 0, n)
 		}
 		r.batch = append(r.batch, pipeline.Record{
-			TS:         time.Now().UTC(),
+			TS:         ts,
 			Host:       cfg.Host,
 			Source:     r.path,
 			SourceName: c.src.Name,
@@ -419,8 +442,18 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 		}
 	}
 	onLine := func(l rawLine) {
-		text, flags := sanitize(l)
 		lines++
+		if r.jn == nil && l.inData {
+			// The common case: the text is in the read buffer and needs no
+			// change but trimming. It is copied with the other lines of
+			// this read, by ownLines, before the buffer is read into again.
+			if text, flags := trimmed(l); clean(text) {
+				emitEvent(event{start: l.start, end: l.end, flags: flags})
+				r.held = append(r.held, heldLine{i: len(r.batch) - 1, text: text})
+				return
+			}
+		}
+		text, flags := sanitize(l)
 		if r.jn != nil {
 			r.jn.push(text, l.start, l.end, flags, emitEvent)
 		} else {
@@ -448,7 +481,9 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 		}
 		n, err := r.f.Read(buf)
 		if n > 0 {
+			ts = time.Now().UTC()
 			r.sp.feed(buf[:n], onLine)
+			r.ownLines()
 			counted()
 			r.pos += int64(n)
 			readThisStep += n
@@ -478,6 +513,7 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 
 	// At the end of what is written so far.
 	now := time.Now()
+	ts = now.UTC()
 	if fi, err := r.f.Stat(); err == nil {
 		r.size.Store(fi.Size())
 	}
@@ -593,6 +629,7 @@ func (r *reader) after(d time.Duration) {
 // the reader must stop here: MaxPending batches are unacked (the reader is
 // parked and an ack wakes it), or ctx is done.
 func (r *reader) publish() bool {
+	r.ownLines()
 	if len(r.batch) == 0 {
 		return true
 	}
@@ -605,8 +642,33 @@ func (r *reader) publish() bool {
 	r.mu.Unlock()
 	p := r.track(r.batchEnd, tailHash(r.f, r.batchEnd), len(r.batch))
 	b := pipeline.NewBatch(r.batch, func() { r.ack(p) })
+	r.fullBatch = len(r.batch) >= r.c.m.cfg.BatchLines
 	r.batch = nil
 	return r.c.m.sink.Publish(r.c.ctx, b) == nil
+}
+
+// ownLines gives the held records their text: one string for all of
+// them, one allocation per read rather than per line. It runs before the
+// buffer they are slices of is used again, and before the batch leaves.
+func (r *reader) ownLines() {
+	if len(r.held) == 0 {
+		return
+	}
+	n := 0
+	for _, h := range r.held {
+		n += len(h.text)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, h := range r.held {
+		sb.Write(h.text)
+	}
+	all := sb.String()
+	for _, h := range r.held {
+		r.batch[h.i].Line, all = all[:len(h.text)], all[len(h.text):]
+	}
+	clear(r.held)
+	r.held = r.held[:0]
 }
 
 // closeInactive gives the descriptor back; the file stays followed and is

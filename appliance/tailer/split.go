@@ -16,6 +16,9 @@ type rawLine struct {
 	start, end int64
 	truncated  bool
 	partial    bool // emitted without a newline (idle flush)
+	// inData: text is a slice of the bytes given to feed, not of the
+	// splitter's own buffer (which the next line may overwrite).
+	inData bool
 }
 
 // splitter cuts a byte stream into lines at '\n'. It holds at most max
@@ -45,7 +48,8 @@ func (s *splitter) feed(data []byte, emit func(rawLine)) {
 		}
 		s.next += int64(i + 1)
 		var text []byte
-		if len(s.pending) == 0 && !s.overflow {
+		inData := len(s.pending) == 0 && !s.overflow
+		if inData {
 			// The whole line is in data: no copy.
 			text = data[:i]
 			if len(text) > s.max {
@@ -55,7 +59,7 @@ func (s *splitter) feed(data []byte, emit func(rawLine)) {
 			s.keep(data[:i])
 			text = s.pending
 		}
-		emit(rawLine{text: text, start: s.start, end: s.next, truncated: s.overflow})
+		emit(rawLine{text: text, start: s.start, end: s.next, truncated: s.overflow, inData: inData})
 		s.pending, s.overflow, s.start = s.pending[:0], false, s.next
 		data = data[i+1:]
 	}
@@ -85,6 +89,22 @@ func (s *splitter) flushPartial(emit func(rawLine)) {
 // removed, NUL bytes are removed and invalid UTF-8 is replaced by U+FFFD.
 // Each change is reported as a flag. A lone CR inside a line is kept.
 func sanitize(l rawLine) (string, []string) {
+	text, flags := trimmed(l)
+	if bytes.IndexByte(text, 0) >= 0 {
+		text = bytes.ReplaceAll(text, []byte{0}, nil)
+		flags = append(flags, pipeline.FlagNUL)
+	}
+	if !utf8.Valid(text) {
+		flags = append(flags, pipeline.FlagInvalidUTF8)
+		return strings.ToValidUTF8(string(text), "\uFFFD"), flags
+	}
+	return string(text), flags
+}
+
+// trimmed is the first part of sanitize: it drops a CR before the newline
+// and an incomplete rune that truncation left, and flags truncated and
+// partial lines. The text is a prefix of l.text.
+func trimmed(l rawLine) ([]byte, []string) {
 	text := l.text
 	var flags []string
 	if n := len(text); n > 0 && text[n-1] == '\r' && !l.partial {
@@ -97,15 +117,13 @@ func sanitize(l rawLine) (string, []string) {
 	if l.partial {
 		flags = append(flags, pipeline.FlagPartial)
 	}
-	if bytes.IndexByte(text, 0) >= 0 {
-		text = bytes.ReplaceAll(text, []byte{0}, nil)
-		flags = append(flags, pipeline.FlagNUL)
-	}
-	if !utf8.Valid(text) {
-		flags = append(flags, pipeline.FlagInvalidUTF8)
-		return strings.ToValidUTF8(string(text), "\uFFFD"), flags
-	}
-	return string(text), flags
+	return text, flags
+}
+
+// clean reports whether text needs no more of sanitize's changes: it has
+// no NUL byte and is valid UTF-8.
+func clean(text []byte) bool {
+	return bytes.IndexByte(text, 0) < 0 && utf8.Valid(text)
 }
 
 // trimPartialRune drops an incomplete UTF-8 sequence that truncation left

@@ -2,6 +2,9 @@ package tailer
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -187,4 +190,62 @@ func FuzzJoiner(f *testing.F) {
 			t.Fatal("lines produced no event")
 		}
 	})
+}
+
+// TestLinesAcrossReads: a file many read buffers long, of lines of every
+// length (some over the max line size, some to be cleaned), arrives line
+// for line: the text a record holds is not a slice of a buffer a later
+// read or line overwrites.
+func TestLinesAcrossReads(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.log")
+	rng := rand.New(rand.NewPCG(5, 6))
+	const maxLine = 20000
+	type want struct {
+		line string
+		off  int64
+	}
+	var wants []want
+	var file strings.Builder
+	for file.Len() < 6*readBufSize {
+		n := rng.IntN(3000)
+		if rng.IntN(100) == 0 {
+			n = maxLine + rng.IntN(2*readBufSize)
+		}
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		line := string(b)
+		raw := line
+		switch rng.IntN(40) {
+		case 0:
+			raw = line + "\r"
+		case 1:
+			raw = line + "\x00"
+		case 2:
+			raw, line = line+"\xff", line+"\uFFFD"
+		}
+		if n > maxLine {
+			line = line[:maxLine]
+		}
+		wants = append(wants, want{line, int64(file.Len())})
+		file.WriteString(raw + "\n")
+	}
+	if err := os.WriteFile(path, []byte(file.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink, cp := &memSink{}, newCP()
+	_, stop := startManager(t, sink, cp, pipeline.Source{Name: "s", Paths: []string{path}, MaxLineBytes: maxLine})
+	waitFor(t, "every line", func() bool { return len(sink.lines()) >= len(wants) })
+	stop()
+	got := sink.lines()
+	if len(got) != len(wants) {
+		t.Fatalf("%d records, want %d", len(got), len(wants))
+	}
+	for i, w := range wants {
+		if got[i].Line != w.line || got[i].Offset != w.off {
+			t.Fatalf("record %d at %d: line of %d bytes %.40q…, want %d bytes at %d %.40q…", i, got[i].Offset, len(got[i].Line), got[i].Line, len(w.line), w.off, w.line)
+		}
+	}
 }
