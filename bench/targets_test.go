@@ -257,6 +257,8 @@ func (e *env) targetsTable() string {
 		switch {
 		case !ok:
 			add(target, "n/a: queries stage did not run", "–", "query: "+name)
+		case q.failed:
+			add(target, q.skipped, "**missed**: no answer", "query: "+name)
 		case q.skipped != "":
 			add(target, "n/a: "+q.skipped, "–", "query: "+name)
 		default:
