@@ -63,6 +63,7 @@ type env struct {
 	table map[string]rowData     // each row by stage, for the targets table
 	meas  map[string]measured    // figures the targets table reads (targets_test.go)
 	mem   memoryFigures          // the index-direct stage's memory (targets_test.go)
+	tree  string                 // the commit measured (targets_test.go)
 	qres  map[string]queryResult // the queries stage's results by query (queries_test.go)
 }
 
@@ -124,6 +125,7 @@ func BenchmarkLogbox(b *testing.B) {
 	// line's time from the line, and retention drops old shards.
 	e.start = time.Now().UTC().Add(-time.Duration(e.n)*LineSpan - time.Hour).Truncate(time.Hour)
 	checkDisk(b, e.dir, e.n, os.Getenv(envSkip))
+	e.tree = treeVersion()
 	st, err := WriteFile(e.raw, 1, e.n, e.start)
 	if err != nil {
 		b.Fatal(err)

@@ -224,7 +224,7 @@ func (e *env) targetsTable() string {
 	var sb strings.Builder
 	tenM := e.n >= 10_000_000
 	fmt.Fprintf(&sb, "\n## Targets of issue 12 (%d lines)\n\nCommand: `%s`, tree %s, %s; load average at the end %s.\n",
-		e.n, commandLine(), treeVersion(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadAvg())
+		e.n, commandLine(), e.tree, time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadAvg())
 	if e.n != 1_000_000 {
 		fmt.Fprintf(&sb, "The targets are for 1 M lines unless they say 10 M; this run has %d lines: its figures are compared with them all the same.\n", e.n)
 	}
@@ -243,7 +243,7 @@ func (e *env) targetsTable() string {
 		if v <= want {
 			return "**met**"
 		}
-		return fmt.Sprintf("**missed**, %.1f× over", v/want)
+		return fmt.Sprintf("**missed**, %.2f× over", v/want)
 	}
 	rate := func(target, stage string, want float64, extra string) {
 		r, ok := e.table[stage]
