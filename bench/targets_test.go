@@ -302,7 +302,7 @@ func (e *env) targetsTable() string {
 	query("each facet of a common term ≤ 100 ms (the slowest)", "max facet of GET", 100)
 	query("whole Discover view of a common term ≤ 300 ms of server time (requests one after the other, summed)", "whole Discover view of GET, sequential", 300)
 	if q, ok := e.qres["whole Discover view of GET, concurrent"]; ok && q.skipped == "" {
-		add("(the same view as the browser asks for it, wall time)", fmt.Sprintf("%.1f ms (p99 %.1f), CPU %.2f cores", q.p50, q.p99, q.cores), "(for information)", "query: whole Discover view of GET, concurrent")
+		add("(the same view as the browser asks for it, wall time)", fmt.Sprintf("%.1f ms (p99 %.1f), CPU %.2f cores%s", q.p50, q.p99, q.cores, failedNote(q.note)), "(for information)", "query: whole Discover view of GET, concurrent")
 	}
 	if tenM {
 		query("at 10 M lines, common term count ≤ 700 ms", "common term GET count", 700)
@@ -393,4 +393,12 @@ func loadAvg() string {
 // cell makes s fit one Markdown table cell: one line, "|" escaped.
 func cell(s string) string {
 	return strings.ReplaceAll(strings.Join(strings.Fields(s), " "), "|", `\|`)
+}
+
+// failedNote is the "views had a failed request" part of a note, if any.
+func failedNote(note string) string {
+	if i := strings.LastIndex(note, "; "); i >= 0 && strings.Contains(note[i:], "failed request") {
+		return note[i:]
+	}
+	return ""
 }
