@@ -256,6 +256,8 @@ func (e *env) targetsTable() string {
 	query := func(target, name string, want float64) {
 		q, ok := e.qres[name]
 		switch {
+		case !ok && len(e.qres) > 0 && skipped(envSkip, "discover"):
+			add(target, "n/a: the Discover view was skipped ("+envSkip+"=…,discover)", "–", "query: "+name)
 		case !ok:
 			add(target, "n/a: queries stage did not run", "–", "query: "+name)
 		case q.failed:
