@@ -171,6 +171,7 @@ func get(c *http.Client, base, path string) (answer, time.Duration, error) {
 type queryResult struct {
 	p50, p99, cores float64
 	machine         float64 // cores busy on the whole machine meanwhile
+	cpuPerRun       float64 // ms of the process's CPU a run (steadier than p50 on a busy machine)
 	runs            int
 	hits            uint64
 	note            string
@@ -254,8 +255,9 @@ func (e *env) queryRow(b *testing.B, name string, pid int, one func() (time.Dura
 	}
 	r := queryResult{p50: ms(percentile(t.ds, 50)), p99: ms(percentile(t.ds, 99)), cores: t.cores(), runs: t.runs(), hits: t.hits}
 	r.machine = t.machineCores()
-	r.note = fmt.Sprintf("%d hits; %d runs, first %.1f ms; CPU %.2f cores (%.2fs CPU in %.2fs; the whole machine %.2f cores busy meanwhile)",
-		t.hits, t.runs(), ms(t.first), t.cores(), t.cpu, t.wall.Seconds(), r.machine)
+	r.cpuPerRun = t.cpu / float64(t.runs()) * 1000
+	r.note = fmt.Sprintf("%d hits; %d runs, first %.1f ms; CPU %.2f cores (%.2fs CPU in %.2fs, %.0f ms CPU a run; the whole machine %.2f cores busy meanwhile)",
+		t.hits, t.runs(), ms(t.first), t.cores(), t.cpu, t.wall.Seconds(), r.cpuPerRun, r.machine)
 	if want != nil && !want(t.hits) {
 		r.note += " (UNEXPECTED hit count)"
 	}

@@ -265,7 +265,7 @@ func (e *env) targetsTable() string {
 		case q.skipped != "":
 			add(target, "n/a: "+q.skipped, "–", "query: "+name)
 		default:
-			add(target, fmt.Sprintf("%.1f ms (p99 %.1f), %d hits, CPU %.2f cores (machine %.2f)", q.p50, q.p99, q.hits, q.cores, q.machine), atMost(q.p50, want), "query: "+name)
+			add(target, fmt.Sprintf("%.1f ms (p99 %.1f), %d hits, CPU %.2f cores (machine %.2f), %.0f ms CPU a run", q.p50, q.p99, q.hits, q.cores, q.machine, q.cpuPerRun), atMost(q.p50, want), "query: "+name)
 		}
 	}
 
