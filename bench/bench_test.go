@@ -2,14 +2,11 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -62,6 +59,19 @@ type env struct {
 	direct *proc  // direct-mode appliance loaded with the file, for the queries
 	rows   []string
 	notes  []string
+
+	table map[string]rowData     // each row by stage, for the targets table
+	meas  map[string]measured    // figures the targets table reads (targets_test.go)
+	mem   memoryFigures          // the index-direct stage's memory (targets_test.go)
+	tree  string                 // the commit measured (targets_test.go)
+	qres  map[string]queryResult // the queries stage's results by query (queries_test.go)
+}
+
+// rowData is one table row as numbers.
+type rowData struct {
+	lines                   int
+	lps, mps, p50, p99, rss float64
+	note                    string
 }
 
 func (e *env) row(stage string, lines int, linesPerSec, mibPerSec, p50, p99, rss float64, note string) {
@@ -73,6 +83,10 @@ func (e *env) row(stage string, lines int, linesPerSec, mibPerSec, p50, p99, rss
 	}
 	r := fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s |", stage, lines, f(linesPerSec, 0), f(mibPerSec, 1), f(p50, 1), f(p99, 1), f(rss, 0), note)
 	e.rows = append(e.rows, r)
+	if e.table == nil {
+		e.table = map[string]rowData{}
+	}
+	e.table[stage] = rowData{lines, linesPerSec, mibPerSec, p50, p99, rss, note}
 	fmt.Println(r)
 }
 
@@ -110,6 +124,8 @@ func BenchmarkLogbox(b *testing.B) {
 	// Event times end about an hour before now: the index may take a
 	// line's time from the line, and retention drops old shards.
 	e.start = time.Now().UTC().Add(-time.Duration(e.n)*LineSpan - time.Hour).Truncate(time.Hour)
+	checkDisk(b, e.dir, e.n, os.Getenv(envSkip))
+	e.tree = treeVersion()
 	st, err := WriteFile(e.raw, 1, e.n, e.start)
 	if err != nil {
 		b.Fatal(err)
@@ -152,6 +168,7 @@ func BenchmarkLogbox(b *testing.B) {
 	for _, n := range e.notes {
 		sb.WriteString("\n" + n + "\n")
 	}
+	sb.WriteString(e.targetsTable())
 	path := filepath.Join(e.out, "results.md")
 	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
 		b.Error(err)
@@ -216,106 +233,12 @@ func (e *env) loadIndex(b *testing.B, p *proc, stage, note string) {
 // query stage.
 func (e *env) benchIndexDirect(b *testing.B) {
 	e.skip(b, "index-direct")
+	empty := e.emptyRSS(b)
 	p := startLogbox(b, e.parent, e.bin, filepath.Join(e.dir, "direct-data"), "--collect", e.raw)
 	e.loadIndex(b, p, "index direct (tail → searchable)", "one process")
+	e.afterLoad(b, p, empty)
 	e.direct = p
 }
-
-// benchQueries runs the query set 20 times each against the direct-mode
-// index over the HTTP API.
-func (e *env) benchQueries(b *testing.B) {
-	e.skip(b, "queries")
-	if e.direct == nil {
-		b.Skip("needs the index-direct stage")
-	}
-	base := e.direct.url
-	// The index may take each line's time from the line itself (then the
-	// data spans the generator's hours) or stamp the read time (then it is
-	// all within the last hour): the histogram covers 24 h that hold the
-	// data.
-	from, to := e.start, e.start.Add(24*time.Hour)
-	if n, err := searchTotal(base, "/api/search?limit=1&from="+from.Format(time.RFC3339)+"&to="+to.Format(time.RFC3339)); err != nil || n == 0 {
-		from, to = time.Now().Add(-23*time.Hour), time.Now().Add(time.Hour)
-		e.notes = append(e.notes, "The index stamps lines with their read time: the histogram covers the last 24 h.")
-	} else {
-		e.notes = append(e.notes, fmt.Sprintf("The index takes the time from the line (%d of %d lines in the generator's 24 h): the histogram covers %s to %s.", n, e.n, from.Format(time.RFC3339), to.Format(time.RFC3339)))
-	}
-	hist := "/api/histogram?buckets=24&from=" + from.Format(time.RFC3339) + "&to=" + to.Format(time.RFC3339)
-	qs := []struct {
-		name, path string
-		want       func(uint64) bool
-	}{
-		{"rare term", "/api/search?limit=100&q=" + RareToken, func(n uint64) bool { return n == 1 }},
-		{"level:ERROR count", "/api/search?limit=1&track_total=true&q=" + url.QueryEscape("level:ERROR"), nil},
-		{"common term GET count", "/api/search?limit=1&track_total=true&q=GET", nil},
-		{"GET newest 100", "/api/search?limit=100&q=GET", nil},
-		{"phrase", "/api/search?limit=1&track_total=true&q=" + url.QueryEscape(`"`+Phrase+`"`), nil},
-		{"24h histogram, 24 buckets", hist, nil},
-		{"first page of everything", "/api/search?limit=100", func(n uint64) bool { return n == uint64(e.n) }},
-	}
-	const runs = 20
-	for _, q := range qs {
-		var ds []time.Duration
-		var hits uint64
-		var first time.Duration
-		var skipped string
-		for i := range runs {
-			var res struct {
-				Total   uint64 `json:"total"`
-				Buckets []struct {
-					Count uint64 `json:"count"`
-				} `json:"buckets"`
-			}
-			t0 := time.Now()
-			err := getJSON(base+q.path, &res)
-			d := time.Since(t0)
-			var he *httpError
-			if errors.As(err, &he) && (he.code == 404 || he.code == 405) {
-				skipped = fmt.Sprintf("skipped: %s answers %d", q.path, he.code)
-				break
-			}
-			if err != nil {
-				b.Fatalf("%s: %v", q.name, err)
-			}
-			hits = res.Total
-			if res.Buckets != nil {
-				hits = 0
-				for _, bk := range res.Buckets {
-					hits += bk.Count
-				}
-			}
-			if i == 0 {
-				first = d
-			}
-			ds = append(ds, d)
-		}
-		if skipped != "" {
-			e.row("query: "+q.name, e.n, 0, 0, 0, 0, 0, skipped)
-			continue
-		}
-		note := fmt.Sprintf("%d hits; first run %.1f ms", hits, ms(first))
-		if q.want != nil && !q.want(hits) {
-			note += " (UNEXPECTED hit count)"
-		}
-		p50, p99 := ms(percentile(ds, 50)), ms(percentile(ds, 99))
-		key := strings.Trim(metricUnsafe.ReplaceAllString(strings.ToLower(q.name), "-"), "-")
-		b.ReportMetric(p50, key+"-p50-ms")
-		b.ReportMetric(p99, key+"-p99-ms")
-		e.row("query: "+q.name, e.n, 0, 0, p50, p99, 0, note)
-	}
-	app, _ := dirBytes(filepath.Join(e.direct.data, "index"))
-	e.notes = append(e.notes, fmt.Sprintf("Index directory after the query stage (merges settled): %.1f MiB = %.2f× raw.", float64(app)/mib, float64(app)/float64(e.rawBytes)))
-}
-
-func searchTotal(base, path string) (uint64, error) {
-	var res struct {
-		Total uint64 `json:"total"`
-	}
-	err := getJSON(base+path, &res)
-	return res.Total, err
-}
-
-var metricUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 
 // benchIndexKafka: an indexer consuming the topic the ship stage filled,
 // timed from "running" until every line is searchable.
