@@ -696,6 +696,9 @@ func (ix *Index) indexDocs(ctx context.Context, sh *shard, blocks []*block, chun
 	if err := errors.Join(errs...); err != nil {
 		return fail(err)
 	}
+	for _, b := range all {
+		b.terms = nil // in Bleve now; a block in memory keeps only its header
+	}
 	return nil
 }
 
