@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unique"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
@@ -383,7 +384,9 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 		body = appendStr(body, c.name)
 		body = append(body, c.kind)
 		body = binary.AppendUvarint(body, uint64(len(frames[1+i])))
-		b.cols = append(b.cols, colDir{name: c.name, kind: c.kind, off: off, clen: int32(len(frames[1+i]))})
+		// The name is often a substring of a line, whose memory the
+		// block would keep for as long as it is open: keep a copy.
+		b.cols = append(b.cols, colDir{name: unique.Make(c.name).Value(), kind: c.kind, off: off, clen: int32(len(frames[1+i]))})
 		off += int32(len(frames[1+i]))
 	}
 	head := len(body)
@@ -779,7 +782,7 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 		}
 		off := b.secClen
 		for range ncols {
-			c := colDir{name: r.str(false), off: off}
+			c := colDir{name: unique.Make(r.str(true)).Value(), off: off}
 			if k := r.bytes(1); len(k) == 1 && k[0] <= colBoth {
 				c.kind = k[0]
 			} else {

@@ -801,7 +801,8 @@ func (ex *extracted) keepNames(names *fieldNames) {
 				ex.dropped = true
 				continue
 			}
-			names.names[l.path] = struct{}{}
+			// A copy: the path may be a substring of the line.
+			names.names[strings.Clone(l.path)] = struct{}{}
 		}
 		kept = append(kept, l)
 	}

@@ -396,7 +396,6 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	}
 
 	var written []*block
-	var writtenLines [][]storedLine
 	for _, sw := range work {
 		// Lines and block cuts.
 		var chunks [][]storedLine
@@ -431,12 +430,13 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 			return err
 		}
 		written = append(written, blocks...)
-		writtenLines = append(writtenLines, chunks...)
 	}
+	// The written lines are not cached: their text shares the tailer's
+	// read buffers, which a cached line would keep alive (141 MB of them
+	// at 1 M lines); a replay reads the block back instead.
 	n := 0
-	for i, b := range written {
+	for _, b := range written {
 		n += b.n()
-		ix.cache.put(b, writtenLines[i])
 	}
 	ix.docs.Add(uint64(n))
 	ix.batches.Add(1)

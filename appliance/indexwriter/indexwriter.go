@@ -149,6 +149,9 @@ func (w *Writer) Run(ctx context.Context) error {
 		for _, b := range pending {
 			b.Ack()
 		}
+		// Cleared, not only cut: a kept record would hold its read buffer.
+		clear(pending)
+		clear(recs)
 		pending, recs = pending[:0], recs[:0]
 		return true
 	}
