@@ -491,7 +491,8 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 // ConsumeClaim batches the partition's messages, indexes each batch and
-// marks its last offset for commit only after Index returned nil.
+// marks its last offset for commit only after Index returned nil. It
+// reads and decodes the next batch while the one before is indexed.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	c := h.c
 	ctx := sess.Context()
@@ -506,22 +507,52 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	timer.Stop()
 	defer timer.Stop()
 
+	// One batch is indexed (by the goroutine below, in order) while the
+	// next is read and decoded here; a batch's last offset is marked once
+	// Index returned nil for it, and ConsumeClaim returns only after the
+	// batch in hand is indexed or given up.
+	type job struct {
+		batch []pipeline.Record
+		last  *sarama.ConsumerMessage
+	}
+	jobs := make(chan job)
+	failed := make(chan struct{})
+	indexed := make(chan struct{})
+	go func() {
+		defer close(indexed)
+		for j := range jobs {
+			if !c.index(ctx, tp, j.batch) {
+				close(failed)
+				for range jobs {
+				}
+				return
+			}
+			c.log.Debug("indexed batch", "topic", tp.topic, "partition", tp.partition, "records", len(j.batch), "offset", j.last.Offset)
+			// Marked only now that the index holds the batch; the
+			// committer sends it to Kafka.
+			sess.MarkMessage(j.last, "")
+			select {
+			case h.commitWake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() {
+		close(jobs)
+		<-indexed
+	}()
 	flush := func() bool {
 		if last == nil {
 			return true
 		}
-		if !c.index(ctx, tp, batch) {
+		select {
+		case jobs <- job{batch, last}:
+		case <-failed:
+			return false
+		case <-ctx.Done():
 			return false
 		}
-		c.log.Debug("indexed batch", "topic", tp.topic, "partition", tp.partition, "records", len(batch), "offset", last.Offset)
-		// Marked only now that the index holds the batch; the
-		// committer sends it to Kafka.
-		sess.MarkMessage(last, "")
-		select {
-		case h.commitWake <- struct{}{}:
-		default:
-		}
-		// A new slice: Index owned the old one while it ran.
+		// A new slice: the indexer owns the old one.
 		batch, last = make([]pipeline.Record, 0, c.cfg.BatchSize), nil
 		return true
 	}
@@ -632,7 +663,13 @@ func (c *Consumer) decode(msg *sarama.ConsumerMessage) pipeline.Record {
 func decodeValue(value []byte, topic string, partition int32, offset int64, msgTS time.Time) (pipeline.Record, decoded) {
 	if v := bytes.TrimLeft(value, " \t\r\n"); len(v) > 0 && v[0] == '{' {
 		var ev event
-		if err := json.Unmarshal(value, &ev); err == nil && ev.Line != nil {
+		r, line, fast := fastEvent(value)
+		if fast {
+			ev.Record, ev.Line = r, &line
+		} else if err := json.Unmarshal(value, &ev); err != nil {
+			ev.Line = nil
+		}
+		if ev.Line != nil {
 			r := ev.Record
 			r.Line = *ev.Line
 			r.Topic = topic
