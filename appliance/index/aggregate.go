@@ -2,6 +2,7 @@ package index
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -313,29 +314,37 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 				}
 				return
 			}
-			if isField {
-				cc := &cols[w]
-				if cc.b != b {
-					starts, strs, ok, err := b.sh.bf.readColumn(b, name)
-					if err != nil {
-						fail(err)
-						return
-					}
-					if !ok {
-						starts, strs = nil, nil
-					}
-					*cc = colOf{b: b, starts: starts, strs: strs}
+			// A field's column or the flags of the rows, read without the
+			// text (layout 3), once per block a worker visits.
+			cc := &cols[w]
+			if cc.b != b {
+				var starts []int32
+				var strs []string
+				var ok bool
+				var err error
+				if isField {
+					starts, strs, ok, err = b.sh.bf.readColumn(b, name)
+				} else {
+					starts, strs, ok, err = b.sh.bf.readFlags(b)
 				}
-				if cc.starts != nil {
-					vals := cc.strs[cc.starts[i]:cc.starts[i+1]]
-					for _, v := range vals {
-						c[v]++
-					}
-					if len(vals) == 0 {
-						missing[w]++
-					}
+				if err != nil {
+					fail(err)
 					return
 				}
+				if !ok {
+					starts, strs = nil, nil
+				}
+				*cc = colOf{b: b, starts: starts, strs: strs}
+			}
+			if cc.starts != nil {
+				vals := cc.strs[cc.starts[i]:cc.starts[i+1]]
+				for _, v := range vals {
+					c[v]++
+				}
+				if len(vals) == 0 {
+					missing[w]++
+				}
+				return
 			}
 			if l == nil {
 				lines, err := ix.lines(b, true)
@@ -370,26 +379,65 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		return res, fmt.Errorf("facets of %s for %q: %w", req.Field, req.Query, err)
 	}
 	res.Total = total
-	all := map[string]int{}
+	// Merge into the biggest worker's map, then keep the best size values
+	// in a heap (a field such as an upstream address has a value per line:
+	// sorting them all cost more than counting them).
+	big := 0
 	for w := range counts {
-		for v, n := range counts[w] {
-			all[v] += n
-		}
 		res.Missing += missing[w]
+		if len(counts[w]) > len(counts[big]) {
+			big = w
+		}
 	}
+	all := counts[big]
+	for w := range counts {
+		if w != big {
+			for v, n := range counts[w] {
+				all[v] += n
+			}
+		}
+	}
+	worse := func(a, b pipeline.FacetValue) bool { // a ranks below b
+		return a.Count < b.Count || a.Count == b.Count && a.Value > b.Value
+	}
+	h := &facetHeap{worse: worse}
+	sum := 0
 	for v, n := range all {
-		res.Values = append(res.Values, pipeline.FacetValue{Value: v, Count: n})
+		sum += n
+		fv := pipeline.FacetValue{Value: v, Count: n}
+		if h.Len() < size {
+			heap.Push(h, fv)
+		} else if worse(h.v[0], fv) {
+			h.v[0] = fv
+			heap.Fix(h, 0)
+		}
 	}
+	res.Values = h.v
 	slices.SortFunc(res.Values, func(a, b pipeline.FacetValue) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
 	})
-	if len(res.Values) > size {
-		for _, v := range res.Values[size:] {
-			res.Other += v.Count
-		}
-		res.Values = res.Values[:size]
+	res.Other = sum
+	for i := range res.Values {
+		res.Values[i].Value = strings.Clone(res.Values[i].Value) // not the column's memory
+		res.Other -= res.Values[i].Count
 	}
 	return res, nil
+}
+
+// facetHeap keeps the best facet values; its top is the worst kept.
+type facetHeap struct {
+	v     []pipeline.FacetValue
+	worse func(a, b pipeline.FacetValue) bool
+}
+
+func (h *facetHeap) Len() int           { return len(h.v) }
+func (h *facetHeap) Less(i, j int) bool { return h.worse(h.v[i], h.v[j]) }
+func (h *facetHeap) Swap(i, j int)      { h.v[i], h.v[j] = h.v[j], h.v[i] }
+func (h *facetHeap) Push(x any)         { h.v = append(h.v, x.(pipeline.FacetValue)) }
+func (h *facetHeap) Pop() any {
+	x := h.v[len(h.v)-1]
+	h.v = h.v[:len(h.v)-1]
+	return x
 }
 
 // Context limits.

@@ -1277,3 +1277,39 @@ func (bf *blockFile) readColumn(b *block, name string) (starts []int32, strs []s
 	}
 	return starts, strs, true, nil
 }
+
+// readFlags reads the flags of a layout-3 block's lines from its rows
+// frame alone: the flags of line i are flags[starts[i]:starts[i+1]]; ok is
+// false for a block of an older layout (read its lines instead).
+func (bf *blockFile) readFlags(b *block) (starts []int32, flags []string, ok bool, err error) {
+	if b.version < 3 {
+		return nil, nil, false, nil
+	}
+	comp := make([]byte, b.secClen)
+	if _, err := bf.f.ReadAt(comp, b.pos); err != nil {
+		return nil, nil, true, fmt.Errorf("read rows of block %d: %w", b.seq, err)
+	}
+	raw, err := zstdDecode(nil, comp)
+	if err != nil {
+		return nil, nil, true, fmt.Errorf("decompress rows of block %d: %w", b.seq, err)
+	}
+	r := &bodyReader{b: raw}
+	n := b.n()
+	starts = make([]int32, n+1)
+	for i := range n {
+		r.varint() // read time
+		r.varint() // offset
+		k := r.uvarint()
+		if k > uint64(len(raw)) {
+			return nil, nil, true, fmt.Errorf("rows of block %d: %w", b.seq, errCorrupt)
+		}
+		for range k {
+			flags = append(flags, r.str(true))
+		}
+		starts[i+1] = int32(len(flags))
+	}
+	if r.err != nil {
+		return nil, nil, true, fmt.Errorf("rows of block %d: %w", b.seq, r.err)
+	}
+	return starts, flags, true, nil
+}

@@ -101,11 +101,19 @@ func TestWholeBlockCountsMatchLines(t *testing.T) {
 	for i := range 6000 {
 		l := g.Next()
 		host := []string{"web1", "web-2"}[i%2]
-		rs = append(rs, pipeline.Record{TS: testNow, Host: host, Source: "/var/log/mix.log", FileID: "mix-" + host, Offset: off, Line: l})
+		r := pipeline.Record{TS: testNow, Host: host, Source: "/var/log/mix.log", FileID: "mix-" + host, Offset: off, Line: l}
+		if i%7 == 0 {
+			r.Flags = []string{pipeline.FlagTruncated}
+		}
+		rs = append(rs, r)
 		off += int64(len(l) + 1)
 	}
 	if err := ix.Index(ctx, rs); err != nil {
 		t.Fatal(err)
+	}
+	// Flags are read from the rows alone: their facet counts what went in.
+	if fr, err := ix.Facets(ctx, pipeline.FacetsRequest{Field: "flags"}); err != nil || len(fr.Values) != 1 || fr.Values[0].Count != 858 || fr.Missing != 6000-858 {
+		t.Fatalf("flags facet: %+v, %v; want 858 truncated", fr, err)
 	}
 	// The lines' own times span about 10 minutes from start.
 	ranges := [][2]time.Time{
