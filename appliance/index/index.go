@@ -210,7 +210,7 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		subs:    map[*subscription]struct{}{},
 		shards:  map[int64]*shard{},
 		files:   newFileRegistry(),
-		cache:   newBlockCache(64),
+		cache:   newBlockCache(16),
 		matches: newMatchCache(16),
 	}
 	if err := ix.openShards(); err != nil {
