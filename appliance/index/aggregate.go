@@ -143,14 +143,7 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	if !to.After(from) {
 		return res, nil
 	}
-	iv, count := ChooseInterval(from, to, n)
-	res.Interval = FormatInterval(iv)
-	res.IntervalSeconds = int64(iv / time.Second)
-	start := bucketStart(from, iv)
-	res.Buckets = make([]pipeline.HistogramBucket, count)
-	for i := range res.Buckets {
-		res.Buckets[i].TS = start.Add(time.Duration(i) * iv)
-	}
+	iv, count, start := layBuckets(&res, from, to, n)
 	lo, hi = from.UnixNano(), to.UnixNano()
 	s0 := start.UnixNano()
 	for _, ts := range tss {
@@ -167,6 +160,21 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	return res, nil
 }
 
+// layBuckets sets res's interval and its empty buckets over [from, to)
+// (about n of them), and returns the interval, the bucket count and the
+// first bucket's start.
+func layBuckets(res *pipeline.HistogramResult, from, to time.Time, n int) (time.Duration, int, time.Time) {
+	iv, count := ChooseInterval(from, to, n)
+	res.Interval = FormatInterval(iv)
+	res.IntervalSeconds = int64(iv / time.Second)
+	start := bucketStart(from, iv)
+	res.Buckets = make([]pipeline.HistogramBucket, count)
+	for i := range res.Buckets {
+		res.Buckets[i].TS = start.Add(time.Duration(i) * iv)
+	}
+	return iv, count, start
+}
+
 // histogramIn is Histogram over a closed range: the buckets are known
 // before the pass, so lines are counted into them as they match, and a
 // block that lies in one bucket and whose count needs no lines read (see
@@ -176,10 +184,7 @@ func (ix *Index) histogramIn(ctx context.Context, q string, m *matcher, from, to
 	if !to.After(from) {
 		return res, nil
 	}
-	iv, count := ChooseInterval(from, to, n)
-	res.Interval = FormatInterval(iv)
-	res.IntervalSeconds = int64(iv / time.Second)
-	start := bucketStart(from, iv)
+	iv, count, start := layBuckets(&res, from, to, n)
 	s0, ivn := start.UnixNano(), int64(iv)
 	lo, hi := from.UnixNano(), to.UnixNano()
 	per := make([][]uint64, workers())
@@ -214,9 +219,7 @@ func (ix *Index) histogramIn(ctx context.Context, q string, m *matcher, from, to
 	if err != nil {
 		return res, fmt.Errorf("histogram %q: %w", q, err)
 	}
-	res.Buckets = make([]pipeline.HistogramBucket, count)
 	for i := range res.Buckets {
-		res.Buckets[i].TS = start.Add(time.Duration(i) * iv)
 		for w := range per {
 			res.Buckets[i].Count += per[w][i]
 		}

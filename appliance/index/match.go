@@ -521,13 +521,22 @@ func partEnd(low []byte, s int) int {
 	return s
 }
 
-func (n *node) metaOnly() bool {
+func (n *node) metaOnly() bool { return n.readsMeta(true) }
+
+// blockConst reports whether the node reads only what all lines of a
+// block share and their level: it is then decided per block and level
+// (see Index.wholeCount), not per line.
+func (n *node) blockConst() bool { return n.readsMeta(false) }
+
+// readsMeta reports whether the node reads only what a block shares and
+// the line's level, and with ts its time.
+func (n *node) readsMeta(ts bool) bool {
 	switch n.op {
 	case opAll, opNever:
 		return true
 	case opAnd, opOr, opNot:
 		for _, k := range n.kids {
-			if !k.metaOnly() {
+			if !k.readsMeta(ts) {
 				return false
 			}
 		}
@@ -538,30 +547,7 @@ func (n *node) metaOnly() bool {
 			return true
 		}
 	case opRange:
-		return n.fk == fTS
-	}
-	return false
-}
-
-// blockConst reports whether the node reads only what all lines of a
-// block share and their level: it is then decided per block and level
-// (see Index.wholeCount), not per line.
-func (n *node) blockConst() bool {
-	switch n.op {
-	case opAll, opNever:
-		return true
-	case opAnd, opOr, opNot:
-		for _, k := range n.kids {
-			if !k.blockConst() {
-				return false
-			}
-		}
-		return true
-	case opKey:
-		switch n.fk {
-		case fHost, fSource, fSourceName, fFileID, fLevel:
-			return true
-		}
+		return ts && n.fk == fTS
 	}
 	return false
 }
