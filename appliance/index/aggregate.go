@@ -282,6 +282,10 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		strs   []string
 	}
 	cols := make([]colOf, workers())
+	hint := 0 // the size a worker's counts start at
+	if isField {
+		hint = 4096
+	}
 	var decodeErr error
 	var errMu sync.Mutex
 	fail := func(err error) {
@@ -295,7 +299,9 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
 			c := counts[w]
 			if c == nil {
-				c = map[string]int{}
+				// A field may have a value a line (an address, an id):
+				// growing its map from empty cost as much as counting.
+				c = make(map[string]int, hint)
 				counts[w] = c
 			}
 			var v string

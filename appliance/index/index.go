@@ -165,6 +165,9 @@ type Index struct {
 	cache *blockCache
 	// matches keeps which lines matched recent aggregations (searchOpts.matchKey).
 	matches *matchCache
+	// times keeps the times and levels of recently read layout-3 blocks
+	// of every shard (9 KiB a block).
+	times *timesCache
 	// noCandidates makes queries check every block (tests compare).
 	noCandidates bool
 	// last holds per file the time of its last indexed line (see
@@ -212,6 +215,7 @@ func Open(cfg Config, log *slog.Logger) (*Index, error) {
 		files:   newFileRegistry(),
 		cache:   newBlockCache(16),
 		matches: newMatchCache(16),
+		times:   newTimesCache(128),
 	}
 	if err := ix.openShards(); err != nil {
 		for _, sh := range ix.shards {

@@ -39,7 +39,7 @@ type shard struct {
 	bi         bleve.Index
 	bf         *blockFile
 	names      *fieldNames
-	times      *timesCache // of its layout-3 blocks
+	times      *timesCache // of layout-3 blocks: the index's, shared by its shards
 
 	mu      sync.RWMutex // guards blocks, nextSeq, lines, unindexed, gone
 	blocks  []*block     // in seq order
@@ -179,7 +179,7 @@ func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, e
 	if err != nil {
 		return nil, fmt.Errorf("open index shard %q: %w", dir, err)
 	}
-	sh := &shard{name: name, dir: dir, start: start, end: start.Add(ix.cfg.ShardSpan), bi: bi, times: newTimesCache(128)}
+	sh := &shard{name: name, dir: dir, start: start, end: start.Add(ix.cfg.ShardSpan), bi: bi, times: ix.times}
 	existing, err := fieldNamesIn(bi)
 	if err != nil {
 		bi.Close()
