@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -272,7 +274,13 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	name, isField := strings.CutPrefix(req.Field, "fields.")
 	needLines := isField || req.Field == "flags"
-	counts := make([]map[string]int, workers())
+	counts := make([]*valueCounter, workers())
+	counter := func(w int) *valueCounter {
+		if counts[w] == nil {
+			counts[w] = newValueCounter()
+		}
+		return counts[w]
+	}
 	missing := make([]int, workers())
 	// cols keeps, per worker, the column of the block it is in (layout 3:
 	// a field's values are read without the lines).
@@ -282,10 +290,6 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		strs   []string
 	}
 	cols := make([]colOf, workers())
-	hint := 0 // the size a worker's counts start at
-	if isField {
-		hint = 4096
-	}
 	var decodeErr error
 	var errMu sync.Mutex
 	fail := func(err error) {
@@ -295,15 +299,31 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
-	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, noLine: true, matchKey: matchKey(req.Query, lo, hi),
-		each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
-			c := counts[w]
-			if c == nil {
-				// A field may have a value a line (an address, an id):
-				// growing its map from empty cost as much as counting.
-				c = make(map[string]int, hint)
-				counts[w] = c
+	// A value every line of a block shares (host, source, source name):
+	// a block counted whole (see wholeCount) adds its count at once.
+	var blockValue func(b *block) string
+	switch req.Field {
+	case "host":
+		blockValue = func(b *block) string { return b.info.Host }
+	case "source":
+		blockValue = func(b *block) string { return b.info.Source }
+	case "source_name":
+		blockValue = func(b *block) string { return b.info.SourceName }
+	}
+	var whole func(w int, b *block, n uint64) bool
+	if blockValue != nil {
+		whole = func(w int, b *block, n uint64) bool {
+			if v := blockValue(b); v == "" {
+				missing[w] += int(n)
+			} else if n > 0 {
+				counter(w).add(v, int(n))
 			}
+			return true
+		}
+	}
+	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, noLine: true, matchKey: matchKey(req.Query, lo, hi), whole: whole,
+		each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
+			c := counter(w)
 			var v string
 			switch req.Field {
 			case "host":
@@ -319,7 +339,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 				if v == "" {
 					missing[w]++
 				} else {
-					c[v]++
+					c.add(v, 1)
 				}
 				return
 			}
@@ -348,7 +368,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if cc.starts != nil {
 				vals := cc.strs[cc.starts[i]:cc.starts[i+1]]
 				for _, v := range vals {
-					c[v]++
+					c.add(v, 1)
 				}
 				if len(vals) == 0 {
 					missing[w]++
@@ -367,13 +387,13 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if isField {
 				for _, f := range l.Fields {
 					if f.K == name {
-						c[f.V]++
+						c.add(f.V, 1)
 						any = true
 					}
 				}
 			} else {
 				for _, f := range l.Flags {
-					c[f]++
+					c.add(f, 1)
 					any = true
 				}
 			}
@@ -388,22 +408,20 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		return res, fmt.Errorf("facets of %s for %q: %w", req.Field, req.Query, err)
 	}
 	res.Total = total
-	// Merge into the biggest worker's map, then keep the best size values
-	// in a heap (a field such as an upstream address has a value per line:
-	// sorting them all cost more than counting them).
+	// Merge into the biggest worker's counts, then keep the best size
+	// values in a heap (a field such as an upstream address has a value
+	// per line: sorting them all cost more than counting them).
 	big := 0
 	for w := range counts {
 		res.Missing += missing[w]
-		if len(counts[w]) > len(counts[big]) {
+		if counts[w].len() > counts[big].len() {
 			big = w
 		}
 	}
 	all := counts[big]
 	for w := range counts {
-		if w != big {
-			for v, n := range counts[w] {
-				all[v] += n
-			}
+		if w != big && counts[w] != nil {
+			counts[w].each(func(v string, n int) { all.add(v, n) })
 		}
 	}
 	worse := func(a, b pipeline.FacetValue) bool { // a ranks below b
@@ -411,7 +429,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	h := &facetHeap{worse: worse}
 	sum := 0
-	for v, n := range all {
+	all.each(func(v string, n int) {
 		sum += n
 		fv := pipeline.FacetValue{Value: v, Count: n}
 		if h.Len() < size {
@@ -420,7 +438,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			h.v[0] = fv
 			heap.Fix(h, 0)
 		}
-	}
+	})
 	res.Values = h.v
 	slices.SortFunc(res.Values, func(a, b pipeline.FacetValue) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
@@ -431,6 +449,65 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		res.Other -= res.Values[i].Count
 	}
 	return res, nil
+}
+
+// valueCounter counts strings: by their 64-bit hash in an open-addressing
+// table (a Go map of 375k distinct addresses cost 3× as much), with the
+// value kept to compare, so that two values sharing a hash are counted
+// apart (the second in over).
+type valueCounter struct {
+	tab  hashTable // hash → index into vals and cnt
+	vals []string
+	cnt  []int
+	over map[string]int
+}
+
+func newValueCounter() *valueCounter {
+	vc := &valueCounter{}
+	vc.tab.reset()
+	return vc
+}
+
+func (vc *valueCounter) add(v string, n int) { vc.addHashed(xxhash.Sum64String(v), v, n) }
+
+// addHashed adds n to v, whose hash is h.
+func (vc *valueCounter) addHashed(h uint64, v string, n int) {
+	slot := vc.tab.find(h)
+	switch {
+	case *slot < 0:
+		*slot = int32(len(vc.vals))
+		vc.tab.added()
+		vc.vals = append(vc.vals, v)
+		vc.cnt = append(vc.cnt, n)
+	case vc.vals[*slot] == v:
+		vc.cnt[*slot] += n
+	default:
+		if vc.over == nil {
+			vc.over = map[string]int{}
+		}
+		vc.over[v] += n
+	}
+}
+
+// len is the number of distinct values (0 for nil).
+func (vc *valueCounter) len() int {
+	if vc == nil {
+		return 0
+	}
+	return len(vc.vals) + len(vc.over)
+}
+
+// each calls fn with every value and its count (none for nil).
+func (vc *valueCounter) each(fn func(v string, n int)) {
+	if vc == nil {
+		return
+	}
+	for i, v := range vc.vals {
+		fn(v, vc.cnt[i])
+	}
+	for v, n := range vc.over {
+		fn(v, n)
+	}
 }
 
 // facetHeap keeps the best facet values; its top is the worst kept.
