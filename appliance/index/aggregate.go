@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -274,10 +272,10 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	name, isField := strings.CutPrefix(req.Field, "fields.")
 	needLines := isField || req.Field == "flags"
-	counts := make([]*valueCounter, workers())
-	counter := func(w int) *valueCounter {
+	counts := make([]map[string]int, workers())
+	counter := func(w int) map[string]int {
 		if counts[w] == nil {
-			counts[w] = newValueCounter()
+			counts[w] = map[string]int{}
 		}
 		return counts[w]
 	}
@@ -316,7 +314,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if v := blockValue(b); v == "" {
 				missing[w] += int(n)
 			} else if n > 0 {
-				counter(w).add(v, int(n))
+				counter(w)[v] += int(n)
 			}
 			return true
 		}
@@ -339,7 +337,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 				if v == "" {
 					missing[w]++
 				} else {
-					c.add(v, 1)
+					c[v]++
 				}
 				return
 			}
@@ -368,7 +366,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if cc.starts != nil {
 				vals := cc.strs[cc.starts[i]:cc.starts[i+1]]
 				for _, v := range vals {
-					c.add(v, 1)
+					c[v]++
 				}
 				if len(vals) == 0 {
 					missing[w]++
@@ -387,13 +385,13 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if isField {
 				for _, f := range l.Fields {
 					if f.K == name {
-						c.add(f.V, 1)
+						c[f.V]++
 						any = true
 					}
 				}
 			} else {
 				for _, f := range l.Flags {
-					c.add(f, 1)
+					c[f]++
 					any = true
 				}
 			}
@@ -414,14 +412,16 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	big := 0
 	for w := range counts {
 		res.Missing += missing[w]
-		if counts[w].len() > counts[big].len() {
+		if len(counts[w]) > len(counts[big]) {
 			big = w
 		}
 	}
 	all := counts[big]
 	for w := range counts {
-		if w != big && counts[w] != nil {
-			counts[w].each(func(v string, n int) { all.add(v, n) })
+		if w != big {
+			for v, n := range counts[w] {
+				all[v] += n
+			}
 		}
 	}
 	worse := func(a, b pipeline.FacetValue) bool { // a ranks below b
@@ -429,7 +429,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	h := &facetHeap{worse: worse}
 	sum := 0
-	all.each(func(v string, n int) {
+	for v, n := range all {
 		sum += n
 		fv := pipeline.FacetValue{Value: v, Count: n}
 		if h.Len() < size {
@@ -438,7 +438,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			h.v[0] = fv
 			heap.Fix(h, 0)
 		}
-	})
+	}
 	res.Values = h.v
 	slices.SortFunc(res.Values, func(a, b pipeline.FacetValue) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
@@ -449,65 +449,6 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		res.Other -= res.Values[i].Count
 	}
 	return res, nil
-}
-
-// valueCounter counts strings: by their 64-bit hash in an open-addressing
-// table (a Go map of 375k distinct addresses cost 3× as much), with the
-// value kept to compare, so that two values sharing a hash are counted
-// apart (the second in over).
-type valueCounter struct {
-	tab  hashTable // hash → index into vals and cnt
-	vals []string
-	cnt  []int
-	over map[string]int
-}
-
-func newValueCounter() *valueCounter {
-	vc := &valueCounter{}
-	vc.tab.reset()
-	return vc
-}
-
-func (vc *valueCounter) add(v string, n int) { vc.addHashed(xxhash.Sum64String(v), v, n) }
-
-// addHashed adds n to v, whose hash is h.
-func (vc *valueCounter) addHashed(h uint64, v string, n int) {
-	slot := vc.tab.find(h)
-	switch {
-	case *slot < 0:
-		*slot = int32(len(vc.vals))
-		vc.tab.added()
-		vc.vals = append(vc.vals, v)
-		vc.cnt = append(vc.cnt, n)
-	case vc.vals[*slot] == v:
-		vc.cnt[*slot] += n
-	default:
-		if vc.over == nil {
-			vc.over = map[string]int{}
-		}
-		vc.over[v] += n
-	}
-}
-
-// len is the number of distinct values (0 for nil).
-func (vc *valueCounter) len() int {
-	if vc == nil {
-		return 0
-	}
-	return len(vc.vals) + len(vc.over)
-}
-
-// each calls fn with every value and its count (none for nil).
-func (vc *valueCounter) each(fn func(v string, n int)) {
-	if vc == nil {
-		return
-	}
-	for i, v := range vc.vals {
-		fn(v, vc.cnt[i])
-	}
-	for v, n := range vc.over {
-		fn(v, n)
-	}
 }
 
 // facetHeap keeps the best facet values; its top is the worst kept.
