@@ -2,6 +2,7 @@ package index
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"container/list"
 	"encoding/binary"
@@ -1167,6 +1168,40 @@ func (t *textReader) read(b *block) ([]storedLine, error) {
 		at += n
 	}
 	return lines, nil
+}
+
+// withLead marks the lines (of the last read) whose lowercased text
+// contains lead, found with one search over the whole block's text.
+func (t *textReader) withLead(lines []storedLine, lead []byte) []bool {
+	marks := make([]bool, len(lines))
+	low := t.low[:0]
+	for i := range lines {
+		low = low[:len(low)+len(lines[i].low)]
+	}
+	at, line, lineEnd := 0, 0, 0
+	if len(lines) > 0 {
+		lineEnd = len(lines[0].low)
+	}
+	for {
+		k := bytes.Index(low[at:], lead)
+		if k < 0 {
+			return marks
+		}
+		at += k
+		for line < len(lines) && at >= lineEnd {
+			line++
+			if line < len(lines) {
+				lineEnd += len(lines[line].low)
+			}
+		}
+		if line == len(lines) {
+			return marks
+		}
+		if at+len(lead) <= lineEnd {
+			marks[line] = true
+		}
+		at++
+	}
 }
 
 // blockCache keeps recently decoded blocks (hits, context, replay checks).

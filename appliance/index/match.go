@@ -552,6 +552,28 @@ func (n *node) readsMeta(ts bool) bool {
 	return false
 }
 
+// requiredLead returns a literal that the lowercased text of every
+// matching line contains (the lead of a run of parts the line must hold,
+// the longest such when the query is a conjunction), or nil.
+func (m *matcher) requiredLead() []byte {
+	lead := func(n *node) []byte {
+		if n.op == opLine && len(n.seq) > 0 {
+			return n.seq[0].lead
+		}
+		return nil
+	}
+	if m.root.op != opAnd {
+		return lead(m.root)
+	}
+	var best []byte
+	for _, k := range m.root.kids {
+		if l := lead(k); len(l) > len(best) {
+			best = l
+		}
+	}
+	return best
+}
+
 // word returns the query's one word when it is a single word of the
 // text without a digit (a term of the blocks' Bleve documents, whose
 // frequency there is the number of lines holding it).

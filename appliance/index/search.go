@@ -396,6 +396,10 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 	}
 	nw := min(workers(), max(1, len(blocks)))
 	textOnly := o.m.textOnly()
+	lead := o.m.requiredLead()
+	if ix.noCandidates {
+		lead = nil // tests compare with a check of every line
+	}
 	heaps := make([]*hitHeap, nw)
 	counts := make([]uint64, nw)
 	var next atomic.Int64
@@ -485,10 +489,17 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					bm = make([]uint64, (b.n()+63)/64)
 				}
 				var lines []storedLine
+				// cand, when set, marks the lines that may match: those
+				// holding the query's required literal, found by one
+				// search over the block's lowercased text.
+				var cand []bool
 				if !o.m.matchAll() && !o.m.metaOnly() {
 					var err error
 					if textOnly && (o.each == nil || o.noLine) {
 						lines, err = text.read(b)
+						if err == nil && lead != nil {
+							cand = text.withLead(lines, lead)
+						}
 					} else {
 						lines, err = ix.lines(b, false)
 					}
@@ -504,6 +515,9 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					var l *storedLine
 					switch {
 					case lines != nil:
+						if cand != nil && !cand[i] {
+							continue
+						}
 						l = &lines[i]
 						if !o.m.match(b.info, l) {
 							continue
