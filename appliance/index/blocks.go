@@ -39,16 +39,24 @@ import (
 //	      per run varint start - first offset, uvarint length
 //
 // Files that start with blockMagic3 (every new shard) lay the body out as
-// version 2 up to the cover, then:
+// version 2 up to the cover, but for the times, which are a byte e and
+// then the deltas over 10^e ns (times written to the second or the
+// millisecond take that unit), then:
 //
-//	uvarint bloom length | Bloom filter of the block's parts with a digit
-//	(terms.go) | uvarint raw payload length | uvarint compressed length
-//	of the per-line section | zstd frame of the per-line section | zstd
-//	frame of the line lengths and the line bytes
+//	uvarint Bloom filter length | Bloom filter of the block's parts with
+//	a digit (terms.go) | uvarint raw payload length | uvarint length of
+//	the rows frame | uvarint columns | per column: name | kind | uvarint
+//	frame length | the payload: the rows frame, each column's frame, the
+//	text frame
 //
-// so that the text is read without the per-line section and the fields
-// without the text, and the read time is a delta from the line before's
-// (lines read together share it) instead of from the line's own time.
+// Each frame is zstd. The rows are, per line, the read time (a delta
+// from the line before's: lines read together share it), the offset
+// delta and the flags; the columns are the lines' fields (see Columns
+// below); the text frame holds all line lengths, then all line bytes.
+// The text is read without the rest, one field without the text.
+// Reading a whole block puts the frames together in the raw layout of
+// version 2 (the rows, then the columns as readColumns reads them, then
+// the text).
 //
 // The cover is the byte ranges of the file the block's lines account for
 // (pipeline.Record.End): maximal runs of lines each starting where the one
@@ -56,12 +64,16 @@ import (
 // the cover existed start with blockMagic1 and keep that layout when
 // appended to; their blocks have no cover.
 //
-// The payload holds the length of its per-line section (u32), that section
-// (per line the read-time delta, the offset delta, flags, fields and
-// numbers), then all line lengths, then all line bytes (text together
-// compresses best; a check of the text alone skips the per-line section). Everything but the payload is kept in memory
-// for every block (about 9 bytes per line), so counts and histograms by
-// time and level, and the choice of blocks to read, need no disk access.
+// The payload of versions 1 and 2 (S2) holds the length of its per-line
+// section (u32), that section (per line the read-time delta, the offset
+// delta, flags, fields and numbers), then all line lengths, then all line
+// bytes (text together compresses best; a check of the text alone skips
+// the per-line section). Their blocks keep everything but the payload in
+// memory (about 9 bytes per line); a version-3 block keeps its header
+// only (time bounds, level counts, where its parts are, the column
+// directory) and reads its times and levels when asked (block.times), so
+// counts and histograms of whole blocks and the choice of blocks to read
+// need no disk access.
 //
 // The file is the truth; Bleve (one document per block, see doc.go) only
 // finds candidate blocks. A record is fsynced before its Bleve document is
