@@ -29,6 +29,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -412,9 +413,7 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 			parallel(len(g.idx), func(lo, hi int) {
 				for j := lo; j < hi; j++ {
 					k := g.idx[j]
-					ex := &parsed[k]
-					ex.build()
-					lines[j] = ix.stored(&recs[keep[k]], ex, now)
+					lines[j] = ix.stored(&recs[keep[k]], &parsed[k], now)
 				}
 			})
 			slices.SortStableFunc(lines, func(a, b storedLine) int { return cmp.Compare(a.Offset, b.Offset) })
@@ -505,7 +504,8 @@ func readTime(r *pipeline.Record, now time.Time) time.Time {
 	return r.TS
 }
 
-// stored lays r out as the block store keeps it.
+// stored lays r out as the block store keeps it, its fields from the
+// leaves ex kept (keepNames) and the source's static fields.
 func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) storedLine {
 	l := storedLine{
 		TS:       ex.ts.UnixNano(),
@@ -520,6 +520,34 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 		ix.dropped.Add(1)
 		l.Flags = append(l.Flags[:len(l.Flags):len(l.Flags)], pipeline.FlagFieldsDropped)
 	}
+	if len(ex.fields) == 0 && len(ex.num) == 0 {
+		// Only parsed leaves (the common case: no static fields): sorted
+		// by name straight into the line, a name's values in turn,
+		// without the maps build makes.
+		leaves := ex.leaves
+		ex.leaves = nil
+		slices.SortStableFunc(leaves, func(a, b leaf) int { return strings.Compare(a.path, b.path) })
+		nums := 0
+		if len(leaves) > 0 {
+			l.Fields = make([]kv, len(leaves))
+		}
+		for i, f := range leaves {
+			l.Fields[i] = kv{K: f.path, V: f.str}
+			if f.isN {
+				nums++
+			}
+		}
+		if nums > 0 {
+			l.Nums = make([]kn, 0, nums)
+			for _, f := range leaves {
+				if f.isN {
+					l.Nums = append(l.Nums, kn{K: f.path, V: f.num})
+				}
+			}
+		}
+		return l
+	}
+	ex.build()
 	if len(ex.fields) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(ex.fields)) {
 			switch v := ex.fields[k].(type) {

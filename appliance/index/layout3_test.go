@@ -108,3 +108,30 @@ func TestLayout3RoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredFromLeavesAsFromMaps: a line's fields laid out straight from
+// its parsed leaves equal those laid out through build's maps (sorted by
+// name, a name's values in turn, numbers beside their keyword).
+func TestStoredFromLeavesAsFromMaps(t *testing.T) {
+	ix := &Index{}
+	lines := []string{
+		`{"b":1,"a":"x","c":[3,"y",4.50],"a2":{"z":true,"y":null},"n":-0}`,
+		`ts=2026-11-25T09:00:00Z level=error msg="disk full" used=0.97 rt=0.060 rt=0.1 upstream=10.0.0.1:80`,
+		`{"k":["p","q"],"k2":"v"}`,
+		`plain text without fields`,
+	}
+	for _, line := range lines {
+		r := pipeline.Record{TS: testNow, Line: line}
+		fast := parseLine(line, testNow, nil, testNow, 64)
+		fast.keepNames(newFieldNames(100, nil))
+		viaMaps := parseLine(line, testNow, nil, testNow, 64)
+		viaMaps.admit(newFieldNames(100, nil))
+		if len(fast.leaves) == 0 && len(viaMaps.fields) > 0 {
+			t.Fatalf("%s: no leaves to lay out", line)
+		}
+		got, want := ix.stored(&r, &fast, testNow), ix.stored(&r, &viaMaps, testNow)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\n from leaves %+v %+v\n from maps   %+v %+v", line, got.Fields, got.Nums, want.Fields, want.Nums)
+		}
+	}
+}
