@@ -435,8 +435,8 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		written = append(written, blocks...)
 	}
 	// The written lines are not cached: their text shares the tailer's
-	// read buffers, which a cached line would keep alive (141 MB of them
-	// at 1 M lines); a replay reads the block back instead.
+	// 256 KiB read buffers, which a cached line would keep alive; a
+	// replay reads the block back instead.
 	n := 0
 	for _, b := range written {
 		n += b.n()

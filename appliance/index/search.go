@@ -382,7 +382,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 	} else {
 		slices.SortFunc(blocks, func(a, b *block) int { return cmp.Compare(b.maxTS, a.maxTS) })
 	}
-	whole, err := ix.wholeCount(ctx, o.m, blocks)
+	blockCount, err := ix.wholeCount(ctx, o.m, blocks)
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -448,8 +448,8 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					worst := h.h[0].key.ts
 					page = !((!o.asc && b.maxTS < worst) || (o.asc && b.minTS > worst))
 				}
-				if !page && whole != nil && (o.each == nil || o.whole != nil) && b.minTS >= o.from && b.maxTS < o.to {
-					if n, ok := whole(b); ok && (o.each == nil || o.whole(w, b, n)) {
+				if !page && blockCount != nil && (o.each == nil || o.whole != nil) && b.minTS >= o.from && b.maxTS < o.to {
+					if n, ok := blockCount(b); ok && (o.each == nil || o.whole(w, b, n)) {
 						counts[w] += n
 						counted.Add(int64(n))
 						continue
@@ -461,13 +461,10 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 					return
 				}
 				if !page && o.each == nil && o.m.matchAll() {
-					if b.minTS >= o.from && b.maxTS < o.to {
-						counts[w] += uint64(b.n())
-					} else {
-						for _, ts := range bts {
-							if ts >= o.from && ts < o.to {
-								counts[w]++
-							}
+					// A block the range cuts (whole ones were counted above).
+					for _, ts := range bts {
+						if ts >= o.from && ts < o.to {
+							counts[w]++
 						}
 					}
 					counted.Add(int64(counts[w] - before))
