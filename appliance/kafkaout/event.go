@@ -15,38 +15,15 @@ import (
 // encoding/json gives for a pipeline.Record (keys in struct order, map keys
 // sorted, HTML-safe escapes, invalid UTF-8 as U+FFFD), without reflection:
 // encoding/json was a fifth of the agent's CPU.
+//
+// It is an eventEncoder's first event: the encoder is the one writer of
+// the layout.
 func appendEvent(dst []byte, r *pipeline.Record) ([]byte, error) {
-	if y := r.TS.Year(); y < 0 || y > 9999 {
-		return dst, errors.New("Time.MarshalJSON: year outside of range [0,9999]")
-	}
-	dst = append(dst, `{"ts":"`...)
-	dst = r.TS.AppendFormat(dst, time.RFC3339Nano)
-	dst = append(dst, `","host":`...)
-	dst = appendString(dst, r.Host)
-	dst = append(dst, `,"source":`...)
-	dst = appendString(dst, r.Source)
-	if r.SourceName != "" {
-		dst = append(dst, `,"source_name":`...)
-		dst = appendString(dst, r.SourceName)
-	}
-	dst = append(dst, `,"file_id":`...)
-	dst = appendString(dst, r.FileID)
-	dst = append(dst, `,"offset":`...)
-	dst = strconv.AppendInt(dst, r.Offset, 10)
-	if r.End != 0 {
-		dst = append(dst, `,"end":`...)
-		dst = strconv.AppendInt(dst, r.End, 10)
-	}
-	dst = append(dst, `,"line":`...)
-	dst = appendString(dst, r.Line)
-	if len(r.Fields) > 0 {
-		dst = appendFields(dst, r.Fields)
-	}
-	dst = appendFlags(dst, r.Flags)
-	return append(dst, '}'), nil
+	var e eventEncoder
+	return e.append(dst, r)
 }
 
-// eventEncoder appends events as appendEvent does, encoding once the
+// eventEncoder appends events (see appendEvent), encoding once the
 // parts consecutive records share (the read time, host, source, file and
 // fields of one file's batch). The zero value is ready; it is not safe
 // for concurrent use.
@@ -63,7 +40,7 @@ type eventEncoder struct {
 	tsOK, metaOK, fieldsOK bool
 }
 
-// append appends r's event to dst: the bytes appendEvent gives.
+// append appends r's event to dst.
 func (e *eventEncoder) append(dst []byte, r *pipeline.Record) ([]byte, error) {
 	// == rather than Equal: the same instant in another location is
 	// written differently.
