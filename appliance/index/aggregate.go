@@ -323,14 +323,10 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		each: func(w int, b *block, i int, _ int64, level uint8, l *storedLine) {
 			c := counter(w)
 			var v string
-			switch req.Field {
-			case "host":
-				v = b.info.Host
-			case "source":
-				v = b.info.Source
-			case "source_name":
-				v = b.info.SourceName
-			case "level":
+			switch {
+			case blockValue != nil:
+				v = blockValue(b)
+			case req.Field == "level":
 				v = levelNames[level%uint8(len(levelNames))]
 			}
 			if !needLines {
