@@ -100,35 +100,45 @@ func blockDoc(b *block, lines []storedLine) *document.Document {
 			kw("level", lowerASCII(levelNames[c]))
 		}
 	}
-	seen := map[string]struct{}{}
-	once := func(key string) bool {
-		if _, ok := seen[key]; ok {
+	// Each flag, field name, value and number bucket once; the keys are
+	// typed, not joined strings, so that a line's fields cost no
+	// allocation here.
+	type seenKey struct {
+		kind byte // 'f' flag, 'k' field name, 'v' value, 'n' number bucket
+		s    string
+		e    int // the bucket's exponent; kind 'n'
+		sign byte
+	}
+	seen := map[seenKey]struct{}{}
+	once := func(k seenKey) bool {
+		if _, ok := seen[k]; ok {
 			return false
 		}
-		seen[key] = struct{}{}
+		seen[k] = struct{}{}
 		return true
 	}
 	for i := range lines {
 		l := &lines[i]
 		for _, f := range l.Flags {
-			if once("f\x00" + f) {
+			if once(seenKey{kind: 'f', s: f}) {
 				kw("flags", f)
 			}
 		}
 		for _, f := range l.Fields {
-			if once("k\x00" + f.K) {
+			if once(seenKey{kind: 'k', s: f.K}) {
 				kw("fnames", f.K)
 			}
-			if b.version < 3 && once("v\x00"+f.V) {
+			if b.version < 3 && once(seenKey{kind: 'v', s: f.V}) {
 				text.extra = append(text.extra, f.V)
 			}
 		}
 		for _, f := range l.Nums {
-			if once("k\x00" + f.K) {
+			if once(seenKey{kind: 'k', s: f.K}) {
 				kw("fnames", f.K)
 			}
-			if t := f.K + "=" + numBucket(f.V); once("n\x00" + t) {
-				kw("numb", t)
+			sign, e := bucketOf(f.V)
+			if once(seenKey{kind: 'n', s: f.K, e: e, sign: sign}) {
+				kw("numb", f.K+"="+numBucket(f.V))
 			}
 		}
 	}
@@ -206,14 +216,22 @@ func (singleToken) Analyze(v []byte) analysis.TokenStream {
 // numBucket names the bucket of v: its sign and the power of two below
 // its magnitude (z for zero; magnitudes beyond 2^±64 share the end buckets).
 func numBucket(v float64) string {
-	if v == 0 {
+	sign, e := bucketOf(v)
+	if sign == 'z' {
 		return "z"
 	}
-	sign := "p"
-	if v < 0 {
-		sign, v = "n", -v
+	return string(sign) + strconv.Itoa(e)
+}
+
+// bucketOf is numBucket's sign ('z', 'p' or 'n') and exponent.
+func bucketOf(v float64) (byte, int) {
+	switch {
+	case v == 0:
+		return 'z', 0
+	case v < 0:
+		return 'n', expOf(-v)
 	}
-	return sign + strconv.Itoa(expOf(v))
+	return 'p', expOf(v)
 }
 
 func expOf(v float64) int {
