@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -145,18 +144,7 @@ func (p *proc) peakRSSMiB() float64 {
 
 var httpc = &http.Client{Timeout: 60 * time.Second}
 
-func getJSON(u string, v any) error {
-	resp, err := httpc.Get(u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return &httpError{code: resp.StatusCode, body: string(body)}
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
+func getJSON(u string, v any) error { return getJSONWith(httpc, u, v) }
 
 type httpError struct {
 	code int
