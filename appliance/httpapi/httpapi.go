@@ -208,6 +208,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *pipeline.FieldError
 	var qe *pipeline.QueryError
 	switch {
+	case errors.As(err, &qe) && qe.Pos > 0:
+		// Where in the query: the page marks it under the query box.
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "position": qe.Pos})
 	case errors.As(err, &fe), errors.As(err, &qe):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, pipeline.ErrSourceNotFound), errors.Is(err, pipeline.ErrHitNotFound):

@@ -72,10 +72,20 @@ type SearchResult struct {
 }
 
 // QueryError is a problem with the caller's query (syntax, cursor), not with
-// the index: the API answers it with 400.
-type QueryError struct{ Msg string }
+// the index: the API answers it with 400. Pos, when not 0, is where in the
+// query the problem is: 1 + the byte offset (so 1 is the first byte); the
+// message then says "at position Pos" too, and the API adds "position".
+type QueryError struct {
+	Msg string
+	Pos int
+}
 
-func (e *QueryError) Error() string { return "query: " + e.Msg }
+func (e *QueryError) Error() string {
+	if e.Pos > 0 {
+		return fmt.Sprintf("query: %s at position %d", e.Msg, e.Pos)
+	}
+	return "query: " + e.Msg
+}
 
 // ErrHitNotFound: no line has the requested ID. The API answers it with 404.
 var ErrHitNotFound = errors.New("no line with this id")
