@@ -78,6 +78,7 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 		return res, &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(req.Query), MaxQueryBytes)}
 	}
 	qs, pipes, at := splitPipes(req.Query)
+	qs = strings.TrimSpace(qs) // "GET | stats …" shares the match cache with "GET"
 	if len(pipes) == 0 {
 		return res, &pipeline.QueryError{Msg: "needs a stats pipe, e.g. error | stats count() by (host)", Pos: len(req.Query) + 1}
 	}
