@@ -309,6 +309,10 @@ func TestSavedSearchWrittenToEtcd(t *testing.T) {
 	if inv := m["invalid"].(map[string]any); len(inv) != 2 || inv["elsewhere"] == nil || inv["Bad Key"] == nil {
 		t.Fatalf("invalid after fixes: %v", inv)
 	}
+	// An entry under a name the API would refuse can still be removed.
+	if code, m, _ := do(t, "DELETE", u+"/api/searches/Bad%20Key", ""); code != 204 {
+		t.Fatalf("delete %q: %d %v", "Bad Key", code, m)
+	}
 }
 
 // Without a store the routes answer 501, not 404.
