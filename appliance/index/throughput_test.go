@@ -122,7 +122,8 @@ func BenchmarkIndexInProcess(b *testing.B) {
 	}
 }
 
-// fieldRead times what `stats avg(rt)` needs, the rt field of every line,
+// fieldRead times what `stats avg(request_time)` needs, the request_time
+// field (rt= on the generator's access lines) of every line,
 // three ways: its column alone, every line decoded from its block (text,
 // rows and all columns), and the text of every line parsed again.
 func fieldRead(b *testing.B, ix *Index) {
@@ -135,8 +136,8 @@ func fieldRead(b *testing.B, ix *Index) {
 		name string
 		sum  func(bl *block) (float64, int)
 	}{
-		{"rt column alone", func(bl *block) (float64, int) {
-			starts, strs, _, err := bl.sh.bf.readColumn(bl, "rt")
+		{"request_time column alone", func(bl *block) (float64, int) {
+			starts, strs, _, err := bl.sh.bf.readColumn(bl, "request_time")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -156,7 +157,7 @@ func fieldRead(b *testing.B, ix *Index) {
 			sum, n := 0.0, 0
 			for i := range lines {
 				for _, f := range lines[i].Nums {
-					if f.K == "rt" {
+					if f.K == "request_time" {
 						sum, n = sum+f.V, n+1
 					}
 				}
@@ -173,7 +174,7 @@ func fieldRead(b *testing.B, ix *Index) {
 			for i := range lines {
 				ex := parseLine(lines[i].Line, now, nil, now, 64)
 				for _, l := range ex.leaves {
-					if l.path == "rt" && l.isN {
+					if l.path == "request_time" && l.isN {
 						sum, n = sum+l.num, n+1
 					}
 				}

@@ -1,0 +1,31 @@
+package index
+
+import (
+	"testing"
+)
+
+// BenchmarkParseKinds: the auto parser's cost per kind of line (it uses
+// only parseLine, so the same file times the code before the parsers).
+//
+//	go test ./appliance/index -run '^$' -bench ParseKinds -benchtime 200000x
+func BenchmarkParseKinds(b *testing.B) {
+	for _, c := range []struct{ name, line string }{
+		{"nginx", `10.0.0.5 - bob [25/Nov/2026:10:00:00 +0000] "POST /api/v1/orders HTTP/2.0" 502 157 "https://shop.example.com/" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36" rt=1.503 uct="0.001" urt="1.502" upstream=10.0.1.20:8080`},
+		{"rfc5424", "<165>1 2026-11-25T10:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] An application event log entry"},
+		{"bsd-syslog", "Nov 25 10:00:00 web1 sshd[123]: Accepted publickey for root from 10.0.0.1 port 53422 ssh2"},
+		{"log4j", "2026-11-25 10:00:01,377 INFO  [http-nio-8080-exec-7] c.e.OrderService - order placed tenant=t0042 trace_id=00000000deadbeef"},
+		{"logfmt", "time=2026-11-25T10:00:00Z level=info msg=\"request done\" method=GET path=/api/items status=200 latency_ms=12"},
+		{"json", `{"@timestamp":"2026-11-25T10:00:00Z","level":"info","msg":"GET /a","latency_ms":120,"http":{"status":200,"method":"GET"},"user":"alice"}`},
+		{"stack-frame", "\tat com.example.App.main(App.java:42)"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			names := newFieldNames(1000, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				ex := parseLine(c.line, testNow, nil, testNow, 64)
+				ex.admit(names)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
