@@ -425,8 +425,12 @@ func Level(line string) string {
 			if l := upperLevel(w); l != "" {
 				return l
 			}
-			if l := NormalizeLevel(w); l != "" && inLevelSlot(head, i) {
-				return l
+			// The slot first: it is cheaper than NormalizeLevel, which
+			// lower-cases (and allocates for) every capitalised word.
+			if inLevelSlot(head, i) {
+				if l := NormalizeLevel(w); l != "" {
+					return l
+				}
 			}
 		}
 		i = j
@@ -776,11 +780,22 @@ func number(s string) (float64, bool) {
 	if s == "" || len(s) > 32 {
 		return 0, false
 	}
+	// What ParseFloat would refuse is refused here without its error
+	// (an allocation): no digit ("-"), two dots (an IPv4 address).
+	digit, dots := false, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isDigit(c) && c != '.' && c != '-' && c != '+' && c != 'e' && c != 'E' {
+		switch {
+		case isDigit(c):
+			digit = true
+		case c == '.':
+			dots++
+		case c != '-' && c != '+' && c != 'e' && c != 'E':
 			return 0, false
 		}
+	}
+	if !digit || dots > 1 {
+		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	return f, err == nil && !math.IsInf(f, 0)
@@ -797,6 +812,12 @@ const logfmtBytes = 4096
 // At most maxPerDoc pairs are taken, from the first 4 KiB of the line;
 // dropped says more were there.
 func logfmt(line string, static map[string]string, maxPerDoc int) (leaves []leaf, dropped bool) {
+	return appendLogfmt(nil, line, static, maxPerDoc)
+}
+
+// appendLogfmt is logfmt appending to leaves, which holds at most
+// maxPerDoc leaves in the end.
+func appendLogfmt(leaves []leaf, line string, static map[string]string, maxPerDoc int) (_ []leaf, dropped bool) {
 	s := line[:min(len(line), logfmtBytes)]
 	for i := 0; i < len(s); {
 		if i > 0 && s[i-1] != ' ' && s[i-1] != '\t' {

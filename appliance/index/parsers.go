@@ -227,7 +227,7 @@ func (ex *extracted) add(pc *parseCtx, name, v string) {
 		return
 	}
 	if ex.leaves == nil {
-		ex.leaves = make([]leaf, 0, 12)
+		ex.leaves = make([]leaf, 0, 16)
 	}
 	l := leaf{path: name, str: v}
 	if f, ok := number(v); ok {
@@ -239,24 +239,30 @@ func (ex *extracted) add(pc *parseCtx, name, v string) {
 // addPairs adds the key=value pairs of s (logfmt), names renamed by
 // rename when it has them.
 func (ex *extracted) addPairs(pc *parseCtx, s string, rename map[string]string) {
-	room := pc.max - len(ex.leaves)
-	if room <= 0 {
+	if len(ex.leaves) >= pc.max {
 		if strings.IndexByte(s, '=') >= 0 {
 			ex.dropped = true
 		}
 		return
 	}
-	pairs, dropped := logfmt(s, pc.static, room)
+	from := len(ex.leaves)
+	var dropped bool
+	ex.leaves, dropped = appendLogfmt(ex.leaves, s, pc.static, pc.max)
 	ex.dropped = ex.dropped || dropped
-	for _, l := range pairs {
+	if rename == nil {
+		return
+	}
+	kept := ex.leaves[:from]
+	for _, l := range ex.leaves[from:] {
 		if n, ok := rename[l.path]; ok {
 			if _, static := pc.static[n]; static {
 				continue
 			}
 			l.path = n
 		}
-		ex.leaves = append(ex.leaves, l)
+		kept = append(kept, l)
 	}
+	ex.leaves = kept
 }
 
 // Caches of what records name, shared by the cores that parse: compiled

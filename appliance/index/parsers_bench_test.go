@@ -2,6 +2,9 @@ package index
 
 import (
 	"testing"
+	"time"
+
+	"github.com/logbox/logbox/bench"
 )
 
 // BenchmarkParseKinds: the auto parser's cost per kind of line (it uses
@@ -28,4 +31,26 @@ func BenchmarkParseKinds(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
 	}
+}
+
+// BenchmarkParseMix: parsing (and admitting the field names of) the
+// benchmark generator's mix of lines, one core.
+//
+//	go test ./appliance/index -run '^$' -bench ParseMix -benchtime 400000x
+func BenchmarkParseMix(b *testing.B) {
+	g := bench.NewGenerator(1, 20000, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
+	lines := make([]string, 20000)
+	for i := range lines {
+		lines[i] = g.Next()
+	}
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	names := newFieldNames(1000, nil)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ex := parseLine(lines[i%len(lines)], now, nil, now, 64)
+		ex.keepNames(names)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
