@@ -10,16 +10,21 @@ import (
 	"time"
 )
 
-// What Index derives from a line, besides what the record carries:
+// What Index derives from a line, besides what the record carries, with
+// the record's parser (parsers.go; auto by default):
 //
 //   - ts: the event time found in the line (see EventTime; for a JSON line
-//     its @timestamp, timestamp, time or ts), else the record's TS (the time
-//     it was read). The read time is kept as "ingested" either way.
+//     its @timestamp, timestamp, time or ts; an access or syslog line's
+//     own stamp), else the record's TS (the time it was read). A time
+//     written without a zone is in the record's zone (Record.TZ, else
+//     Config.Zone). The read time is kept as "ingested" either way.
 //   - level: ERROR, WARN, INFO or DEBUG (see Level; for a JSON line its
-//     level, severity, lvl or log.level, names or pino/bunyan numbers).
+//     level, severity, lvl or log.level, names or pino/bunyan numbers; for
+//     a syslog line with PRI its severity).
 //   - fields: for a line that is a JSON object, every scalar leaf as
 //     fields.<path> (dots join nested keys; arrays give several values);
-//     for a text line, its key=value pairs (see logfmt). Values are
+//     for an access or syslog line, its parts (parsers.go); for a text
+//     line, its key=value pairs (see logfmt). Values are
 //     keywords (numbers as their text: facets show them as written); every
 //     numeric value is also indexed as a number in num.<path>, and so are
 //     numeric source fields (Record.Fields), so ranges work. Source fields
