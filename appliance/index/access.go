@@ -111,6 +111,7 @@ func (ex *extracted) access(pc *parseCtx, line string) bool {
 		ex.ts, ex.parsed = tt, true
 	}
 	ex.level = Level(line)
+	ex.leaves = make([]leaf, 0, 16) // the combined format's 9, and a few pairs
 	ex.add(pc, "remote_addr", s[:a])
 	if user := s[b+1 : u]; user != "-" {
 		ex.add(pc, "remote_user", user)

@@ -227,7 +227,7 @@ func (ex *extracted) add(pc *parseCtx, name, v string) {
 		return
 	}
 	if ex.leaves == nil {
-		ex.leaves = make([]leaf, 0, 16)
+		ex.leaves = make([]leaf, 0, 6)
 	}
 	l := leaf{path: name, str: v}
 	if f, ok := number(v); ok {
