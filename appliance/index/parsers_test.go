@@ -1,11 +1,17 @@
 package index
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
 )
 
 // parsed is what a test compares of one parsed line.
@@ -332,4 +338,61 @@ func FuzzParsers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIndexReadsRecordParserAndZone: Index parses each record with the
+// parser and zone it names; a record naming none (another producer's
+// event) gets auto and Config.Zone; records of one batch may differ.
+func TestIndexReadsRecordParserAndZone(t *testing.T) {
+	indexer := time.FixedZone("indexer", -5*3600)
+	now := time.Now().Truncate(time.Second)
+	ix, err := Open(Config{Dir: filepath.Join(t.TempDir(), "idx"), Zone: indexer}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	wall := func(z *time.Location) string { return now.Add(-time.Hour).In(z).Format("2006-01-02 15:04:05") }
+	sh, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []pipeline.Record{
+		{Line: wall(indexer) + " tzdefault a=1"},
+		{Line: wall(sh) + " tzshanghai a=1", TZ: "Asia/Shanghai"},
+		{Line: wall(time.FixedZone("", 5*3600+1800)) + " tzoffset a=1", TZ: "+05:30"},
+		{Line: wall(sh) + " tznone a=1", TZ: "Asia/Shanghai", Parser: "none"},
+		{Line: "7 GET tzregex", Parser: `regex:^(?P<n>\d+) (?P<verb>[A-Z]+)`},
+		{Line: "tzunfit no digits", Parser: `regex:^(?P<n>\d+) (?P<verb>[A-Z]+)`},
+	}
+	for i := range recs {
+		recs[i].TS, recs[i].Host, recs[i].FileID, recs[i].Offset = now, "h", "f", int64(i*100)
+	}
+	if err := ix.Index(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	hit := func(q string) pipeline.Hit {
+		t.Helper()
+		res, err := ix.Search(context.Background(), pipeline.SearchRequest{Query: q, Limit: 10})
+		if err != nil || len(res.Hits) != 1 {
+			t.Fatalf("%s: %d hits, %v", q, len(res.Hits), err)
+		}
+		return res.Hits[0]
+	}
+	for _, q := range []string{"tzdefault", "tzshanghai", "tzoffset", "tznone"} {
+		if h := hit(q); !h.TS.Equal(now.Add(-time.Hour)) {
+			t.Errorf("%s: ts %v, want %v", q, h.TS, now.Add(-time.Hour))
+		}
+	}
+	if h := hit("tznone"); len(h.Fields) != 0 {
+		t.Errorf("parser none: fields %v", h.Fields)
+	}
+	if h := hit("+n:>5 +verb:GET"); h.Fields["n"] != "7" {
+		t.Errorf("regex parser: fields %v", h.Fields)
+	}
+	if h := hit("flags:unparsed"); !strings.Contains(h.Line, "tzunfit") || len(h.Fields) != 0 {
+		t.Errorf("unfit line: %+v", h)
+	}
+	if n := ix.Stats().LinesUnparsed; n != 1 {
+		t.Errorf("lines unparsed %d, want 1", n)
+	}
 }
