@@ -41,6 +41,8 @@ func TestDecodeValue(t *testing.T) {
 			decodedECS, pipeline.Record{TS: fbTS, Host: "db2", Source: "/var/log/pg.log", FileID: "filebeat:/var/log/pg.log@fp:a1b2", Offset: 0, Line: "m"}},
 		{"filebeat log input without inode", `{"@timestamp":"2026-11-25T10:00:01.234Z","message":"m","host":{"name":"a"},"log":{"offset":42,"file":{"path":"/x.log"}}}`,
 			decodedECS, pipeline.Record{TS: fbTS, Host: "a", Source: "/x.log", FileID: "filebeat:/x.log", Offset: 42, Line: "m"}},
+		{"filebeat with add_locale", `{"@timestamp":"2026-11-25T10:00:01.234Z","message":"m","host":{"name":"a"},"event":{"timezone":"+08:00"},"log":{"offset":42,"file":{"path":"/x.log"}}}`,
+			decodedECS, pipeline.Record{TS: fbTS, Host: "a", Source: "/x.log", FileID: "filebeat:/x.log", Offset: 42, Line: "m", TZ: "+08:00"}},
 		{"ecs without file (journald, syslog input)", `{"@timestamp":"2026-11-25T10:00:01.234Z","message":"Started session 4.","host":{"name":"a"},"log":{"level":"info"},"event":{"dataset":"system.syslog"},"input":{"type":"journald"}}`,
 			decodedECS, pipeline.Record{TS: fbTS, Host: "a", Source: "kafka:t", FileID: "filebeat:kafka:t:2", Offset: 99, Line: "Started session 4.",
 				Fields: map[string]string{"log.level": "info", "event.dataset": "system.syslog", "input.type": "journald"}}},
