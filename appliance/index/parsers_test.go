@@ -363,6 +363,7 @@ func TestIndexReadsRecordParserAndZone(t *testing.T) {
 		{Line: wall(sh) + " tznone a=1", TZ: "Asia/Shanghai", Parser: "none"},
 		{Line: "7 GET tzregex", Parser: `regex:^(?P<n>\d+) (?P<verb>[A-Z]+)`},
 		{Line: "tzunfit no digits", Parser: `regex:^(?P<n>\d+) (?P<verb>[A-Z]+)`},
+		{Line: "<165>1 " + now.Add(-time.Minute).UTC().Format(time.RFC3339) + ` web1 evntslog - ID47 [exampleSDID@32473 eventID="1011"][origin ip="10.0.0.1"] sdline`},
 	}
 	for i := range recs {
 		recs[i].TS, recs[i].Host, recs[i].FileID, recs[i].Offset = now, "h", "f", int64(i*100)
@@ -391,6 +392,12 @@ func TestIndexReadsRecordParserAndZone(t *testing.T) {
 	}
 	if h := hit("flags:unparsed"); !strings.Contains(h.Line, "tzunfit") || len(h.Fields) != 0 {
 		t.Errorf("unfit line: %+v", h)
+	}
+	// Syslog fields, structured data included, answer queries.
+	for _, q := range []string{"+severity:notice +facility:local4 +app_name:evntslog", "exampleSDID@32473.eventID:>1000", "origin.ip:10.0.0.1"} {
+		if h := hit(q); !strings.Contains(h.Line, "sdline") || h.Level != "INFO" {
+			t.Errorf("%s: %+v", q, h)
+		}
 	}
 	if n := ix.Stats().LinesUnparsed; n != 1 {
 		t.Errorf("lines unparsed %d, want 1", n)
