@@ -133,6 +133,8 @@ func (ex *extracted) access(pc *parseCtx, line string) bool {
 	if bytes != "-" && bytes != "" {
 		ex.add(pc, "body_bytes_sent", bytes)
 	}
+	// nginx and Apache write "-" for a value that is not set: such a
+	// field is left out (as Elastic's nginx and apache pipelines do).
 	// "referer" "user agent" "x-forwarded-for", as many as are whole.
 	for _, name := range [...]string{"http_referer", "http_user_agent", "http_x_forwarded_for"} {
 		if k+2 >= len(s) || s[k] != ' ' || s[k+1] != '"' {
@@ -142,11 +144,21 @@ func (ex *extracted) access(pc *parseCtx, line string) bool {
 		if e < 0 {
 			return true // cut short: the rest is not read
 		}
-		ex.add(pc, name, s[k+2:e])
+		if v := s[k+2 : e]; v != "-" && v != "" {
+			ex.add(pc, name, v)
+		}
 		k = e + 1
 	}
 	if k < len(s) {
+		from := len(ex.leaves)
 		ex.addPairs(pc, s[k:], accessRenames)
+		kept := ex.leaves[:from]
+		for _, l := range ex.leaves[from:] {
+			if l.str != "-" {
+				kept = append(kept, l)
+			}
+		}
+		ex.leaves = kept
 	}
 	return true
 }

@@ -31,9 +31,9 @@ import (
 // FlagUnparsed, so `flags:unparsed` finds the lines a parser missed.
 //
 // Field names. Access lines use nginx's variable names: remote_addr,
-// remote_user (not when "-"), method, path, protocol (from the request
-// line when it has that shape), status, body_bytes_sent (not when "-"),
-// http_referer, http_user_agent, http_x_forwarded_for; key=value pairs
+// remote_user, method, path, protocol (from the request line when it has
+// that shape), status, body_bytes_sent, http_referer, http_user_agent,
+// http_x_forwarded_for, each left out when "-" (not set); key=value pairs
 // after them are fields too, nginx's usual short names spelled out (rt
 // request_time, uct upstream_connect_time, uht upstream_header_time, urt
 // upstream_response_time; others as written). Syslog lines: facility and
