@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,6 +142,12 @@ func TestParsers(t *testing.T) {
 		{"rsyslog file format", "", `2026-11-25T11:30:00.123456+08:00 web1 sshd[999]: Accepted publickey for deploy from 192.0.2.4 port 51234 ssh2`,
 			"2026-11-25T03:30:00.123456Z", "",
 			F{"hostname": "web1", "app_name": "sshd", "procid": "999"}, N{"procid": 999}, false},
+		{"rsyslog file format cut after the host (auto: text)", "", `2026-11-25T11:30:00.123456+08:00 web1`,
+			"2026-11-25T03:30:00.123456Z", "", F{}, N{}, false},
+		{"BSD header cut in the tag (auto: text)", "", `Nov 25 09:00:01 web1 CRON[123`,
+			"2026-11-25T09:00:01Z", "", F{}, N{}, false},
+		{"BSD header cut in the tag (syslog)", "syslog", `Nov 25 09:00:01 web1 CRON[123`,
+			"2026-11-25T09:00:01Z", "", F{"hostname": "web1"}, N{}, false},
 		{"BSD header without a tag (auto: text)", "", `Nov 25 10:00:00 web1 something happened`,
 			"2026-11-25T10:00:00Z", "", F{}, N{}, false},
 		{"BSD header without a tag (syslog)", "syslog", `Nov 25 10:00:00 web1 something happened`,
@@ -402,4 +409,30 @@ func TestIndexReadsRecordParserAndZone(t *testing.T) {
 	if n := ix.Stats().LinesUnparsed; n != 1 {
 		t.Errorf("lines unparsed %d, want 1", n)
 	}
+}
+
+// TestSpecCacheConcurrent: the cores that parse a batch share the cache
+// (run with -race).
+func TestSpecCacheConcurrent(t *testing.T) {
+	var c specCache
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				spec := fmt.Sprintf("regex:(?P<a>%d)", (i*7+g)%(maxCached+40))
+				if p := c.parser(spec); p.kind != parseRegex {
+					t.Errorf("%s: kind %d", spec, p.kind)
+					return
+				}
+				tz := []string{"Asia/Shanghai", "+08:00", "Europe/Berlin", "bad/zone"}[(i+g)%4]
+				if z := c.zone(tz, time.UTC); z == nil {
+					t.Errorf("%s: nil zone", tz)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
