@@ -51,7 +51,7 @@ func TestQuerySyntaxErrorsHavePosition(t *testing.T) {
 			}
 		}
 	}
-	for q, want := range map[string]float64{"alpha AND NOT gamma": 1, "(alpha OR beta) AND gamma": 2} {
+	for q, want := range map[string]float64{"alpha AND NOT gamma": 1, "(alpha OR beta) AND gamma": 2, "登录": 1, "msg:登录": 0} {
 		code, m, _ := do(t, "GET", srv.URL+"/api/search?q="+url.QueryEscape(q), "")
 		if code != 200 || m["total"] != want {
 			t.Errorf("q=%q: %d total %v, want %v", q, code, m["total"], want)

@@ -49,6 +49,14 @@ func (partsTestAnalyzer) Analyze(in []byte) analysis.TokenStream {
 	var ts analysis.TokenStream
 	s := string(in)
 	eachPart(s, func(a, b int) {
+		if c, _ := classAtS(s, a); c == clCJK {
+			// As blocks index a CJK run (terms.go): its bigrams and last
+			// character.
+			cjkGrams(s[a:b], func(g string) {
+				ts = append(ts, &analysis.Token{Term: []byte(g), Start: a, End: b, Position: len(ts) + 1, Type: analysis.Ideographic})
+			})
+			return
+		}
 		ts = append(ts, &analysis.Token{Term: []byte(lowerASCII(s[a:b])), Start: a, End: b, Position: len(ts) + 1, Type: analysis.AlphaNumeric})
 	})
 	return ts
