@@ -199,6 +199,18 @@ func partEnd(low []byte, s int) int {
 	if s >= len(low) {
 		return s
 	}
+	// ASCII first: most parts are all ASCII.
+	i := s
+	for i < len(low) && low[i] < utf8.RuneSelf && isPartByte(low[i]) {
+		i++
+	}
+	if i == len(low) || low[i] < utf8.RuneSelf {
+		return i
+	}
+	return partEndSlow(low, s)
+}
+
+func partEndSlow(low []byte, s int) int {
 	cls, n := classAt(low, s)
 	if cls == clSep {
 		return s
@@ -220,6 +232,18 @@ func partEnd(low []byte, s int) int {
 		s += n
 	}
 	return s
+}
+
+// wordBefore reports whether a part (not a CJK run) goes on right
+// before s.
+func wordBefore(low []byte, s int) bool {
+	if s == 0 {
+		return false
+	}
+	if c := low[s-1]; c < utf8.RuneSelf {
+		return isPartByte(c)
+	}
+	return classBefore(low, s) == clWord
 }
 
 // cjkGrams calls fn with the overlapping bigrams of the CJK run p and its

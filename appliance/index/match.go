@@ -467,7 +467,7 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 				return 0, 0, false
 			}
 			s = i + k
-			if seq[0].kind != ttCJK && s > 0 && classBefore(low, s) == clWord {
+			if seq[0].kind != ttCJK && wordBefore(low, s) {
 				i = s + 1
 				continue
 			}

@@ -407,3 +407,22 @@ func TestSyntaxAgainstBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseCompile: what a query costs before it reads anything.
+func BenchmarkParseCompile(b *testing.B) {
+	for _, q := range []string{"waiting", "level:error", `"upstream timed out"`, "+GET -200 status:>=500 host:web*",
+		"(GET OR POST) AND NOT status:200 AND level:(error OR warn)", "登录失败 AND msg:超时"} {
+		b.Run(q, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				pq, err := parseUserQuery(q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := compileMatcher(pq); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
