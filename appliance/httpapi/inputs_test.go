@@ -59,8 +59,8 @@ func TestRefusedQueryInputs(t *testing.T) {
 		params string
 		errHas string
 	}{
-		// 1. Nesting: parentheses do not group in this syntax, so they are
-		// counted on the raw string.
+		// 1. Nesting: parentheses group, at most 20 deep; the error says
+		// where the 21st opens.
 		{"q=" + url.QueryEscape(nest(370, "request")), "parentheses nested more than 20 deep at position 21"},
 		{"q=" + url.QueryEscape(nest(21, "request")), "parentheses nested more than 20 deep at position 21"},
 		// 2. Times the index cannot hold, and a range that ends before it starts.

@@ -976,7 +976,9 @@ func TestMatchMetaAndAll(t *testing.T) {
 		{"error -timeout", false, false, false},
 		{"error -level:info", false, false, false},
 		{"error offset:>10", false, false, true},
-		{"error OR -timeout", false, false, false}, // no OR in Bleve's syntax: three words, one negated
+		{"error OR -timeout", false, false, false}, // OR, then Lucene's -: error -timeout
+		{"(error OR level:warn) AND NOT host:x", false, false, false},
+		{"level:(error OR warn) AND NOT host:x", true, false, false},
 	}
 	for _, c := range cases {
 		q, err := parseUserQuery(c.q)
