@@ -426,3 +426,47 @@ func BenchmarkParseCompile(b *testing.B) {
 		})
 	}
 }
+
+// FuzzQueryMatch: any query either is refused with a QueryError or
+// compiles and checks lines of every script (and marks them) without
+// failing.
+func FuzzQueryMatch(f *testing.F) {
+	for _, s := range []string{"登录", `"连接 超时"`, "a AND (b OR NOT c)", "msg:登", "用户bob登录", "f:(a OR \"b c\")", "!x && y || z",
+		"/ab[c]/ AND tim*", "(", "a)", "NOT", "サーバー~1", "로그인*", "x:(>=5 AND <9)"} {
+		f.Add(s)
+	}
+	lines := []storedLine{
+		{Line: "用户登录失败 user=bob", Fields: []kv{{"msg", "数据库连接超时"}, {"f", "b c"}}},
+		{Line: "サーバーへの接続がタイムアウトしました，code=504 连接，超时"},
+		{Line: "GET /api/v1 HTTP/1.1 200 timeout after 30ms 사용자 로그인 실패", Level: "ERROR", Nums: []kn{{"x", 6}}},
+		{Line: "\xff\xfe broken 登\xe7\x99 utf8"},
+	}
+	info := &blockInfo{Host: "h", FileID: "f"}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := parseUserQuery(s)
+		if err != nil {
+			var qe *pipeline.QueryError
+			if !errors.As(err, &qe) {
+				t.Fatalf("%q: not a QueryError: %v", s, err)
+			}
+			if qe.Pos < 0 || qe.Pos > len(s)+1 {
+				t.Fatalf("%q: position %d outside the query", s, qe.Pos)
+			}
+			return
+		}
+		m, err := compileMatcher(q)
+		if err != nil {
+			return
+		}
+		for i := range lines {
+			m.match(info, &lines[i])
+			for _, r := range m.highlights(&lines[i]) {
+				if r.Start < 0 || r.End > len(lines[i].Line) || r.Start >= r.End {
+					t.Fatalf("%q: highlight %v in %q", s, r, lines[i].Line)
+				}
+			}
+		}
+		_ = blockQuery(m.candidate(), 4)
+		_ = blockQuery(m.candidate(), 3)
+	})
+}
