@@ -141,6 +141,30 @@ func TestSyntaxOldQueriesOnIndex(t *testing.T) {
 			t.Errorf("%q: %d lines, the old parse matches %d", s, res.Total, want)
 		}
 	}
+	// Where the old syntax could say it, the new one finds the same lines.
+	for _, pair := range [][2]string{
+		{"GET AND 200", "+GET +200"}, {"GET && 200", "+GET +200"}, {"GET OR POST", "GET POST"}, {"GET || POST", "GET POST"},
+		{"NOT GET", "-GET"}, {"!GET", "-GET"}, {"GET AND NOT 200", "+GET -200"}, {"NOT (GET OR POST)", "-GET -POST"},
+		{"host:(web-1 OR web-2)", "host:web-1 host:web-2"}, {"GET && host:web-1 && !200", "+GET +host:web-1 -200"},
+		{"(GET AND 200) AND NOT host:web-1", "+GET +200 -host:web-1"}, {`NOT (java OR "connection reset")`, `-java -"connection reset"`},
+		{"level:(error OR warn) AND NOT host:web-2", "+level:error -host:web-2"}, // level has one value per line
+	} {
+		a, err1 := ix.Search(ctx, pipeline.SearchRequest{Query: pair[0], Limit: len(rs), ExactTotal: true, NoHighlights: true})
+		b, err2 := ix.Search(ctx, pipeline.SearchRequest{Query: pair[1], Limit: len(rs), ExactTotal: true, NoHighlights: true})
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%q / %q: %v %v", pair[0], pair[1], err1, err2)
+		}
+		if pair[0] == "level:(error OR warn) AND NOT host:web-2" {
+			// warn lines added: at least as many.
+			if a.Total < b.Total {
+				t.Errorf("%q: %d lines, fewer than %q's %d", pair[0], a.Total, pair[1], b.Total)
+			}
+			continue
+		}
+		if a.Total != b.Total || fmt.Sprint(ids(a.Hits)) != fmt.Sprint(ids(b.Hits)) || a.Total == 0 {
+			t.Errorf("%q: %d lines, %q: %d", pair[0], a.Total, pair[1], b.Total)
+		}
+	}
 }
 
 type storedAt struct {
