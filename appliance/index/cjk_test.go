@@ -31,14 +31,20 @@ var cjkLines = []string{
 func cjkIndex(t *testing.T, dir string) *Index {
 	t.Helper()
 	ix := openWith(t, Config{Dir: dir, BlockLines: 2})
+	indexCJK(t, ix, testNow)
+	return ix
+}
+
+// indexCJK indexes cjkLines (file "cjk", offsets 100 apart) from ts on.
+func indexCJK(t *testing.T, ix *Index, ts time.Time) {
+	t.Helper()
 	var rs []pipeline.Record
 	for i, l := range cjkLines {
-		rs = append(rs, pipeline.Record{TS: testNow.Add(time.Duration(i) * time.Second), Host: "h", Source: "/s", FileID: "f", Offset: int64(i * 100), Line: l})
+		rs = append(rs, pipeline.Record{TS: ts.Add(time.Duration(i) * time.Second), Host: "h", Source: "/s", FileID: "cjk", Offset: int64(i * 100), Line: l})
 	}
 	if err := ix.Index(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
-	return ix
 }
 
 // TestCJKSearch: Chinese, Japanese and Korean text is found by any part
@@ -87,7 +93,8 @@ func checkCJK(t *testing.T, ix *Index) {
 		{"(超时 OR 로그인) AND -level:error", []int{1, 5}},
 	}
 	for _, c := range cases {
-		res, err := ix.Search(ctx, pipeline.SearchRequest{Query: c.q, Limit: 100, ExactTotal: true})
+		// Only cjkLines (an index may hold other lines).
+		res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "(" + c.q + ") AND file_id:cjk", Limit: 100, ExactTotal: true})
 		if err != nil {
 			t.Errorf("%s: %v", c.q, err)
 			continue
@@ -119,7 +126,7 @@ func checkCJK(t *testing.T, ix *Index) {
 		}
 		found := false
 		for _, h := range res.Hits {
-			if h.Offset/100 != int64(c.line) {
+			if h.FileID != "cjk" || h.Offset/100 != int64(c.line) {
 				continue
 			}
 			found = true
@@ -188,6 +195,28 @@ func TestCJKOldLayout(t *testing.T) {
 	}
 	ix = openWith(t, Config{Dir: dir, BlockLines: 2})
 	defer ix.Close()
+	checkCJK(t, ix)
+}
+
+// TestCJKInLayout2Shard: CJK lines appended to a shard of layout 2 (the
+// fixture testdata/index-layout2), whose Bleve documents hold a CJK run as
+// one term, are found as in a new shard.
+func TestCJKInLayout2Shard(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "idx")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "testdata", "index-layout2"))); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	ix := openWith(t, Config{Dir: dir, Retention: -1, BlockLines: 2, Now: func() time.Time { return day.Add(30 * time.Hour) }})
+	defer ix.Close()
+	indexCJK(t, ix, day.Add(time.Hour))
+	b, err := os.ReadFile(filepath.Join(dir, "segments", "20261120", blockFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b[:8]) != string(blockMagic2) {
+		t.Fatalf("the lines went to a shard of layout %q", b[:8])
+	}
 	checkCJK(t, ix)
 }
 
