@@ -299,17 +299,18 @@ func (p *boolParser) primary(field string) (query.Query, error) {
 		}
 		return p.group(lf.text[:len(lf.text)-1])
 	}
-	text := lf.text
+	text, at := lf.text, lf.start
 	if field != "" {
 		if lf.field {
 			return nil, synErr(lf.start, "%s names a field inside the field group %s:( … )", lf.text, field)
 		}
 		text = field + ":" + text
+		at -= len(field) + 1
 	}
 	if text == "*" {
 		return query.NewMatchAllQuery(), nil
 	}
-	return leafQuery(text, lf.start)
+	return leafQuery(text, lf.start, at)
 }
 
 // group parses ( … ) at p.pos.
@@ -332,11 +333,20 @@ func (p *boolParser) group(field string) (query.Query, error) {
 	return q, nil
 }
 
-// leafQuery parses one leaf with Bleve's parser; errors point at start.
-func leafQuery(text string, start int) (query.Query, error) {
+// leafQuery parses one leaf with Bleve's parser; errors point at start
+// (text[k] is the query's byte at+k: a field group's field is put before
+// a leaf).
+func leafQuery(text string, start, at int) (query.Query, error) {
 	q, err := query.NewQueryStringQuery(text).Parse()
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "parse error: ")
+		if t := strings.TrimRight(text, " "); t != "" && strings.ContainsRune(":<>=", rune(t[len(t)-1])) {
+			// Where the value should be.
+			return nil, synErr(at+len(t), "%q needs a value after it", t)
+		}
+		if msg == "syntax error" {
+			msg = "not a word, \"phrase\", field:value or range (field:>=N)"
+		}
 		return nil, synErr(start, "cannot read %q: %s", text, msg)
 	}
 	if err := checkQuery(q, 1); err != nil {
@@ -377,8 +387,20 @@ func (p *boolParser) leaf() (leafText, error) {
 		c := s[i]
 		switch {
 		case need && isSpaceAt(s, i):
-			_, n := utf8.DecodeRuneInString(s[i:])
-			i += n
+			j := i
+			for j < len(s) && isSpaceAt(s, j) {
+				_, n := utf8.DecodeRuneInString(s[j:])
+				j += n
+			}
+			if saved := p.pos; true {
+				p.pos = j
+				op := p.peekOp()
+				p.pos = saved
+				if op != "" && op != "!" {
+					goto done // "status: AND …": the value is missing
+				}
+			}
+			i = j
 			continue
 		case c == ' ':
 			goto done
@@ -474,7 +496,7 @@ func (p *boolParser) leaf() (leafText, error) {
 		i = min(i, len(s)) // past a trailing backslash
 	}
 done:
-	lf.text = s[start:i]
+	lf.text = strings.TrimRight(s[start:i], " \t\r\n")
 	p.pos = i
 	return lf, nil
 }

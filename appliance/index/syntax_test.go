@@ -321,6 +321,9 @@ func TestSyntaxErrors(t *testing.T) {
 		{"ok *bad", 4, "can begin with any character"},
 		{"ok (a OR x~3)", 10, "fuzziness ~3"},
 		{"status:>abc", 1, "cannot read"},
+		{"a status:", 10, `"status:" needs a value after it`},
+		{"status:>= AND a", 10, `"status:>=" needs a value after it`},
+		{"status:(>= OR 5)", 11, `"status:>=" needs a value after it`},
 		{"f:(g:x)", 4, "names a field inside the field group f:"},
 		{strings.Repeat("(", 21) + "a" + strings.Repeat(")", 21), 21, "nested more than 20 deep"},
 	}
