@@ -1049,7 +1049,7 @@ func autoFuzziness(term string) int {
 // maxCompileDepth bounds the nesting compileNode follows. Parsed queries
 // are checked against MaxQueryDepth already; this only guards the stack
 // against queries built by hand.
-const maxCompileDepth = 4 * MaxQueryDepth
+const maxCompileDepth = 5 * MaxQueryDepth
 
 func compileNode(q query.Query, depth int) (*node, error) {
 	if depth > maxCompileDepth {

@@ -42,9 +42,10 @@ func synErr(at int, format string, args ...any) error {
 }
 
 // maxTreeDepth bounds the depth of the query tree the syntax builds: each
-// level of parentheses adds at most three (a boolean, its clause list, a
-// negation), a leaf three more.
-const maxTreeDepth = 3*MaxQueryDepth + 6
+// level of parentheses adds at most four (a boolean, its clause list, a
+// negation's boolean and its clause list: a OR NOT ( … )), a leaf three
+// more. (NOT NOT a is a: a chain of NOTs adds nothing.)
+const maxTreeDepth = 4*MaxQueryDepth + 6
 
 // parseBoolean parses s (no pipes; see splitPipes) into a Bleve query
 // tree. Errors are *pipeline.QueryError with the position of the fault.

@@ -327,6 +327,16 @@ func TestSyntaxErrors(t *testing.T) {
 		{"f:(g:x)", 4, "names a field inside the field group f:"},
 		{strings.Repeat("(", 21) + "a" + strings.Repeat(")", 21), 21, "nested more than 20 deep"},
 	}
+	// The deepest grouping allowed compiles.
+	deep := "x"
+	for range MaxQueryDepth {
+		deep = "(y OR NOT " + deep + ")"
+	}
+	if q, err := parseUserQuery(deep); err != nil {
+		t.Errorf("20 levels of (y OR NOT …): %v", err)
+	} else if _, err := compileMatcher(q); err != nil {
+		t.Errorf("20 levels of (y OR NOT …): compile: %v", err)
+	}
 	for _, c := range cases {
 		_, err := parseUserQuery(c.q)
 		var qe *pipeline.QueryError
