@@ -28,9 +28,11 @@ import (
 // such a block is then checked by a matcher: the user's query compiled into
 // a tree of nodes that read a storedLine directly. The matcher reproduces
 // what Bleve would answer for an index holding one document per line (see
-// the differential test), with one deliberate difference: a query word of
+// the differential test), with two deliberate differences: a query word of
 // several parts ("192.168.1.10") matches those parts in a row, where Bleve
-// would match any of them.
+// would match any of them; and a CJK run matches its characters in a row
+// anywhere in CJK text (ttCJK), where Bleve would match any of its
+// bigrams.
 //
 // Term-level tests (regexps, wildcards, fuzzy terms) use the same automata
 // as Bleve's scorch index (vellum), so the matcher and the Bleve query that
