@@ -434,6 +434,7 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 		Page:    ui.Handler(),
 	}
 	d.Searches = a.searches
+	d.CheckQuery = index.CheckQuery
 	if a.idx != nil {
 		d.Search = a.idx
 	}

@@ -63,6 +63,9 @@ type Deps struct {
 	// Explore answers histogram, facets, context and tail; nil uses
 	// Search when it implements Explorer.
 	Explore Explorer
+	// CheckQuery, when set, parses a query (with its pipes) as the index
+	// would: saved searches are checked with it before they are stored.
+	CheckQuery func(q string) error
 	// QueryTimeout bounds each search, histogram, facets and export page
 	// (default 10s); a query that takes longer is answered 504.
 	QueryTimeout time.Duration

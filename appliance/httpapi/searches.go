@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -84,6 +86,9 @@ func (s *server) createSearch(w http.ResponseWriter, r *http.Request) {
 		ss, err = st.Decode(b)
 	}
 	if err == nil {
+		err = s.checkSavedQuery(ss)
+	}
+	if err == nil {
 		ss, err = st.Create(r.Context(), ss)
 	}
 	if err != nil {
@@ -123,6 +128,9 @@ func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	ss, err := st.Decode(b)
 	var created bool
+	if err == nil {
+		err = s.checkSavedQuery(ss)
+	}
 	if err == nil {
 		ss, created, err = st.Put(r.Context(), ss)
 	}
@@ -191,4 +199,21 @@ func renameTarget(b []byte) (string, error) {
 		return "", &pipeline.FieldError{Field: "name", Msg: "the new name is required, as a string"}
 	}
 	return to, pipeline.CheckName(to)
+}
+
+// checkSavedQuery refuses a saved search whose query the index cannot
+// read (a 400 naming "query", with where in it), when the process has a
+// query checker (roles with an index).
+func (s *server) checkSavedQuery(ss pipeline.SavedSearch) error {
+	if s.d.CheckQuery == nil {
+		return nil
+	}
+	if err := s.d.CheckQuery(ss.Query); err != nil {
+		var qe *pipeline.QueryError
+		if errors.As(err, &qe) {
+			return &pipeline.FieldError{Field: "query", Msg: strings.TrimPrefix(qe.Error(), "query: ")}
+		}
+		return err
+	}
+	return nil
 }

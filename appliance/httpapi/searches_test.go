@@ -29,7 +29,7 @@ func searchesServer(t *testing.T) (string, *clientv3.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Searches: settings.NewSearchStore(e.Client())}, quiet))
+	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Searches: settings.NewSearchStore(e.Client()), CheckQuery: index.CheckQuery}, quiet))
 	t.Cleanup(srv.Close)
 	return srv.URL, e.Client()
 }
@@ -145,6 +145,11 @@ func TestSavedSearchValidation(t *testing.T) {
 		{"POST", "/api/searches", `{"name":"s2","query":7}`, "query:"},
 		{"POST", "/api/searches", `[]`, "body:"},
 		{"POST", "/api/searches", `{`, "body:"},
+		// A query the index cannot read is refused when it is saved,
+		// saying where.
+		{"POST", "/api/searches", `{"name":"s2","query":"(a OR b"}`, "query: this ( is never closed at position 1"},
+		{"POST", "/api/searches", `{"name":"s2","query":"a | stats cnt()"}`, "query: unknown function \"cnt\"; use count, count_distinct, sum, avg, min, max, median, quantile at position 11"},
+		{"PUT", "/api/searches/s", `{"query":"/foo["}`, "query:"},
 		{"PUT", "/api/searches/s", `{"name":"other","query":"q"}`, "name:"},
 		{"PUT", "/api/searches/s", `{"query":"q","view":"x"}`, "view:"},
 		// A mixed range is not refused for its order, which changes

@@ -80,3 +80,17 @@ func HasPipe(q string) bool {
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// CheckQuery parses q (with its pipes, if any) as Search and StatsQuery
+// would, without running it: nil, or the *pipeline.QueryError they would
+// answer.
+func CheckQuery(q string) error {
+	qs, pipes, at := splitPipes(q)
+	if len(pipes) > 0 {
+		if _, err := parseStatsPipes(q, pipes, at); err != nil {
+			return err
+		}
+	}
+	_, err := compile(qs)
+	return err
+}
