@@ -52,6 +52,10 @@ func TestSavedSearchesInAppliance(t *testing.T) {
 	if code := call("POST", "/api/searches", token, `{"name":"x","query":"q"}`); code != http.StatusCreated {
 		t.Fatalf("POST with the token: %d, want 201", code)
 	}
+	// The appliance checks a saved query with the index's parser.
+	if code := call("POST", "/api/searches", token, `{"name":"bad","query":"a | stats cnt()"}`); code != http.StatusBadRequest {
+		t.Fatalf("POST of a query with a broken pipe: %d, want 400", code)
+	}
 
 	if _, err := a.etcdCli.Put(context.Background(), settings.SearchesPrefix+"broken", `{"name":"broken","query":"q","view":"dashboard"}`); err != nil {
 		t.Fatal(err)
