@@ -115,7 +115,17 @@ function plural(n, one, many) {
 // ---------------------------------------------------------------------------
 // API client
 
-class APIError extends Error {}
+// APIError is a refused or failed API call: message is the server's
+// {"error"}, status its HTTP status (0 when logbox could not be reached),
+// and position, for a query the server could not read, where in the query
+// (1-based byte offset; 0 when the answer names none).
+class APIError extends Error {
+  constructor(message, status = 0, position = 0) {
+    super(message);
+    this.status = status;
+    this.position = position;
+  }
+}
 
 // api calls the logbox HTTP API on the same origin. It resolves to the
 // decoded JSON body (null for 204) and rejects with an APIError that carries
@@ -142,7 +152,10 @@ async function api(method, path, { params, body, signal } = {}) {
     if (err.name === 'AbortError') throw err;
     throw new APIError('Cannot reach logbox: ' + err.message);
   }
-  if (!resp.ok) throw new APIError(await errorOf(resp));
+  if (!resp.ok) {
+    const { message, position } = await refusalOf(resp);
+    throw new APIError(message, resp.status, position);
+  }
   const text = resp.status === 204 ? '' : await resp.text();
   if (!text) return null;
   try {
@@ -152,9 +165,9 @@ async function api(method, path, { params, body, signal } = {}) {
   }
 }
 
-// errorOf reads what a refused request says: the server's
-// {"error": "..."}, or else its status.
-async function errorOf(resp) {
+// refusalOf reads what a refused request says: the server's
+// {"error": "...", "position": N}, or else its status.
+async function refusalOf(resp) {
   let data = null;
   try {
     data = JSON.parse(await resp.text());
@@ -162,7 +175,14 @@ async function errorOf(resp) {
     if (err.name === 'AbortError') throw err;
     data = null;
   }
-  return data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
+  const message = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
+  const position = data && Number.isInteger(data.position) && data.position > 0 ? data.position : 0;
+  return { message, position };
+}
+
+// errorOf is refusalOf's message.
+async function errorOf(resp) {
+  return (await refusalOf(resp)).message;
 }
 
 // ---------------------------------------------------------------------------
@@ -305,6 +325,91 @@ function appendHighlighted(parent, value, re) {
   }
   if (last < s.length) appendText(parent, s.slice(last));
   return parent;
+}
+
+// ---------------------------------------------------------------------------
+// Query errors: a query the server could not read (a 400 that names a
+// position) is shown under the query box, with a copy of the query in
+// which the place is marked; the next query that runs clears it.
+
+// charIndex turns pos, a 1-based byte position in s as UTF-8 (the API's
+// "position"), into an index into the JavaScript string s. A position
+// inside a character stands for that character.
+function charIndex(s, pos) {
+  const bytes = new TextEncoder().encode(s);
+  let n = Math.max(0, Math.min(bytes.length, pos - 1));
+  while (n > 0 && n < bytes.length && (bytes[n] & 0xc0) === 0x80) n--;
+  return new TextDecoder().decode(bytes.subarray(0, n)).length;
+}
+
+// charLength is the length (1 or 2 UTF-16 units) of the character at i in
+// s, or 0 past its end.
+function charLength(s, i) {
+  if (i >= s.length) return 0;
+  return s.codePointAt(i) > 0xffff ? 2 : 1;
+}
+
+const QUERY_ERROR_CONTEXT = 40; // characters shown either side of the mark
+
+const queryError = {
+  q: null,   // the query the error is about
+  index: 0,  // where in it, as a string index
+  length: 0, // how many units the mark covers (0: at the end)
+
+  // show puts err (an APIError with a position) about query q under the
+  // query box.
+  show(q, err) {
+    const i = charIndex(q, err.position);
+    const len = charLength(q, i);
+    this.q = q;
+    this.index = i;
+    this.length = len;
+    $('query-error-msg').textContent = printable(err.message);
+    const where = $('query-error-where');
+    const from = Math.max(0, i - QUERY_ERROR_CONTEXT);
+    const to = Math.min(q.length, i + len + QUERY_ERROR_CONTEXT);
+    where.replaceChildren();
+    if (from > 0) where.append(el('span', 'query-error-cut', '…'));
+    appendText(where, q.slice(from, i));
+    const at = el('mark', len ? 'query-error-at' : 'query-error-at at-end');
+    appendText(at, len ? q.slice(i, i + len) : ' ');
+    at.title = `position ${err.position}`;
+    where.append(at);
+    appendText(where, q.slice(i + len, to));
+    if (to < q.length) where.append(el('span', 'query-error-cut', '…'));
+    where.setAttribute('aria-label', printable(`position ${err.position} of the query, marked; select it in the query box`));
+    where.dataset.position = String(err.position);
+    show($('query-error'), true);
+  },
+
+  clear() {
+    this.q = null;
+    $('query-error-msg').textContent = '';
+    $('query-error-where').replaceChildren();
+    show($('query-error'), false);
+  },
+
+  // select selects the marked place in the query box, if the box still
+  // holds the query the error is about.
+  select() {
+    const input = $('q');
+    if (this.q === null || input.value.trim() !== this.q) return;
+    const lead = input.value.length - input.value.trimStart().length;
+    input.focus();
+    input.setSelectionRange(lead + this.index, lead + this.index + Math.max(1, this.length));
+  },
+};
+
+// showQueryError shows err about query q: under the query box when the
+// server named a place in the query, else in fallback (an error element).
+function showQueryError(q, err, fallback) {
+  if (err instanceof APIError && err.position > 0) {
+    setText(fallback, '');
+    queryError.show(q, err);
+    return;
+  }
+  queryError.clear();
+  setText(fallback, err.message);
 }
 
 // ---------------------------------------------------------------------------
@@ -684,6 +789,7 @@ async function search(append) {
     discover.total = Number.isFinite(data && data.total) ? data.total : discover.shown;
     discover.totalGte = Boolean(data && data.total_relation === 'gte');
     discover.cursor = (data && typeof data.cursor === 'string') ? data.cursor : '';
+    if (!append) queryError.clear();
     renderSummary();
     if (!append && hits.length === 0) showEmptyState(params);
   } catch (err) {
@@ -697,7 +803,8 @@ async function search(append) {
       show($('load-more'), false);
     }
     $('search-status').textContent = '';
-    setText($('search-error'), err.message);
+    if (append) setText($('search-error'), err.message);
+    else showQueryError(params.q, err, $('search-error'));
   } finally {
     if (discover.controller === controller) {
       discover.controller = null;
@@ -762,7 +869,7 @@ const histogram = {
       if (err.name === 'AbortError') return;
       this.data = null;
       chart.replaceChildren();
-      $('histogram-label').textContent = 'No chart: ' + printable(err.message);
+      $('histogram-label').textContent = err.position ? 'No chart: the query has an error (see above).' : 'No chart: ' + printable(err.message);
     } finally {
       if (this.controller === controller) {
         this.controller = null;
@@ -932,7 +1039,8 @@ const facets = {
     });
     if (!hits && !sections.length) {
       const why = results.find((r) => r.status === 'rejected');
-      sections.push(el('p', 'status', why ? 'No fields: ' + printable(why.reason.message) : 'No fields.'));
+      const msg = !why ? 'No fields.' : why.reason.position ? 'No fields: the query has an error (see above).' : 'No fields: ' + printable(why.reason.message);
+      sections.push(el('p', 'status', msg));
     }
     box.replaceChildren(...sections);
   },
@@ -1280,6 +1388,7 @@ function initDiscover() {
     });
   }
   $('zoom-out').addEventListener('click', () => histogram.zoomOut());
+  $('query-error-where').addEventListener('click', () => queryError.select());
   $('load-more').addEventListener('click', () => search(true));
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) sentinelCheck();
