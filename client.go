@@ -10,10 +10,12 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -221,7 +223,8 @@ func searchCmd(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("limit", 100, "most hits to print")
 	asJSON := fs.Bool("json", false, "print one JSON hit per line")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: logbox search QUERY [flags]\n\nQUERY is Bleve query-string syntax over the line and fields, e.g. 'error AND host:web1'.\n\n")
+		fmt.Fprint(stderr, "Usage: logbox search QUERY [flags]\n\nQUERY is Bleve query-string syntax over the line and fields, e.g. 'error AND host:web1'.\n"+
+			"With a stats pipe ('status:>=500 | stats count() by (host)') it prints the answer's table (--json: the answer as JSON).\n\n")
 		fs.PrintDefaults()
 	}
 	var query string
@@ -240,6 +243,10 @@ func searchCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *to != "" {
 		q.Set("to", *to)
+	}
+	if index.HasPipe(query) {
+		q.Del("limit")
+		return statsCmd(c, q, *asJSON, stdout, stderr)
 	}
 	var res pipeline.SearchResult
 	if err := c.do(http.MethodGet, "/api/search?"+q.Encode(), nil, &res); err != nil {
@@ -261,6 +268,49 @@ func searchCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%d of at least %d hits\n", len(res.Hits), res.Total)
 	} else {
 		fmt.Fprintf(stderr, "%d of %d hits\n", len(res.Hits), res.Total)
+	}
+	return nil
+}
+
+// statsCmd prints the answer of a query with a stats pipe as a table, or
+// as JSON.
+func statsCmd(c *client, q url.Values, asJSON bool, stdout, stderr io.Writer) error {
+	var res pipeline.StatsResult
+	if err := c.do(http.MethodGet, "/api/stats?"+q.Encode(), nil, &res); err != nil {
+		return err
+	}
+	if asJSON {
+		return writeIndented(stdout, res)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(res.Columns, "\t"))
+	for _, row := range res.Rows {
+		cells := make([]string, len(row))
+		for i, v := range row {
+			switch v := v.(type) {
+			case nil:
+				cells[i] = "-"
+			case string:
+				cells[i] = dash(strings.Map(func(r rune) rune {
+					if r < ' ' || r == 0x7f {
+						return ' ' // a value's tab or newline would break the table
+					}
+					return r
+				}, v))
+			case float64:
+				cells[i] = strconv.FormatFloat(v, 'f', -1, 64)
+			default:
+				cells[i] = fmt.Sprint(v)
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "%d rows over %d matching lines\n", len(res.Rows), res.Total)
+	if res.GroupsCapped {
+		fmt.Fprintln(stderr, "more groups than an answer keeps: lines of the groups past the cap are not counted")
 	}
 	return nil
 }

@@ -293,6 +293,15 @@ func TestBinary(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "binline tok000100") {
 		t.Fatalf("search: %v\n%s", err, out)
 	}
+	// A stats pipe prints a table, or the answer as JSON.
+	out, err = exec.Command(bin, "search", "fields.team:core | stats count() as n, count_distinct(host), max(nothere) by (team)", "--server", p.url).Output()
+	if err != nil || !regexp.MustCompile(`(?m)^team\s+n\s+count_distinct\(host\)\s+max\(nothere\)\n+core\s+5\s+1\s+-$`).Match(out) {
+		t.Fatalf("search with stats: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "search", "fields.team:core | stats count() by (team)", "--json", "--server", p.url).Output()
+	if err != nil || !strings.Contains(string(out), `"columns": [`) || !strings.Contains(string(out), `"core",`) {
+		t.Fatalf("search with stats --json: %v\n%s", err, out)
+	}
 	out, err = exec.Command(bin, "sources", "rm", "extra", "--server", p.url).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sources rm: %v\n%s", err, out)

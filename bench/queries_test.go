@@ -214,6 +214,13 @@ func (e *env) benchQueries(b *testing.B) {
 		{"first page of everything", "/api/search?limit=100", func(n uint64) bool { return n == uint64(e.n) }},
 		{"histogram of GET, 24 buckets", hist + "&q=GET", nil},
 	}
+	// The answers issue's stats pipes (over the same 24 h).
+	for _, sq := range statsQueries {
+		qs = append(qs, struct {
+			name, path string
+			want       func(uint64) bool
+		}{sq.name, "/api/stats?q=" + url.QueryEscape(sq.q) + rng, nil})
+	}
 	pid := e.direct.cmd.Process.Pid
 	for _, q := range qs {
 		e.queryRow(b, q.name, pid, func() (time.Duration, uint64, error) {
@@ -436,6 +443,18 @@ func (e *env) probeStats(base, rng string) {
 	default:
 		e.measure("stats", measured{note: fmt.Sprintf("/api/stats answers `%s` in %.1f ms (one run); not compared with decoding the lines by this benchmark", q, ms(d))})
 	}
+}
+
+// statsQueries are the stats pipes the targets table times: the access
+// lines are those with GET (as VictoriaLogs' query for the same figure
+// selects them); method has four values (the nearest the generator has
+// to the issue's "3-valued field").
+var statsQueries = []struct{ name, q string }{
+	{"stats count by status", "GET | stats count() by (status)"},
+	{"stats count by status, every line", "* | stats count() by (status)"},
+	{"stats avg and p99 by method", "GET | stats avg(request_time), quantile(0.99, request_time) by (method)"},
+	{"stats 5m series by host", "* | stats count() by (host, _time:5m)"},
+	{"stats count by level", "* | stats count() by (level)"},
 }
 
 // getJSONWith is getJSON with client c.

@@ -312,6 +312,13 @@ func (e *env) targetsTable() string {
 	} else {
 		add("at 10 M lines, common term / phrase count ≤ 700 ms", fmt.Sprintf("not measured in a %d-line run", e.n), "–", "run with "+envLines+"=10000000")
 	}
+	query("`GET | stats count() by (status)` ≤ 100 ms", "stats count by status", 100)
+	if q, ok := e.qres["stats count by status, every line"]; ok && q.skipped == "" {
+		add("(the same over every line)", fmt.Sprintf("%.1f ms (p99 %.1f), CPU %.2f cores", q.p50, q.p99, q.cores), "(for information)", "query: stats count by status, every line")
+	}
+	query("avg and quantile(0.99) of a number by a field of few values ≤ 150 ms", "stats avg and p99 by method", 150)
+	query("24 h series by 5 minutes by host ≤ 100 ms", "stats 5m series by host", 100)
+	query("count by level ≤ 20 ms (`| stats count() by (level)`)", "stats count by level", 20)
 	e.coresTarget(add)
 
 	// Memory.

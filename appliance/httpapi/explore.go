@@ -88,6 +88,14 @@ func (s *server) facets(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// GET /api/stats?q=QUERY | stats …&from=&to= →
+// {"columns":[…],"rows":[[…],…],"total":N,"groups_capped":false}
+func (s *server) stats(w http.ResponseWriter, r *http.Request) {
+	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, sr pipeline.SearchRequest) (pipeline.StatsResult, error) {
+		return ex.StatsQuery(ctx, pipeline.StatsRequest{Query: sr.Query, From: sr.From, To: sr.To})
+	})
+}
+
 // GET /api/context?id=&before=&after= → {"hits":[...],"anchor_index":N}
 func (s *server) context(w http.ResponseWriter, r *http.Request) {
 	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, _ pipeline.SearchRequest) (pipeline.ContextResult, error) {

@@ -115,6 +115,32 @@ func TestExploreAPI(t *testing.T) {
 		{"/api/facets?field=host&q=" + url.QueryEscape("/"+strings.Repeat("a", 201)+"/"), 400, "regular expression is 201 bytes", nil},
 		{"/api/export?q=" + long, 400, "at most 4096", nil},
 		{"/api/tail?q=*x", 400, "can begin with any character", nil},
+		{"/api/stats?q=" + url.QueryEscape("request | stats count() as n by (host, level) | sort by (n desc, host) | limit 3"), 200, "", func(m map[string]any) string {
+			if fmt.Sprint(m) != "map[columns:[host level n] groups_capped:false rows:[[web1 ERROR 20] [web1 INFO 20] [web1 WARN 20]] total:90]" {
+				return fmt.Sprint(m)
+			}
+			return ""
+		}},
+		{"/api/stats?q=" + url.QueryEscape("host:web2 | stats count() by (_time:10s)") + rng, 200, "", func(m map[string]any) string {
+			if fmt.Sprint(m["rows"]) != "[[2026-01-02T03:00:00Z 10] [2026-01-02T03:00:10Z 10] [2026-01-02T03:00:20Z 10]]" {
+				return fmt.Sprint(m)
+			}
+			return ""
+		}},
+		// A broken pipe is a 400 that says where; a pipe sent to search too.
+		{"/api/stats?q=" + url.QueryEscape("error | stats count() by (host"), 400, `")" to close by`, func(m map[string]any) string {
+			if m["position"] != 31.0 {
+				return fmt.Sprint(m)
+			}
+			return ""
+		}},
+		{"/api/stats?q=error", 400, "needs a stats pipe", nil},
+		{"/api/search?q=" + url.QueryEscape("error | stats count()"), 400, "answered by /api/stats", func(m map[string]any) string {
+			if m["position"] != 9.0 {
+				return fmt.Sprint(m)
+			}
+			return ""
+		}},
 		{"/api/search?q=" + url.QueryEscape("level:error"), 200, "", func(m map[string]any) string {
 			if m["total"] != 30.0 {
 				return fmt.Sprint(m["total"])
@@ -148,7 +174,7 @@ func TestQueryTimeout(t *testing.T) {
 	if err := ix.Index(ctx, lines(base, 10, "web1", "a")); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/api/search", "/api/histogram", "/api/facets?field=host", "/api/export", "/api/context?id=x"} {
+	for _, p := range []string{"/api/search", "/api/histogram", "/api/facets?field=host", "/api/stats?q=%7C+stats+count()", "/api/export", "/api/context?id=x"} {
 		code, m, _ := do(t, "GET", srv.URL+p, "")
 		if e, _ := m["error"].(string); code != 504 || !strings.Contains(e, "query took longer than 1ns") {
 			t.Errorf("%s: %d %v", p, code, m)

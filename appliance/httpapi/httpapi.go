@@ -33,6 +33,7 @@ type Searcher interface {
 type Explorer interface {
 	Histogram(ctx context.Context, req pipeline.HistogramRequest) (pipeline.HistogramResult, error)
 	Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeline.FacetsResult, error)
+	StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pipeline.StatsResult, error)
 	Context(ctx context.Context, req pipeline.ContextRequest) (pipeline.ContextResult, error)
 	Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.TailStream, error)
 }
@@ -132,6 +133,7 @@ func New(d Deps, log *slog.Logger) http.Handler {
 		r.Get("/search", s.search)
 		r.Get("/histogram", s.histogram)
 		r.Get("/facets", s.facets)
+		r.Get("/stats", s.stats)
 		r.Get("/context", s.context)
 		r.Get("/tail", s.tail)
 		r.Get("/export", s.export)

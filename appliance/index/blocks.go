@@ -1293,29 +1293,15 @@ func (bf *blockFile) readColumn(b *block, name string) (starts []int32, strs []s
 	if b.version < 3 {
 		return nil, nil, false, nil
 	}
-	n := b.n()
-	starts = make([]int32, n+1)
 	i := slices.IndexFunc(b.cols, func(c colDir) bool { return c.name == name && c.kind != colNumber })
 	if i < 0 {
-		return starts, nil, true, nil
+		return make([]int32, b.n()+1), nil, true, nil
 	}
-	c := b.cols[i]
-	comp := make([]byte, c.clen)
-	if _, err := bf.f.ReadAt(comp, b.pos+int64(c.off)); err != nil {
-		return nil, nil, true, fmt.Errorf("read column %s of block %d: %w", name, b.seq, err)
-	}
-	raw, err := zstdDecode(nil, comp)
+	starts, r, err := bf.readColumnFrame(b, b.cols[i])
 	if err != nil {
-		return nil, nil, true, fmt.Errorf("decompress column %s of block %d: %w", name, b.seq, err)
+		return nil, nil, true, err
 	}
-	r := &bodyReader{b: raw}
-	for j := range n {
-		starts[j+1] = starts[j] + int32(r.uvarint())
-	}
-	if r.err != nil || int(starts[n]) > len(raw) {
-		return nil, nil, true, fmt.Errorf("column %s of block %d: %w", name, b.seq, errCorrupt)
-	}
-	strs = make([]string, starts[n])
+	strs = make([]string, starts[b.n()])
 	for j := range strs {
 		strs[j] = r.str(true)
 	}
@@ -1359,4 +1345,60 @@ func (bf *blockFile) readFlags(b *block) (starts []int32, flags []string, ok boo
 		return nil, nil, true, fmt.Errorf("rows of block %d: %w", b.seq, r.err)
 	}
 	return starts, flags, true, nil
+}
+
+// readColumnFrame reads and decompresses the frame of column c of b: the
+// value ranges of its lines (values of line i are starts[i] to
+// starts[i+1]) and a reader at its first value.
+func (bf *blockFile) readColumnFrame(b *block, c colDir) ([]int32, *bodyReader, error) {
+	n := b.n()
+	starts := make([]int32, n+1)
+	comp := make([]byte, c.clen)
+	if _, err := bf.f.ReadAt(comp, b.pos+int64(c.off)); err != nil {
+		return nil, nil, fmt.Errorf("read column %s of block %d: %w", c.name, b.seq, err)
+	}
+	raw, err := zstdDecode(nil, comp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decompress column %s of block %d: %w", c.name, b.seq, err)
+	}
+	r := &bodyReader{b: raw}
+	for j := range n {
+		starts[j+1] = starts[j] + int32(r.uvarint())
+	}
+	if r.err != nil || int(starts[n]) > len(raw) {
+		return nil, nil, fmt.Errorf("column %s of block %d: %w", c.name, b.seq, errCorrupt)
+	}
+	return starts, r, nil
+}
+
+// readNumColumn reads the numbers of field name of a layout-3 block (its
+// number column, or its keyword column when that spells the numbers): the
+// numbers of line i are nums[starts[i]:starts[i+1]]. A block without them
+// has none (ok is still true); ok is false for a block of an older layout
+// (read its lines instead).
+func (bf *blockFile) readNumColumn(b *block, name string) (starts []int32, nums []float64, ok bool, err error) {
+	if b.version < 3 {
+		return nil, nil, false, nil
+	}
+	i := slices.IndexFunc(b.cols, func(c colDir) bool { return c.name == name && c.kind != colKeyword })
+	if i < 0 {
+		return make([]int32, b.n()+1), nil, true, nil
+	}
+	c := b.cols[i]
+	starts, r, err := bf.readColumnFrame(b, c)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	nums = make([]float64, starts[b.n()])
+	for j := range nums {
+		if c.kind == colNumber {
+			nums[j] = r.num()
+		} else {
+			nums[j], _ = number(r.str(true))
+		}
+	}
+	if r.err != nil {
+		return nil, nil, true, fmt.Errorf("column %s of block %d: %w", name, b.seq, r.err)
+	}
+	return starts, nums, true, nil
 }

@@ -151,6 +151,28 @@ type FacetsResult struct {
 	Missing int `json:"missing"`
 }
 
+// StatsRequest is a query with a stats pipe (QUERY | stats … by (…) |
+// sort by (…) | limit N) over [From, To); a zero end is open.
+type StatsRequest struct {
+	Query string
+	From  time.Time
+	To    time.Time
+}
+
+// StatsResult is a stats pipe's answer: one row per group, the by values
+// (strings; _time as the RFC 3339 start of its bucket) then the
+// functions' values (numbers; null when a group has no value of the
+// field), in Columns' order.
+type StatsResult struct {
+	Columns []string `json:"columns"`
+	Rows    [][]any  `json:"rows"`
+	// Total is the number of matching lines in the range.
+	Total uint64 `json:"total"`
+	// GroupsCapped says there were more groups than an answer keeps
+	// (10 000): lines of the groups past that are not counted.
+	GroupsCapped bool `json:"groups_capped"`
+}
+
 // ContextRequest asks for the lines around the line with ID, from the same
 // file: Before and After lines (each at most 500; the API defaults them to 10).
 type ContextRequest struct {
