@@ -3,9 +3,11 @@ package ui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,10 +15,17 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
+
+// xssVizSvc is a service name that is hostile markup: it must show as text
+// in the Visualize table, chart and legend.
+const xssVizSvc = `<img src=x onerror=alert(5)>`
 
 // answerPage is a tab of headless Chromium on a real appliance, with the
 // small vocabulary the answers test speaks (see TestBrowserAnswers).
@@ -79,7 +88,7 @@ func TestBrowserAnswers(t *testing.T) {
 		}
 		t.Skipf("%s not installed: %v", chromiumPath, err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
 	root := t.TempDir()
@@ -90,8 +99,27 @@ func TestBrowserAnswers(t *testing.T) {
 	appendLines(t, filepath.Join(logs, "app.log"),
 		"ERROR anstok payment declined",
 		"INFO anstok 用户登录失败 user=bob")
+	// Lines of eight services over the last hour (logfmt: svc and a
+	// numeric latency are fields), each service with its own count; one
+	// service's name is hostile markup.
+	svcs := []struct {
+		name string
+		n    int
+	}{{"api", 40}, {"web", 30}, {"db", 20}, {"auth", 12}, {"cache", 8}, {"queue", 5}, {"mail", 3}, {xssVizSvc, 2}}
+	base := time.Now().Add(-55 * time.Minute).Truncate(time.Minute).UTC()
+	var vizLines []string
+	vizTotal := 0
+	for si, s := range svcs {
+		for k := range s.n {
+			ts := base.Add(time.Duration((k*7+si*3)%50) * time.Minute).Add(time.Duration(k) * time.Second)
+			vizLines = append(vizLines, fmt.Sprintf("%s INFO vtok svc=%s latency=%g", ts.Format(time.RFC3339), strconv.Quote(s.name), float64(k%10)*1.5+float64(si)))
+		}
+		vizTotal += s.n
+	}
+	appendLines(t, filepath.Join(logs, "svc.log"), vizLines...)
 	srv := startAppliance(ctx, t, root, filepath.Join(logs, "*.log"))
 	srv.waitTotal(ctx, "anstok", 2)
+	srv.waitTotal(ctx, "vtok", vizTotal)
 
 	tab := newTab(ctx, t)
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 900)); err != nil {
@@ -162,6 +190,259 @@ func TestBrowserAnswers(t *testing.T) {
 		p.waitFor(t, "error cleared", `document.getElementById('query-error').hidden && document.getElementById('hit-count').textContent === '2 hits'`)
 	})
 
+	// statsOf is /api/stats's answer for q over all time, each cell as
+	// the page's table keeps it (data-value): a number as written in the
+	// JSON, a string as it is, null as "null".
+	statsOf := func(t *testing.T, q string) (columns []string, rows [][]string) {
+		t.Helper()
+		code, body := srv.raw(ctx, "/api/stats?q="+url.QueryEscape(q))
+		var a struct {
+			Columns []string `json:"columns"`
+			Rows    [][]any  `json:"rows"`
+		}
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.UseNumber()
+		if code != 200 || dec.Decode(&a) != nil {
+			t.Fatalf("/api/stats?q=%s: %d %s", q, code, body)
+		}
+		for _, r := range a.Rows {
+			var row []string
+			for _, v := range r {
+				switch v := v.(type) {
+				case nil:
+					row = append(row, "null")
+				case json.Number:
+					row = append(row, v.String())
+				default:
+					row = append(row, fmt.Sprint(v))
+				}
+			}
+			rows = append(rows, row)
+		}
+		return a.Columns, rows
+	}
+	// tableIs checks that the Visualize table shows /api/stats's answer
+	// for q, cell for cell.
+	tableIs := func(t *testing.T, q string) [][]string {
+		t.Helper()
+		cols, rows := statsOf(t, q)
+		want := jsonOf(t, []any{cols, rows})
+		got := p.eval(t, `JSON.stringify([Array.from(document.querySelectorAll('#viz-thead th'), th => th.textContent),
+			Array.from(document.querySelectorAll('#viz-tbody tr'), tr => Array.from(tr.cells, td => td.dataset.value))])`)
+		if got != want {
+			t.Errorf("Visualize table for %s\n%s\nwant /api/stats's\n%s", q, got, want)
+		}
+		return rows
+	}
+	vizShown := `!document.getElementById('view-visualize').hidden && !document.getElementById('viz-chart').classList.contains('loading')`
+	lines := func(n int) string {
+		return vizShown + ` && document.querySelectorAll('#viz-chart path.viz-line').length === ` + strconv.Itoa(n)
+	}
+	// hover moves the mouse over the point at the fraction fx, fy of the
+	// element expr names.
+	hover := func(t *testing.T, expr string, fx, fy float64) {
+		t.Helper()
+		var r [4]float64
+		if err := json.Unmarshal([]byte(p.eval(t, `JSON.stringify((() => { const r = `+expr+`.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })())`)), &r); err != nil {
+			t.Fatal(err)
+		}
+		p.do(t, "hover", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, input.DispatchMouseEvent, input.DispatchMouseEventParams{Type: input.DispatchMouseEventTypeMouseMoved, X: r[0] + r[2]*fx, Y: r[1] + r[3]*fy})
+			return err
+		}))
+	}
+	const countBySvc = "vtok | stats count() by (fields.svc) | sort by (count() desc) | limit 20"
+
+	t.Run("field visualize link draws bars", func(t *testing.T) {
+		p.do(t, "discover vtok", chromedp.Navigate(srv.url+"/?q=vtok"), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "svc facet", `document.querySelector('.facet[data-field="fields.svc"] .facet-viz') !== null`)
+		p.do(t, "visualize svc", chromedp.Click(chromedp.CSS(`.facet[data-field="fields.svc"] .facet-viz`)))
+		p.waitFor(t, "bars", vizShown+` && document.querySelectorAll('#viz-chart rect.viz-bar').length === 8`)
+		if got := p.eval(t, `new URLSearchParams(location.search).get('tab') + '|' + new URLSearchParams(location.search).get('q')`); got != "visualize|"+countBySvc {
+			t.Errorf("URL tab|q = %q, want visualize|%s", got, countBySvc)
+		}
+		rows := tableIs(t, countBySvc)
+		// One bar per group, in the answer's order, as tall as its count.
+		var bars [][2]float64
+		if err := json.Unmarshal([]byte(p.eval(t, `JSON.stringify(Array.from(document.querySelectorAll('#viz-chart rect.viz-bar'), r => [+r.dataset.value, r.getBBox().height]))`)), &bars); err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range bars {
+			n, _ := strconv.ParseFloat(rows[i][1], 64)
+			if b[0] != n || (i > 0 && b[1] > bars[i-1][1]) || absf(b[1]-bars[0][1]*n/bars[0][0]) > 1.5 {
+				t.Errorf("bar %d: value %g height %.1f; want %g, no taller than the one before, in proportion to bar 0 (%g = %.1f px)", i, b[0], b[1], n, bars[0][0], bars[0][1])
+			}
+		}
+		// Labels name the groups, as text (a long one is cut with …).
+		var labels []string
+		if err := json.Unmarshal([]byte(p.eval(t, `JSON.stringify(Array.from(document.querySelectorAll('#viz-chart text.x-tick'), e => e.textContent))`)), &labels); err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range labels {
+			if full := rows[i][0]; l != full && !(strings.HasSuffix(l, "…") && strings.HasPrefix(full, strings.TrimSuffix(l, "…"))) {
+				t.Errorf("bar %d labelled %q, want %q", i, l, full)
+			}
+		}
+		if len(labels) != len(rows) {
+			t.Errorf("%d bar labels, want %d", len(labels), len(rows))
+		}
+		// Hover on the first bar: its group and count.
+		hover(t, `document.querySelector('#viz-chart rect.viz-bar')`, 0.5, 0.5)
+		p.waitFor(t, "bar tooltip", `!document.querySelector('#viz-chart .viz-tip').hidden`)
+		if got := p.eval(t, `document.querySelector('.viz-tip-title').textContent + '|' + document.querySelector('.viz-tip-value').textContent`); got != rows[0][0]+"|"+rows[0][1] {
+			t.Errorf("tooltip over the first bar reads %q, want %s|%s", got, rows[0][0], rows[0][1])
+		}
+		p.shot(t, "viz-bars")
+	})
+
+	t.Run("table equals the answer", func(t *testing.T) {
+		const q = "vtok | stats count() as n, avg(latency), quantile(0.99, latency) by (svc) | sort by (n desc)"
+		p.query(t, q)
+		p.waitFor(t, "three bars a group", vizShown+` && document.querySelectorAll('#viz-chart rect.viz-bar').length === 24 && document.querySelector('#viz-thead th:nth-child(2)').textContent === 'n'`)
+		tableIs(t, q)
+		// What a user reads: counts grouped, the hostile name as text.
+		if got := p.eval(t, `Array.from(document.querySelectorAll('#viz-tbody tr:first-child td'), td => td.textContent).slice(0, 2).join('|')`); got != "api|40" {
+			t.Errorf("first row reads %q", got)
+		}
+		if !strings.Contains(p.eval(t, `document.getElementById('viz-table').innerText`), xssVizSvc) {
+			t.Errorf("the hostile service name is not shown as text in the table")
+		}
+		if got := p.eval(t, `Array.from(document.querySelectorAll('#viz-legend .viz-key-name'), e => e.textContent).join('|')`); got != "n|avg(latency)|quantile(0.99, latency)" {
+			t.Errorf("legend of a three-column bar chart reads %q", got)
+		}
+		p.shot(t, "viz-bars-three")
+	})
+
+	t.Run("line chart: top 5 and other", func(t *testing.T) {
+		const q = "vtok | stats count() by (svc, _time:5m)"
+		p.query(t, q)
+		p.waitFor(t, "six lines", lines(6))
+		tableIs(t, q)
+		got := p.eval(t, `JSON.stringify(Array.from(document.querySelectorAll('#viz-legend .viz-key'), k => [k.querySelector('.viz-key-name').textContent, k.querySelector('.viz-key-total').textContent]))`)
+		if want := jsonOf(t, [][]string{{"api", "40"}, {"web", "30"}, {"db", "20"}, {"auth", "12"}, {"cache", "8"}, {"other", "10"}}); got != want {
+			t.Errorf("legend (name, total) %s, want %s", got, want)
+		}
+		if got := p.eval(t, `Array.from(document.querySelectorAll('#viz-chart path.viz-line'), e => e.dataset.name).join('|')`); got != "api|web|db|auth|cache|other" {
+			t.Errorf("lines drawn %q", got)
+		}
+		// Time ticks are read as times, and do not overlap.
+		if bad := p.eval(t, `(() => { const t = Array.from(document.querySelectorAll('#viz-chart text.x-tick'));
+			if (t.length < 3) return 'only ' + t.length + ' time ticks';
+			for (const e of t) if (!/^\d\d:\d\d$/.test(e.textContent)) return 'tick ' + e.textContent;
+			for (let i = 1; i < t.length; i++) if (t[i].getBBox().x < t[i-1].getBBox().x + t[i-1].getBBox().width + 4) return 'ticks ' + (i-1) + ' and ' + i + ' overlap';
+			return ''; })()`); bad != "" {
+			t.Errorf("time axis: %s", bad)
+		}
+		hover(t, `document.querySelector('#viz-chart svg')`, 0.5, 0.5)
+		p.waitFor(t, "line tooltip", `!document.querySelector('#viz-chart .viz-tip').hidden && document.querySelectorAll('.viz-tip-row').length === 6`)
+		p.shot(t, "viz-lines-hover")
+	})
+
+	t.Run("URL round trip", func(t *testing.T) {
+		const q = "vtok | stats count() by (svc, _time:5m)"
+		p.do(t, "table only", chromedp.Click(chromedp.CSS(`.viz-type[data-chart="table"]`)))
+		p.waitFor(t, "table only", `document.querySelector('#viz-chart svg') === null && !document.getElementById('viz-table').hidden && new URLSearchParams(location.search).get('chart') === 'table'`)
+		p.do(t, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "reopened", vizShown+` && document.querySelectorAll('#viz-tbody tr').length > 0 && document.querySelector('.viz-type[data-chart="table"]').getAttribute('aria-pressed') === 'true'`)
+		if got := p.eval(t, `document.getElementById('q').value + '|' + (document.querySelector('#viz-chart svg') === null)`); got != q+"|true" {
+			t.Errorf("after reload query|no chart = %q", got)
+		}
+		tableIs(t, q)
+		p.do(t, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
+		p.waitFor(t, "lines again", lines(6)+` && new URLSearchParams(location.search).get('chart') === null`)
+		// Discover shows the query before the pipes; back in Visualize the
+		// pipes are there again.
+		p.do(t, "to discover", chromedp.Click(chromedp.ID("tab-discover")))
+		p.waitFor(t, "discover vtok", `document.getElementById('q').value === 'vtok' && document.getElementById('hit-count').textContent === '`+strconv.Itoa(vizTotal)+` hits'`)
+		p.do(t, "to visualize", chromedp.Click(chromedp.ID("tab-visualize")))
+		p.waitFor(t, "visualize again", lines(6)+` && document.getElementById('q').value === `+jsString(q))
+		// A link opens it too.
+		p.do(t, "link", chromedp.Navigate(srv.url+"/?tab=visualize&chart=bar&q="+url.QueryEscape(countBySvc)), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "link opened", vizShown+` && document.querySelectorAll('#viz-chart rect.viz-bar').length === 8`)
+	})
+
+	t.Run("avg and p99 of a numeric field", func(t *testing.T) {
+		p.do(t, "discover vtok", chromedp.Navigate(srv.url+"/?q=vtok&from=now-1h"), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "latency facet", `document.querySelector('.facet[data-field="fields.latency"] .facet-viz-avg') !== null`)
+		if got := p.eval(t, `String(document.querySelector('.facet[data-field="fields.svc"] .facet-viz-avg'))`); got != "null" {
+			t.Errorf("svc (not numbers) offers avg & p99")
+		}
+		p.do(t, "avg & p99", chromedp.Click(chromedp.CSS(`.facet[data-field="fields.latency"] .facet-viz-avg`)))
+		p.waitFor(t, "two lines", lines(2))
+		q := p.eval(t, `new URLSearchParams(location.search).get('q')`)
+		if !regexp.MustCompile(`^vtok \| stats avg\(fields\.latency\), quantile\(0\.99, fields\.latency\) by \(_time:\d+[smh]\)$`).MatchString(q) {
+			t.Errorf("avg & p99 opened q=%q", q)
+		}
+		if got := p.eval(t, `Array.from(document.querySelectorAll('#viz-chart path.viz-line'), e => e.dataset.name).join('|')`); got != "avg(fields.latency)|quantile(0.99, fields.latency)" {
+			t.Errorf("lines %q", got)
+		}
+		code, body := srv.raw(ctx, "/api/stats?from=now-1h&q="+url.QueryEscape(q))
+		if code != 200 {
+			t.Fatalf("/api/stats: %d %s", code, body)
+		}
+		p.shot(t, "viz-avg-p99")
+	})
+
+	t.Run("a query without stats counts over time", func(t *testing.T) {
+		p.query(t, "vtok")
+		p.waitFor(t, "one line", lines(1)+` && !document.getElementById('viz-hint').hidden`)
+		sent := p.eval(t, `new URL(performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === '/api/stats').pop().name).searchParams.get('q')`)
+		if !regexp.MustCompile(`^vtok \| stats count\(\) by \(_time:\d+[smh]\)$`).MatchString(sent) {
+			t.Errorf("a plain query sent %q to /api/stats", sent)
+		}
+		if got := p.eval(t, `document.querySelector('#viz-legend .viz-key-total').textContent`); got != strconv.Itoa(vizTotal) {
+			t.Errorf("count over time totals %s, want %d", got, vizTotal)
+		}
+		p.shot(t, "viz-default")
+	})
+
+	t.Run("a broken pipe is marked", func(t *testing.T) {
+		const q = "vtok | stats cnt()"
+		var want struct {
+			Error    string `json:"error"`
+			Position int    `json:"position"`
+		}
+		code, body := srv.raw(ctx, "/api/stats?q="+url.QueryEscape(q))
+		if code != 400 || json.Unmarshal([]byte(body), &want) != nil || want.Position < 1 || want.Position > len(q) {
+			t.Fatalf("/api/stats?q=%s: %d %s, want a 400 with a position", q, code, body)
+		}
+		p.query(t, q)
+		p.waitFor(t, "pipe error", `!document.getElementById('query-error').hidden && document.getElementById('query-error-msg').textContent === `+jsString(want.Error))
+		if got := p.eval(t, `document.querySelector('#query-error-where mark').textContent + '|' + (document.querySelector('#viz-chart svg') === null) + '|' + document.getElementById('viz-table').hidden`); got != q[want.Position-1:want.Position]+"|true|true" {
+			t.Errorf("mark|no chart|no table = %q", got)
+		}
+	})
+
+	t.Run("hostile values stay text", func(t *testing.T) {
+		p.do(t, "bars", chromedp.Navigate(srv.url+"/?tab=visualize&q="+url.QueryEscape(countBySvc)), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "bars", vizShown+` && document.querySelectorAll('#viz-chart rect.viz-bar').length === 8`)
+		if n := p.eval(t, `String(document.querySelectorAll('#view-visualize img, #view-visualize script, #view-visualize iframe, #viz-chart foreignObject').length)`); n != "0" {
+			t.Errorf("%s elements made from values in Visualize", n)
+		}
+		if !strings.Contains(p.eval(t, `Array.from(document.querySelectorAll('#viz-chart title'), e => e.textContent).join('\n')`), xssVizSvc) {
+			t.Errorf("the hostile group is not named as text in the bars' titles")
+		}
+		// Dark and narrow: still no sideways scrolling.
+		p.do(t, "narrow dark", chromedp.EmulateViewport(420, 900), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+			})
+			return err
+		}))
+		p.query(t, "vtok | stats count() by (svc, _time:5m)")
+		p.waitFor(t, "narrow lines", lines(6))
+		if w := p.eval(t, `(() => { const d = document.documentElement; return d.scrollWidth > d.clientWidth ? d.scrollWidth + ' > ' + d.clientWidth : ''; })()`); w != "" {
+			t.Errorf("at 420px Visualize scrolls sideways: %s px", w)
+		}
+		p.shot(t, "viz-lines-narrow-dark")
+		p.do(t, "wide light", chromedp.EmulateViewport(1280, 900), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}},
+			})
+			return err
+		}))
+	})
+
 	if n := dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened: injected script ran", n)
 	}
@@ -173,4 +454,23 @@ func TestBrowserAnswers(t *testing.T) {
 func jsonStrings(ss ...string) string {
 	b, _ := json.Marshal(ss)
 	return string(b)
+}
+
+// jsonOf is v as JSON.stringify writes it.
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func absf(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
 }
