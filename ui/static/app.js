@@ -1451,8 +1451,8 @@ function initDiscover() {
 // and the time range are Discover's (the same inputs and URL).
 
 // splitPipes cuts a query at its pipes as the server does (index.splitPipes):
-// a | inside a quoted phrase, a /regular expression/, after a backslash or
-// doubled (||) is not a pipe. It returns the query before the first pipe
+// a | inside a quoted phrase, a /regular expression/, after a backslash,
+// doubled (||) or inside a word (a line id, host|file|offset) is not a pipe. It returns the query before the first pipe
 // and the pipes' texts, trimmed.
 function splitPipes(s) {
   let cut = -1;
@@ -1469,7 +1469,7 @@ function splitPipes(s) {
     else if (c === '"') phrase = true;
     else if (c === '/' && termStart(i)) regexp = true;
     else if (c === '|' && s[i + 1] === '|') i++;
-    else if (c === '|') {
+    else if (c === '|' && (i === 0 || ' \t\r\n'.includes(s[i - 1]))) {
       if (cut < 0) cut = i;
       else pipes.push(s.slice(start, i));
       start = i + 1;
