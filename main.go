@@ -39,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = sourcesCmd(args, stdout, stderr)
 	case "search":
 		err = searchCmd(args, stdout, stderr)
+	case "searches":
+		err = searchesCmd(args, stdout, stderr)
 	case "version":
 		err = versionCmd(stdout)
 	case "help":
@@ -72,6 +74,7 @@ Usage:
   logbox [run] [flags]              run the appliance (see logbox run --help)
   logbox sources list|get|add|rm    manage collection sources over the HTTP API
   logbox search QUERY [flags]       search from the terminal
+  logbox searches list|get|save|rm|rename  saved searches over the HTTP API
   logbox version                    print build information
 `)
 }

@@ -47,6 +47,7 @@ type Appliance struct {
 
 	guard    *auth.Guard
 	store    *settings.Store
+	searches *settings.SearchStore
 	ready    chan struct{}
 	addr     string // bound HTTP address, set before ready closes
 	mu       sync.Mutex
@@ -181,6 +182,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	}
 	store := settings.NewStore(a.etcdCli, policy.CheckGlob, a.log)
 	a.store = store
+	a.searches = settings.NewSearchStore(a.etcdCli)
 
 	if a.indexes() {
 		icfg := cfg.indexConfig()
@@ -431,6 +433,7 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 		Ready:   a.readiness,
 		Page:    ui.Handler(),
 	}
+	d.Searches = a.searches
 	if a.idx != nil {
 		d.Search = a.idx
 	}
@@ -531,6 +534,11 @@ type Status struct {
 	// lacks (see package ledger); absent on a process that collects
 	// nothing.
 	Ledger *ledger.Ledger `json:"ledger,omitempty"`
+
+	// InvalidSearches are the saved-search entries in etcd that are
+	// refused, by name, read when status is asked for (see
+	// settings.SearchStore).
+	InvalidSearches map[string]string `json:"invalid_searches"`
 }
 
 // IndexStatus is the index's counts, with the batches waiting for the
@@ -575,6 +583,12 @@ func (a *Appliance) status(ctx context.Context) any {
 		st.InvalidSources[k] = v
 	}
 	a.mu.Unlock()
+	st.InvalidSearches = map[string]string{}
+	if a.searches != nil {
+		if inv, err := a.searches.Invalid(ctx); err == nil {
+			st.InvalidSearches = inv
+		}
+	}
 	st.Undelivered = map[string]map[string]uint64{}
 	if a.tail != nil {
 		if files := a.tail.Status(); files != nil {

@@ -11,10 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -52,6 +50,8 @@ type Sources interface {
 type Deps struct {
 	Search  Searcher
 	Sources Sources
+	// Searches keeps saved searches; nil answers 501.
+	Searches Searches
 	// Status returns the value served at /api/status.
 	Status func(ctx context.Context) any
 	// Ready reports nil once the process can serve (etcd and index open).
@@ -143,6 +143,7 @@ func New(d Deps, log *slog.Logger) http.Handler {
 		r.Get("/sources/{name}", s.getSource)
 		r.Put("/sources/{name}", s.putSource)
 		r.Delete("/sources/{name}", s.deleteSource)
+		searchesRoutes(r, s)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 		})
@@ -209,15 +210,19 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *pipeline.FieldError
 	var qe *pipeline.QueryError
+	var ie *pipeline.InvalidEntryError
 	switch {
+	case errors.As(err, &ie):
+		// The request was fine; what etcd holds is not.
+		writeError(w, http.StatusConflict, err.Error())
 	case errors.As(err, &qe) && qe.Pos > 0:
 		// Where in the query: the page marks it under the query box.
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "position": qe.Pos})
 	case errors.As(err, &fe), errors.As(err, &qe):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, pipeline.ErrSourceNotFound), errors.Is(err, pipeline.ErrHitNotFound):
+	case errors.Is(err, pipeline.ErrSourceNotFound), errors.Is(err, pipeline.ErrHitNotFound), errors.Is(err, pipeline.ErrSearchNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, pipeline.ErrSourceExists):
+	case errors.Is(err, pipeline.ErrSourceExists), errors.Is(err, pipeline.ErrSearchExists):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("query took longer than %s and was stopped; narrow the time range or make the query more specific", s.d.QueryTimeout))
@@ -298,55 +303,10 @@ func (s *server) searchRequest(r *http.Request) (pipeline.SearchRequest, error) 
 	return req, nil
 }
 
-// ParseTime reads an absolute RFC 3339 time or one relative to now:
-// "now", "now-15m", "now-2h", "now-7d", "now-1w" (units s, m, h, d, w).
-// Empty gives the zero time (an open end).
+// ParseTime reads an absolute RFC 3339 time or one relative to now (see
+// pipeline.ParseTime, which saved searches are checked with too).
 func ParseTime(v string, now time.Time) (time.Time, error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if rest, ok := strings.CutPrefix(v, "now"); ok {
-		if rest == "" {
-			return now, nil
-		}
-		sign := rest[0]
-		if (sign != '-' && sign != '+') || len(rest) < 3 {
-			return time.Time{}, fmt.Errorf("%q: want now, now-15m, now-2h, now-7d or RFC 3339", v)
-		}
-		n, err := strconv.Atoi(rest[1 : len(rest)-1])
-		if err != nil || n < 0 {
-			return time.Time{}, fmt.Errorf("%q: want now, now-15m, now-2h, now-7d or RFC 3339", v)
-		}
-		var unit time.Duration
-		switch rest[len(rest)-1] {
-		case 's':
-			unit = time.Second
-		case 'm':
-			unit = time.Minute
-		case 'h':
-			unit = time.Hour
-		case 'd':
-			unit = 24 * time.Hour
-		case 'w':
-			unit = 7 * 24 * time.Hour
-		default:
-			return time.Time{}, fmt.Errorf("%q: unit must be s, m, h, d or w", v)
-		}
-		if int64(n) > math.MaxInt64/int64(unit) {
-			return time.Time{}, fmt.Errorf("%q: more than %d years from now", v, math.MaxInt64/int64(365*24*time.Hour))
-		}
-		d := time.Duration(n) * unit
-		if sign == '-' {
-			d = -d
-		}
-		return now.Add(d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q: want now, now-15m, now-2h, now-7d or RFC 3339", v)
-	}
-	return t, nil
+	return pipeline.ParseTime(v, now)
 }
 
 func (s *server) listSources(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,30 @@ func TestReadsIndexOfLayout2(t *testing.T) {
 				}
 				totals[k], hists[k] = res.Total, fmt.Sprint(h.Buckets)
 			}
+			// Stats read old blocks' lines (they have no columns): the
+			// same counts as the facets and the search.
+			st, err := ix.StatsQuery(ctx, pipeline.StatsRequest{Query: q + " | stats count(), count(env), sum(latency_ms) by (level)"})
+			if err != nil {
+				t.Fatalf("%q stats: %v", q, err)
+			}
+			fc, err := ix.Facets(ctx, pipeline.FacetsRequest{Query: q, Field: "level", Size: 10})
+			if err != nil {
+				t.Fatalf("%q facets: %v", q, err)
+			}
+			byLevel := map[string]int{}
+			var sum uint64
+			for _, r := range st.Rows {
+				byLevel[r[0].(string)] = int(r[1].(uint64))
+				sum += r[1].(uint64)
+			}
+			for _, v := range fc.Values {
+				if byLevel[v.Value] != v.Count {
+					t.Errorf("%q: stats by level %v, facets %v", q, byLevel, fc.Values)
+				}
+			}
+			if sum != totals[0] || st.Total != totals[0] {
+				t.Errorf("%q: stats counts %d lines (total %d), search %d", q, sum, st.Total, totals[0])
+			}
 			ix.noCandidates = false
 			if totals[0] != totals[1] || hists[0] != hists[1] {
 				t.Errorf("%q: %d hits, histogram %s; line by line %d, %s", q, totals[0], hists[0], totals[1], hists[1])

@@ -9,7 +9,9 @@ import (
 // "stats count() by (host)" and "sort by (n desc)", each with the byte
 // offset in s where it starts (for error positions). A | is a pipe unless
 // it is inside a quoted phrase, inside a /regular expression/ (one that
-// starts where a term starts), after a backslash, or doubled (|| is OR).
+// starts where a term starts), after a backslash, doubled (|| is OR), or
+// inside a word (a line's id, host|file|offset, is one word): a pipe
+// starts the query or follows a blank.
 func splitPipes(s string) (q string, pipes []string, at []int) {
 	cut := -1
 	start := 0
@@ -33,7 +35,7 @@ func splitPipes(s string) (q string, pipes []string, at []int) {
 			regexp = true
 		case c == '|' && i+1 < len(s) && s[i+1] == '|':
 			i++ // OR
-		case c == '|':
+		case c == '|' && (i == 0 || isBlank(s[i-1])):
 			if cut < 0 {
 				cut = i
 			} else {
@@ -76,3 +78,5 @@ func HasPipe(q string) bool {
 	_, pipes, _ := splitPipes(q)
 	return len(pipes) > 0
 }
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

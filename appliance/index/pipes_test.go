@@ -18,6 +18,8 @@ func TestSplitPipes(t *testing.T) {
 		{`/a|b/ x`, `/a|b/ x`, nil, nil},
 		{`path:/a|b/`, `path:/a|b/`, nil, nil},
 		{`a\|b`, `a\|b`, nil, nil},
+		{`_id:web1|f1|300`, `_id:web1|f1|300`, nil, nil},
+		{`_id:web1|f1|300 | limit 1`, `_id:web1|f1|300 `, []string{"limit 1"}, []int{18}},
 		{"status:>=500 | stats count() by (host) |  sort by (n desc) ", "status:>=500 ", []string{"stats count() by (host)", "sort by (n desc)"}, []int{15, 42}},
 		{"x/y | limit 3", "x/y ", []string{"limit 3"}, []int{6}},
 		{"| stats count()", "", []string{"stats count()"}, []int{2}},

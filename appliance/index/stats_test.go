@@ -335,6 +335,10 @@ func TestStatsSortLimitAndOrder(t *testing.T) {
 	if len(res.Rows) != 3 || !(res.Rows[0][0].(string) < res.Rows[1][0].(string)) {
 		t.Errorf("time series rows %v", res.Rows)
 	}
+	res, err = ix.StatsQuery(ctx, pipeline.StatsRequest{Query: "| stats count() by (_time:1d) | head 1"})
+	if err != nil || len(res.Rows) != 1 || res.Rows[0][0] != "2026-03-04T00:00:00Z" || res.Rows[0][1] != uint64(len(lines)) {
+		t.Errorf("a day's bucket: %v %v", res.Rows, err)
+	}
 	if res.Total != uint64(len(lines)) {
 		t.Errorf("total %d, want %d", res.Total, len(lines))
 	}

@@ -115,6 +115,23 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		}
 		slices.Sort(ds)
 		b.Logf("%-20s p50 %6.1f ms  max %6.1f ms", "histogram 24h", ms1(ds[len(ds)/2]), ms1(ds[len(ds)-1]))
+		for _, q := range []string{"GET | stats count() by (status)", "* | stats count() by (status)",
+			"GET | stats avg(request_time), quantile(0.99, request_time) by (method)", "GET | stats avg(rt), quantile(0.99, rt) by (level)",
+			"* | stats count() by (host, _time:5m)", "* | stats count() by (level)"} {
+			var ds []time.Duration
+			var rows int
+			for range 10 {
+				t := time.Now()
+				res, err := ix.StatsQuery(context.Background(), pipeline.StatsRequest{Query: q, From: start, To: start.Add(24 * time.Hour)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(t))
+				rows = len(res.Rows)
+			}
+			slices.Sort(ds)
+			b.Logf("%-70s %4d rows  p50 %6.1f ms  max %6.1f ms", q, rows, ms1(ds[len(ds)/2]), ms1(ds[len(ds)-1]))
+		}
 		fieldRead(b, ix)
 		if err := ix.Close(); err != nil {
 			b.Fatal(err)

@@ -20,13 +20,20 @@ import (
 // fields are map keys and compared exactly. The walk keeps its own stack,
 // so deep nesting costs heap, not goroutine stack.
 func checkJSON(b []byte) error {
+	return checkJSONObject(b, "source", "multiline")
+}
+
+// checkJSONObject is checkJSON for an entry of any kind, named what in
+// errors: keys of the top object, and of an object under the top-level key
+// foldNested, are compared ignoring case; other keys exactly.
+func checkJSONObject(b []byte, what, foldNested string) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	syntax := func(err error) error {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return &pipeline.FieldError{Field: "body", Msg: "invalid source JSON: " + err.Error()}
+		return &pipeline.FieldError{Field: "body", Msg: "invalid " + what + " JSON: " + err.Error()}
 	}
 	type frame struct {
 		obj     bool
@@ -41,7 +48,7 @@ func checkJSON(b []byte) error {
 		return syntax(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return &pipeline.FieldError{Field: "body", Msg: "a source must be one JSON object"}
+		return &pipeline.FieldError{Field: "body", Msg: "a " + what + " must be one JSON object"}
 	}
 	stack := []*frame{{obj: true, fold: true, keys: map[string]bool{}, wantKey: true}}
 	for len(stack) > 0 {
@@ -57,7 +64,7 @@ func checkJSON(b []byte) error {
 					id = foldKey(k)
 				}
 				if top.keys[id] {
-					return &pipeline.FieldError{Field: joinPath(top.path, k), Msg: "given twice in the source JSON; give each key once"}
+					return &pipeline.FieldError{Field: joinPath(top.path, k), Msg: "given twice in the " + what + " JSON; give each key once"}
 				}
 				top.keys[id] = true
 				top.key, top.wantKey = k, false
@@ -82,7 +89,7 @@ func checkJSON(b []byte) error {
 			}
 			stack = append(stack, &frame{
 				obj:  d == '{',
-				fold: d == '{' && len(stack) == 1 && strings.EqualFold(top.key, "multiline"),
+				fold: d == '{' && len(stack) == 1 && foldNested != "" && strings.EqualFold(top.key, foldNested),
 				path: path, keys: map[string]bool{}, wantKey: d == '{',
 			})
 		default: // ']': the array ends
@@ -91,7 +98,7 @@ func checkJSON(b []byte) error {
 	}
 	end := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
-		return &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("data after the source object, which ends at byte %d; send exactly one JSON object", end)}
+		return &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("data after the %s object, which ends at byte %d; send exactly one JSON object", what, end)}
 	}
 	return nil
 }

@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// Searches is the saved-search store (settings.SearchStore).
+type Searches interface {
+	List(ctx context.Context) (pipeline.SavedSearchList, error)
+	Get(ctx context.Context, name string) (pipeline.SavedSearch, error)
+	// Create, Put and Rename return what they stored (server times set);
+	// Put also whether it created the entry.
+	Create(ctx context.Context, ss pipeline.SavedSearch) (pipeline.SavedSearch, error)
+	Put(ctx context.Context, ss pipeline.SavedSearch) (pipeline.SavedSearch, bool, error)
+	Delete(ctx context.Context, name string) error
+	Rename(ctx context.Context, old, to string) (pipeline.SavedSearch, error)
+	Decode(b []byte) (pipeline.SavedSearch, error)
+}
+
+func searchesRoutes(r chi.Router, s *server) {
+	r.Get("/searches", s.listSearches)
+	r.Post("/searches", s.createSearch)
+	r.Get("/searches/{name}", s.getSearch)
+	r.Put("/searches/{name}", s.putSearch)
+	r.Delete("/searches/{name}", s.deleteSearch)
+	r.Post("/searches/{name}/rename", s.renameSearch)
+}
+
+// searches returns the store, or answers 501 when the process has none.
+func (s *server) searches(w http.ResponseWriter) Searches {
+	if s.d.Searches == nil {
+		writeError(w, http.StatusNotImplemented, "this process keeps no saved searches")
+	}
+	return s.d.Searches
+}
+
+func searchLocation(name string) string { return "/api/searches/" + url.PathEscape(name) }
+
+func (s *server) listSearches(w http.ResponseWriter, r *http.Request) {
+	st := s.searches(w)
+	if st == nil {
+		return
+	}
+	list, err := st.List(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *server) getSearch(w http.ResponseWriter, r *http.Request) {
+	st := s.searches(w)
+	if st == nil {
+		return
+	}
+	ss, err := st.Get(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ss)
+}
+
+func (s *server) createSearch(w http.ResponseWriter, r *http.Request) {
+	st := s.searches(w)
+	if st == nil {
+		return
+	}
+	b, err := readBody(r)
+	var ss pipeline.SavedSearch
+	if err == nil {
+		ss, err = st.Decode(b)
+	}
+	if err == nil {
+		ss, err = st.Create(r.Context(), ss)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", searchLocation(ss.Name))
+	writeJSON(w, http.StatusCreated, ss)
+}
+
+// putSearch creates or replaces the saved search named in the URL (201 or
+// 200). The body may leave the name out; a different name is a 400 that
+// points at rename.
+func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
+	st := s.searches(w)
+	if st == nil {
+		return
+	}
+	name := chi.URLParam(r, "name")
+	b, err := readBody(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// As for sources: the body is not re-encoded, so Decode sees it as sent.
+	var probe struct {
+		Name *string `json:"name"`
+	}
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) == nil {
+		switch {
+		case probe.Name != nil && *probe.Name != name:
+			s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q; to rename, POST {\"name\":%q} to %s/rename", *probe.Name, name, *probe.Name, searchLocation(name))})
+			return
+		case probe.Name == nil:
+			b = withName(b, name)
+		}
+	}
+	ss, err := st.Decode(b)
+	var created bool
+	if err == nil {
+		ss, created, err = st.Put(r.Context(), ss)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+		w.Header().Set("Location", searchLocation(ss.Name))
+	}
+	writeJSON(w, code, ss)
+}
+
+func (s *server) deleteSearch(w http.ResponseWriter, r *http.Request) {
+	st := s.searches(w)
+	if st == nil {
+		return
+	}
+	if err := st.Delete(r.Context(), chi.URLParam(r, "name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// renameSearch takes {"name":"new"}: 200 with the renamed search, 404 if
+// the old one is missing, 409 if the new name is taken.
+func (s *server) renameSearch(w http.ResponseWriter, r *http.Request) {
+	st := s.searches(w)
+	if st == nil {
+		return
+	}
+	b, err := readBody(r)
+	if err == nil {
+		var to string
+		if to, err = renameTarget(b); err == nil {
+			var ss pipeline.SavedSearch
+			if ss, err = st.Rename(r.Context(), chi.URLParam(r, "name"), to); err == nil {
+				w.Header().Set("Location", searchLocation(ss.Name))
+				writeJSON(w, http.StatusOK, ss)
+				return
+			}
+		}
+	}
+	s.fail(w, r, err)
+}
+
+// renameTarget reads a rename's body: one object with one key, "name", a
+// string.
+func renameTarget(b []byte) (string, error) {
+	var in map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&in); err != nil || in == nil || dec.More() {
+		return "", &pipeline.FieldError{Field: "body", Msg: `want one JSON object {"name":"NEW"}`}
+	}
+	for _, k := range slices.Sorted(maps.Keys(in)) {
+		if k != "name" {
+			return "", &pipeline.FieldError{Field: k, Msg: `unknown key; a rename takes only {"name":"NEW"}`}
+		}
+	}
+	raw, ok := in["name"]
+	var to string
+	if !ok || json.Unmarshal(raw, &to) != nil {
+		return "", &pipeline.FieldError{Field: "name", Msg: "the new name is required, as a string"}
+	}
+	return to, pipeline.CheckName(to)
+}
