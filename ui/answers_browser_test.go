@@ -136,9 +136,12 @@ func TestBrowserAnswers(t *testing.T) {
 			_, _ = chromedp.Call(tab, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
 		}
 	}()
-	// The 400s provoked on purpose are logged as "Failed to load
-	// resource"; any other console error is a bug.
-	reportPageErrors := watchPageErrors(tab, t, func(text string) bool { return !strings.Contains(text, "status of 400") })
+	// The 400s (broken queries) and the 409 (a name taken) provoked on
+	// purpose are logged as "Failed to load resource"; any other console
+	// error is a bug.
+	reportPageErrors := watchPageErrors(tab, t, func(text string) bool {
+		return !strings.Contains(text, "status of 400") && !strings.Contains(text, "status of 409")
+	})
 	p := &answerPage{ctx: tab, url: srv.url, shotDir: artifactsDir(t)}
 	p.do(t, "load page", chromedp.Navigate(srv.url+"/?q=anstok"), chromedp.WaitVisible(chromedp.ID("q")))
 	p.waitFor(t, "first search", `document.getElementById('hit-count').textContent === '2 hits'`)
@@ -441,6 +444,97 @@ func TestBrowserAnswers(t *testing.T) {
 			})
 			return err
 		}))
+	})
+
+	t.Run("saved searches", func(t *testing.T) {
+		type savedSearch struct {
+			Name, Query, From, To, View, Chart, Description string
+		}
+		savedOf := func(name string) (int, savedSearch) {
+			var ss savedSearch
+			code := srv.get(ctx, "/api/searches/"+url.PathEscape(name), &ss)
+			return code, ss
+		}
+		const series = "vtok | stats count() by (svc, _time:5m)"
+		// Save a Visualize table over the last hour.
+		p.do(t, "open series", chromedp.Navigate(srv.url+"/?tab=visualize&from=now-1h&chart=table&q="+url.QueryEscape(series)), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "series table", vizShown+` && document.querySelectorAll('#viz-tbody tr').length > 0`)
+		p.do(t, "save", chromedp.Click(chromedp.ID("save-toggle")))
+		p.waitFor(t, "save form", `!document.getElementById('save-panel').hidden && document.activeElement.id === 'save-name'`)
+		p.do(t, "name it", chromedp.SendKeys(chromedp.ID("save-name"), "svc-by-time"),
+			chromedp.SendKeys(chromedp.ID("save-description"), xssVizSvc), chromedp.Click(chromedp.ID("save-submit")))
+		p.waitFor(t, "saved", `document.getElementById('save-panel').hidden`)
+		want := savedSearch{Name: "svc-by-time", Query: series, From: "now-1h", View: "visualize", Chart: "table", Description: xssVizSvc}
+		if code, got := savedOf("svc-by-time"); code != 200 || got != want {
+			t.Errorf("saved: %d %+v, want %+v", code, got, want)
+		}
+		// Another, from Discover; saved again under its name from another
+		// query, it is refused (the name is taken) until "Replace it".
+		p.do(t, "discover anstok", chromedp.Navigate(srv.url+"/?q=anstok"), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "anstok", `document.getElementById('hit-count').textContent === '2 hits'`)
+		saveAs := func(name string) {
+			t.Helper()
+			p.do(t, "save "+name, chromedp.Click(chromedp.ID("save-toggle")))
+			p.waitFor(t, "save form "+name, `!document.getElementById('save-panel').hidden`)
+			p.do(t, "name "+name, chromedp.SendKeys(chromedp.ID("save-name"), name), chromedp.Click(chromedp.ID("save-submit")))
+		}
+		saveAs("anstok-all")
+		p.waitFor(t, "anstok-all saved", `document.getElementById('save-panel').hidden`)
+		if code, got := savedOf("anstok-all"); code != 200 || got.Query != "anstok" || got.View != "discover" || got.From != "" {
+			t.Errorf("anstok-all saved as %d %+v", code, got)
+		}
+		p.query(t, "anstok payment")
+		p.waitFor(t, "anstok payment", `document.getElementById('hit-count').textContent === '2 hits' && new URLSearchParams(location.search).get('q') === 'anstok payment'`)
+		saveAs("anstok-all")
+		p.waitFor(t, "taken", `!document.getElementById('save-error').hidden && !document.getElementById('save-replace').hidden`)
+		if code, got := savedOf("anstok-all"); code != 200 || got.Query != "anstok" {
+			t.Errorf("a refused save changed anstok-all: %d %+v", code, got)
+		}
+		p.shot(t, "saved-taken")
+		p.do(t, "replace", chromedp.Click(chromedp.ID("save-replace")))
+		p.waitFor(t, "replaced", `document.getElementById('save-panel').hidden`)
+		if code, got := savedOf("anstok-all"); code != 200 || got.Query != "anstok payment" || got.View != "discover" {
+			t.Errorf("after Replace anstok-all is %d %+v", code, got)
+		}
+
+		// The list: names, queries, views; the description as text.
+		p.do(t, "list", chromedp.Click(chromedp.ID("saved-toggle")))
+		p.waitFor(t, "listed", `document.querySelectorAll('#saved-body tr.saved-row').length === 2`)
+		if got := p.eval(t, `Array.from(document.querySelectorAll('#saved-body tr.saved-row'), r => r.dataset.name + '=' + r.querySelector('.saved-view').textContent).join(',')`); got != "anstok-all=Discover,svc-by-time=Visualize · table" {
+			t.Errorf("saved list %q", got)
+		}
+		if got := p.eval(t, `document.querySelector('#saved-body tr[data-name="svc-by-time"] .saved-description').textContent + '|' + document.querySelectorAll('#saved-panel img').length`); got != xssVizSvc+"|0" {
+			t.Errorf("description|img elements = %q", got)
+		}
+		p.shot(t, "saved-list")
+		// Open restores the query, the range, the view and its chart.
+		p.do(t, "open", chromedp.Click(chromedp.CSS(`#saved-body tr[data-name="svc-by-time"] .saved-open`)))
+		p.waitFor(t, "opened", vizShown+` && document.querySelectorAll('#viz-tbody tr').length > 0 && document.getElementById('saved-panel').hidden`)
+		if got := p.eval(t, `[document.getElementById('q').value, document.getElementById('range').value, location.search.includes('chart=table'), location.search.includes('tab=visualize'), document.querySelector('#viz-chart svg') === null].join('|')`); got != series+"|now-1h|true|true|true" {
+			t.Errorf("opened q|range|chart=table|tab|no chart = %q", got)
+		}
+		// Rename, then delete (a second click confirms).
+		p.do(t, "list again", chromedp.Click(chromedp.ID("saved-toggle")))
+		p.waitFor(t, "listed again", `document.querySelectorAll('#saved-body tr.saved-row').length === 2`)
+		p.do(t, "rename", chromedp.Click(chromedp.CSS(`#saved-body tr[data-name="svc-by-time"] button.rename`)))
+		p.waitFor(t, "rename input", `document.activeElement.classList.contains('saved-rename-input')`)
+		p.do(t, "new name", chromedp.Evaluate[chromedp.Void](`document.activeElement.value = ''`), chromedp.SendKeys(chromedp.CSS(`.saved-rename-input`), "svc-series"+kb.Enter))
+		p.waitFor(t, "renamed", `document.querySelector('#saved-body tr[data-name="svc-series"]') !== null && document.querySelector('#saved-body tr[data-name="svc-by-time"]') === null`)
+		if code, _ := savedOf("svc-by-time"); code != 404 {
+			t.Errorf("after rename the old name answers %d, want 404", code)
+		}
+		renamed := want
+		renamed.Name = "svc-series"
+		if code, got := savedOf("svc-series"); code != 200 || got != renamed {
+			t.Errorf("renamed: %d %+v, want %+v", code, got, renamed)
+		}
+		const del = `#saved-body tr[data-name="anstok-all"] button.remove`
+		p.do(t, "delete", chromedp.Click(chromedp.CSS(del)), chromedp.Click(chromedp.CSS(del)))
+		p.waitFor(t, "deleted", `document.querySelector('#saved-body tr[data-name="anstok-all"]') === null && document.querySelectorAll('#saved-body tr.saved-row').length === 1`)
+		if code, _ := savedOf("anstok-all"); code != 404 {
+			t.Errorf("after delete anstok-all answers %d, want 404", code)
+		}
+		p.shot(t, "saved-after")
 	})
 
 	if n := dialogs.Load(); n != 0 {

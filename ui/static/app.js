@@ -2079,6 +2079,230 @@ function initVisualize() {
 }
 
 // ---------------------------------------------------------------------------
+// Saved searches (/api/searches, kept in etcd and shared by every user of
+// this logbox): the query, the range and the view with its chart. Save,
+// open, rename and delete from the query bar.
+
+function savedPath(name) {
+  return '/api/searches/' + encodeURIComponent(name);
+}
+
+// savedState is what the page saves: the inputs and the view shown.
+function savedState() {
+  const st = currentState(activeView === 'visualize' ? 'visualize' : 'discover');
+  // An empty query box is every line; the API wants that said (*).
+  const out = { query: st.q || '*', from: st.from, to: st.to, view: st.view };
+  if (st.view === 'visualize') out.chart = viz.effective();
+  return out;
+}
+
+function describeRange(from, to) {
+  if (!from && !to) return 'all time';
+  if (!to && /^now-\d+[smhdw]$/.test(from)) return `last ${from.slice(4)}`;
+  return rangeLabel(from || '', to || '');
+}
+
+const saved = {
+  list: [],
+  controller: null,
+
+  toggleSave(open) {
+    const panel = $('save-panel');
+    if (open === undefined) open = panel.hidden;
+    show(panel, open);
+    $('save-toggle').setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    this.toggleList(false);
+    const s = savedState();
+    $('save-what').textContent = printable(`${s.query || '(every line)'} · ${describeRange(s.from, s.to)} · ${s.view}${s.chart ? ' (' + s.chart + ')' : ''}`);
+    setText($('save-error'), '');
+    show($('save-replace'), false);
+    $('save-name').focus();
+  },
+
+  async toggleList(open) {
+    const panel = $('saved-panel');
+    if (open === undefined) open = panel.hidden;
+    show(panel, open);
+    $('saved-toggle').setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    this.toggleSave(false);
+    await this.load();
+  },
+
+  // save creates the saved search (replace false) or overwrites the one
+  // of that name (replace true).
+  async save(replace) {
+    const name = $('save-name').value.trim();
+    const body = { name, ...savedState(), description: $('save-description').value.trim() };
+    setText($('save-error'), '');
+    show($('save-replace'), false);
+    $('save-submit').disabled = true;
+    try {
+      if (replace) await api('PUT', savedPath(name), { body });
+      else await api('POST', '/api/searches', { body });
+      $('save-name').value = '';
+      $('save-description').value = '';
+      this.toggleSave(false);
+      this.flash(`Saved “${name}”.`);
+    } catch (err) {
+      // The name is taken: offer to replace that search.
+      const taken = err.status === 409 && !replace;
+      setText($('save-error'), taken ? `${err.message}: “${name}” is taken; replace it, or choose another name.` : err.message);
+      show($('save-replace'), taken);
+    } finally {
+      $('save-submit').disabled = false;
+    }
+  },
+
+  flash(text) {
+    const s = $('search-status');
+    if (activeView === 'discover') s.textContent = printable(text);
+    else $('viz-status').textContent = printable(text);
+  },
+
+  async load() {
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    $('saved-status').textContent = 'Loading…';
+    try {
+      const data = await api('GET', '/api/searches', { signal: controller.signal });
+      const list = Array.isArray(data) ? data : (data && Array.isArray(data.searches) ? data.searches : []);
+      this.list = list.filter((s) => s && typeof s === 'object' && typeof s.name === 'string');
+      this.list.sort((a, b) => a.name.localeCompare(b.name));
+      // Entries written to etcd by hand that the server refused.
+      const invalid = data && data.invalid && typeof data.invalid === 'object' ? Object.entries(data.invalid) : [];
+      setText($('saved-error'), invalid.map(([k, v]) => `invalid entry ${k}: ${v}`).join('\n'));
+      this.render();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      setText($('saved-error'), err.message);
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        $('saved-status').textContent = '';
+      }
+    }
+  },
+
+  render() {
+    const rows = this.list.map((s) => this.renderRow(s));
+    $('saved-body').replaceChildren(...rows);
+    show($('saved-table'), rows.length > 0);
+    show($('saved-empty'), rows.length === 0);
+  },
+
+  renderRow(s) {
+    const tr = el('tr', 'saved-row');
+    tr.dataset.name = s.name;
+    const nameTd = el('td', 'saved-name');
+    const open = textEl('button', 'link saved-open', s.name);
+    open.type = 'button';
+    open.title = printable(`Open “${s.name}”`);
+    open.addEventListener('click', () => this.open(s));
+    nameTd.append(open);
+    if (s.description) nameTd.append(textEl('span', 'saved-description', s.description));
+    tr.append(nameTd);
+    tr.append(textEl('td', 'saved-query', s.query || '(every line)'));
+    tr.append(textEl('td', 'saved-range', describeRange(s.from, s.to)));
+    tr.append(el('td', 'saved-view', s.view === 'visualize' ? `Visualize${CHARTS.includes(s.chart) ? ' · ' + s.chart : ''}` : 'Discover'));
+    const actions = el('td', 'saved-actions');
+    const rename = el('button', 'rename', 'Rename');
+    rename.type = 'button';
+    rename.setAttribute('aria-label', printable(`Rename saved search ${s.name}`));
+    rename.addEventListener('click', () => this.startRename(tr, s));
+    const del = el('button', 'remove', 'Delete');
+    del.type = 'button';
+    del.setAttribute('aria-label', printable(`Delete saved search ${s.name}`));
+    del.addEventListener('click', () => this.remove(s, del));
+    actions.append(rename, del);
+    tr.append(actions);
+    return tr;
+  },
+
+  // open restores a saved search: its query, range and view (and chart).
+  open(s) {
+    $('q').value = String(s.query || '');
+    setRange(String(s.from || ''), String(s.to || ''));
+    const view = s.view === 'visualize' ? 'visualize' : 'discover';
+    viz.chart = view === 'visualize' && CHARTS.includes(s.chart) ? s.chart : '';
+    viz.stash = null;
+    this.toggleList(false);
+    pushState(currentState(view));
+    showView(view);
+    runQuery();
+  },
+
+  startRename(tr, s) {
+    const td = tr.querySelector('.saved-name');
+    const form = el('form', 'saved-rename');
+    const input = el('input', 'saved-rename-input');
+    input.value = s.name;
+    input.setAttribute('aria-label', printable(`New name for ${s.name}`));
+    const ok = el('button', 'primary', 'Rename');
+    ok.type = 'submit';
+    const cancel = el('button', '', 'Cancel');
+    cancel.type = 'button';
+    const err = el('div', 'error inline');
+    err.hidden = true;
+    form.append(input, ok, cancel, err);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const name = input.value.trim();
+      if (!name || name === s.name) {
+        this.render();
+        return;
+      }
+      ok.disabled = true;
+      try {
+        await api('POST', savedPath(s.name) + '/rename', { body: { name } });
+        await this.load();
+      } catch (e2) {
+        setText(err, e2.message);
+        ok.disabled = false;
+      }
+    });
+    cancel.addEventListener('click', () => this.render());
+    td.replaceChildren(form);
+    input.focus();
+    input.select();
+  },
+
+  // remove deletes on a second click (the first arms the button).
+  async remove(s, btn) {
+    if (!btn.classList.contains('armed')) {
+      btn.classList.add('armed');
+      btn.textContent = 'Delete?';
+      setTimeout(() => {
+        btn.classList.remove('armed');
+        btn.textContent = 'Delete';
+      }, 4000);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await api('DELETE', savedPath(s.name));
+      await this.load();
+    } catch (err) {
+      setText($('saved-error'), err.message);
+      btn.disabled = false;
+    }
+  },
+};
+
+function initSaved() {
+  $('save-toggle').addEventListener('click', () => saved.toggleSave());
+  $('saved-toggle').addEventListener('click', () => saved.toggleList());
+  $('save-panel').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saved.save(false);
+  });
+  $('save-replace').addEventListener('click', () => saved.save(true));
+  $('save-cancel').addEventListener('click', () => saved.toggleSave(false));
+}
+
+// ---------------------------------------------------------------------------
 // Sources
 
 // Which input shows an error for a field the API names ("paths[0]" → paths).
@@ -3102,6 +3326,14 @@ function closeDetail() {
     }
     return true;
   }
+  if (!$('save-panel').hidden) {
+    saved.toggleSave(false);
+    return true;
+  }
+  if (!$('saved-panel').hidden) {
+    saved.toggleList(false);
+    return true;
+  }
   if (!$('syntax-help').hidden) {
     show($('syntax-help'), false);
     $('syntax-toggle').setAttribute('aria-expanded', 'false');
@@ -3118,6 +3350,7 @@ function init() {
   statusPoll.start();
   initDiscover();
   initVisualize();
+  initSaved();
   initSources();
   for (const v of views) $('tab-' + v).addEventListener('click', () => switchView(v));
   document.addEventListener('keydown', (e) => {
