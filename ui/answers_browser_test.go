@@ -397,6 +397,12 @@ func TestBrowserAnswers(t *testing.T) {
 			t.Errorf("count over time totals %s, want %d", got, vizTotal)
 		}
 		p.shot(t, "viz-default")
+		// Over all time the bucket is the one the histogram picks.
+		p.do(t, "all time", chromedp.Navigate(srv.url+"/?tab=visualize&q=vtok"), chromedp.WaitVisible(chromedp.ID("q")))
+		p.waitFor(t, "all-time line", lines(1)+` && !document.getElementById('viz-hint').hidden`)
+		if got := p.eval(t, `document.querySelector('#viz-legend .viz-key-total').textContent`); got != strconv.Itoa(vizTotal) {
+			t.Errorf("all-time count over time totals %s, want %d", got, vizTotal)
+		}
 	})
 
 	t.Run("a broken pipe is marked", func(t *testing.T) {

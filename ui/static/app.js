@@ -1665,7 +1665,7 @@ const viz = {
       this.model = statsModel(data, statsPipe(sent));
       queryError.clear();
       $('viz-hint-text').textContent = s.auto
-        ? printable(`The query has no stats pipe: showing its count over time, ${sent.slice(sent.lastIndexOf('| stats'))}.`)
+        ? printable(`The query has no stats pipe, so this is its count over time: ${sent}`)
         : '';
       show($('viz-hint'), s.auto);
       this.render();
@@ -1794,10 +1794,21 @@ const viz = {
     const sorted = [...times].sort((a, b) => a - b);
     let step = parseInterval((/_time\s*:\s*([0-9.]+[a-z]+)/i.exec(statsPipe(this.sent)) || [])[1]);
     if (!step) for (let i = 1; i < sorted.length; i++) step = Math.min(step || Infinity, sorted[i] - sorted[i - 1]);
+    // A closed range is drawn whole (its empty buckets too); all time
+    // from the first bucket to the last.
+    let lo = sorted[0];
+    let hi = sorted[sorted.length - 1];
+    const from = resolveTime(this.shown && this.shown.from);
+    if (from && step > 0) {
+      const to = resolveTime(this.shown.to) || new Date();
+      const a = Math.floor(from.getTime() / step) * step;
+      const b = Math.floor((to.getTime() - 1) / step) * step;
+      if (a <= lo && b >= hi && (b - a) / step <= 2000) [lo, hi] = [a, b];
+    }
     let buckets = sorted;
-    if (step > 0 && (sorted[sorted.length - 1] - sorted[0]) / step <= 2000) {
+    if (step > 0 && (hi - lo) / step <= 2000) {
       buckets = [];
-      for (let t = sorted[0]; t <= sorted[sorted.length - 1]; t += step) buckets.push(t);
+      for (let t = lo; t <= hi; t += step) buckets.push(t);
       for (const t of sorted) if (!buckets.includes(t)) buckets.push(t);
       buckets.sort((a, b) => a - b);
     }
