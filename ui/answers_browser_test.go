@@ -191,6 +191,13 @@ func TestBrowserAnswers(t *testing.T) {
 		// The next good query clears it.
 		p.query(t, "anstok")
 		p.waitFor(t, "error cleared", `document.getElementById('query-error').hidden && document.getElementById('hit-count').textContent === '2 hits'`)
+		// A stats pipe typed in Discover: the error offers Visualize, which
+		// answers it.
+		p.query(t, "anstok | stats count()")
+		p.waitFor(t, "pipe refused", `!document.getElementById('query-error').hidden && !document.getElementById('query-error-viz').hidden`)
+		p.do(t, "run it in Visualize", chromedp.Click(chromedp.ID("query-error-viz")))
+		p.waitFor(t, "visualized", `!document.getElementById('view-visualize').hidden && document.querySelectorAll('#viz-chart rect.viz-bar').length === 1 &&
+			document.querySelector('#viz-tbody td').dataset.value === '2' && document.getElementById('query-error').hidden`)
 	})
 
 	// statsOf is /api/stats's answer for q over all time, each cell as

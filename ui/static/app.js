@@ -2138,6 +2138,11 @@ const saved = {
     $('saved-toggle').setAttribute('aria-expanded', String(open));
     if (!open) return;
     this.toggleSave(false);
+    // The rows are drawn anew from the server's list (a row left from
+    // before would be replaced under the user's hands).
+    $('saved-body').replaceChildren();
+    show($('saved-table'), false);
+    show($('saved-empty'), false);
     await this.load();
   },
 
