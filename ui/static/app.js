@@ -1848,7 +1848,9 @@ const viz = {
 
   drawBars(box, m) {
     const rows = m.rows.slice(0, MAX_BARS);
-    const labels = rows.map((r) => printable(this.groupLabel(m, r) || 'all'));
+    // A bar's label: its group, and its bucket's start for a _time answer.
+    const when = (r) => (m.ti >= 0 ? clockTime(r[m.ti]) : '');
+    const labels = rows.map((r) => printable([this.groupLabel(m, r), when(r)].filter(Boolean).join(' · ') || 'all'));
     const values = rows.flatMap((r) => m.metrics.map((j) => Number(r[j])).filter(Number.isFinite));
     const W = Math.max(280, box.clientWidth || 800);
     const slot = (W - 80) / Math.max(1, rows.length);
