@@ -437,6 +437,12 @@ func TestBrowserAnswers(t *testing.T) {
 		if got := p.eval(t, `document.querySelector('#query-error-where mark').textContent + '|' + (document.querySelector('#viz-chart svg') === null) + '|' + document.getElementById('viz-table').hidden`); got != q[want.Position-1:want.Position]+"|true|true" {
 			t.Errorf("mark|no chart|no table = %q", got)
 		}
+		// Discover runs the query before the pipe (and clears the error);
+		// back in Visualize the pipe is refused again.
+		p.do(t, "to discover", chromedp.Click(chromedp.ID("tab-discover")))
+		p.waitFor(t, "discover vtok", `document.getElementById('q').value === 'vtok' && document.getElementById('query-error').hidden && document.getElementById('hit-count').textContent === '`+strconv.Itoa(vizTotal)+` hits'`)
+		p.do(t, "to visualize", chromedp.Click(chromedp.ID("tab-visualize")))
+		p.waitFor(t, "refused again", `document.getElementById('q').value === `+jsString(q)+` && !document.getElementById('query-error').hidden && document.getElementById('query-error-msg').textContent === `+jsString(want.Error))
 	})
 
 	t.Run("hostile values stay text", func(t *testing.T) {

@@ -1673,6 +1673,9 @@ const viz = {
       if (err.name === 'AbortError') return;
       this.model = null;
       this.sent = sent;
+      // Asked again (back from Discover, which clears the error), it runs
+      // again and says so again.
+      this.shown = null;
       $('viz-chart').replaceChildren();
       $('viz-legend').replaceChildren();
       show($('viz-table'), false);
