@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/logbox/logbox/appliance/index"
 )
 
 // xssVizSvc is a service name that is hostile markup: it must show as text
@@ -117,9 +119,16 @@ func TestBrowserAnswers(t *testing.T) {
 		vizTotal += s.n
 	}
 	appendLines(t, filepath.Join(logs, "svc.log"), vizLines...)
+	// One more distinct id than a stats pipe keeps groups for.
+	capLines := make([]string, index.MaxStatsGroups+1)
+	for i := range capLines {
+		capLines[i] = fmt.Sprintf("INFO captok id=%d", i)
+	}
+	appendLines(t, filepath.Join(logs, "cap.log"), capLines...)
 	srv := startAppliance(ctx, t, root, filepath.Join(logs, "*.log"))
 	srv.waitTotal(ctx, "anstok", 2)
 	srv.waitTotal(ctx, "vtok", vizTotal)
+	srv.waitTotal(ctx, "captok", len(capLines))
 
 	tab := newTab(ctx, t)
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 900)); err != nil {
@@ -443,6 +452,20 @@ func TestBrowserAnswers(t *testing.T) {
 		p.waitFor(t, "discover vtok", `document.getElementById('q').value === 'vtok' && document.getElementById('query-error').hidden && document.getElementById('hit-count').textContent === '`+strconv.Itoa(vizTotal)+` hits'`)
 		p.do(t, "to visualize", chromedp.Click(chromedp.ID("tab-visualize")))
 		p.waitFor(t, "refused again", `document.getElementById('q').value === `+jsString(q)+` && !document.getElementById('query-error').hidden && document.getElementById('query-error-msg').textContent === `+jsString(want.Error))
+	})
+
+	t.Run("groups capped", func(t *testing.T) {
+		const q = "captok | stats count() by (id) | limit 5"
+		if code, body := srv.raw(ctx, "/api/stats?q="+url.QueryEscape(q)); code != 200 || !strings.Contains(body, `"groups_capped":true`) {
+			t.Fatalf("/api/stats?q=%s: %d %s, want groups_capped", q, code, body)
+		}
+		p.query(t, q)
+		p.waitFor(t, "capped", vizShown+` && !document.getElementById('viz-capped').hidden && document.querySelectorAll('#viz-tbody tr').length === 5`)
+		if got := p.eval(t, `document.getElementById('viz-capped').textContent`); !strings.HasPrefix(got, "Too many groups") {
+			t.Errorf("capped answer says %q", got)
+		}
+		p.query(t, "captok | stats count()")
+		p.waitFor(t, "not capped", vizShown+` && document.getElementById('viz-capped').hidden && document.querySelector('#viz-tbody td').dataset.value === '`+strconv.Itoa(len(capLines))+`'`)
 	})
 
 	t.Run("hostile values stay text", func(t *testing.T) {
