@@ -230,6 +230,8 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	// The password is never a flag, so it does not show in ps.
 	c.KafkaSASLPassword = os.Getenv("LOGBOX_KAFKA_SASL_PASSWORD")
+	tz, hasTZ := os.LookupEnv("TZ")
+	c.Zone = localZoneName(tz, hasTZ, "/etc/localtime")
 	if saslPasswordFile != "" {
 		b, err := os.ReadFile(saslPasswordFile)
 		if err != nil {

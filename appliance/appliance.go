@@ -280,7 +280,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 		cpStage = a.start(g, "checkpoints", watch("checkpoints", cps.Run))
 		a.tail = tailer.New(tailer.Config{
-			Host: cfg.Host, ScanInterval: cfg.ScanInterval, RotateWait: cfg.RotateWait,
+			Host: cfg.Host, Zone: cfg.Zone, ScanInterval: cfg.ScanInterval, RotateWait: cfg.RotateWait,
 			PartialLineIdle: cfg.PartialLineIdle, Allowed: policy.CheckReal,
 			CloseInactive: cfg.CloseInactive, MaxOpenFiles: cfg.MaxOpenFiles,
 		}, sink, cps, a.log)

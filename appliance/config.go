@@ -31,6 +31,10 @@ type Config struct {
 	Role     string
 	// Host is stamped on every collected line.
 	Host string
+	// Zone is the IANA name of this box's time zone (main.go finds it
+	// from $TZ or /etc/localtime), stamped on collected lines whose
+	// source names no timezone; empty: the UTC offset of time.Local.
+	Zone string
 	// Collect globs get a source each at start, if no source has them yet.
 	Collect []string
 	// AllowPaths are the roots sources may read below. The directories of

@@ -76,6 +76,7 @@ var runSettings = []runSetting{
 	{field: "MaxOpenFiles", flag: "max-open-files"},
 	{field: "HTTPTimeouts"},
 	{field: "LedgerGrace"},
+	{field: "Zone"}, // the box's zone, found at start ($TZ, /etc/localtime)
 }
 
 // SettingFlags returns the flag of every Config field (main's tests check

@@ -429,7 +429,7 @@ var metricUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 // "reading one field of many lines" is about) and records whether this
 // tree answers it; it is not timed against decoding the lines.
 func (e *env) probeStats(base, rng string) {
-	q := "GET | stats count() as n, avg(rt) by (host)"
+	q := "GET | stats count() as n, avg(request_time) by (host)" // rt= on access lines is request_time (auto parser)
 	var res map[string]any
 	t0 := time.Now()
 	err := getJSON(base+"/api/stats?q="+url.QueryEscape(q)+rng, &res)

@@ -10,16 +10,21 @@ import (
 	"time"
 )
 
-// What Index derives from a line, besides what the record carries:
+// What Index derives from a line, besides what the record carries, with
+// the record's parser (parsers.go; auto by default):
 //
 //   - ts: the event time found in the line (see EventTime; for a JSON line
-//     its @timestamp, timestamp, time or ts), else the record's TS (the time
-//     it was read). The read time is kept as "ingested" either way.
+//     its @timestamp, timestamp, time or ts; an access or syslog line's
+//     own stamp), else the record's TS (the time it was read). A time
+//     written without a zone is in the record's zone (Record.TZ, else
+//     Config.Zone). The read time is kept as "ingested" either way.
 //   - level: ERROR, WARN, INFO or DEBUG (see Level; for a JSON line its
-//     level, severity, lvl or log.level, names or pino/bunyan numbers).
+//     level, severity, lvl or log.level, names or pino/bunyan numbers; for
+//     a syslog line with PRI its severity).
 //   - fields: for a line that is a JSON object, every scalar leaf as
 //     fields.<path> (dots join nested keys; arrays give several values);
-//     for a text line, its key=value pairs (see logfmt). Values are
+//     for an access or syslog line, its parts (parsers.go); for a text
+//     line, its key=value pairs (see logfmt). Values are
 //     keywords (numbers as their text: facets show them as written); every
 //     numeric value is also indexed as a number in num.<path>, and so are
 //     numeric source fields (Record.Fields), so ranges work. Source fields
@@ -64,6 +69,12 @@ const maxFuture = 24 * time.Hour
 // one when that would be more than a day after now). Times before 1970 or
 // more than a day after now are not accepted.
 func EventTime(line string, now time.Time) (time.Time, bool) {
+	return eventTime(line, now, time.UTC)
+}
+
+// eventTime is EventTime with a time written without a zone read in loc
+// (the zone of the box that wrote it) rather than UTC.
+func eventTime(line string, now time.Time, loc *time.Location) (time.Time, bool) {
 	end := min(len(line), headBytes)
 	for i := 0; i < end; i++ {
 		c := line[i]
@@ -72,17 +83,17 @@ func EventTime(line string, now time.Time) (time.Time, bool) {
 			if i > 0 && isDigit(line[i-1]) {
 				continue
 			}
-			if t, ok := parseISO(line[i:]); ok {
+			if t, ok := parseISO(line[i:], loc); ok {
 				return checkTime(t, now)
 			}
-			if t, ok := parseCLF(line[i:]); ok {
+			if t, ok := parseCLF(line[i:], loc); ok {
 				return checkTime(t, now)
 			}
 		case c >= 'A' && c <= 'S':
 			if i > 0 && isLetter(line[i-1]) {
 				continue
 			}
-			if t, ok := parseSyslog(line[i:], now); ok {
+			if t, ok := parseSyslog(line[i:], now, loc); ok {
 				return checkTime(t, now)
 			}
 		}
@@ -154,20 +165,28 @@ func fraction(s string, i int) (ns, next int) {
 	return ns, j
 }
 
-// zone parses Z, +hh:mm, +hhmm or +hh at s[i:]; none is UTC.
-func zone(s string, i int) *time.Location {
+// zone parses Z, +hh:mm, +hhmm or +hh at s[i:]; none is loc (the zone
+// of the box that wrote the line).
+func zone(s string, i int, loc *time.Location) *time.Location {
+	z, _, _ := zoneAt(s, i, loc)
+	return z
+}
+
+// zoneAt is zone that also returns the index after the zone and whether
+// one was written.
+func zoneAt(s string, i int, loc *time.Location) (*time.Location, int, bool) {
 	if i >= len(s) {
-		return time.UTC
+		return loc, i, false
 	}
 	if s[i] == 'Z' {
-		return time.UTC
+		return time.UTC, i + 1, true
 	}
 	if s[i] != '+' && s[i] != '-' {
-		return time.UTC
+		return loc, i, false
 	}
 	h, ok := digits(s, i+1, 2)
 	if !ok || h > 14 {
-		return time.UTC
+		return loc, i, false
 	}
 	m := 0
 	j := i + 3
@@ -176,39 +195,67 @@ func zone(s string, i int) *time.Location {
 	}
 	if v, ok := digits(s, j, 2); ok && v < 60 {
 		m = v
+		j += 2
+	} else if s[j-1] == ':' {
+		j--
 	}
 	off := h*3600 + m*60
 	if s[i] == '-' {
 		off = -off
 	}
 	if off == 0 {
-		return time.UTC
+		return time.UTC, j, true
+	}
+	return fixedZone(off), j, true
+}
+
+// fixedZones holds the zones of whole quarter-hour offsets (every zone in
+// use), so a parsed offset costs no allocation.
+var fixedZones = func() (z [4*28 + 1]*time.Location) {
+	for i := range z {
+		z[i] = time.FixedZone("", (i-4*14)*900)
+	}
+	return z
+}()
+
+func fixedZone(off int) *time.Location {
+	if off%900 == 0 && off >= -14*3600 && off <= 14*3600 {
+		return fixedZones[off/900+4*14]
 	}
 	return time.FixedZone("", off)
 }
 
 // parseISO parses yyyy-mm-dd[T ]hh:mm:ss[.frac][zone] (or with / in the
-// date) at the start of s.
-func parseISO(s string) (time.Time, bool) {
+// date) at the start of s; without a zone it is in loc.
+func parseISO(s string, loc *time.Location) (time.Time, bool) {
+	t, _, _, ok := parseISOAt(s, loc)
+	return t, ok
+}
+
+// parseISOAt is parseISO that also returns the index after the time and
+// whether a zone was written.
+func parseISOAt(s string, loc *time.Location) (t time.Time, next int, zoned, ok bool) {
 	if len(s) < 19 {
-		return time.Time{}, false
+		return time.Time{}, 0, false, false
 	}
 	sep := s[4]
 	if sep != '-' && sep != '/' || s[7] != sep || (s[10] != 'T' && s[10] != ' ') {
-		return time.Time{}, false
+		return time.Time{}, 0, false, false
 	}
 	y, ok1 := digits(s, 0, 4)
 	mo, ok2 := digits(s, 5, 2)
 	d, ok3 := digits(s, 8, 2)
 	if !ok1 || !ok2 || !ok3 {
-		return time.Time{}, false
+		return time.Time{}, 0, false, false
 	}
 	h, mi, sec, i, ok := clock(s, 11)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, 0, false, false
 	}
 	ns, i := fraction(s, i)
-	return date(y, mo, d, h, mi, sec, ns, zone(s, i))
+	z, next, zoned := zoneAt(s, i, loc)
+	t, ok = date(y, mo, d, h, mi, sec, ns, z)
+	return t, next, zoned, ok
 }
 
 var months = map[string]int{
@@ -216,8 +263,9 @@ var months = map[string]int{
 	"Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12,
 }
 
-// parseCLF parses dd/Mon/yyyy:hh:mm:ss [+-]hhmm at the start of s.
-func parseCLF(s string) (time.Time, bool) {
+// parseCLF parses dd/Mon/yyyy:hh:mm:ss [+-]hhmm at the start of s
+// (without the zone, in loc).
+func parseCLF(s string, loc *time.Location) (time.Time, bool) {
 	if len(s) < 20 || s[2] != '/' || s[6] != '/' || s[11] != ':' {
 		return time.Time{}, false
 	}
@@ -235,18 +283,25 @@ func parseCLF(s string) (time.Time, bool) {
 	if i < len(s) && s[i] == ' ' {
 		i++
 	}
-	return date(y, mo, d, h, mi, sec, ns, zone(s, i))
+	return date(y, mo, d, h, mi, sec, ns, zone(s, i, loc))
 }
 
 // parseSyslog parses "Mon dd hh:mm:ss" (dd may be space padded) at the
-// start of s, in UTC, in now's year unless that is more than a day ahead.
-func parseSyslog(s string, now time.Time) (time.Time, bool) {
+// start of s, in loc, in now's year there unless that is more than a day
+// ahead.
+func parseSyslog(s string, now time.Time, loc *time.Location) (time.Time, bool) {
+	t, _, ok := parseSyslogAt(s, now, loc)
+	return t, ok
+}
+
+// parseSyslogAt is parseSyslog that also returns the index after the time.
+func parseSyslogAt(s string, now time.Time, loc *time.Location) (time.Time, int, bool) {
 	if len(s) < 15 || s[3] != ' ' {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	mo, ok := months[s[:3]]
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	var d int
 	i := 4
@@ -258,27 +313,27 @@ func parseSyslog(s string, now time.Time) (time.Time, bool) {
 	case isDigit(s[4]):
 		d, i = int(s[4]-'0'), 5
 	default:
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	if i >= len(s) || s[i] != ' ' || i+9 > len(s) {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	h, mi, sec, j, ok := clock(s, i+1)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
-	ns, _ := fraction(s, j)
-	now = now.UTC()
-	t, ok := date(now.Year(), mo, d, h, mi, sec, ns, time.UTC)
+	ns, j := fraction(s, j)
+	now = now.In(loc)
+	t, ok := date(now.Year(), mo, d, h, mi, sec, ns, loc)
 	if !ok || t.Day() != d {
 		// 29 Feb in a year without one: try last year (it may have one).
-		t, ok = date(now.Year()-1, mo, d, h, mi, sec, ns, time.UTC)
-		return t, ok && t.Day() == d
+		t, ok = date(now.Year()-1, mo, d, h, mi, sec, ns, loc)
+		return t, j, ok && t.Day() == d
 	}
 	if t.After(now.Add(maxFuture)) {
-		t, ok = date(now.Year()-1, mo, d, h, mi, sec, ns, time.UTC)
+		t, ok = date(now.Year()-1, mo, d, h, mi, sec, ns, loc)
 	}
-	return t, ok
+	return t, j, ok
 }
 
 // jsonTime reads a JSON time value: an RFC 3339 string (or any form
@@ -302,19 +357,19 @@ func unixTime(n int64, now time.Time) (time.Time, bool) {
 	return checkTime(t, now)
 }
 
-func jsonTime(v any, now time.Time) (time.Time, bool) {
+func jsonTime(v any, now time.Time, loc *time.Location) (time.Time, bool) {
 	var f float64
 	switch v := v.(type) {
 	case string:
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			return checkTime(t, now)
 		}
-		if t, ok := parseISO(v); ok {
+		if t, ok := parseISO(v, loc); ok {
 			return checkTime(t, now)
 		}
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return EventTime(v, now)
+			return eventTime(v, now, loc)
 		}
 		f = x
 	case json.Number:
@@ -375,8 +430,12 @@ func Level(line string) string {
 			if l := upperLevel(w); l != "" {
 				return l
 			}
-			if l := NormalizeLevel(w); l != "" && inLevelSlot(head, i) {
-				return l
+			// The slot first: it is cheaper than NormalizeLevel, which
+			// lower-cases (and allocates for) every capitalised word.
+			if inLevelSlot(head, i) {
+				if l := NormalizeLevel(w); l != "" {
+					return l
+				}
 			}
 		}
 		i = j
@@ -557,7 +616,10 @@ type extracted struct {
 	fields  map[string]any // fields.<path>: string or []string
 	num     map[string]any // num.<path>: float64 or []float64
 	dropped bool           // some JSON leaves were not indexed
-	leaves  []leaf         // JSON leaves, until admit
+	// unparsed: the source's named parser did not fit the line (it is
+	// indexed as text; FlagUnparsed).
+	unparsed bool
+	leaves   []leaf // JSON leaves, until admit
 }
 
 type leaf struct {
@@ -567,47 +629,29 @@ type leaf struct {
 	isN  bool
 }
 
-// extract derives ts, level and fields from r's line. static are the
-// source's fields: always indexed, and they win over JSON leaves of the
-// same name. names bounds the distinct JSON field names.
+// extract derives ts, level and fields from r's line with the auto
+// parser, zone-less times in UTC. static are the source's fields: always
+// indexed, and they win over JSON leaves of the same name. names bounds
+// the distinct JSON field names.
 func extract(line string, readTS time.Time, static map[string]string, now time.Time, maxPerDoc int, names *fieldNames) extracted {
 	ex := parseLine(line, readTS, static, now, maxPerDoc)
 	ex.admit(names)
 	return ex
 }
 
-// parseLine is extract without the field names bound: admit applies it
-// once the index (shard) the line goes to is known.
+// parseLine is parseRecord with the auto parser and zone-less times in
+// UTC.
 func parseLine(line string, readTS time.Time, static map[string]string, now time.Time, maxPerDoc int) extracted {
+	return parseRecord(line, readTS, static, now, maxPerDoc, autoParser, time.UTC)
+}
+
+// parseRecord derives ts, level and fields from a line with parser p,
+// reading a time written without a zone in loc. It is extract without
+// the field names bound: admit applies it once the index (shard) the
+// line goes to is known.
+func parseRecord(line string, readTS time.Time, static map[string]string, now time.Time, maxPerDoc int, p *lineParser, loc *time.Location) extracted {
 	var ex extracted
 	ex.ts = readTS
-	m, isJSON := parseJSONObject(line)
-	if !isJSON {
-		if t, ok := EventTime(line, now); ok {
-			ex.ts, ex.parsed = t, true
-		}
-		ex.level = Level(line)
-	} else {
-		for _, k := range jsonTimeKeys {
-			if v, ok := m[k]; ok {
-				if t, ok := jsonTime(v, now); ok {
-					ex.ts, ex.parsed = t, true
-					break
-				}
-			}
-		}
-		for _, k := range jsonLevelKeys {
-			if v, ok := lookup(m, k); ok {
-				if l := jsonLevel(v); l != "" {
-					ex.level = l
-					break
-				}
-			}
-		}
-		if ex.level == "" {
-			ex.level = Level(line)
-		}
-	}
 	if len(static) > 0 {
 		ex.fields = make(map[string]any, len(static))
 		for k, v := range static {
@@ -621,9 +665,59 @@ func parseLine(line string, readTS time.Time, static map[string]string, now time
 			}
 		}
 	}
+	pc := parseCtx{line: line, readTS: readTS, now: now, loc: loc, static: static, max: maxPerDoc}
+	p.parse(&ex, &pc)
+	return ex
+}
+
+// parseCtx is what a parser reads besides the record it fills.
+type parseCtx struct {
+	line   string
+	readTS time.Time
+	now    time.Time
+	loc    *time.Location // the zone of a time written without one
+	static map[string]string
+	max    int // MaxFieldsPerLine
+}
+
+// text finds a text line's time and level (EventTime, Level) and, with
+// pairs, its key=value pairs.
+func (ex *extracted) text(pc *parseCtx, pairs bool) {
+	if t, ok := eventTime(pc.line, pc.now, pc.loc); ok {
+		ex.ts, ex.parsed = t, true
+	}
+	ex.level = Level(pc.line)
+	if pairs {
+		ex.leaves, ex.dropped = logfmt(pc.line, pc.static, pc.max)
+	}
+}
+
+// json derives time, level and fields from a line that is a JSON object;
+// false when it is not one.
+func (ex *extracted) json(pc *parseCtx) bool {
+	m, isJSON := parseJSONObject(pc.line)
 	if !isJSON {
-		ex.leaves, ex.dropped = logfmt(line, static, maxPerDoc)
-		return ex
+		return false
+	}
+	now, static, maxPerDoc := pc.now, pc.static, pc.max
+	for _, k := range jsonTimeKeys {
+		if v, ok := m[k]; ok {
+			if t, ok := jsonTime(v, now, pc.loc); ok {
+				ex.ts, ex.parsed = t, true
+				break
+			}
+		}
+	}
+	for _, k := range jsonLevelKeys {
+		if v, ok := lookup(m, k); ok {
+			if l := jsonLevel(v); l != "" {
+				ex.level = l
+				break
+			}
+		}
+	}
+	if ex.level == "" {
+		ex.level = Level(pc.line)
 	}
 	var leaves []leaf
 	over := false
@@ -683,7 +777,7 @@ func parseLine(line string, readTS time.Time, static map[string]string, now time
 	}
 	walk("", m, 0)
 	ex.leaves = leaves
-	return ex
+	return true
 }
 
 // number parses a field value that is a plain decimal number.
@@ -691,11 +785,22 @@ func number(s string) (float64, bool) {
 	if s == "" || len(s) > 32 {
 		return 0, false
 	}
+	// What ParseFloat would refuse is refused here without its error
+	// (an allocation): no digit ("-"), two dots (an IPv4 address).
+	digit, dots := false, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isDigit(c) && c != '.' && c != '-' && c != '+' && c != 'e' && c != 'E' {
+		switch {
+		case isDigit(c):
+			digit = true
+		case c == '.':
+			dots++
+		case c != '-' && c != '+' && c != 'e' && c != 'E':
 			return 0, false
 		}
+	}
+	if !digit || dots > 1 {
+		return 0, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	return f, err == nil && !math.IsInf(f, 0)
@@ -712,6 +817,12 @@ const logfmtBytes = 4096
 // At most maxPerDoc pairs are taken, from the first 4 KiB of the line;
 // dropped says more were there.
 func logfmt(line string, static map[string]string, maxPerDoc int) (leaves []leaf, dropped bool) {
+	return appendLogfmt(nil, line, static, maxPerDoc)
+}
+
+// appendLogfmt is logfmt appending to leaves, which holds at most
+// maxPerDoc leaves in the end.
+func appendLogfmt(leaves []leaf, line string, static map[string]string, maxPerDoc int) (_ []leaf, dropped bool) {
 	s := line[:min(len(line), logfmtBytes)]
 	for i := 0; i < len(s); {
 		if i > 0 && s[i-1] != ' ' && s[i-1] != '\t' {

@@ -400,7 +400,9 @@ func TestSearchTestdata(t *testing.T) {
 		"latency_ms:>500":              1,
 		"latency_ms:>=12":              3,
 		"fields.latency_ms:<100":       2,
-		"status:200":                   1,
+		"status:200":                   4, // 1 app line (status=200) + 3 nginx lines (the access parser)
+		"+status:>=400 +method:POST":   1,
+		"body_bytes_sent:>1000":        1,
 		"+status:>=200 +user:carol":    1,
 		`err:"card declined"`:          1,
 		"level:ERROR":                  1,

@@ -76,6 +76,10 @@ type Config struct {
 	MaxFieldNames int
 	// Now is the clock used to judge parsed times (tests); default time.Now.
 	Now func() time.Time
+	// Zone is where a time written without a zone is read for a record
+	// that names none (Record.TZ: events of other producers and older
+	// agents); default time.Local, the indexer's own zone.
+	Zone *time.Location
 	// PersistTimeout bounds how long a write waits for Bleve to persist
 	// a batch (default 30s); then the write fails and is retried (a full
 	// disk), and the index is free for retention to drop shards.
@@ -121,6 +125,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Zone == nil {
+		c.Zone = time.Local
+	}
 	if c.ShardSpan == 0 {
 		c.ShardSpan = day
 	}
@@ -151,6 +158,9 @@ func (c Config) Validate() error {
 type Index struct {
 	cfg Config
 	log *slog.Logger
+
+	// specs caches the parsers and zones records name (parsers.go).
+	specs specCache
 
 	mu     sync.Mutex       // guards shards and closed
 	shards map[int64]*shard // by start (Unix ns)
@@ -186,6 +196,7 @@ type Index struct {
 	docs          atomic.Uint64 // lines written since open
 	batches       atomic.Uint64
 	dropped       atomic.Uint64 // lines flagged FlagFieldsDropped since open
+	unparsed      atomic.Uint64 // lines flagged FlagUnparsed since open
 	replayed      atomic.Uint64 // lines skipped since open: already held
 	droppedShards atomic.Uint64
 
@@ -352,9 +363,18 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	// Parse on every core.
 	parsed := make([]extracted, len(keep))
 	parallel(len(keep), func(lo, hi int) {
+		// The records of a batch mostly share their parser and zone.
+		var spec, tz string
+		p, loc := autoParser, ix.cfg.Zone
 		for k := lo; k < hi; k++ {
 			r := &recs[keep[k]]
-			parsed[k] = parseLine(r.Line, readTime(r, now), r.Fields, now, ix.cfg.MaxFieldsPerLine)
+			if r.Parser != spec || k == lo {
+				spec, p = r.Parser, ix.specs.parser(r.Parser)
+			}
+			if r.TZ != tz || k == lo {
+				tz, loc = r.TZ, ix.specs.zone(r.TZ, ix.cfg.Zone)
+			}
+			parsed[k] = parseRecord(r.Line, readTime(r, now), r.Fields, now, ix.cfg.MaxFieldsPerLine, p, loc)
 		}
 	})
 
@@ -519,6 +539,10 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 	if ex.dropped {
 		ix.dropped.Add(1)
 		l.Flags = append(l.Flags[:len(l.Flags):len(l.Flags)], pipeline.FlagFieldsDropped)
+	}
+	if ex.unparsed {
+		ix.unparsed.Add(1)
+		l.Flags = append(l.Flags[:len(l.Flags):len(l.Flags)], pipeline.FlagUnparsed)
 	}
 	if len(ex.fields) == 0 && len(ex.num) == 0 {
 		// Only parsed leaves (the common case: no static fields): sorted
@@ -795,6 +819,9 @@ type Stats struct {
 	FieldNames int `json:"field_names"`
 	// LinesFieldsDropped counts lines (since open) flagged fields_dropped.
 	LinesFieldsDropped uint64 `json:"lines_fields_dropped"`
+	// LinesUnparsed counts lines (since open) flagged unparsed: the
+	// source's named parser did not fit them.
+	LinesUnparsed uint64 `json:"lines_unparsed"`
 	// FieldNamesRefused counts JSON leaves not indexed because their
 	// shard held MaxFieldNames names already (since open).
 	FieldNamesRefused uint64 `json:"field_values_refused"`
@@ -805,7 +832,7 @@ type Stats struct {
 func (ix *Index) Stats() Stats {
 	st := Stats{
 		DocsWritten: ix.docs.Load(), BatchesWritten: ix.batches.Load(),
-		ShardsDropped: ix.droppedShards.Load(), ReplaysSkipped: ix.replayed.Load(), LinesFieldsDropped: ix.dropped.Load(),
+		ShardsDropped: ix.droppedShards.Load(), ReplaysSkipped: ix.replayed.Load(), LinesFieldsDropped: ix.dropped.Load(), LinesUnparsed: ix.unparsed.Load(),
 	}
 	names := map[string]struct{}{}
 	for _, sh := range ix.shardList() {

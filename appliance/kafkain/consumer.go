@@ -723,7 +723,8 @@ var ecsKeys = []string{
 // indexed once. Without them, FileID is "filebeat:kafka:<topic>:<partition>"
 // and Offset the Kafka offset. Custom "fields" (Filebeat's fields option,
 // flattened with dots), tags and a few ECS keys (ecsKeys) become
-// Record.Fields. Wrongly typed parts are ignored, not fatal.
+// Record.Fields; event.timezone (Filebeat's add_locale) is Record.TZ.
+// Wrongly typed parts are ignored, not fatal.
 func ecsRecord(value []byte, topic string, partition int32, offset int64, msgTS time.Time) (pipeline.Record, bool) {
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.UseNumber()
@@ -747,6 +748,11 @@ func ecsRecord(value []byte, topic string, partition int32, offset int64, msgTS 
 		}
 	}
 	r.Host = cmp.Or(str("host.name"), str("host.hostname"), str("host"), str("agent.hostname"))
+	// Filebeat's add_locale: the sender's zone ("+08:00", or a name),
+	// for times its lines write without one.
+	if tz := str("event.timezone"); len(tz) <= pipeline.MaxZoneBytes {
+		r.TZ = tz
+	}
 	path := str("log.file.path")
 	r.Source = cmp.Or(path, str("file"), "kafka:"+topic)
 	logOffset, hasOffset := lookup(ev, "log.offset").(json.Number)

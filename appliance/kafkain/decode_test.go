@@ -27,6 +27,10 @@ func TestDecodeValue(t *testing.T) {
 	}{
 		{"logbox event", `{"ts":"2026-11-25T09:00:00Z","host":"h","source":"/a.log","file_id":"1:2:ab","offset":7,"line":"hello","fields":{"app":"x"}}`,
 			decodedLogbox, pipeline.Record{TS: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), Host: "h", Source: "/a.log", FileID: "1:2:ab", Offset: 7, Line: "hello", Fields: map[string]string{"app": "x"}}},
+		{"logbox event with parser and zone", `{"ts":"2026-11-25T09:00:00Z","host":"h","source":"/a.log","file_id":"f","offset":7,"line":"x","flags":["truncated"],"parser":"regex:(?P<a>\\d+)","tz":"Asia/Shanghai"}`,
+			decodedLogbox, pipeline.Record{TS: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), Host: "h", Source: "/a.log", FileID: "f", Offset: 7, Line: "x", Parser: `regex:(?P<a>\d+)`, TZ: "Asia/Shanghai"}},
+		{"logbox event, members in another order", `{"tz":"+08:00","line":"x","parser":"nginx","host":"h","file_id":"f","offset":1}`,
+			decodedLogbox, pipeline.Record{TS: msgTS, Host: "h", FileID: "f", Offset: 1, Line: "x", Parser: "nginx", TZ: "+08:00"}},
 		{"logbox event without file_id", `{"line":"x","host":"h"}`,
 			decodedLogbox, pipeline.Record{TS: msgTS, Host: "h", FileID: "kafka:t:2", Offset: 99, Line: "x"}},
 		{"filebeat 8 filestream", filebeatEvent, decodedECS, pipeline.Record{
@@ -37,6 +41,8 @@ func TestDecodeValue(t *testing.T) {
 			decodedECS, pipeline.Record{TS: fbTS, Host: "db2", Source: "/var/log/pg.log", FileID: "filebeat:/var/log/pg.log@fp:a1b2", Offset: 0, Line: "m"}},
 		{"filebeat log input without inode", `{"@timestamp":"2026-11-25T10:00:01.234Z","message":"m","host":{"name":"a"},"log":{"offset":42,"file":{"path":"/x.log"}}}`,
 			decodedECS, pipeline.Record{TS: fbTS, Host: "a", Source: "/x.log", FileID: "filebeat:/x.log", Offset: 42, Line: "m"}},
+		{"filebeat with add_locale", `{"@timestamp":"2026-11-25T10:00:01.234Z","message":"m","host":{"name":"a"},"event":{"timezone":"+08:00"},"log":{"offset":42,"file":{"path":"/x.log"}}}`,
+			decodedECS, pipeline.Record{TS: fbTS, Host: "a", Source: "/x.log", FileID: "filebeat:/x.log", Offset: 42, Line: "m", TZ: "+08:00"}},
 		{"ecs without file (journald, syslog input)", `{"@timestamp":"2026-11-25T10:00:01.234Z","message":"Started session 4.","host":{"name":"a"},"log":{"level":"info"},"event":{"dataset":"system.syslog"},"input":{"type":"journald"}}`,
 			decodedECS, pipeline.Record{TS: fbTS, Host: "a", Source: "kafka:t", FileID: "filebeat:kafka:t:2", Offset: 99, Line: "Started session 4.",
 				Fields: map[string]string{"log.level": "info", "event.dataset": "system.syslog", "input.type": "journald"}}},
@@ -65,7 +71,8 @@ func TestDecodeValue(t *testing.T) {
 				t.Errorf("kind %d, want %d", kind, c.kind)
 			}
 			if !got.TS.Equal(c.want.TS) || got.Host != c.want.Host || got.Source != c.want.Source || got.FileID != c.want.FileID ||
-				got.Offset != c.want.Offset || got.Line != c.want.Line || got.Topic != c.want.Topic || len(got.Fields) != len(c.want.Fields) {
+				got.Offset != c.want.Offset || got.Line != c.want.Line || got.Topic != c.want.Topic || len(got.Fields) != len(c.want.Fields) ||
+				got.Parser != c.want.Parser || got.TZ != c.want.TZ {
 				t.Fatalf("got  %+v\nwant %+v", got, c.want)
 			}
 			for k, v := range c.want.Fields {

@@ -10,7 +10,7 @@ import (
 
 // fastEvent decodes a logbox event as a logbox agent writes it (members
 // in the order of kafkaout's appendEvent: ts, host, source, source_name,
-// file_id, offset, end, line, fields, flags; no spaces) without
+// file_id, offset, end, line, fields, flags, parser, tz; no spaces) without
 // reflection. Anything else — another order, other members, whitespace,
 // a number or string it does not read exactly as encoding/json would —
 // returns false, and the caller decodes the value with encoding/json:
@@ -92,6 +92,16 @@ func fastEvent(v []byte) (pipeline.Record, string, bool) {
 				return r, "", false
 			}
 			r.Flags = append(r.Flags, f)
+		}
+	}
+	if p.lit(`,"parser":`) {
+		if r.Parser, ok = p.str(); !ok {
+			return r, "", false
+		}
+	}
+	if p.lit(`,"tz":`) {
+		if r.TZ, ok = p.str(); !ok {
+			return r, "", false
 		}
 	}
 	if !p.lit(`}`) || p.i != len(v) {

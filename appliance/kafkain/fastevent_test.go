@@ -54,6 +54,12 @@ func TestFastEventAsJSON(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			r.Flags = []string{pipeline.FlagTruncated, str()}
 		}
+		if rng.IntN(3) == 0 {
+			r.Parser = "regex:" + str()
+		}
+		if rng.IntN(3) == 0 {
+			r.TZ = str()
+		}
 		v, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)

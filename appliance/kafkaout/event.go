@@ -83,6 +83,16 @@ func (e *eventEncoder) append(dst []byte, r *pipeline.Record) ([]byte, error) {
 		dst = append(dst, e.fieldsEnc...)
 	}
 	dst = appendFlags(dst, r.Flags)
+	// Omitted when empty (auto; the indexer's zone), as encoding/json
+	// does, so older indexers and other consumers read the same event.
+	if r.Parser != "" {
+		dst = append(dst, `,"parser":`...)
+		dst = appendString(dst, r.Parser)
+	}
+	if r.TZ != "" {
+		dst = append(dst, `,"tz":`...)
+		dst = appendString(dst, r.TZ)
+	}
 	return append(dst, '}'), nil
 }
 

@@ -17,7 +17,7 @@ func TestAppendEventIsJSONMarshal(t *testing.T) {
 	var recs []pipeline.Record
 	for i, s := range tricky {
 		recs = append(recs, pipeline.Record{TS: time.Date(2026, 11, 25, 10, 0, 0, i*123456789, time.UTC), Host: s, Source: "/var/log/" + s,
-			SourceName: s, FileID: "1:2:" + s, Offset: int64(i) * 1e12, End: int64(i)*1e12 + int64(i%3), Line: s + s, Fields: map[string]string{s: s, "b": "x", "a": s}, Flags: []string{s, "truncated"}})
+			SourceName: s, FileID: "1:2:" + s, Offset: int64(i) * 1e12, End: int64(i)*1e12 + int64(i%3), Line: s + s, Fields: map[string]string{s: s, "b": "x", "a": s}, Flags: []string{s, "truncated"}, Parser: []string{"", "nginx", "regex:" + s}[i%3], TZ: []string{"", "Asia/Shanghai", s}[i%3]})
 	}
 	recs = append(recs, pipeline.Record{TS: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), Host: "h", FileID: "f", Line: "l", Topic: "ignored"})
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -47,6 +47,14 @@ type Record struct {
 	// "truncated" or "invalid_utf8" (see the Flag constants). Empty for a
 	// line delivered exactly as written.
 	Flags []string `json:"flags,omitempty"`
+	// Parser is the source's parser as Parser.Spec writes it: empty for
+	// auto (the default, and what events of other producers mean).
+	Parser string `json:"parser,omitempty"`
+	// TZ is the zone a time written without one is read in: an IANA name
+	// (the source's timezone, else the collecting box's zone) or, when
+	// the box's zone has no known name, its UTC offset then ("+08:00").
+	// Empty means the indexer's own zone.
+	TZ string `json:"tz,omitempty"`
 	// Topic is the Kafka topic the record goes to; empty means the default.
 	// It is routing information, not part of the event.
 	Topic string `json:"-"`
@@ -65,6 +73,10 @@ const (
 	// index already holds the most distinct field names it takes. The line
 	// itself is indexed in full.
 	FlagFieldsDropped = "fields_dropped"
+	// FlagUnparsed: the source names a parser (not auto) that did not fit
+	// the line; it is indexed as text without parsed fields (its time and
+	// level are still found).
+	FlagUnparsed = "unparsed"
 )
 
 // ID is the record's stable identity: the same line of the same file always

@@ -28,6 +28,13 @@ type Source struct {
 	MaxLineBytes int `json:"max_line_bytes,omitempty"`
 	// Multiline joins lines into one event, e.g. a Java stack trace.
 	Multiline *Multiline `json:"multiline,omitempty"`
+	// Parser says how the index turns the source's lines into fields;
+	// the zero value is auto.
+	Parser Parser `json:"parser,omitzero"`
+	// Timezone is the IANA zone (Asia/Shanghai, UTC, Local) a time
+	// written without a zone is read in; empty means the zone of the box
+	// that collects the line.
+	Timezone string `json:"timezone,omitempty"`
 }
 
 // DefaultMaxLineBytes is the line size cap of a source that sets none.
@@ -130,6 +137,7 @@ const (
 	MaxFieldValueBytes = 1 << 10
 	MaxSourceHosts     = 256
 	MaxHostBytes       = 253 // the longest DNS name
+	MaxZoneBytes       = 64
 )
 
 var (
@@ -200,6 +208,14 @@ func (s *Source) Validate(allowPath func(glob string) error) error {
 	if s.Multiline != nil {
 		if err := s.Multiline.validate(); err != nil {
 			return err
+		}
+	}
+	if err := s.Parser.validate(); err != nil {
+		return err
+	}
+	if s.Timezone != "" {
+		if _, err := time.LoadLocation(s.Timezone); err != nil || len(s.Timezone) > MaxZoneBytes {
+			return &FieldError{"timezone", fmt.Sprintf("%q is not a time zone: use an IANA name like Asia/Shanghai or Europe/Berlin, or UTC or Local", s.Timezone)}
 		}
 	}
 	for i, h := range s.Hosts {

@@ -19,6 +19,8 @@ import (
 type collector struct {
 	m      *Manager
 	src    pipeline.Source
+	parser string // src.Parser.Spec(), stamped on every record
+	zone   string // src.Timezone when it names one (not Local)
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -64,8 +66,12 @@ type globState struct {
 
 func newCollector(ctx context.Context, m *Manager, s pipeline.Source) *collector {
 	cctx, cancel := context.WithCancel(ctx)
+	zone := s.Timezone
+	if zone == "Local" {
+		zone = "" // the box's zone, as when the source names none
+	}
 	return &collector{
-		m: m, src: s, ctx: cctx, cancel: cancel, done: make(chan struct{}),
+		m: m, src: s, parser: s.Parser.Spec(), zone: zone, ctx: cctx, cancel: cancel, done: make(chan struct{}),
 		files: map[devIno]*reader{}, keys: map[string]*reader{}, copies: map[devIno]time.Time{},
 		refused: map[string]string{}, parked: map[string]parkedFile{}, searched: map[string]time.Time{},
 		globs: make([]globState, len(s.Paths)), sweep: true,

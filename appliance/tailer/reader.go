@@ -403,6 +403,7 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 	// ts is when the lines being cut were read: one clock read per read
 	// call rather than per line.
 	ts := time.Now().UTC()
+	zone := recordZone(c.zone, cfg.Zone, ts)
 	emitEvent := func(ev event) {
 		if r.batch == nil {
 			// A file read at full speed fills its batches, and a batch
@@ -426,6 +427,8 @@ func (r *reader) readSome(buf []byte) (more bool, x exit) {
 			Fields:     c.src.Fields,
 			Topic:      c.src.Topic,
 			Flags:      ev.flags,
+			Parser:     c.parser,
+			TZ:         zone,
 		})
 		r.batchEnd = ev.end
 		for _, f := range ev.flags {
@@ -869,4 +872,16 @@ func (r *reader) status() FileStatus {
 		LastError:       r.lastErr,
 		Started:         r.started,
 	}
+}
+
+// recordZone is the Record.TZ of a line read at ts: the source's zone,
+// else the box's (boxZone), else time.Local's UTC offset at ts.
+func recordZone(srcZone, boxZone string, ts time.Time) string {
+	switch {
+	case srcZone != "":
+		return srcZone
+	case boxZone != "":
+		return boxZone
+	}
+	return ts.In(time.Local).Format("-07:00")
 }

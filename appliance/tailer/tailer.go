@@ -58,6 +58,11 @@ type Checkpoints interface {
 type Config struct {
 	// Host is stamped on every record.
 	Host string
+	// Zone is the IANA name of this box's time zone, stamped (Record.TZ)
+	// on the records of sources that name no timezone, so the index reads
+	// a time written without a zone as this box wrote it. Empty: the UTC
+	// offset of time.Local when the line is read ("+08:00").
+	Zone string
 	// ScanInterval is how often globs are expanded to find new files (1s).
 	ScanInterval time.Duration
 	// BatchLines caps the lines of one batch (1000).
