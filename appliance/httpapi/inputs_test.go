@@ -59,10 +59,10 @@ func TestRefusedQueryInputs(t *testing.T) {
 		params string
 		errHas string
 	}{
-		// 1. Nesting: parentheses do not group in this syntax, so they are
-		// counted on the raw string.
-		{"q=" + url.QueryEscape(nest(370, "request")), "parentheses nested 370 deep; at most 20"},
-		{"q=" + url.QueryEscape(nest(21, "request")), "parentheses nested 21 deep"},
+		// 1. Nesting: parentheses group, at most 20 deep; the error says
+		// where the 21st opens.
+		{"q=" + url.QueryEscape(nest(370, "request")), "parentheses nested more than 20 deep at position 21"},
+		{"q=" + url.QueryEscape(nest(21, "request")), "parentheses nested more than 20 deep at position 21"},
 		// 2. Times the index cannot hold, and a range that ends before it starts.
 		{"to=2300-01-01T00:00:00Z", "to: 2300-01-01T00:00:00Z is outside the times the index can hold"},
 		{"from=1600-01-01T00:00:00Z", "from: 1600-01-01T00:00:00Z is outside"},
@@ -99,7 +99,7 @@ func TestRefusedQueryInputs(t *testing.T) {
 			_ = json.NewDecoder(resp.Body).Decode(&m)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(m["error"]), "nested 370 deep") {
+		if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(m["error"]), "nested more than 20 deep") {
 			t.Errorf("tail with deep nesting: %d %v", resp.StatusCode, m)
 		}
 	}

@@ -38,7 +38,7 @@ import (
 //	cover (files that start with blockMagic2 only): uvarint runs |
 //	      per run varint start - first offset, uvarint length
 //
-// Files that start with blockMagic3 (every new shard) lay the body out as
+// Files that start with blockMagic3 or blockMagic4 (every new shard) lay the body out as
 // version 2 up to the cover, but for the times, which are a byte e and
 // then the deltas over 10^e ns (times written to the second or the
 // millisecond take that unit), then:
@@ -86,10 +86,14 @@ var (
 	blockMagic1 = []byte("LOGBOXB1")
 	blockMagic2 = []byte("LOGBOXB2") // adds the cover
 	blockMagic3 = []byte("LOGBOXB3") // adds the Bloom filter; zstd frames
+	// blockMagic4: the body of version 3; the block's Bleve document
+	// holds CJK runs as bigrams (terms.go), so a query may narrow its
+	// blocks by them (see blockQuery).
+	blockMagic4 = []byte("LOGBOXB4")
 )
 
 // blockVersionNewest is the layout a new block file gets.
-const blockVersionNewest = 3
+const blockVersionNewest = 4
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -940,17 +944,17 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int)
 	if err != nil {
 		return fail(fmt.Errorf("stat block file: %w", err))
 	}
-	if st.Size() < int64(len(blockMagic3)) {
+	if st.Size() < int64(len(blockMagic4)) {
 		if err := f.Truncate(0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		if _, err := f.WriteAt(blockMagic3, 0); err != nil {
+		if _, err := f.WriteAt(blockMagic4, 0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
 		if err := f.Sync(); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		return &blockFile{f: f, size: int64(len(blockMagic3)), version: blockVersionNewest}, nil
+		return &blockFile{f: f, size: int64(len(blockMagic4)), version: blockVersionNewest}, nil
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
 	magic := make([]byte, len(blockMagic2))
@@ -963,6 +967,8 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int)
 			version = 2
 		case string(blockMagic3):
 			version = 3
+		case string(blockMagic4):
+			version = 4
 		}
 	}
 	if version == 0 {

@@ -276,6 +276,11 @@ func bucketsIn(lo, hi *float64) []string {
 // are not all in Bleve). nil stays nil (every block).
 func blockQuery(q query.Query, version uint8) query.Query {
 	v3 := version >= 3
+	// From version 4 on, CJK runs of the text and of field values are
+	// indexed as their bigrams and last characters (terms.go); before, a
+	// run was one term with whatever it was glued to, so a block of an
+	// older layout may hold any CJK text.
+	v4 := version >= 4
 	term := func(field, t string) query.Query {
 		if v3 && (field == "line" || field == "fval") && hasDigitPart(t) {
 			return &bloomQuery{hash: xxhash.Sum64String(t)}
@@ -324,6 +329,9 @@ func blockQuery(q query.Query, version uint8) query.Query {
 		return query.NewDisjunctionQuery(subs)
 	case *query.TermQuery:
 		if q.Field() == "line" {
+			if hasCJK(q.Term) && !v4 {
+				return query.NewMatchAllQuery()
+			}
 			return term("line", q.Term)
 		}
 		name, ok := fieldOf(q)
@@ -335,10 +343,26 @@ func blockQuery(q query.Query, version uint8) query.Query {
 			vf = "fval"
 		}
 		subs := []query.Query{term("fnames", name)}
+		if hasCJK(q.Term) && !v4 {
+			return subs[0]
+		}
 		for _, p := range parts(q.Term) {
+			if c, _ := classAtS(p, 0); c == clCJK {
+				subs = append(subs, cjkQuery(vf, p))
+				continue
+			}
 			subs = append(subs, term(vf, p))
 		}
 		return query.NewConjunctionQuery(subs)
+	case *query.PrefixQuery:
+		if q.Field() == "line" && hasCJK(q.Prefix) {
+			// One CJK character (cjkQuery): the bigrams and run ends
+			// that start with it.
+			if v4 {
+				return q
+			}
+			return query.NewMatchAllQuery()
+		}
 	}
 	if name, ok := fieldOf(q); ok {
 		// Wildcards, regexps, prefixes, fuzzy terms on a field value.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -27,9 +28,11 @@ import (
 // such a block is then checked by a matcher: the user's query compiled into
 // a tree of nodes that read a storedLine directly. The matcher reproduces
 // what Bleve would answer for an index holding one document per line (see
-// the differential test), with one deliberate difference: a query word of
+// the differential test), with two deliberate differences: a query word of
 // several parts ("192.168.1.10") matches those parts in a row, where Bleve
-// would match any of them.
+// would match any of them; and a CJK run matches its characters in a row
+// anywhere in CJK text (ttCJK), where Bleve would match any of its
+// bigrams.
 //
 // Term-level tests (regexps, wildcards, fuzzy terms) use the same automata
 // as Bleve's scorch index (vellum), so the matcher and the Bleve query that
@@ -452,7 +455,9 @@ func equalLowerASCII(s, lower string) bool {
 
 // findSeq finds in low (a lowercased line) the first run of consecutive
 // parts, starting at or after from, that pass n.seq one by one. It returns
-// the byte span from the first part's start to the last part's end.
+// the byte span from the first part's start to the last part's end. A CJK
+// element (ttCJK) matches its characters anywhere in CJK text, as if each
+// character were a part.
 func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 	seq := n.seq
 	lead := seq[0].lead
@@ -464,25 +469,29 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 				return 0, 0, false
 			}
 			s = i + k
-			if s > 0 && isPartByte(low[s-1]) {
+			if seq[0].kind != ttCJK && wordBefore(low, s) {
 				i = s + 1
 				continue
 			}
 		} else {
-			if i > 0 && isPartByte(low[i-1]) {
+			if i > 0 && classBefore(low, i) != clSep {
 				// from is inside a part: go to the next one.
 				i = partEnd(low, i)
 			}
-			for i < len(low) && !isPartByte(low[i]) {
-				i++
+			for i < len(low) {
+				c, n := classAt(low, i)
+				if c != clSep {
+					break
+				}
+				i += n
 			}
 			if i == len(low) {
 				return 0, 0, false
 			}
 			s = i
 		}
-		e := partEnd(low, s)
-		if e > s && testTerm(&seq[0], low[s:e]) {
+		e, ok := matchAt(low, s, &seq[0])
+		if ok {
 			if j, ok := followSeq(low, e, seq[1:]); ok {
 				return s, j, true
 			}
@@ -490,10 +499,26 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 		if len(lead) > 0 {
 			i = s + 1
 		} else {
-			i = max(e, s+1)
+			i = max(partEnd(low, s), s+1)
 		}
 	}
 	return 0, 0, false
+}
+
+// matchAt checks the part (or CJK characters) at s of low against t and
+// returns where what matched ends.
+func matchAt(low []byte, s int, t *termTest) (int, bool) {
+	if t.kind == ttCJK {
+		if bytes.HasPrefix(low[s:], t.lead) {
+			return s + len(t.lead), true
+		}
+		return 0, false
+	}
+	e := partEnd(low, s)
+	if e > s && testTerm(t, low[s:e]) {
+		return e, true
+	}
+	return 0, false
 }
 
 // followSeq checks that the parts right after position e of low pass seq
@@ -501,24 +526,23 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 func followSeq(low []byte, e int, seq []termTest) (int, bool) {
 	j := e
 	for i := range seq {
-		for j < len(low) && !isPartByte(low[j]) {
-			j++
+		for j < len(low) {
+			c, n := classAt(low, j)
+			if c != clSep {
+				break
+			}
+			j += n
 		}
-		k := partEnd(low, j)
-		if k == j || !testTerm(&seq[i], low[j:k]) {
+		if j >= len(low) {
+			return 0, false
+		}
+		k, ok := matchAt(low, j, &seq[i])
+		if !ok {
 			return 0, false
 		}
 		j = k
 	}
 	return j, true
-}
-
-// partEnd returns the end of the run of part bytes starting at s.
-func partEnd(low []byte, s int) int {
-	for s < len(low) && isPartByte(low[s]) {
-		s++
-	}
-	return s
 }
 
 func (n *node) metaOnly() bool { return n.readsMeta(true) }
@@ -699,6 +723,12 @@ const (
 	ttWild                 // wildcard str (the automaton a)
 	ttRegexp               // regular expression str (the automaton a)
 	ttFuzzy                // within fuzz edits of str, starting with pre
+	// ttCJK: the CJK run str, matched anywhere in the CJK text of a line
+	// (findSeq), its bigrams in the index.
+	ttCJK
+	// ttSub: a keyword value that holds str (a CJK run): msg:登录 finds
+	// msg="用户登录失败", whose words are not split by spaces.
+	ttSub
 )
 
 // termTest checks one term: a part of the line or a whole keyword value.
@@ -728,6 +758,8 @@ func testTerm[T string | []byte](t *termTest, s T) bool {
 		return string(s) == t.str
 	case ttPrefix:
 		return len(s) >= len(t.str) && string(s[:len(t.str)]) == t.str
+	case ttCJK, ttSub:
+		return strings.Contains(string(s), t.str)
 	}
 	if len(s) < len(t.pre) || string(s[:len(t.pre)]) != t.pre {
 		return false
@@ -746,7 +778,9 @@ func testTerm[T string | []byte](t *termTest, s T) bool {
 func (t *termTest) bleve(field string) query.Query {
 	var q query.FieldableQuery
 	switch t.kind {
-	case ttEq:
+	case ttCJK:
+		return cjkQuery(field, t.str)
+	case ttEq, ttSub:
 		q = query.NewTermQuery(t.str)
 	case ttPrefix:
 		q = query.NewPrefixQuery(t.str)
@@ -765,6 +799,44 @@ func (t *termTest) bleve(field string) query.Query {
 }
 
 func eqTest(s string) termTest { return termTest{kind: ttEq, str: s, lead: []byte(s)} }
+
+// partTest is the test of one part of a query word: a CJK run matches
+// inside CJK text (ttCJK), any other part as a whole (ttEq).
+func partTest(p string) termTest {
+	if c, _ := classAtS(p, 0); c == clCJK {
+		return termTest{kind: ttCJK, str: p, lead: []byte(p)}
+	}
+	return eqTest(p)
+}
+
+// cjkQuery is the Bleve query for the blocks whose field holds the CJK
+// run s: each of its bigrams, or for one character the terms (bigrams and
+// run ends) that start with it.
+func cjkQuery(field, s string) query.Query {
+	var qs []query.Query
+	seen := map[string]bool{}
+	if _, n := utf8.DecodeRuneInString(s); n == len(s) {
+		p := query.NewPrefixQuery(s)
+		p.SetField(field)
+		return p
+	}
+	prev := -1
+	for i := 0; i < len(s); {
+		_, n := utf8.DecodeRuneInString(s[i:])
+		if prev >= 0 && !seen[s[prev:i+n]] {
+			seen[s[prev:i+n]] = true
+			t := query.NewTermQuery(s[prev : i+n])
+			t.SetField(field)
+			qs = append(qs, t)
+		}
+		prev = i
+		i += n
+	}
+	if len(qs) == 1 {
+		return qs[0]
+	}
+	return query.NewConjunctionQuery(qs)
+}
 
 func prefixTest(s string) termTest { return termTest{kind: ttPrefix, str: s, lead: []byte(s)} }
 
@@ -979,7 +1051,7 @@ func autoFuzziness(term string) int {
 // maxCompileDepth bounds the nesting compileNode follows. Parsed queries
 // are checked against MaxQueryDepth already; this only guards the stack
 // against queries built by hand.
-const maxCompileDepth = 4 * MaxQueryDepth
+const maxCompileDepth = 5 * MaxQueryDepth
 
 func compileNode(q query.Query, depth int) (*node, error) {
 	if depth > maxCompileDepth {
@@ -1173,6 +1245,9 @@ func compileMatch(q *query.MatchQuery) (*node, error) {
 		if k == fLevel {
 			text = strings.ToLower(text)
 		}
+		if k == fField && fuzz(text) == 0 && allCJK(text) {
+			return withSmin(keyNode(k, name, termTest{kind: ttSub, str: text}), orMin(q.Operator)), nil
+		}
 		t, err := fuzzyTest(text, fuzz(text), q.Prefix)
 		if err != nil {
 			return nil, err
@@ -1187,6 +1262,10 @@ func compileMatch(q *query.MatchQuery) (*node, error) {
 		}
 		seq := make([]termTest, len(ps))
 		for i, p := range ps {
+			if fuzz(p) == 0 {
+				seq[i] = partTest(p)
+				continue
+			}
 			t, err := fuzzyTest(p, fuzz(p), q.Prefix)
 			if err != nil {
 				return nil, err
@@ -1237,6 +1316,9 @@ func compilePhrase(q *query.MatchPhraseQuery) (*node, error) {
 		if k == fLevel {
 			text = strings.ToLower(text)
 		}
+		if k == fField && !auto && fuzz == 0 && allCJK(text) {
+			return keyNode(k, name, termTest{kind: ttSub, str: text}), nil
+		}
 		t, err := test(text)
 		if err != nil {
 			return nil, err
@@ -1249,6 +1331,10 @@ func compilePhrase(q *query.MatchPhraseQuery) (*node, error) {
 	}
 	seq := make([]termTest, len(ps))
 	for i, p := range ps {
+		if !auto && fuzz == 0 {
+			seq[i] = partTest(p)
+			continue
+		}
 		t, err := test(p)
 		if err != nil {
 			return nil, err

@@ -49,6 +49,14 @@ func (partsTestAnalyzer) Analyze(in []byte) analysis.TokenStream {
 	var ts analysis.TokenStream
 	s := string(in)
 	eachPart(s, func(a, b int) {
+		if c, _ := classAtS(s, a); c == clCJK {
+			// As blocks index a CJK run (terms.go): its bigrams and last
+			// character.
+			cjkGrams(s[a:b], func(g string) {
+				ts = append(ts, &analysis.Token{Term: []byte(g), Start: a, End: b, Position: len(ts) + 1, Type: analysis.Ideographic})
+			})
+			return
+		}
 		ts = append(ts, &analysis.Token{Term: []byte(lowerASCII(s[a:b])), Start: a, End: b, Position: len(ts) + 1, Type: analysis.AlphaNumeric})
 	})
 	return ts
@@ -968,7 +976,9 @@ func TestMatchMetaAndAll(t *testing.T) {
 		{"error -timeout", false, false, false},
 		{"error -level:info", false, false, false},
 		{"error offset:>10", false, false, true},
-		{"error OR -timeout", false, false, false}, // no OR in Bleve's syntax: three words, one negated
+		{"error OR -timeout", false, false, false}, // OR, then Lucene's -: error -timeout
+		{"(error OR level:warn) AND NOT host:x", false, false, false},
+		{"level:(error OR warn) AND NOT host:x", true, false, false},
 	}
 	for _, c := range cases {
 		q, err := parseUserQuery(c.q)

@@ -31,8 +31,9 @@ const (
 	MaxPatternLeads = 4
 )
 
-// parseUserQuery parses a query string, rejects what is too expensive to
-// run (see checkQuery) and adapts it to the mapping. Empty or "*" matches
+// parseUserQuery parses a query string (syntax.go), rejects what is too
+// expensive to run (see checkQuery, run on each leaf) and adapts it to the
+// mapping. Empty or "*" matches
 // everything. Errors are *pipeline.QueryError.
 func parseUserQuery(s string) (query.Query, error) {
 	if len(s) > MaxQueryBytes {
@@ -41,14 +42,11 @@ func parseUserQuery(s string) (query.Query, error) {
 	if t := strings.TrimSpace(s); t == "" || t == "*" {
 		return bleve.NewMatchAllQuery(), nil
 	}
-	if err := checkParens(s); err != nil {
+	q, err := parseBoolean(s)
+	if err != nil {
 		return nil, err
 	}
-	q, err := bleve.NewQueryStringQuery(s).Parse()
-	if err != nil {
-		return nil, &pipeline.QueryError{Msg: err.Error()}
-	}
-	if err := checkQuery(q, 1); err != nil {
+	if err := checkDepth(q, 1); err != nil {
 		return nil, err
 	}
 	mapFieldNames(q)
@@ -56,12 +54,11 @@ func parseUserQuery(s string) (query.Query, error) {
 	return q, nil
 }
 
-// checkParens refuses parentheses nested deeper than MaxQueryDepth. It
-// reads the raw string once, before any parsing: Bleve's query-string
-// syntax has no grouping, so "((a))" parses into one flat match query and
-// a check on the parsed tree never sees the nesting. Parentheses inside a
-// phrase or after a backslash are text and are not counted; inside a
-// regular expression they are its groups and are.
+// checkParens refuses parentheses nested deeper than MaxQueryDepth in a
+// query string handed to Bleve's parser as a whole (a QueryStringQuery
+// inside a query tree built by hand, where they do not group). Parentheses
+// inside a phrase or after a backslash are text and are not counted;
+// inside a regular expression they are its groups and are.
 func checkParens(s string) error {
 	depth, deepest, phrase := 0, 0, false
 	for i := 0; i < len(s); i++ {
@@ -126,8 +123,8 @@ func mapFieldNames(q query.Query) {
 // nesting and fuzziness above MaxFuzziness. It is pure: the same query
 // gives the same answer.
 func checkQuery(q query.Query, depth int) error {
-	if depth > MaxQueryDepth {
-		return &pipeline.QueryError{Msg: fmt.Sprintf("boolean nesting deeper than %d levels", MaxQueryDepth)}
+	if depth > maxTreeDepth {
+		return &pipeline.QueryError{Msg: fmt.Sprintf("boolean nesting deeper than %d levels", maxTreeDepth)}
 	}
 	fuzzy := func(n int) error {
 		if n < 0 || n > MaxFuzziness {
@@ -177,6 +174,20 @@ func checkQuery(q query.Query, depth int) error {
 		return fuzzy(q.Fuzziness)
 	case *query.MatchPhraseQuery:
 		return fuzzy(q.Fuzziness)
+	}
+	return nil
+}
+
+// checkDepth refuses a tree deeper than maxTreeDepth (the syntax keeps
+// parentheses within MaxQueryDepth; a chain of NOTs is bounded here).
+func checkDepth(q query.Query, depth int) error {
+	if depth > maxTreeDepth {
+		return &pipeline.QueryError{Msg: fmt.Sprintf("query nested deeper than %d levels (too many NOTs or parentheses)", maxTreeDepth)}
+	}
+	for _, sub := range children(q) {
+		if err := checkDepth(sub, depth+1); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func TestQueryChecks(t *testing.T) {
 		{"errr~3", "fuzziness ~3"},
 		{"host:web~9", "fuzziness ~9"},
 		{strings.Repeat("a ", 2049), "at most 4096"},
-		{`"unterminated`, "unterminated quote"},
+		{`"unterminated`, "quote is never closed"},
 	}
 	for _, c := range cases {
 		_, err := parseUserQuery(c.q)
@@ -48,23 +48,23 @@ func TestQueryChecks(t *testing.T) {
 			t.Errorf("%.40q: got %v, want QueryError with %q", c.q, err, c.errHas)
 		}
 	}
-	// A query string has no grouping: parentheses are text, so nesting is
-	// counted on the raw string before it is parsed.
+	// Parentheses group: their nesting is bounded where they open.
 	nest := func(n int, inner string) string { return strings.Repeat("(", n) + inner + strings.Repeat(")", n) }
 	for _, c := range []struct {
 		q      string
 		errHas string
 	}{
 		{nest(MaxQueryDepth, "error"), ""},
-		{nest(MaxQueryDepth+1, "error"), "parentheses nested 21 deep"},
-		{nest(370, "a"), "parentheses nested 370 deep"},
-		{"+ok " + nest(100, "a b") + " -c", "parentheses nested 100 deep"},
-		{strings.Repeat("(a ", 30), "parentheses nested 30 deep"},  // unclosed
-		{strings.Repeat("(a) ", 300), ""},                          // many, but shallow
-		{`"` + nest(30, "a") + `"`, ""},                            // in a phrase: text
-		{strings.Repeat(`\(`, 30) + "a", ""},                       // escaped: text
-		{"/e" + nest(25, "r") + "/", "parentheses nested 25 deep"}, // regexp groups
-		{strings.Repeat(")", 50) + nest(3, "a"), ""},
+		{nest(MaxQueryDepth+1, "error"), "parentheses nested more than 20 deep at position 21"},
+		{nest(370, "a"), "parentheses nested more than 20 deep at position 21"},
+		{"+ok " + nest(100, "a b") + " -c", "nested more than 20 deep at position 25"},
+		{strings.Repeat("(a ", 30), "nested more than 20 deep at position 61"},
+		{strings.Repeat("(a) ", 300), ""},    // many, but shallow
+		{`"` + nest(30, "a") + `"`, ""},      // in a phrase: text
+		{strings.Repeat(`\(`, 30) + "a", ""}, // escaped: text
+		{"/e" + nest(25, "r") + "/", ""},     // a regexp's own groups (bounded by its length)
+		{"getUser" + nest(25, "42"), ""},     // inside a word: text
+		{strings.Repeat(")", 50) + nest(3, "a"), "this ) closes no ( at position 1"},
 	} {
 		_, err := parseUserQuery(c.q)
 		var qe *pipeline.QueryError
@@ -80,7 +80,7 @@ func TestQueryChecks(t *testing.T) {
 	}
 	// Trees the query-string syntax cannot build are checked too.
 	deep := query.Query(query.NewMatchQuery("x"))
-	for i := 0; i < MaxQueryDepth; i++ {
+	for i := 0; i < maxTreeDepth; i++ {
 		deep = query.NewConjunctionQuery([]query.Query{deep})
 	}
 	if err := checkQuery(deep, 1); err == nil || !strings.Contains(err.Error(), "nesting") {
@@ -211,7 +211,7 @@ func TestQueryChecksRunBeforeSearch(t *testing.T) {
 // acceptedInvariants re-checks, independently of checkQuery, what an
 // accepted query may not contain.
 func acceptedInvariants(t *testing.T, q query.Query, depth int) {
-	if depth > MaxQueryDepth {
+	if depth > maxTreeDepth {
 		t.Fatalf("accepted a query nested %d deep", depth)
 	}
 	switch q := q.(type) {

@@ -65,6 +65,8 @@ type statsWorker struct {
 	scratch [][]string // per by item, values read from a line
 	idx     []int      // per by item, the value being counted
 	level   uint8      // of the line being counted
+	last    *statGroup // the group counted last, and its key
+	lastKey string
 }
 
 // StatsQuery answers a query with a stats pipe (see parseStatsPipes): one row
@@ -370,17 +372,27 @@ func (p *statsPlan) walk(sw *statsWorker, l *storedLine, i int, n uint64, k int)
 
 // emit counts into the group of the values sw.idx picks.
 func (p *statsPlan) emit(sw *statsWorker, l *storedLine, i int, n uint64) {
-	sw.key = sw.key[:0]
-	for k, g := range p.by {
-		if g.kind == byTime {
-			sw.key = binary.LittleEndian.AppendUint64(sw.key, uint64(sw.times[k]))
-		} else {
-			v := sw.vals[k][sw.idx[k]]
-			sw.key = binary.AppendUvarint(sw.key, uint64(len(v)))
-			sw.key = append(sw.key, v...)
+	var g *statGroup
+	if len(p.by) == 1 && p.by[0].kind != byTime {
+		// One field: its value is the key as it is.
+		sw.key = append(sw.key[:0], sw.vals[0][sw.idx[0]]...)
+	} else {
+		sw.key = sw.key[:0]
+		for k, g := range p.by {
+			if g.kind == byTime {
+				sw.key = binary.LittleEndian.AppendUint64(sw.key, uint64(sw.times[k]))
+			} else {
+				v := sw.vals[k][sw.idx[k]]
+				sw.key = binary.AppendUvarint(sw.key, uint64(len(v)))
+				sw.key = append(sw.key, v...)
+			}
 		}
 	}
-	g := sw.groups[string(sw.key)]
+	if sw.last != nil && string(sw.key) == sw.lastKey {
+		g = sw.last // the line before's group (a run of one value)
+	} else {
+		g = sw.groups[string(sw.key)]
+	}
 	if g == nil {
 		if len(sw.groups) >= MaxStatsGroups {
 			sw.capped = true
@@ -395,6 +407,10 @@ func (p *statsPlan) emit(sw *statsWorker, l *storedLine, i int, n uint64) {
 			}
 		}
 		sw.groups[string(sw.key)] = g
+	}
+	if sw.last != g {
+		sw.last = g
+		sw.lastKey = string(sw.key)
 	}
 	g.count += n
 	if i < 0 {

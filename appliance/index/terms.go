@@ -2,6 +2,7 @@ package index
 
 import (
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -28,6 +29,14 @@ import (
 // The parts of field values are split the same way; their words are the
 // terms of the document's fval field (so that the text's counts are the
 // text's alone).
+//
+// A CJK run (see isCJK) is not a word but text without spaces: its
+// overlapping bigrams and its last character are words (用户登录失败:
+// 用户 户登 登录 录失 失败 败), so that any two or more characters of it
+// are found by their bigrams and one character by the terms that start
+// with it (cjkQuery); the exact check confirms (findSeq). Blocks of layout
+// version 4 have these terms; older ones a term per run and what it was
+// glued to, and are read for a CJK query.
 
 // hasDigitPart reports whether the part p contains an ASCII digit.
 func hasDigitPart(p string) bool {
@@ -63,6 +72,23 @@ func termsOf(lines []storedLine) *blockTerms {
 	seen.reset()
 	last := tc.last[:0]
 	low := tc.low
+	// word counts the word p (no digit) for line li.
+	word := func(p []byte, li int) {
+		slot := seen.find(xxhash.Sum64(p))
+		wi := *slot
+		if wi < 0 {
+			wi = int32(len(t.words)) + 1
+			*slot = wi
+			seen.added()
+			t.words = append(t.words, string(p))
+			t.freq = append(t.freq, 0)
+			last = append(last, -1)
+		}
+		if w := wi - 1; wi > 0 && last[w] != int32(li) {
+			last[w] = int32(li)
+			t.freq[w]++
+		}
+	}
 	for li := range lines {
 		s := lines[li].Line
 		if cap(low) < len(s) {
@@ -71,15 +97,53 @@ func termsOf(lines []storedLine) *blockTerms {
 		low = low[:len(s)]
 		lowerInto(low, s)
 		for i := 0; i < len(low); {
-			if !isPartByte(low[i]) {
+			c := low[i]
+			if c < utf8.RuneSelf && !isPartByte(c) {
 				i++
 				continue
 			}
 			j, digit := i, false
-			for ; j < len(low) && isPartByte(low[j]); j++ {
-				if c := low[j]; c >= '0' && c <= '9' {
-					digit = true
+			if c >= utf8.RuneSelf {
+				switch cls, n := classAt(low, i); cls {
+				case clSep:
+					i += n
+					continue
+				case clCJK:
+					// A CJK run: its bigrams and its last character.
+					prev := -1
+					for j < len(low) {
+						k, n := classAt(low, j)
+						if k != clCJK {
+							break
+						}
+						if prev >= 0 {
+							word(low[prev:j+n], li)
+						}
+						prev = j
+						j += n
+					}
+					word(low[prev:j], li)
+					i = j
+					continue
 				}
+			}
+			for j < len(low) {
+				c := low[j]
+				if c < utf8.RuneSelf {
+					if !isPartByte(c) {
+						break
+					}
+					if c >= '0' && c <= '9' {
+						digit = true
+					}
+					j++
+					continue
+				}
+				k, n := classAt(low, j)
+				if k != clWord {
+					break
+				}
+				j += n
 			}
 			p := low[i:j]
 			i = j
@@ -119,6 +183,15 @@ func termsOf(lines []storedLine) *blockTerms {
 			}
 			seenVal[f.V] = struct{}{}
 			for _, p := range parts(f.V) {
+				if c, _ := classAtS(p, 0); c == clCJK {
+					cjkGrams(p, func(g string) {
+						if _, ok := vals[g]; !ok {
+							vals[g] = struct{}{}
+							t.vals = append(t.vals, g)
+						}
+					})
+					continue
+				}
 				if !hasDigitPart(p) {
 					if _, ok := vals[p]; !ok {
 						vals[p] = struct{}{}
