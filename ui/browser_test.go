@@ -512,17 +512,19 @@ func TestBrowser(t *testing.T) {
 	waitFor("preset searched", `new URLSearchParams(location.search).get('from') === 'now-1h' && !new URLSearchParams(location.search).get('to')`)
 
 	// The syntax the help explains is what the real index does: a space is
-	// OR, + must, - must not (also alone), and AND is just a word.
+	// OR, + must, - must not (also alone), AND, OR, NOT and parentheses
+	// are operators in upper case and words in lower case.
 	if ph := evalString(`document.getElementById('q').placeholder`); ph != "+error +host:web1" {
 		t.Errorf("placeholder %q", ph)
 	}
 	step("open help", chromedp.Click(chromedp.ID("syntax-toggle")))
 	waitFor("help shown", `!document.getElementById('syntax-help').hidden`)
 	if help := evalString(`document.getElementById('syntax-help').innerText`); !strings.Contains(help, "+timeout +host:web1") ||
-		!strings.Contains(help, "not operators") || strings.Contains(help, "also work") ||
+		!strings.Contains(help, "timeout AND host:web1") || !strings.Contains(help, "(GET OR POST) AND status:>=500") ||
+		!strings.Contains(help, "Lower-case and, or, not are plain words") || strings.Contains(help, "not operators") ||
 		!strings.Contains(help, "must begin with a fixed character (at most 4 different ones") ||
 		!strings.Contains(help, "api*, /err(or)?/, /[Ee]rror/, /(error|warn)/ work; *x, ?x, /.*/, /[a-z]*/ are refused") ||
-		!strings.Contains(help, "parentheses do not group terms") {
+		!strings.Contains(help, "the place is marked under the query box") {
 		t.Errorf("syntax help reads %q", help)
 	}
 	shotWindow("discover-help")
@@ -532,8 +534,13 @@ func TestBrowser(t *testing.T) {
 		{"+batchtok -level:INFO", "53 hits"}, // 27 of the 80 say INFO
 		{"+level:ERROR +batchtok", "27 hits"},
 		{"-batchtok", "6 hits"},
-		{"uniqalpha AND uniqbeta", "2 hits"}, // "and" is one more OR'ed word
-		{"/uniq(alpha|beta)/", "2 hits"},     // a regexp that begins with a fixed character
+		{"uniqalpha AND uniqbeta", "0 hits"}, // on different lines
+		{"uniqalpha OR uniqbeta", "2 hits"},
+		{"uniqalpha and uniqbeta", "2 hits"}, // "and" is one more OR'ed word
+		{"batchtok AND NOT level:INFO", "53 hits"},
+		{"(uniqalpha OR uniqbeta) AND level:WARN", "1 hit"},
+		{"level:(ERROR OR WARN) AND batchtok", "53 hits"},
+		{"/uniq(alpha|beta)/", "2 hits"}, // a regexp that begins with a fixed character
 	} {
 		search("syntax "+c.q, c.q)
 		waitFor("syntax "+c.q, countIs(c.count))
@@ -541,8 +548,11 @@ func TestBrowser(t *testing.T) {
 	// What the help says is refused is refused, with the server's reason.
 	for _, q := range []string{"*x", "/.*/"} {
 		search("refused "+q, q)
-		waitFor("refused "+q, `!document.getElementById('search-error').hidden`)
-		if msg := evalString(`document.getElementById('search-error').textContent`); !strings.HasPrefix(msg, "query: "+q+" can begin with any character") {
+		// Under the query box when the server says where, else above the
+		// results.
+		shown := `(document.getElementById('search-error').hidden ? document.getElementById('query-error-msg') : document.getElementById('search-error')).textContent`
+		waitFor("refused "+q, shown+`.startsWith(`+jsString("query: "+q)+`)`)
+		if msg := evalString(shown); !strings.HasPrefix(msg, "query: "+q+" can begin with any character") {
 			t.Errorf("%s shows %q, want the server's refusal", q, msg)
 		}
 	}
@@ -655,10 +665,19 @@ func TestBrowser(t *testing.T) {
 
 	// A bad query shows the API's message (an unterminated phrase is a
 	// syntax error in Bleve's query-string language).
+	// The server says where the query goes wrong; the page marks it under
+	// the query box.
+	var bad struct {
+		Error    string `json:"error"`
+		Position int    `json:"position"`
+	}
+	if code, body := srv.raw(ctx, "/api/search?q="+url.QueryEscape(`"abc`)); code != http.StatusBadRequest || json.Unmarshal([]byte(body), &bad) != nil || bad.Position != 1 {
+		t.Fatalf(`/api/search?q="abc answered %d %s, want 400 at position 1 (the unclosed quote)`, code, body)
+	}
 	search("bad query", `"abc`)
-	waitFor("error shown", `!document.getElementById('search-error').hidden`)
-	if badMsg := evalString(`document.getElementById('search-error').textContent`); badMsg != "query: parse error: unterminated quote" {
-		t.Errorf("error state shows %q, want the server's query error", badMsg)
+	waitFor("error shown", `!document.getElementById('query-error').hidden`)
+	if got := evalString(`document.getElementById('query-error-msg').textContent + '|' + document.querySelector('#query-error-where mark').textContent + '|' + document.getElementById('search-error').hidden`); got != bad.Error+`|"|true` {
+		t.Errorf("error state shows %q, want the server's query error %q with the quote marked", got, bad.Error)
 	}
 	if n := evalString(`String(document.querySelectorAll('#results .hit').length) + '|' + document.getElementById('hit-count').textContent`); n != "0|" {
 		t.Errorf("after a bad query hits|count = %q, want none", n)

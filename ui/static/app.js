@@ -115,7 +115,17 @@ function plural(n, one, many) {
 // ---------------------------------------------------------------------------
 // API client
 
-class APIError extends Error {}
+// APIError is a refused or failed API call: message is the server's
+// {"error"}, status its HTTP status (0 when logbox could not be reached),
+// and position, for a query the server could not read, where in the query
+// (1-based byte offset; 0 when the answer names none).
+class APIError extends Error {
+  constructor(message, status = 0, position = 0) {
+    super(message);
+    this.status = status;
+    this.position = position;
+  }
+}
 
 // api calls the logbox HTTP API on the same origin. It resolves to the
 // decoded JSON body (null for 204) and rejects with an APIError that carries
@@ -142,7 +152,10 @@ async function api(method, path, { params, body, signal } = {}) {
     if (err.name === 'AbortError') throw err;
     throw new APIError('Cannot reach logbox: ' + err.message);
   }
-  if (!resp.ok) throw new APIError(await errorOf(resp));
+  if (!resp.ok) {
+    const { message, position } = await refusalOf(resp);
+    throw new APIError(message, resp.status, position);
+  }
   const text = resp.status === 204 ? '' : await resp.text();
   if (!text) return null;
   try {
@@ -152,9 +165,9 @@ async function api(method, path, { params, body, signal } = {}) {
   }
 }
 
-// errorOf reads what a refused request says: the server's
-// {"error": "..."}, or else its status.
-async function errorOf(resp) {
+// refusalOf reads what a refused request says: the server's
+// {"error": "...", "position": N}, or else its status.
+async function refusalOf(resp) {
   let data = null;
   try {
     data = JSON.parse(await resp.text());
@@ -162,7 +175,14 @@ async function errorOf(resp) {
     if (err.name === 'AbortError') throw err;
     data = null;
   }
-  return data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
+  const message = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
+  const position = data && Number.isInteger(data.position) && data.position > 0 ? data.position : 0;
+  return { message, position };
+}
+
+// errorOf is refusalOf's message.
+async function errorOf(resp) {
+  return (await refusalOf(resp)).message;
 }
 
 // ---------------------------------------------------------------------------
@@ -308,10 +328,97 @@ function appendHighlighted(parent, value, re) {
 }
 
 // ---------------------------------------------------------------------------
+// Query errors: a query the server could not read (a 400 that names a
+// position) is shown under the query box, with a copy of the query in
+// which the place is marked; the next query that runs clears it.
+
+// charIndex turns pos, a 1-based byte position in s as UTF-8 (the API's
+// "position"), into an index into the JavaScript string s. A position
+// inside a character stands for that character.
+function charIndex(s, pos) {
+  const bytes = new TextEncoder().encode(s);
+  let n = Math.max(0, Math.min(bytes.length, pos - 1));
+  while (n > 0 && n < bytes.length && (bytes[n] & 0xc0) === 0x80) n--;
+  return new TextDecoder().decode(bytes.subarray(0, n)).length;
+}
+
+// charLength is the length (1 or 2 UTF-16 units) of the character at i in
+// s, or 0 past its end.
+function charLength(s, i) {
+  if (i >= s.length) return 0;
+  return s.codePointAt(i) > 0xffff ? 2 : 1;
+}
+
+const QUERY_ERROR_CONTEXT = 40; // characters shown either side of the mark
+
+const queryError = {
+  q: null,   // the query the error is about
+  index: 0,  // where in it, as a string index
+  length: 0, // how many units the mark covers (0: at the end)
+
+  // show puts err (an APIError with a position) about query q under the
+  // query box.
+  show(q, err) {
+    const i = charIndex(q, err.position);
+    const len = charLength(q, i);
+    this.q = q;
+    this.index = i;
+    this.length = len;
+    $('query-error-msg').textContent = printable(err.message);
+    const where = $('query-error-where');
+    const from = Math.max(0, i - QUERY_ERROR_CONTEXT);
+    const to = Math.min(q.length, i + len + QUERY_ERROR_CONTEXT);
+    where.replaceChildren();
+    if (from > 0) where.append(el('span', 'query-error-cut', '…'));
+    appendText(where, q.slice(from, i));
+    const at = el('mark', len ? 'query-error-at' : 'query-error-at at-end');
+    appendText(at, len ? q.slice(i, i + len) : ' ');
+    at.title = `position ${err.position}`;
+    where.append(at);
+    appendText(where, q.slice(i + len, to));
+    if (to < q.length) where.append(el('span', 'query-error-cut', '…'));
+    where.setAttribute('aria-label', printable(`position ${err.position} of the query, marked; select it in the query box`));
+    where.dataset.position = String(err.position);
+    show($('query-error-viz'), activeView === 'discover' && hasPipes(q));
+    show($('query-error'), true);
+  },
+
+  clear() {
+    this.q = null;
+    $('query-error-msg').textContent = '';
+    $('query-error-where').replaceChildren();
+    show($('query-error'), false);
+  },
+
+  // select selects the marked place in the query box, if the box still
+  // holds the query the error is about.
+  select() {
+    const input = $('q');
+    if (this.q === null || input.value.trim() !== this.q) return;
+    const lead = input.value.length - input.value.trimStart().length;
+    input.focus();
+    input.setSelectionRange(lead + this.index, lead + this.index + Math.max(1, this.length));
+  },
+};
+
+// showQueryError shows err about query q: under the query box when the
+// server named a place in the query, else in fallback (an error element).
+function showQueryError(q, err, fallback) {
+  if (err instanceof APIError && err.position > 0) {
+    setText(fallback, '');
+    queryError.show(q, err);
+    return;
+  }
+  queryError.clear();
+  setText(fallback, err.message);
+}
+
+// ---------------------------------------------------------------------------
 // URL state: the view, the query, the time range and live tail live in the
 // address so that a link is shareable and back/forward work.
 
-const views = ['discover', 'sources', 'status'];
+const views = ['discover', 'visualize', 'sources', 'status'];
+const CHARTS = ['bar', 'line', 'table'];
 let activeView = '';
 
 function readState() {
@@ -323,6 +430,7 @@ function readState() {
     from: p.get('from') || '',
     to: p.get('to') || '',
     live: p.get('live') === '1',
+    chart: CHARTS.includes(p.get('chart')) ? p.get('chart') : '',
   };
 }
 
@@ -333,6 +441,7 @@ function stateURL(state) {
   if (state.from) p.set('from', state.from);
   if (state.to) p.set('to', state.to);
   if (state.live) p.set('live', '1');
+  if (state.view === 'visualize' && state.chart) p.set('chart', state.chart);
   const s = p.toString();
   return location.pathname + (s ? '?' + s : '');
 }
@@ -355,7 +464,7 @@ function rangeFromInputs() {
 }
 
 function currentState(view) {
-  return { view, q: $('q').value.trim(), ...rangeFromInputs(), live: tail.on };
+  return { view, q: $('q').value.trim(), ...rangeFromInputs(), live: tail.on, chart: viz.chart };
 }
 
 // ---------------------------------------------------------------------------
@@ -403,7 +512,10 @@ function showView(view) {
     tab.setAttribute('aria-selected', String(v === view));
     tab.classList.toggle('active', v === view);
   }
-  document.title = { discover: 'logbox', sources: 'Sources · logbox', status: 'Status · logbox' }[view];
+  document.title = { discover: 'logbox', visualize: 'Visualize · logbox', sources: 'Sources · logbox', status: 'Status · logbox' }[view];
+  show($('query-area'), view === 'discover' || view === 'visualize');
+  $('query-area').classList.toggle('visualize', view === 'visualize');
+  show($('query-error-viz'), view === 'discover' && queryError.q !== null && hasPipes(queryError.q));
   if (view === 'sources') sources.start();
   else sources.stop();
   if (view === 'status') statusView.start();
@@ -474,8 +586,8 @@ function showAbsolute() {
 // runRange applies a new time range (from the chart or the date inputs).
 function runRange(from, to) {
   setRange(from, to);
-  pushState(currentState('discover'));
-  search(false);
+  pushState(currentState(activeView));
+  runQuery();
 }
 
 function hitFieldRow(table, name, value, filterField) {
@@ -684,6 +796,7 @@ async function search(append) {
     discover.total = Number.isFinite(data && data.total) ? data.total : discover.shown;
     discover.totalGte = Boolean(data && data.total_relation === 'gte');
     discover.cursor = (data && typeof data.cursor === 'string') ? data.cursor : '';
+    if (!append) queryError.clear();
     renderSummary();
     if (!append && hits.length === 0) showEmptyState(params);
   } catch (err) {
@@ -697,7 +810,8 @@ async function search(append) {
       show($('load-more'), false);
     }
     $('search-status').textContent = '';
-    setText($('search-error'), err.message);
+    if (append) setText($('search-error'), err.message);
+    else showQueryError(params.q, err, $('search-error'));
   } finally {
     if (discover.controller === controller) {
       discover.controller = null;
@@ -762,7 +876,7 @@ const histogram = {
       if (err.name === 'AbortError') return;
       this.data = null;
       chart.replaceChildren();
-      $('histogram-label').textContent = 'No chart: ' + printable(err.message);
+      $('histogram-label').textContent = err.position ? 'No chart: the query has an error (see above).' : 'No chart: ' + printable(err.message);
     } finally {
       if (this.controller === controller) {
         this.controller = null;
@@ -932,7 +1046,8 @@ const facets = {
     });
     if (!hits && !sections.length) {
       const why = results.find((r) => r.status === 'rejected');
-      sections.push(el('p', 'status', why ? 'No fields: ' + printable(why.reason.message) : 'No fields.'));
+      const msg = !why ? 'No fields.' : why.reason.position ? 'No fields: the query has an error (see above).' : 'No fields: ' + printable(why.reason.message);
+      sections.push(el('p', 'status', msg));
     }
     box.replaceChildren(...sections);
   },
@@ -940,8 +1055,26 @@ const facets = {
   renderField(field, data) {
     const sec = el('section', 'facet');
     sec.dataset.field = field;
-    sec.append(textEl('h3', 'facet-name', field));
     const values = Array.isArray(data.values) ? data.values : [];
+    const head = el('div', 'facet-head');
+    head.append(textEl('h3', 'facet-name', field));
+    // flags are not a field stats can group by.
+    const vizBtn = el('button', 'link facet-viz', 'visualize');
+    vizBtn.hidden = field === 'flags';
+    vizBtn.type = 'button';
+    vizBtn.title = `Count the lines by ${printable(field)} in Visualize`;
+    vizBtn.addEventListener('click', () => visualizeField(field, 'count'));
+    head.append(vizBtn);
+    // A field whose top values are all numbers: its average and 99th
+    // percentile over time.
+    if (values.length && values.every((v) => /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(String(v.value)))) {
+      const avgBtn = el('button', 'link facet-viz-avg', 'avg & p99');
+      avgBtn.type = 'button';
+      avgBtn.title = `The average and 99th percentile of ${printable(field)} over time, in Visualize`;
+      avgBtn.addEventListener('click', () => visualizeField(field, 'avg'));
+      head.append(avgBtn);
+    }
+    sec.append(head);
     const total = Math.max(1, Number(data.total) || 0);
     if (!values.length) sec.append(el('p', 'facet-none', 'no values'));
     const ul = el('ul', 'facet-values');
@@ -1254,12 +1387,12 @@ const tail = {
 function initDiscover() {
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const st = currentState('discover');
+    const st = currentState(activeView === 'visualize' ? 'visualize' : 'discover');
     discover.from = st.from;
     discover.to = st.to;
     pushState(st);
     addHistory(st.q);
-    search(false);
+    runQuery();
   });
   $('range').addEventListener('change', () => {
     if ($('range').value === 'custom') {
@@ -1268,8 +1401,8 @@ function initDiscover() {
       return;
     }
     setRange($('range').value, ''); // a preset range ends now
-    pushState(currentState('discover'));
-    search(false);
+    pushState(currentState(activeView));
+    runQuery();
   });
   for (const id of ['abs-from', 'abs-to']) {
     $(id).addEventListener('change', () => {
@@ -1280,6 +1413,7 @@ function initDiscover() {
     });
   }
   $('zoom-out').addEventListener('click', () => histogram.zoomOut());
+  $('query-error-where').addEventListener('click', () => queryError.select());
   $('load-more').addEventListener('click', () => search(true));
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) sentinelCheck();
@@ -1309,6 +1443,884 @@ function initDiscover() {
   }).observe($('histogram-chart'));
   if (window.matchMedia('(max-width: 800px)').matches) $('sidebar').open = false;
   renderHistory();
+}
+
+// ---------------------------------------------------------------------------
+// Visualize: a query with a stats pipe (/api/stats) as a table and a chart
+// drawn here in SVG: bars for groups, lines for a _time series. The query
+// and the time range are Discover's (the same inputs and URL).
+
+// splitPipes cuts a query at its pipes as the server does (index.splitPipes):
+// a | inside a quoted phrase, a /regular expression/, after a backslash,
+// doubled (||) or inside a word (a line id, host|file|offset) is not a pipe. It returns the query before the first pipe
+// and the pipes' texts, trimmed.
+function splitPipes(s) {
+  let cut = -1;
+  let start = 0;
+  let phrase = false;
+  let regexp = false;
+  const pipes = [];
+  const termStart = (i) => i === 0 || ' \t\r\n:(+-!'.includes(s[i - 1]);
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\') i++;
+    else if (phrase) phrase = c !== '"';
+    else if (regexp) regexp = c !== '/';
+    else if (c === '"') phrase = true;
+    else if (c === '/' && termStart(i)) regexp = true;
+    else if (c === '|' && s[i + 1] === '|') i++;
+    else if (c === '|' && (i === 0 || ' \t\r\n'.includes(s[i - 1]))) {
+      if (cut < 0) cut = i;
+      else pipes.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (cut < 0) return { query: s, pipes: [] };
+  pipes.push(s.slice(start));
+  return { query: s.slice(0, cut), pipes: pipes.map((p) => p.trim()) };
+}
+
+const hasPipes = (q) => splitPipes(q).pipes.length > 0;
+const statsPipe = (q) => splitPipes(q).pipes.find((p) => /^stats\b/i.test(p)) || '';
+
+// The bucket sizes a default series picks from (the server's histogram's).
+const NICE_INTERVALS = [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10800, 43200, 86400, 7 * 86400, 30 * 86400, 365 * 86400];
+const AUTO_BUCKETS = 60;
+
+// fmtInterval writes seconds as the largest whole unit: 30s, 5m, 3h, 7d.
+function fmtInterval(s) {
+  if (s % 86400 === 0) return `${s / 86400}d`;
+  if (s % 3600 === 0) return `${s / 3600}h`;
+  if (s % 60 === 0) return `${s / 60}m`;
+  return `${s}s`;
+}
+
+// parseInterval reads 30s, 5m, 3h, 7d (and ms) as milliseconds; 0 if not.
+function parseInterval(v) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(String(v || '').trim());
+  if (!m) return 0;
+  return Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[m[2]];
+}
+
+// autoInterval is the smallest nice bucket size that cuts [from, to) into
+// at most AUTO_BUCKETS buckets, as text (5m), or '' when the range is open
+// at the start (all time): the server's histogram then says.
+function autoInterval(from, to) {
+  const f = resolveTime(from);
+  if (!f) return '';
+  const t = resolveTime(to) || new Date();
+  for (const s of NICE_INTERVALS) {
+    const iv = s * 1000;
+    const start = Math.floor(f.getTime() / iv) * iv;
+    if (Math.ceil((t.getTime() - start) / iv) <= AUTO_BUCKETS) return fmtInterval(s);
+  }
+  return fmtInterval(365 * 86400 * Math.ceil((t - f) / (365 * 86400e3 * AUTO_BUCKETS)));
+}
+
+// statsFunctions maps the columns of a stats pipe (an alias, or a function
+// as written) to the function's name: count, sum, avg, ...
+function statsFunctions(pipe) {
+  const out = new Map();
+  const funcs = pipe.replace(/^stats\s*/i, '').replace(/\bby\s*\([^)]*\)/gi, '');
+  const re = /([A-Za-z_]\w*)\s*\(([^()]*)\)(?:\s+as\s+("[^"]*"|[^\s,()]+))?/gi;
+  for (const m of funcs.matchAll(re)) {
+    const fn = m[1].toLowerCase();
+    // The server names a column fn(arg, arg) (lower case, one space).
+    out.set(`${fn}(${m[2].split(',').map((a) => a.trim()).filter(Boolean).join(', ')})`, fn);
+    if (m[3]) out.set(m[3].replace(/^"|"$/g, ''), fn);
+  }
+  return out;
+}
+
+// Columns whose values add up across groups (an "other" line is their sum).
+const ADDITIVE = new Set(['count', 'sum']);
+
+// fmtStat writes an aggregate: whole numbers grouped, others with up to
+// four significant decimals; null (no numeric value in the group) as —.
+function fmtStat(v) {
+  if (v === null || v === undefined || v === '') return '—';
+  const n = Number(v);
+  if (!Number.isFinite(n)) return printable(v);
+  if (Number.isInteger(n)) return n.toLocaleString();
+  const digits = Math.abs(n) >= 100 ? 2 : Math.abs(n) >= 1 ? 3 : Math.min(10, 3 - Math.floor(Math.log10(Math.abs(n))));
+  return n.toLocaleString(undefined, { maximumFractionDigits: digits });
+}
+
+// fmtAxis writes an axis tick short: 1.2k, 3M, 0.25.
+function fmtAxis(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return +(v / 1e9).toFixed(1) + 'G';
+  if (a >= 1e6) return +(v / 1e6).toFixed(1) + 'M';
+  if (a >= 1e4) return +(v / 1e3).toFixed(1) + 'k';
+  return String(+v.toPrecision(4));
+}
+
+// niceTicks covers [lo, hi] with about n round steps (1, 2, 5 × 10^k).
+function niceTicks(lo, hi, n) {
+  if (!(hi > lo)) hi = lo + 1;
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= raw);
+  const ticks = [];
+  const first = Math.floor(lo / step) * step;
+  for (let v = first; v < hi + step * 0.999; v += step) ticks.push(+v.toPrecision(12));
+  return ticks;
+}
+
+// timeLabel writes a time tick for a series whose ticks are step ms apart.
+function timeLabel(ms, step, spanMs) {
+  const d = new Date(ms);
+  const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  const md = `${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+  if (step >= 86400e3) return md;
+  if (step < 60e3) return `${hm}:${pad2(d.getSeconds())}`;
+  return spanMs > 86400e3 ? `${md} ${hm}` : hm;
+}
+
+const TIME_TICKS = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 30 * 86400].map((s) => s * 1000);
+const TOP_SERIES = 5;  // lines drawn one per group; the rest are "other"
+const MAX_BARS = 60;   // groups drawn as bars; the table has every row
+const SERIES_CLASSES = 6;
+
+// statsModel reads an /api/stats answer: which columns are group values
+// (strings, and _time) and which are aggregates (numbers or null).
+function statsModel(data, pipe) {
+  const columns = Array.isArray(data && data.columns) ? data.columns.map(String) : [];
+  const rows = Array.isArray(data && data.rows) ? data.rows.filter(Array.isArray) : [];
+  const ti = columns.indexOf('_time');
+  const isGroup = columns.map((c, j) => j === ti || rows.some((r) => typeof r[j] === 'string'));
+  const fns = statsFunctions(pipe);
+  const fnOf = (c) => fns.get(c) || ((/^(\w+)\(/.exec(c) || [])[1] || '').toLowerCase();
+  return {
+    columns, rows, ti,
+    groups: columns.map((_, j) => j).filter((j) => isGroup[j] && j !== ti),
+    metrics: columns.map((_, j) => j).filter((j) => !isGroup[j]),
+    additive: (j) => ADDITIVE.has(fnOf(columns[j])),
+    capped: Boolean(data && data.groups_capped),
+  };
+}
+
+const viz = {
+  controller: null,
+  shown: null,   // {q, from, to}: the inputs of the answer shown
+  sent: '',      // the query sent to /api/stats
+  model: null,
+  chart: '',     // the chart asked for in the URL ('' = by the data)
+  stash: null,   // {query, full}: the pipes kept while Discover shows the query
+  hover: null,   // what the pointer is over, for the tooltip
+
+  // ensure runs the query unless the answer shown belongs to the inputs.
+  ensure() {
+    const r = rangeFromInputs();
+    const s = this.shown;
+    if (!s || s.q !== $('q').value.trim() || s.from !== r.from || s.to !== r.to) this.load();
+    else this.render();
+  },
+
+  // effective is the chart drawn: the one asked for, else lines for a
+  // _time series and bars for groups.
+  effective() {
+    const series = this.model && this.model.ti >= 0;
+    if (this.chart === 'table' || this.chart === 'bar' || (this.chart === 'line' && series)) return this.chart;
+    return series ? 'line' : 'bar';
+  },
+
+  setChart(chart) {
+    this.chart = chart;
+    pushState(currentState('visualize'));
+    this.render();
+  },
+
+  // statsQuery is the query to send for q: q itself when it has pipes,
+  // else its count over time in about AUTO_BUCKETS buckets.
+  async statsQuery(q, range, signal) {
+    if (hasPipes(q)) return { sent: q, auto: false };
+    let iv = autoInterval(range.from, range.to);
+    if (!iv) {
+      const h = await api('GET', '/api/histogram', { params: { q, from: range.from, to: range.to, buckets: AUTO_BUCKETS }, signal });
+      iv = (h && typeof h.interval === 'string' && parseInterval(h.interval)) ? h.interval : '1h';
+    }
+    return { sent: `${q || '*'} | stats count() by (_time:${iv})`, auto: true };
+  },
+
+  async load() {
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    const q = $('q').value.trim();
+    const range = rangeFromInputs();
+    discover.from = range.from;
+    discover.to = range.to;
+    showAbsolute();
+    this.shown = { q, from: range.from, to: range.to };
+    $('viz-chart').classList.add('loading');
+    $('viz-status').textContent = 'Counting…';
+    setText($('viz-error'), '');
+    let sent = q;
+    try {
+      const s = await this.statsQuery(q, range, controller.signal);
+      sent = s.sent;
+      const data = await api('GET', '/api/stats', { params: { q: sent, from: range.from, to: range.to }, signal: controller.signal });
+      this.sent = sent;
+      this.model = statsModel(data, statsPipe(sent));
+      queryError.clear();
+      $('viz-hint-text').textContent = s.auto
+        ? printable(`The query has no stats pipe, so this is its count over time: ${sent}`)
+        : '';
+      show($('viz-hint'), s.auto);
+      this.render();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.model = null;
+      this.sent = sent;
+      // Asked again (back from Discover, which clears the error), it runs
+      // again and says so again.
+      this.shown = null;
+      $('viz-chart').replaceChildren();
+      $('viz-legend').replaceChildren();
+      show($('viz-table'), false);
+      show($('viz-empty'), false);
+      show($('viz-hint'), false);
+      show($('viz-capped'), false);
+      $('viz-status').textContent = '';
+      showQueryError(sent, err, $('viz-error'));
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        $('viz-chart').classList.remove('loading');
+      }
+    }
+  },
+
+  render() {
+    const chart = this.effective();
+    for (const b of document.querySelectorAll('.viz-type')) {
+      b.setAttribute('aria-pressed', String(b.dataset.chart === chart));
+      b.disabled = b.dataset.chart === 'line' && Boolean(this.model) && this.model.ti < 0;
+      b.title = b.disabled ? 'Lines need a time series: group by _time (by (_time:5m))' : '';
+    }
+    const m = this.model;
+    if (!m) return;
+    const n = m.rows.length;
+    $('viz-status').textContent = plural(n, 'row', 'rows');
+    setText($('viz-capped'), m.capped ? 'Too many groups: the answer holds only the first ones the server counted (the cap on groups). Narrow the query or group by fewer fields.' : '');
+    show($('viz-empty'), n === 0);
+    this.renderTable(m);
+    const box = $('viz-chart');
+    this.hover = null;
+    if (!n || !m.metrics.length || chart === 'table') {
+      box.replaceChildren();
+      $('viz-legend').replaceChildren();
+      return;
+    }
+    const series = chart === 'line' && m.ti >= 0 ? this.lineSeries(m) : null;
+    if (series) this.drawLines(box, m, series);
+    else this.drawBars(box, m);
+  },
+
+  renderTable(m) {
+    const head = el('tr');
+    m.columns.forEach((c, j) => {
+      const th = textEl('th', m.metrics.includes(j) ? 'num' : '', c);
+      th.scope = 'col';
+      head.append(th);
+    });
+    $('viz-thead').replaceChildren(head);
+    const rows = m.rows.map((r) => {
+      const tr = el('tr');
+      m.columns.forEach((c, j) => {
+        const v = r[j];
+        let td;
+        if (j === m.ti) {
+          td = el('td', 'viz-time', formatTs(v).replace(/\.000$/, ''));
+          td.title = printable(v);
+        } else if (m.metrics.includes(j)) {
+          td = el('td', 'num', fmtStat(v));
+          if (v !== null && v !== undefined) td.title = printable(v);
+        } else {
+          td = textEl('td', '', v === '' ? '(empty)' : v);
+        }
+        td.dataset.value = v === null || v === undefined ? 'null' : String(v);
+        tr.append(td);
+      });
+      return tr;
+    });
+    $('viz-tbody').replaceChildren(...rows);
+    show($('viz-table'), m.rows.length > 0);
+  },
+
+  // groupLabel names a row's group: its group values, joined.
+  groupLabel(m, r) {
+    return m.groups.map((j) => (r[j] === '' ? '(empty)' : String(r[j] ?? '—'))).join(' · ');
+  },
+
+  // lineSeries turns a _time answer into lines: one per group of the other
+  // by-fields (and per aggregate when there are several), the TOP_SERIES
+  // largest by total, plus "other" summing the rest of an additive column.
+  lineSeries(m) {
+    const byKey = new Map();
+    const times = new Set();
+    for (const r of m.rows) {
+      const t = Date.parse(r[m.ti]);
+      if (!Number.isFinite(t)) continue;
+      times.add(t);
+      const group = this.groupLabel(m, r);
+      for (const j of m.metrics) {
+        const name = [group, m.metrics.length > 1 || !group ? m.columns[j] : ''].filter(Boolean).join(' · ');
+        const key = group + '\u0000' + j;
+        if (!byKey.has(key)) byKey.set(key, { name, metric: j, points: new Map(), total: 0 });
+        const s = byKey.get(key);
+        const v = r[j] === null || r[j] === undefined ? null : Number(r[j]);
+        s.points.set(t, v);
+        if (Number.isFinite(v)) s.total += Math.abs(v);
+      }
+    }
+    if (!times.size) return null;
+    // Groups' lines, largest first; the columns of one group in their order.
+    const all = [...byKey.values()];
+    if (m.groups.length) all.sort((a, b) => b.total - a.total || a.name.localeCompare(b.name));
+    const top = all.slice(0, TOP_SERIES);
+    const rest = all.slice(TOP_SERIES);
+    const others = [];
+    for (const j of m.metrics) {
+      const mine = rest.filter((s) => s.metric === j);
+      if (!mine.length || !m.additive(j)) continue;
+      const o = { name: m.metrics.length > 1 ? `other · ${m.columns[j]}` : 'other', metric: j, points: new Map(), total: 0, other: mine.length };
+      for (const s of mine) {
+        for (const [t, v] of s.points) if (Number.isFinite(v)) o.points.set(t, (o.points.get(t) || 0) + v);
+        o.total += s.total;
+      }
+      others.push(o);
+    }
+    // The buckets: every step from the first to the last time; a step
+    // is the query's _time:N, else the smallest gap seen.
+    const sorted = [...times].sort((a, b) => a - b);
+    let step = parseInterval((/_time\s*:\s*([0-9.]+[a-z]+)/i.exec(statsPipe(this.sent)) || [])[1]);
+    if (!step) for (let i = 1; i < sorted.length; i++) step = Math.min(step || Infinity, sorted[i] - sorted[i - 1]);
+    // A closed range is drawn whole (its empty buckets too); all time
+    // from the first bucket to the last.
+    let lo = sorted[0];
+    let hi = sorted[sorted.length - 1];
+    const from = resolveTime(this.shown && this.shown.from);
+    if (from && step > 0) {
+      const to = resolveTime(this.shown.to) || new Date();
+      const a = Math.floor(from.getTime() / step) * step;
+      const b = Math.floor((to.getTime() - 1) / step) * step;
+      if (a <= lo && b >= hi && (b - a) / step <= 2000) [lo, hi] = [a, b];
+    }
+    let buckets = sorted;
+    if (step > 0 && (hi - lo) / step <= 2000) {
+      buckets = [];
+      for (let t = lo; t <= hi; t += step) buckets.push(t);
+      for (const t of sorted) if (!buckets.includes(t)) buckets.push(t);
+      buckets.sort((a, b) => a - b);
+    }
+    const lines = [...top, ...others].map((s, k) => ({
+      ...s,
+      cls: s.other ? 'viz-other' : `viz-s${k % SERIES_CLASSES}`,
+      // A missing bucket counted nothing (0) for count and sum; for the
+      // others it has no value and the line breaks.
+      values: buckets.map((t) => (s.points.has(t) ? s.points.get(t) : (m.additive(s.metric) ? 0 : null))),
+    }));
+    return { buckets, step: step || 0, lines, hidden: rest.length - others.reduce((a, o) => a + o.other, 0) };
+  },
+
+  // frame draws the empty chart: the y axis with its ticks and grid over
+  // [lo, hi]; it returns the svg, the plot's geometry and y().
+  frame(box, lo, hi, bottom) {
+    const W = Math.max(280, box.clientWidth || 800);
+    const H = 320;
+    const ticks = niceTicks(Math.min(0, lo), Math.max(0, hi), 5);
+    const y0 = ticks[0];
+    const y1 = ticks[ticks.length - 1];
+    const left = 12 + 7 * Math.max(...ticks.map((v) => fmtAxis(v).length));
+    const pad = { left, right: 16, top: 12, bottom };
+    const pw = W - pad.left - pad.right;
+    const ph = H - pad.top - pad.bottom;
+    const y = (v) => pad.top + ph - ((v - y0) / (y1 - y0 || 1)) * ph;
+    const svg = svgEl('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: 'viz-svg', role: 'img' });
+    for (const v of ticks) {
+      const yy = Math.round(y(v)) + 0.5;
+      svg.append(svgEl('line', { x1: pad.left, x2: W - pad.right, y1: yy, y2: yy, class: v === 0 ? 'axis' : 'grid' }));
+      const label = svgEl('text', { x: pad.left - 6, y: yy + 4, class: 'tick y-tick', 'text-anchor': 'end' });
+      label.textContent = fmtAxis(v);
+      svg.append(label);
+    }
+    return { svg, W, H, pad, pw, ph, y };
+  },
+
+  drawBars(box, m) {
+    const rows = m.rows.slice(0, MAX_BARS);
+    // A bar's label: its group, and its bucket's start for a _time answer.
+    const when = (r) => (m.ti >= 0 ? clockTime(r[m.ti]) : '');
+    const labels = rows.map((r) => printable([this.groupLabel(m, r), when(r)].filter(Boolean).join(' · ') || 'all'));
+    const values = rows.flatMap((r) => m.metrics.map((j) => Number(r[j])).filter(Number.isFinite));
+    const W = Math.max(280, box.clientWidth || 800);
+    const slot = (W - 80) / Math.max(1, rows.length);
+    const longest = Math.max(...labels.map((l) => l.length));
+    const slanted = longest * 7 > slot - 6;
+    const cut = (l) => (slanted && l.length > 22 ? l.slice(0, 21) + '…' : l);
+    const bottom = slanted ? 16 + Math.min(22, longest) * 5 : 24;
+    const f = this.frame(box, Math.min(0, ...values), Math.max(0, ...values), bottom);
+    const { svg, pad, pw, ph, y } = f;
+    const bw = pw / rows.length;
+    const inner = Math.max(1, Math.min(80, bw * 0.8) / m.metrics.length);
+    const zero = y(0);
+    svg.setAttribute('aria-label', `bar chart: ${m.metrics.map((j) => m.columns[j]).join(', ')} of ${plural(rows.length, 'group', 'groups')}`);
+    rows.forEach((r, i) => {
+      const x0 = pad.left + i * bw + (bw - inner * m.metrics.length) / 2;
+      m.metrics.forEach((j, k) => {
+        const v = Number(r[j]);
+        if (r[j] === null || !Number.isFinite(v)) return;
+        const top = Math.min(y(v), zero);
+        const rect = svgEl('rect', {
+          x: x0 + k * inner, y: top, width: Math.max(1, inner - (inner > 4 ? 1 : 0)), height: Math.max(v ? 1 : 0, Math.abs(zero - y(v))),
+          class: `viz-bar viz-s${k % SERIES_CLASSES}`, 'data-row': i, 'data-value': v,
+        });
+        const title = svgEl('title');
+        title.textContent = `${labels[i]} · ${printable(m.columns[j])}: ${fmtStat(r[j])}`;
+        rect.append(title);
+        svg.append(rect);
+      });
+      const cx = pad.left + i * bw + bw / 2;
+      const ly = pad.top + ph + 14;
+      const label = svgEl('text', slanted
+        ? { x: cx, y: ly, class: 'tick x-tick', 'text-anchor': 'end', transform: `rotate(-35 ${cx} ${ly})` }
+        : { x: cx, y: ly, class: 'tick x-tick', 'text-anchor': 'middle' });
+      label.textContent = cut(labels[i]);
+      svg.append(label);
+    });
+    this.attachHover(svg, f, (x) => {
+      const i = Math.floor((x - pad.left) / bw);
+      if (i < 0 || i >= rows.length) return null;
+      return {
+        x: pad.left + i * bw + bw / 2, band: [pad.left + i * bw, bw],
+        title: labels[i],
+        items: m.metrics.map((j, k) => ({ cls: `viz-s${k % SERIES_CLASSES}`, name: m.columns[j], value: rows[i][j] })),
+      };
+    });
+    box.replaceChildren(svg, vizTip());
+    this.legend(m.metrics.length > 1 ? m.metrics.map((j, k) => ({ cls: `viz-s${k % SERIES_CLASSES}`, name: m.columns[j] })) : [],
+      m.rows.length > MAX_BARS ? `the first ${MAX_BARS} of ${plural(m.rows.length, 'group', 'groups')} drawn; the table has all` : '');
+  },
+
+  drawLines(box, m, s) {
+    const { buckets, lines } = s;
+    const values = lines.flatMap((l) => l.values.filter(Number.isFinite));
+    const f = this.frame(box, Math.min(0, ...values), Math.max(0, ...values), 24);
+    const { svg, pad, pw, ph, y } = f;
+    const t0 = buckets[0];
+    const t1 = buckets[buckets.length - 1];
+    const span = t1 - t0;
+    const x = (t) => pad.left + (span ? ((t - t0) / span) * pw : pw / 2);
+    svg.setAttribute('aria-label', `line chart: ${plural(lines.length, 'line', 'lines')} over ${plural(buckets.length, 'time bucket', 'time buckets')}`);
+    // Time ticks on round times, about one per 110 px.
+    const want = Math.max(2, Math.floor(pw / 110));
+    const every = TIME_TICKS.find((d) => span / d <= want) || TIME_TICKS[TIME_TICKS.length - 1];
+    const tz = new Date(t0).getTimezoneOffset() * 60e3;
+    for (let t = Math.ceil((t0 - tz) / every) * every + tz; t <= t1; t += every) {
+      const xx = Math.round(x(t)) + 0.5;
+      svg.append(svgEl('line', { x1: xx, x2: xx, y1: pad.top + ph, y2: pad.top + ph + 4, class: 'axis' }));
+      const label = svgEl('text', { x: xx, y: pad.top + ph + 16, class: 'tick x-tick', 'text-anchor': 'middle' });
+      label.textContent = timeLabel(t, every, span);
+      svg.append(label);
+    }
+    const dots = buckets.length <= 40;
+    lines.forEach((l, k) => {
+      let d = '';
+      let pen = false;
+      l.values.forEach((v, i) => {
+        if (!Number.isFinite(v)) {
+          pen = false;
+          return;
+        }
+        d += `${pen ? 'L' : 'M'}${x(buckets[i]).toFixed(1)},${y(v).toFixed(1)}`;
+        pen = true;
+      });
+      const path = svgEl('path', { d: d || 'M0,0', class: `viz-line ${l.cls}`, 'data-series': k });
+      path.dataset.name = l.name;
+      const title = svgEl('title');
+      title.textContent = printable(l.name);
+      path.append(title);
+      svg.append(path);
+      if (dots) {
+        l.values.forEach((v, i) => {
+          if (Number.isFinite(v)) svg.append(svgEl('circle', { cx: x(buckets[i]), cy: y(v), r: 2.5, class: `viz-dot ${l.cls}` }));
+        });
+      }
+    });
+    this.attachHover(svg, f, (px) => {
+      let i = 0;
+      for (let k = 1; k < buckets.length; k++) if (Math.abs(x(buckets[k]) - px) < Math.abs(x(buckets[i]) - px)) i = k;
+      return {
+        x: x(buckets[i]),
+        title: formatTs(new Date(buckets[i]).toISOString()).replace(/\.000$/, ''),
+        items: lines.map((l) => ({ cls: l.cls, name: l.name, value: l.values[i] }))
+          .sort((a, b) => (Number(b.value) || 0) - (Number(a.value) || 0)),
+      };
+    });
+    box.replaceChildren(svg, vizTip());
+    const more = [];
+    if (lines.some((l) => l.other)) more.push(`other: the sum of ${plural(lines.filter((l) => l.other).reduce((a, l) => a + l.other, 0), 'smaller group', 'smaller groups')}`);
+    if (s.hidden > 0) more.push(`${plural(s.hidden, 'smaller line', 'smaller lines')} not drawn; the table has them`);
+    this.legend(lines.map((l) => ({ cls: l.cls, name: l.name, total: m.additive(l.metric) ? l.total : null })), more.join(' · '));
+  },
+
+  legend(items, note) {
+    const box = $('viz-legend');
+    const out = items.map((it) => {
+      const span = el('span', 'viz-key');
+      span.append(el('span', `viz-swatch ${it.cls}`), textEl('span', 'viz-key-name', it.name));
+      if (it.total !== null && it.total !== undefined) span.append(el('span', 'viz-key-total', fmtStat(it.total)));
+      return span;
+    });
+    if (note) out.push(el('span', 'viz-note', note));
+    box.replaceChildren(...out);
+  },
+
+  // attachHover shows, while the pointer is over the plot, a guide at the
+  // nearest bucket or bar and a tooltip with its values (at(x) says what
+  // is at plot x, or null).
+  attachHover(svg, f, at) {
+    const guide = svgEl('rect', { x: 0, y: f.pad.top, width: 1, height: f.ph, class: 'viz-guide' });
+    guide.setAttribute('visibility', 'hidden');
+    svg.append(guide);
+    const hide = () => {
+      guide.setAttribute('visibility', 'hidden');
+      const tip = svg.parentNode && svg.parentNode.querySelector('.viz-tip');
+      if (tip) show(tip, false);
+      this.hover = null;
+    };
+    svg.addEventListener('pointerleave', hide);
+    svg.addEventListener('pointermove', (e) => {
+      const r = svg.getBoundingClientRect();
+      const scale = r.width / f.W || 1;
+      const px = (e.clientX - r.left) / scale;
+      const py = (e.clientY - r.top) / scale;
+      const hit = px >= f.pad.left && px <= f.W - f.pad.right && py >= f.pad.top && py <= f.pad.top + f.ph ? at(px) : null;
+      if (!hit) {
+        hide();
+        return;
+      }
+      this.hover = hit;
+      const [gx, gw] = hit.band || [hit.x - 0.5, 1];
+      guide.setAttribute('x', gx);
+      guide.setAttribute('width', gw);
+      guide.setAttribute('class', hit.band ? 'viz-guide band' : 'viz-guide');
+      guide.setAttribute('visibility', 'visible');
+      const tip = svg.parentNode.querySelector('.viz-tip');
+      tip.replaceChildren(textEl('div', 'viz-tip-title', hit.title));
+      for (const it of hit.items) {
+        const row = el('div', 'viz-tip-row');
+        row.append(el('span', `viz-swatch ${it.cls}`), textEl('span', 'viz-tip-name', it.name), el('span', 'viz-tip-value', fmtStat(it.value)));
+        tip.append(row);
+      }
+      show(tip, true);
+      const left = hit.x * scale;
+      const wide = tip.offsetWidth;
+      tip.style.left = `${Math.max(0, Math.min(r.width - wide, left + 12 > r.width - wide ? left - wide - 12 : left + 12))}px`;
+      tip.style.top = `${Math.max(0, py * scale - 20)}px`;
+    });
+  },
+};
+
+// vizTip is the chart's tooltip, hidden until the pointer is over a value.
+function vizTip() {
+  const tip = el('div', 'viz-tip');
+  tip.hidden = true;
+  return tip;
+}
+
+// visualizeField opens Visualize on a field of the sidebar: its top values
+// (stat 'count'), or its average and 99th percentile over time ('avg').
+function visualizeField(field, stat) {
+  const base = splitPipes($('q').value.trim()).query.trim();
+  const r = rangeFromInputs();
+  const pipe = stat === 'avg'
+    ? `stats avg(${field}), quantile(0.99, ${field}) by (_time:${autoInterval(r.from, r.to) || '1h'})`
+    : `stats count() by (${field}) | sort by (count() desc) | limit 20`;
+  $('q').value = `${base || '*'} | ${pipe}`;
+  viz.chart = '';
+  pushState(currentState('visualize'));
+  showView('visualize');
+  viz.load();
+}
+
+// switchView moves to another tab. The query's pipes belong to Visualize:
+// Discover shows the query before them, and going back restores them.
+function switchView(v) {
+  if (v === activeView) return;
+  const q = $('q').value.trim();
+  if (v === 'discover' && hasPipes(q)) {
+    const query = splitPipes(q).query.trim();
+    viz.stash = { query, full: q };
+    $('q').value = query;
+  } else if (v === 'visualize' && !hasPipes(q) && viz.stash && viz.stash.query === q) {
+    $('q').value = viz.stash.full;
+  }
+  pushState(currentState(v));
+  showView(v);
+  if (v === 'discover') ensureSearched();
+  if (v === 'visualize') viz.ensure();
+}
+
+// runQuery runs the inputs' query in the view shown.
+function runQuery() {
+  if (activeView === 'visualize') viz.load();
+  else search(false);
+}
+
+function initVisualize() {
+  for (const b of document.querySelectorAll('.viz-type')) {
+    b.addEventListener('click', () => viz.setChart(b.dataset.chart));
+  }
+  $('viz-hint-use').addEventListener('click', () => {
+    $('q').value = viz.sent;
+    viz.shown = { ...viz.shown, q: viz.sent };
+    show($('viz-hint'), false);
+    pushState(currentState('visualize'));
+    $('q').focus();
+  });
+  $('query-error-viz').addEventListener('click', () => {
+    $('q').value = queryError.q ?? $('q').value;
+    viz.stash = null;
+    switchView('visualize');
+  });
+  let width = 0;
+  new ResizeObserver(() => {
+    const w = $('viz-chart').clientWidth;
+    if (w !== width && viz.model && activeView === 'visualize') viz.render();
+    width = w;
+  }).observe($('viz-chart'));
+}
+
+// ---------------------------------------------------------------------------
+// Saved searches (/api/searches, kept in etcd and shared by every user of
+// this logbox): the query, the range and the view with its chart. Save,
+// open, rename and delete from the query bar.
+
+function savedPath(name) {
+  return '/api/searches/' + encodeURIComponent(name);
+}
+
+// savedState is what the page saves: the inputs and the view shown.
+function savedState() {
+  const st = currentState(activeView === 'visualize' ? 'visualize' : 'discover');
+  // An empty query box is every line; the API wants that said (*).
+  const out = { query: st.q || '*', from: st.from, to: st.to, view: st.view };
+  if (st.view === 'visualize') out.chart = viz.effective();
+  return out;
+}
+
+function describeRange(from, to) {
+  if (!from && !to) return 'all time';
+  if (!to && /^now-\d+[smhdw]$/.test(from)) return `last ${from.slice(4)}`;
+  return rangeLabel(from || '', to || '');
+}
+
+const saved = {
+  list: [],
+  controller: null,
+
+  toggleSave(open) {
+    const panel = $('save-panel');
+    if (open === undefined) open = panel.hidden;
+    show(panel, open);
+    $('save-toggle').setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    this.toggleList(false);
+    const s = savedState();
+    $('save-what').textContent = printable(`${s.query || '(every line)'} · ${describeRange(s.from, s.to)} · ${s.view}${s.chart ? ' (' + s.chart + ')' : ''}`);
+    setText($('save-error'), '');
+    show($('save-replace'), false);
+    $('save-name').focus();
+  },
+
+  async toggleList(open) {
+    const panel = $('saved-panel');
+    if (open === undefined) open = panel.hidden;
+    show(panel, open);
+    $('saved-toggle').setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    this.toggleSave(false);
+    // The rows are drawn anew from the server's list (a row left from
+    // before would be replaced under the user's hands).
+    $('saved-body').replaceChildren();
+    show($('saved-table'), false);
+    show($('saved-empty'), false);
+    await this.load();
+  },
+
+  // save creates the saved search (replace false) or overwrites the one
+  // of that name (replace true).
+  async save(replace) {
+    const name = $('save-name').value.trim();
+    const body = { name, ...savedState(), description: $('save-description').value.trim() };
+    setText($('save-error'), '');
+    show($('save-replace'), false);
+    $('save-submit').disabled = true;
+    try {
+      if (replace) await api('PUT', savedPath(name), { body });
+      else await api('POST', '/api/searches', { body });
+      $('save-name').value = '';
+      $('save-description').value = '';
+      this.toggleSave(false);
+      this.flash(`Saved “${name}”.`);
+    } catch (err) {
+      // The name is taken: offer to replace that search.
+      const taken = err.status === 409 && !replace;
+      setText($('save-error'), taken ? `${err.message}: “${name}” is taken; replace it, or choose another name.` : err.message);
+      show($('save-replace'), taken);
+    } finally {
+      $('save-submit').disabled = false;
+    }
+  },
+
+  flash(text) {
+    const s = $('search-status');
+    if (activeView === 'discover') s.textContent = printable(text);
+    else $('viz-status').textContent = printable(text);
+  },
+
+  async load() {
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    $('saved-status').textContent = 'Loading…';
+    try {
+      const data = await api('GET', '/api/searches', { signal: controller.signal });
+      const list = Array.isArray(data) ? data : (data && Array.isArray(data.searches) ? data.searches : []);
+      this.list = list.filter((s) => s && typeof s === 'object' && typeof s.name === 'string');
+      this.list.sort((a, b) => a.name.localeCompare(b.name));
+      // Entries written to etcd by hand that the server refused.
+      const invalid = data && data.invalid && typeof data.invalid === 'object' ? Object.entries(data.invalid) : [];
+      setText($('saved-error'), invalid.map(([k, v]) => `invalid entry ${k}: ${v}`).join('\n'));
+      this.render();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      setText($('saved-error'), err.message);
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        $('saved-status').textContent = '';
+      }
+    }
+  },
+
+  render() {
+    const rows = this.list.map((s) => this.renderRow(s));
+    $('saved-body').replaceChildren(...rows);
+    show($('saved-table'), rows.length > 0);
+    show($('saved-empty'), rows.length === 0);
+  },
+
+  renderRow(s) {
+    const tr = el('tr', 'saved-row');
+    tr.dataset.name = s.name;
+    const nameTd = el('td', 'saved-name');
+    const open = textEl('button', 'link saved-open', s.name);
+    open.type = 'button';
+    open.title = printable(`Open “${s.name}”`);
+    open.addEventListener('click', () => this.open(s));
+    nameTd.append(open);
+    if (s.description) nameTd.append(textEl('span', 'saved-description', s.description));
+    tr.append(nameTd);
+    tr.append(textEl('td', 'saved-query', s.query || '(every line)'));
+    tr.append(textEl('td', 'saved-range', describeRange(s.from, s.to)));
+    tr.append(el('td', 'saved-view', s.view === 'visualize' ? `Visualize${CHARTS.includes(s.chart) ? ' · ' + s.chart : ''}` : 'Discover'));
+    const actions = el('td', 'saved-actions');
+    const rename = el('button', 'rename', 'Rename');
+    rename.type = 'button';
+    rename.setAttribute('aria-label', printable(`Rename saved search ${s.name}`));
+    rename.addEventListener('click', () => this.startRename(tr, s));
+    const del = el('button', 'remove', 'Delete');
+    del.type = 'button';
+    del.setAttribute('aria-label', printable(`Delete saved search ${s.name}`));
+    del.addEventListener('click', () => this.remove(s, del));
+    actions.append(rename, del);
+    tr.append(actions);
+    return tr;
+  },
+
+  // open restores a saved search: its query, range and view (and chart).
+  open(s) {
+    $('q').value = String(s.query || '');
+    setRange(String(s.from || ''), String(s.to || ''));
+    const view = s.view === 'visualize' ? 'visualize' : 'discover';
+    viz.chart = view === 'visualize' && CHARTS.includes(s.chart) ? s.chart : '';
+    viz.stash = null;
+    this.toggleList(false);
+    pushState(currentState(view));
+    showView(view);
+    runQuery();
+  },
+
+  startRename(tr, s) {
+    const td = tr.querySelector('.saved-name');
+    const form = el('form', 'saved-rename');
+    const input = el('input', 'saved-rename-input');
+    input.value = s.name;
+    input.setAttribute('aria-label', printable(`New name for ${s.name}`));
+    const ok = el('button', 'primary', 'Rename');
+    ok.type = 'submit';
+    const cancel = el('button', '', 'Cancel');
+    cancel.type = 'button';
+    const err = el('div', 'error inline');
+    err.hidden = true;
+    form.append(input, ok, cancel, err);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const name = input.value.trim();
+      if (!name || name === s.name) {
+        this.render();
+        return;
+      }
+      ok.disabled = true;
+      try {
+        await api('POST', savedPath(s.name) + '/rename', { body: { name } });
+        await this.load();
+      } catch (e2) {
+        setText(err, e2.message);
+        ok.disabled = false;
+      }
+    });
+    cancel.addEventListener('click', () => this.render());
+    td.replaceChildren(form);
+    input.focus();
+    input.select();
+  },
+
+  // remove deletes on a second click (the first arms the button).
+  async remove(s, btn) {
+    if (!btn.classList.contains('armed')) {
+      btn.classList.add('armed');
+      btn.textContent = 'Delete?';
+      setTimeout(() => {
+        btn.classList.remove('armed');
+        btn.textContent = 'Delete';
+      }, 4000);
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await api('DELETE', savedPath(s.name));
+      await this.load();
+    } catch (err) {
+      setText($('saved-error'), err.message);
+      btn.disabled = false;
+    }
+  },
+};
+
+function initSaved() {
+  $('save-toggle').addEventListener('click', () => saved.toggleSave());
+  $('saved-toggle').addEventListener('click', () => saved.toggleList());
+  $('save-panel').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saved.save(false);
+  });
+  $('save-replace').addEventListener('click', () => saved.save(true));
+  $('save-cancel').addEventListener('click', () => saved.toggleSave(false));
 }
 
 // ---------------------------------------------------------------------------
@@ -2298,8 +3310,10 @@ function applyState() {
     tail.on = state.live; // connect after the search below set the query
     tail.setOn(state.live);
   }
+  viz.chart = state.chart;
   showView(state.view);
   if (state.view === 'discover') ensureSearched();
+  if (state.view === 'visualize') viz.ensure();
 }
 
 // ensureSearched runs a search unless the results shown already belong to
@@ -2333,6 +3347,14 @@ function closeDetail() {
     }
     return true;
   }
+  if (!$('save-panel').hidden) {
+    saved.toggleSave(false);
+    return true;
+  }
+  if (!$('saved-panel').hidden) {
+    saved.toggleList(false);
+    return true;
+  }
   if (!$('syntax-help').hidden) {
     show($('syntax-help'), false);
     $('syntax-toggle').setAttribute('aria-expanded', 'false');
@@ -2348,15 +3370,10 @@ function closeDetail() {
 function init() {
   statusPoll.start();
   initDiscover();
+  initVisualize();
+  initSaved();
   initSources();
-  for (const v of views) {
-    $('tab-' + v).addEventListener('click', () => {
-      if (v === activeView) return;
-      pushState(currentState(v));
-      showView(v);
-      if (v === 'discover') ensureSearched();
-    });
-  }
+  for (const v of views) $('tab-' + v).addEventListener('click', () => switchView(v));
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') {
       if (closeDetail()) {
@@ -2368,11 +3385,7 @@ function init() {
     }
     if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || isEditable(e.target)) return;
     e.preventDefault();
-    if (activeView !== 'discover') {
-      pushState(currentState('discover'));
-      showView('discover');
-      ensureSearched();
-    }
+    if (activeView !== 'discover' && activeView !== 'visualize') switchView('discover');
     $('q').focus();
     $('q').select();
   });
