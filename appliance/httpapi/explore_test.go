@@ -136,7 +136,7 @@ func TestExploreAPI(t *testing.T) {
 		}},
 		{"/api/stats?q=error", 400, "needs a stats pipe", nil},
 		{"/api/search?q=" + url.QueryEscape("error | stats count()"), 400, "answered by /api/stats", func(m map[string]any) string {
-			if m["position"] != 9.0 {
+			if m["position"] != 7.0 {
 				return fmt.Sprint(m)
 			}
 			return ""

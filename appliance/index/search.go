@@ -629,8 +629,8 @@ func hitOf(b *block, l *storedLine, m *matcher, highlights bool) pipeline.Hit {
 // compile parses and compiles a user query. A query with a pipe is
 // refused: Stats answers those (see splitPipes).
 func compile(q string) (*matcher, error) {
-	if _, pipes, at := splitPipes(q); len(pipes) > 0 {
-		return nil, &pipeline.QueryError{Msg: "a query with a pipe (| stats …) is answered by /api/stats, not here", Pos: at[0] + 1}
+	if qs, pipes, _ := splitPipes(q); len(pipes) > 0 {
+		return nil, &pipeline.QueryError{Msg: "a query with a pipe (| stats …) is answered by /api/stats, not here", Pos: len(qs) + 1}
 	}
 	pq, err := parseUserQuery(q)
 	if err != nil {

@@ -412,7 +412,7 @@ func TestStatsErrors(t *testing.T) {
 	// Search, histogram and facets refuse a pipe, pointing at it.
 	_, err := ix.Search(context.Background(), pipeline.SearchRequest{Query: "error | stats count()", Limit: 10})
 	var qe *pipeline.QueryError
-	if !errors.As(err, &qe) || qe.Pos != 9 {
+	if !errors.As(err, &qe) || qe.Pos != 7 {
 		t.Errorf("search with a pipe: %v", err)
 	}
 }
