@@ -174,32 +174,85 @@ func termsOf(lines []storedLine) *blockTerms {
 		}
 	}
 	tc.last, tc.low = last, low
-	vals := map[string]struct{}{}
-	seenVal := map[string]struct{}{}
+	// Field values: each distinct value once (its hash, salted apart from
+	// the parts', marks it in seen), lowercased into low; its words (CJK
+	// runs: their bigrams and last character) are vals, told apart from
+	// the text's words by another salt; its parts with a digit join the
+	// Bloom filter's keys.
+	val := func(p []byte) {
+		if slot := seen.find(xxhash.Sum64(p) ^ valWordSalt); *slot < 0 {
+			*slot = 0
+			seen.added()
+			t.vals = append(t.vals, string(p))
+		}
+	}
 	for li := range lines {
 		for _, f := range lines[li].Fields {
-			if _, ok := seenVal[f.V]; ok {
+			if slot := seen.find(xxhash.Sum64String(f.V) ^ valueSalt); *slot < 0 {
+				*slot = 0
+				seen.added()
+			} else {
 				continue
 			}
-			seenVal[f.V] = struct{}{}
-			for _, p := range parts(f.V) {
-				if c, _ := classAtS(p, 0); c == clCJK {
-					cjkGrams(p, func(g string) {
-						if _, ok := vals[g]; !ok {
-							vals[g] = struct{}{}
-							t.vals = append(t.vals, g)
+			v := f.V
+			if cap(low) < len(v) {
+				low = make([]byte, len(v), 2*len(v))
+			}
+			low = low[:len(v)]
+			lowerInto(low, v)
+			for i := 0; i < len(low); {
+				c := low[i]
+				if c < utf8.RuneSelf && !isPartByte(c) {
+					i++
+					continue
+				}
+				j, digit := i, false
+				if c >= utf8.RuneSelf {
+					switch cls, n := classAt(low, i); cls {
+					case clSep:
+						i += n
+						continue
+					case clCJK:
+						prev := -1
+						for j < len(low) {
+							k, n := classAt(low, j)
+							if k != clCJK {
+								break
+							}
+							if prev >= 0 {
+								val(low[prev : j+n])
+							}
+							prev = j
+							j += n
 						}
-					})
-					continue
-				}
-				if !hasDigitPart(p) {
-					if _, ok := vals[p]; !ok {
-						vals[p] = struct{}{}
-						t.vals = append(t.vals, p)
+						val(low[prev:j])
+						i = j
+						continue
 					}
+				}
+				for j < len(low) {
+					c := low[j]
+					if c < utf8.RuneSelf {
+						if !isPartByte(c) {
+							break
+						}
+						digit = digit || c >= '0' && c <= '9'
+						j++
+						continue
+					}
+					if k, n := classAt(low, j); k == clWord {
+						j += n
+						continue
+					}
+					break
+				}
+				p := low[i:j]
+				i = j
+				if !digit {
+					val(p)
 					continue
 				}
-				h := xxhash.Sum64String(p)
+				h := xxhash.Sum64(p)
 				if slot := seen.find(h); *slot < 0 {
 					*slot = 0
 					seen.added()
@@ -208,8 +261,16 @@ func termsOf(lines []storedLine) *blockTerms {
 			}
 		}
 	}
+	tc.low = low
 	return t
 }
+
+// Salts that keep the hashes of whole field values and of value words
+// apart from those of the text's parts in termsOf's table.
+const (
+	valueSalt   = 0x9e3779b97f4a7c15
+	valWordSalt = 0xc2b2ae3d27d4eb4f
+)
 
 // termsCache is termsOf's scratch memory, reused from block to block.
 type termsCache struct {
