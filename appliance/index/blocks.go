@@ -479,14 +479,37 @@ func columnsOf(lines []storedLine) []*column {
 		}
 		return c
 	}
+	// Lines of one format name the same fields in the same order: the
+	// column of a line's j-th field is most often the line before's.
+	var prevF, prevN []*column
 	for i := range lines {
-		for _, f := range lines[i].Fields {
-			c := get(f.K, colKeyword)
+		for j, f := range lines[i].Fields {
+			var c *column
+			if j < len(prevF) && prevF[j].name == f.K {
+				c = prevF[j]
+			} else {
+				c = get(f.K, colKeyword)
+				if j < len(prevF) {
+					prevF[j] = c
+				} else {
+					prevF = append(prevF, c)
+				}
+			}
 			c.counts[i]++
 			c.strs = append(c.strs, f.V)
 		}
-		for _, f := range lines[i].Nums {
-			c := get(f.K, colNumber)
+		for j, f := range lines[i].Nums {
+			var c *column
+			if j < len(prevN) && prevN[j].name == f.K {
+				c = prevN[j]
+			} else {
+				c = get(f.K, colNumber)
+				if j < len(prevN) {
+					prevN[j] = c
+				} else {
+					prevN = append(prevN, c)
+				}
+			}
 			c.counts[i]++
 			c.nums = append(c.nums, f.V)
 		}
