@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -272,10 +274,10 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	name, isField := strings.CutPrefix(req.Field, "fields.")
 	needLines := isField || req.Field == "flags"
-	counts := make([]map[string]int, workers())
-	counter := func(w int) map[string]int {
+	counts := make([]*valueCounter, workers())
+	counter := func(w int) *valueCounter {
 		if counts[w] == nil {
-			counts[w] = map[string]int{}
+			counts[w] = newValueCounter()
 		}
 		return counts[w]
 	}
@@ -314,7 +316,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if v := blockValue(b); v == "" {
 				missing[w] += int(n)
 			} else if n > 0 {
-				counter(w)[v] += int(n)
+				counter(w).add(v, int(n))
 			}
 			return true
 		}
@@ -333,7 +335,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 				if v == "" {
 					missing[w]++
 				} else {
-					c[v]++
+					c.add(v, 1)
 				}
 				return
 			}
@@ -362,7 +364,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if cc.starts != nil {
 				vals := cc.strs[cc.starts[i]:cc.starts[i+1]]
 				for _, v := range vals {
-					c[v]++
+					c.add(v, 1)
 				}
 				if len(vals) == 0 {
 					missing[w]++
@@ -381,13 +383,13 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if isField {
 				for _, f := range l.Fields {
 					if f.K == name {
-						c[f.V]++
+						c.add(f.V, 1)
 						any = true
 					}
 				}
 			} else {
 				for _, f := range l.Flags {
-					c[f]++
+					c.add(f, 1)
 					any = true
 				}
 			}
@@ -408,16 +410,17 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	big := 0
 	for w := range counts {
 		res.Missing += missing[w]
-		if len(counts[w]) > len(counts[big]) {
+		if counts[w].len() > counts[big].len() {
 			big = w
 		}
 	}
 	all := counts[big]
+	if all == nil {
+		all = newValueCounter()
+	}
 	for w := range counts {
-		if w != big {
-			for v, n := range counts[w] {
-				all[v] += n
-			}
+		if w != big && counts[w] != nil {
+			counts[w].each(func(v string, n int) { all.add(v, n) })
 		}
 	}
 	worse := func(a, b pipeline.FacetValue) bool { // a ranks below b
@@ -425,7 +428,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	h := &facetHeap{worse: worse}
 	sum := 0
-	for v, n := range all {
+	all.each(func(v string, n int) {
 		sum += n
 		fv := pipeline.FacetValue{Value: v, Count: n}
 		if h.Len() < size {
@@ -434,7 +437,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			h.v[0] = fv
 			heap.Fix(h, 0)
 		}
-	}
+	})
 	res.Values = h.v
 	slices.SortFunc(res.Values, func(a, b pipeline.FacetValue) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Value, b.Value))
@@ -534,4 +537,75 @@ func (ix *Index) Context(ctx context.Context, req pipeline.ContextRequest) (pipe
 	res.Hits = append(res.Hits, anchor)
 	res.Hits = append(res.Hits, after...)
 	return res, nil
+}
+
+// valueCounter counts strings in an open-addressing table keyed by their
+// 64-bit hash (a facet of a field with a value per line, such as a client
+// address, counts hundreds of thousands of distinct values: a Go map spent
+// most of the facet's time hashing and growing). Equal hashes of unequal
+// strings take the next slot, so counts stay exact.
+type valueCounter struct {
+	hashes []uint64
+	counts []int // 0: empty slot
+	strs   []string
+	n      int
+}
+
+func newValueCounter() *valueCounter {
+	return &valueCounter{hashes: make([]uint64, 64), counts: make([]int, 64), strs: make([]string, 64)}
+}
+
+func (c *valueCounter) len() int {
+	if c == nil {
+		return 0
+	}
+	return c.n
+}
+
+// add counts k (> 0) more of s.
+func (c *valueCounter) add(s string, k int) {
+	h := xxhash.Sum64String(s)
+	mask := uint64(len(c.hashes) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		if c.counts[i] == 0 {
+			c.hashes[i], c.counts[i], c.strs[i] = h, k, s
+			c.n++
+			if 2*c.n > len(c.hashes) {
+				c.grow()
+			}
+			return
+		}
+		if c.hashes[i] == h && c.strs[i] == s {
+			c.counts[i] += k
+			return
+		}
+	}
+}
+
+func (c *valueCounter) grow() {
+	hashes, counts, strs := c.hashes, c.counts, c.strs
+	c.hashes, c.counts, c.strs = make([]uint64, 2*len(hashes)), make([]int, 2*len(hashes)), make([]string, 2*len(hashes))
+	mask := uint64(len(c.hashes) - 1)
+	for j, n := range counts {
+		if n == 0 {
+			continue
+		}
+		i := hashes[j] & mask
+		for c.counts[i] != 0 {
+			i = (i + 1) & mask
+		}
+		c.hashes[i], c.counts[i], c.strs[i] = hashes[j], n, strs[j]
+	}
+}
+
+// each calls fn for every value and its count.
+func (c *valueCounter) each(fn func(s string, n int)) {
+	if c == nil {
+		return
+	}
+	for i, n := range c.counts {
+		if n > 0 {
+			fn(c.strs[i], n)
+		}
+	}
 }

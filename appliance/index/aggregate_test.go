@@ -222,3 +222,26 @@ func TestContext(t *testing.T) {
 		t.Fatalf("after 501: %v", err)
 	}
 }
+
+func TestValueCounterCountsAsAMap(t *testing.T) {
+	c := newValueCounter()
+	want := map[string]int{}
+	for i := range 200000 {
+		v := fmt.Sprintf("10.%d.%d.%d", i%7, i%251, i%997)
+		k := 1 + i%3
+		c.add(v, k)
+		want[v] += k
+	}
+	c.add("", 1) // the empty value is a value like any other here
+	want[""]++
+	got := map[string]int{}
+	c.each(func(s string, n int) { got[s] += n })
+	if c.len() != len(want) || len(got) != len(want) {
+		t.Fatalf("%d values (len %d), want %d", len(got), c.len(), len(want))
+	}
+	for v, n := range want {
+		if got[v] != n {
+			t.Fatalf("%q: %d, want %d", v, got[v], n)
+		}
+	}
+}
