@@ -416,3 +416,32 @@ func TestStatsErrors(t *testing.T) {
 		t.Errorf("search with a pipe: %v", err)
 	}
 }
+
+func TestSelectKthAsSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 3, 10, 100, 1000, 50000} {
+		for _, distinct := range []int{1, 3, 1 << 30} {
+			a := make([]float64, n)
+			for i := range a {
+				a[i] = float64(r.IntN(distinct))
+			}
+			sorted := slices.Clone(a)
+			slices.Sort(sorted)
+			for _, k := range []int{0, n / 3, n / 2, n - 1, r.IntN(n)} {
+				if got := selectKth(slices.Clone(a), k); got != sorted[k] {
+					t.Fatalf("n %d distinct %d k %d: %v, want %v", n, distinct, k, got, sorted[k])
+				}
+			}
+		}
+	}
+	// Already sorted and reversed inputs.
+	a := make([]float64, 10000)
+	for i := range a {
+		a[i] = float64(i)
+	}
+	rev := slices.Clone(a)
+	slices.Reverse(rev)
+	if selectKth(slices.Clone(a), 9899) != 9899 || selectKth(rev, 17) != 17 {
+		t.Fatal("sorted or reversed input")
+	}
+}
