@@ -374,8 +374,22 @@ func (p *statsPlan) walk(sw *statsWorker, l *storedLine, i int, n uint64, k int)
 func (p *statsPlan) emit(sw *statsWorker, l *storedLine, i int, n uint64) {
 	var g *statGroup
 	if len(p.by) == 1 && p.by[0].kind != byTime {
-		// One field: its value is the key as it is.
-		sw.key = append(sw.key[:0], sw.vals[0][sw.idx[0]]...)
+		// One field: its value is the key as it is, looked up without
+		// a copy; a run of one value skips the lookup.
+		v := sw.vals[0][sw.idx[0]]
+		if sw.last != nil && v == sw.lastKey {
+			g = sw.last
+		} else if g = sw.groups[v]; g == nil {
+			if len(sw.groups) >= MaxStatsGroups {
+				sw.capped = true
+				return
+			}
+			g = &statGroup{vals: []string{strings.Clone(v)}, times: make([]int64, 1), accs: make([]statAcc, len(p.funcs))}
+			sw.groups[g.vals[0]] = g
+		}
+		sw.last, sw.lastKey = g, g.vals[0]
+		p.count(g, sw, l, i, n)
+		return
 	} else {
 		sw.key = sw.key[:0]
 		for k, g := range p.by {
@@ -412,6 +426,11 @@ func (p *statsPlan) emit(sw *statsWorker, l *storedLine, i int, n uint64) {
 		sw.last = g
 		sw.lastKey = string(sw.key)
 	}
+	p.count(g, sw, l, i, n)
+}
+
+// count adds n lines (line i, or l) to group g.
+func (p *statsPlan) count(g *statGroup, sw *statsWorker, l *storedLine, i int, n uint64) {
 	g.count += n
 	if i < 0 {
 		return // counted whole: count() only

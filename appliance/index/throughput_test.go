@@ -121,7 +121,7 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		slices.Sort(ds)
 		b.Logf("%-20s p50 %6.1f ms  max %6.1f ms", "histogram 24h", ms1(ds[len(ds)/2]), ms1(ds[len(ds)-1]))
 		for _, q := range []string{"GET | stats count() by (status)", "* | stats count() by (status)",
-			"request_time:>=0 | stats avg(request_time), quantile(0.99, request_time) by (method)",
+			"* | stats avg(request_time), quantile(0.99, request_time) by (method)",
 			"* | stats count() by (host, _time:5m)", "* | stats count() by (level)"} {
 			var ds []time.Duration
 			var rows int
