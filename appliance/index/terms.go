@@ -178,7 +178,9 @@ func termsOf(lines []storedLine) *blockTerms {
 	// the parts', marks it in seen), lowercased into low; its words (CJK
 	// runs: their bigrams and last character) are vals, told apart from
 	// the text's words by another salt; its parts with a digit join the
-	// Bloom filter's keys.
+	// Bloom filter's keys. The part scan is the text's, written out again:
+	// one scanner calling a function per part cost termsOf 13 %
+	// (BenchmarkTermsOf 800 vs 700 ns a line).
 	val := func(p []byte) {
 		if slot := seen.find(xxhash.Sum64(p) ^ valWordSalt); *slot < 0 {
 			*slot = 0
