@@ -104,6 +104,7 @@ func sourcesCmd(args []string, stdout, stderr io.Writer) error {
   logbox sources list [-o json]
   logbox sources get NAME
   logbox sources add NAME --path GLOB [--path GLOB...] [--topic T] [--field k=v...] [--host H...] [--paused]
+                     [--parser auto|nginx|apache|syslog|json|logfmt|none | --parser-regex RE] [--timezone ZONE]
   logbox sources rm NAME
 
 Flag shared by every subcommand: --server URL (env LOGBOX_SERVER).
@@ -121,6 +122,8 @@ Credentials: env LOGBOX_TOKEN, or LOGBOX_USER and LOGBOX_PASSWORD.
 	var (
 		paths, hosts []string
 		topic        string
+		parser, re   string
+		zone         string
 		paused       bool
 		output       string
 		fields       = kvFlag{}
@@ -134,6 +137,9 @@ Credentials: env LOGBOX_TOKEN, or LOGBOX_USER and LOGBOX_PASSWORD.
 		fs.Var(fields, "field", "static field key=value added to every line (repeatable)")
 		fs.Var(listFlag{&hosts}, "host", "collect only on this host (repeatable; default every host)")
 		fs.BoolVar(&paused, "paused", false, "create the source paused")
+		fs.StringVar(&parser, "parser", "", "how lines become fields: auto (default), nginx, apache, syslog, json, logfmt or none")
+		fs.StringVar(&re, "parser-regex", "", "a regular expression with named groups (RE2) as the parser")
+		fs.StringVar(&zone, "timezone", "", "zone of times written without one (IANA name, e.g. Asia/Shanghai; default: the box's)")
 	case "get", "rm", "delete":
 	default:
 		usage()
@@ -179,7 +185,15 @@ Credentials: env LOGBOX_TOKEN, or LOGBOX_USER and LOGBOX_PASSWORD.
 		}
 		return writeIndented(stdout, src)
 	case "add", "create", "put":
-		src := pipeline.Source{Name: name, Paths: paths, Topic: topic, Hosts: hosts, Paused: paused}
+		src := pipeline.Source{Name: name, Paths: paths, Topic: topic, Hosts: hosts, Paused: paused, Timezone: zone}
+		switch {
+		case parser != "" && re != "":
+			return fmt.Errorf("give --parser or --parser-regex, not both")
+		case re != "":
+			src.Parser = pipeline.Parser{Regex: re}
+		case parser != "" && parser != "auto":
+			src.Parser = pipeline.Parser{Name: parser}
+		}
 		if len(fields) > 0 {
 			src.Fields = fields
 		}

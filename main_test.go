@@ -285,6 +285,27 @@ func TestBinary(t *testing.T) {
 	}
 	writeLines(t, filepath.Join(extra, "x.txt"), 1000, 5)
 	p.waitTotal(t, "fields.team:core", 5)
+	out, err = exec.Command(bin, "sources", "get", "extra", "--server", p.url).CombinedOutput()
+	if err != nil || strings.Contains(string(out), `"parser"`) {
+		t.Fatalf("sources get (default parser omitted): %v\n%s", err, out)
+	}
+	// A parser and a zone from the command line; a bad regex is refused
+	// naming the field.
+	out, err = exec.Command(bin, "sources", "add", "zoned", "--path", extra+"/*.log", "--parser", "nginx", "--timezone", "Asia/Shanghai", "--server", p.url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sources add --parser --timezone: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "sources", "get", "zoned", "--server", p.url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"parser": "nginx"`) || !strings.Contains(string(out), `"timezone": "Asia/Shanghai"`) {
+		t.Fatalf("sources get zoned: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "sources", "add", "badre", "--path", extra+"/*.re", "--parser-regex", "(?P<x>[", "--server", p.url).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "parser.regex") {
+		t.Fatalf("sources add with a bad regex: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "sources", "rm", "zoned", "--server", p.url).CombinedOutput(); err != nil {
+		t.Fatalf("sources rm zoned: %v\n%s", err, out)
+	}
 	out, err = exec.Command(bin, "sources", "add", "bad", "--path", "/etc/*", "--server", p.url).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "paths[0]") {
 		t.Fatalf("sources add outside roots: %v\n%s", err, out)
