@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -18,7 +17,6 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -134,17 +132,7 @@ func TestBrowserAnswers(t *testing.T) {
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("start browser: %v", err)
 	}
-	var dialogs atomic.Int32
-	go func() {
-		for ev, err := range chromedp.Events(tab, page.JavascriptDialogOpening) {
-			if err != nil {
-				return
-			}
-			dialogs.Add(1)
-			t.Logf("dialog opened: %s %q", ev.Type, ev.Message)
-			_, _ = chromedp.Call(tab, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}()
+	dialogs := watchDialogs(tab, t)
 	// The 400s (broken queries) and the 409 (a name taken) provoked on
 	// purpose are logged as "Failed to load resource"; any other console
 	// error is a bug.

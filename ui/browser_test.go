@@ -193,17 +193,7 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("start browser: %v", err)
 	}
-	var dialogs atomic.Int32
-	go func() {
-		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
-			if err != nil {
-				return
-			}
-			dialogs.Add(1)
-			t.Logf("dialog opened: %s %q", ev.Type, ev.Message)
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}()
+	dialogs := watchDialogs(ctx, t)
 	// The 400s and 429s this test provokes on purpose are logged as
 	// "Failed to load resource"; any other console error is a bug.
 	reportPageErrors := watchPageErrors(ctx, t, func(text string) bool {
@@ -1596,4 +1586,21 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// watchDialogs counts the JavaScript dialogs the page opens (an alert
+// means injected script ran) and dismisses each.
+func watchDialogs(ctx context.Context, t *testing.T) *atomic.Int32 {
+	var dialogs atomic.Int32
+	go func() {
+		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
+			if err != nil {
+				return
+			}
+			dialogs.Add(1)
+			t.Logf("dialog opened: %s %q", ev.Type, ev.Message)
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return &dialogs
 }

@@ -484,32 +484,12 @@ func columnsOf(lines []storedLine) []*column {
 	var prevF, prevN []*column
 	for i := range lines {
 		for j, f := range lines[i].Fields {
-			var c *column
-			if j < len(prevF) && prevF[j].name == f.K {
-				c = prevF[j]
-			} else {
-				c = get(f.K, colKeyword)
-				if j < len(prevF) {
-					prevF[j] = c
-				} else {
-					prevF = append(prevF, c)
-				}
-			}
+			c := sameColumn(&prevF, j, f.K, colKeyword, get)
 			c.counts[i]++
 			c.strs = append(c.strs, f.V)
 		}
 		for j, f := range lines[i].Nums {
-			var c *column
-			if j < len(prevN) && prevN[j].name == f.K {
-				c = prevN[j]
-			} else {
-				c = get(f.K, colNumber)
-				if j < len(prevN) {
-					prevN[j] = c
-				} else {
-					prevN = append(prevN, c)
-				}
-			}
+			c := sameColumn(&prevN, j, f.K, colNumber, get)
 			c.counts[i]++
 			c.nums = append(c.nums, f.V)
 		}
@@ -538,6 +518,23 @@ func columnsOf(lines []storedLine) []*column {
 	return slices.SortedFunc(maps.Values(cols), func(a, b *column) int {
 		return cmp.Or(strings.Compare(a.name, b.name), cmp.Compare(a.kind, b.kind))
 	})
+}
+
+// sameColumn returns the column of a line's j-th field (name, kind):
+// prev's j-th when it has that name, else get's, which then becomes
+// prev's j-th.
+func sameColumn(prev *[]*column, j int, name string, kind uint8, get func(string, uint8) *column) *column {
+	p := *prev
+	if j < len(p) && p[j].name == name {
+		return p[j]
+	}
+	c := get(name, kind)
+	if j < len(p) {
+		p[j] = c
+	} else {
+		*prev = append(p, c)
+	}
+	return c
 }
 
 // appendColumnBody appends the part of a column after its name and kind:
