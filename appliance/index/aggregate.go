@@ -290,13 +290,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 		strs   []string
 	}
 	cols := make([]colOf, workers())
-	var decodeErr error
-	var errMu sync.Mutex
-	fail := func(err error) {
-		errMu.Lock()
-		decodeErr = err
-		errMu.Unlock()
-	}
+	var decodeErr errOnce
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
 	// A value every line of a block shares (host, source, source name):
@@ -353,7 +347,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 					starts, strs, ok, err = b.sh.bf.readFlags(b)
 				}
 				if err != nil {
-					fail(err)
+					decodeErr.set(err)
 					return
 				}
 				if !ok {
@@ -374,7 +368,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			if l == nil {
 				lines, err := ix.lines(b, true)
 				if err != nil {
-					fail(err)
+					decodeErr.set(err)
 					return
 				}
 				l = &lines[i]
@@ -398,7 +392,7 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 			}
 		}})
 	if err == nil {
-		err = decodeErr
+		err = decodeErr.get()
 	}
 	if err != nil {
 		return res, fmt.Errorf("facets of %s for %q: %w", req.Field, req.Query, err)
@@ -608,4 +602,24 @@ func (c *valueCounter) each(fn func(s string, n int)) {
 			fn(c.strs[i], n)
 		}
 	}
+}
+
+// errOnce keeps the first error workers report.
+type errOnce struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (e *errOnce) set(err error) {
+	e.mu.Lock()
+	if e.err == nil {
+		e.err = err
+	}
+	e.mu.Unlock()
+}
+
+func (e *errOnce) get() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }

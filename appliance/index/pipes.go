@@ -1,7 +1,10 @@
 package index
 
 import (
+	"fmt"
 	"strings"
+
+	"github.com/logbox/logbox/appliance/pipeline"
 )
 
 // splitPipes cuts a query at its pipes: "status:>=500 | stats count() by
@@ -85,12 +88,29 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 // would, without running it: nil, or the *pipeline.QueryError they would
 // answer.
 func CheckQuery(q string) error {
+	_, _, _, err := compilePiped(q)
+	return err
+}
+
+// compilePiped parses q, a query and its pipes: the query part (trimmed,
+// so that "GET | stats …" shares the match cache with "GET"), the plan of
+// its pipes (nil without any) and its matcher.
+func compilePiped(q string) (string, *statsPlan, *matcher, error) {
+	if len(q) > MaxQueryBytes {
+		return "", nil, nil, &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(q), MaxQueryBytes)}
+	}
 	qs, pipes, at := splitPipes(q)
+	qs = strings.TrimSpace(qs)
+	var plan *statsPlan
 	if len(pipes) > 0 {
-		if _, err := parseStatsPipes(q, pipes, at); err != nil {
-			return err
+		var err error
+		if plan, err = parseStatsPipes(pipes, at); err != nil {
+			return "", nil, nil, err
 		}
 	}
-	_, err := compile(qs)
-	return err
+	m, err := compile(qs)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return qs, plan, m, nil
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/logbox/logbox/appliance/pipeline"
@@ -41,6 +40,9 @@ type statsCols struct {
 	funcs []colStrs
 	nums  []colNums
 	lines []storedLine // older layouts
+	// consts holds, for host, source and source name, the block's value
+	// (every line of a block shares it), read once per block.
+	consts [byTime + 1][]string
 }
 
 type colStrs struct {
@@ -76,21 +78,12 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if len(req.Query) > MaxQueryBytes {
-		return res, &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(req.Query), MaxQueryBytes)}
+	qs, plan, m, err := compilePiped(req.Query)
+	if err != nil {
+		return res, err
 	}
-	qs, pipes, at := splitPipes(req.Query)
-	qs = strings.TrimSpace(qs) // "GET | stats …" shares the match cache with "GET"
-	if len(pipes) == 0 {
+	if plan == nil {
 		return res, &pipeline.QueryError{Msg: "needs a stats pipe, e.g. error | stats count() by (host)", Pos: len(req.Query) + 1}
-	}
-	plan, err := parseStatsPipes(req.Query, pipes, at)
-	if err != nil {
-		return res, err
-	}
-	m, err := compile(qs)
-	if err != nil {
-		return res, err
 	}
 	lo, hi, err := timeRange(req.From, req.To)
 	if err != nil {
@@ -105,13 +98,7 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 		ws[w].scratch = make([][]string, len(plan.by))
 		ws[w].idx = make([]int, len(plan.by))
 	}
-	var decodeErr error
-	var errMu sync.Mutex
-	fail := func(err error) {
-		errMu.Lock()
-		decodeErr = err
-		errMu.Unlock()
-	}
+	var decodeErr errOnce
 	ix.searchMu.RLock()
 	defer ix.searchMu.RUnlock()
 	_, total, _, err := ix.run(ctx, searchOpts{m: m, from: lo, to: hi, count: true, noLine: true,
@@ -120,14 +107,14 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 			sw := &ws[w]
 			if sw.cols.b != b {
 				if err := ix.readStatsCols(&sw.cols, b, plan); err != nil {
-					fail(err)
+					decodeErr.set(err)
 					return
 				}
 			}
 			plan.add(sw, b, i, ts, level)
 		}})
 	if err == nil {
-		err = decodeErr
+		err = decodeErr.get()
 	}
 	if err != nil {
 		return res, fmt.Errorf("stats %q: %w", req.Query, err)
@@ -226,6 +213,9 @@ func blockValue(kind byKind, b *block) string {
 // fields it groups by and reads (layout 3), else the block's lines.
 func (ix *Index) readStatsCols(c *statsCols, b *block, p *statsPlan) error {
 	*c = statsCols{b: b, by: c.by[:0], funcs: c.funcs[:0], nums: c.nums[:0]}
+	for _, k := range []byKind{byHost, bySource, bySourceName} {
+		c.consts[k] = []string{blockValue(k, b)}
+	}
 	if b.version < 3 {
 		lines, err := ix.lines(b, true)
 		if err != nil {
@@ -311,7 +301,7 @@ func (p *statsPlan) add(sw *statsWorker, b *block, i int, ts int64, level uint8)
 				sw.vals[k] = emptyValue
 			}
 		default:
-			sw.vals[k] = []string{blockValue(g.kind, b)}
+			sw.vals[k] = c.consts[g.kind]
 		}
 	}
 	p.addTo(sw, l, i, 1)
@@ -451,7 +441,7 @@ func (f *statFunc) accumulate(a *statAcc, sw *statsWorker, fi int, l *storedLine
 		case f.meta == byLevel:
 			vals = levelValue(sw.level)
 		case f.meta != byField:
-			vals = []string{blockValue(f.meta, sw.cols.b)}
+			vals = sw.cols.consts[f.meta]
 		case l != nil:
 			vals = fieldValues(nil, l, f.field)
 		default:

@@ -194,7 +194,7 @@ func (p *pipeParser) word(what string) (pipeTok, error) {
 }
 
 // parseStatsPipes parses the pipes splitPipes cut off a query.
-func parseStatsPipes(s string, pipes []string, at []int) (*statsPlan, error) {
+func parseStatsPipes(pipes []string, at []int) (*statsPlan, error) {
 	plan := &statsPlan{}
 	for k, pipe := range pipes {
 		toks, err := lexPipe(pipe, at[k])
@@ -247,7 +247,6 @@ func parseStatsPipes(s string, pipes []string, at []int) (*statsPlan, error) {
 	if len(plan.funcs) == 0 {
 		return nil, &pipeline.QueryError{Msg: "the pipes need a stats pipe first", Pos: at[0] + 1}
 	}
-	_ = s
 	return plan, nil
 }
 
