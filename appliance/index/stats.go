@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -25,6 +26,7 @@ type statAcc struct {
 
 // statGroup is one group of a stats pipe.
 type statGroup struct {
+	key   string   // in its worker's map (see groupKey)
 	vals  []string // by values; a _time item's is empty (see bucket)
 	times []int64  // bucket start of each _time item, in order
 	count uint64
@@ -67,8 +69,7 @@ type statsWorker struct {
 	scratch [][]string // per by item, values read from a line
 	idx     []int      // per by item, the value being counted
 	level   uint8      // of the line being counted
-	last    *statGroup // the group counted last, and its key
-	lastKey string
+	last    *statGroup // the group counted last
 }
 
 // StatsQuery answers a query with a stats pipe (see parseStatsPipes): one row
@@ -362,61 +363,47 @@ func (p *statsPlan) walk(sw *statsWorker, l *storedLine, i int, n uint64, k int)
 
 // emit counts into the group of the values sw.idx picks.
 func (p *statsPlan) emit(sw *statsWorker, l *storedLine, i int, n uint64) {
-	var g *statGroup
-	if len(p.by) == 1 && p.by[0].kind != byTime {
-		// One field: its value is the key as it is, looked up without
-		// a copy; a run of one value skips the lookup.
-		v := sw.vals[0][sw.idx[0]]
-		if sw.last != nil && v == sw.lastKey {
-			g = sw.last
-		} else if g = sw.groups[v]; g == nil {
+	key := p.groupKey(sw)
+	g := sw.last // the line before's group, for a run of one group
+	if g == nil || key != g.key {
+		if g = sw.groups[key]; g == nil {
 			if len(sw.groups) >= MaxStatsGroups {
 				sw.capped = true
 				return
 			}
-			g = &statGroup{vals: []string{strings.Clone(v)}, times: make([]int64, 1), accs: make([]statAcc, len(p.funcs))}
-			sw.groups[g.vals[0]] = g
-		}
-		sw.last, sw.lastKey = g, g.vals[0]
-		p.count(g, sw, l, i, n)
-		return
-	} else {
-		sw.key = sw.key[:0]
-		for k, g := range p.by {
-			if g.kind == byTime {
-				sw.key = binary.LittleEndian.AppendUint64(sw.key, uint64(sw.times[k]))
-			} else {
-				v := sw.vals[k][sw.idx[k]]
-				sw.key = binary.AppendUvarint(sw.key, uint64(len(v)))
-				sw.key = append(sw.key, v...)
+			g = &statGroup{key: strings.Clone(key), vals: make([]string, len(p.by)), times: make([]int64, len(p.by)), accs: make([]statAcc, len(p.funcs))}
+			for k, b := range p.by {
+				if b.kind == byTime {
+					g.times[k] = sw.times[k]
+				} else {
+					g.vals[k] = strings.Clone(sw.vals[k][sw.idx[k]])
+				}
 			}
+			sw.groups[g.key] = g
 		}
-	}
-	if sw.last != nil && string(sw.key) == sw.lastKey {
-		g = sw.last // the line before's group (a run of one value)
-	} else {
-		g = sw.groups[string(sw.key)]
-	}
-	if g == nil {
-		if len(sw.groups) >= MaxStatsGroups {
-			sw.capped = true
-			return
-		}
-		g = &statGroup{vals: make([]string, len(p.by)), times: make([]int64, len(p.by)), accs: make([]statAcc, len(p.funcs))}
-		for k, b := range p.by {
-			if b.kind == byTime {
-				g.times[k] = sw.times[k]
-			} else {
-				g.vals[k] = strings.Clone(sw.vals[k][sw.idx[k]])
-			}
-		}
-		sw.groups[string(sw.key)] = g
-	}
-	if sw.last != g {
 		sw.last = g
-		sw.lastKey = string(sw.key)
 	}
 	p.count(g, sw, l, i, n)
+}
+
+// groupKey is the key of the group of the values sw.idx picks, valid
+// until the next call: one field's value as it is, else the values
+// (length-prefixed) and bucket times laid out in sw.key.
+func (p *statsPlan) groupKey(sw *statsWorker) string {
+	if len(p.by) == 1 && p.by[0].kind != byTime {
+		return sw.vals[0][sw.idx[0]]
+	}
+	sw.key = sw.key[:0]
+	for k, g := range p.by {
+		if g.kind == byTime {
+			sw.key = binary.LittleEndian.AppendUint64(sw.key, uint64(sw.times[k]))
+		} else {
+			v := sw.vals[k][sw.idx[k]]
+			sw.key = binary.AppendUvarint(sw.key, uint64(len(v)))
+			sw.key = append(sw.key, v...)
+		}
+	}
+	return unsafe.String(unsafe.SliceData(sw.key), len(sw.key))
 }
 
 // count adds n lines (line i, or l) to group g.
