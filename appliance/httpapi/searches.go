@@ -113,18 +113,12 @@ func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// As for sources: the body is not re-encoded, so Decode sees it as sent.
-	var probe struct {
-		Name *string `json:"name"`
-	}
-	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) == nil {
-		switch {
-		case probe.Name != nil && *probe.Name != name:
-			s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q; to rename, POST {\"name\":%q} to %s/rename", *probe.Name, name, *probe.Name, searchLocation(name))})
-			return
-		case probe.Name == nil:
-			b = withName(b, name)
-		}
+	b, err = bodyWithName(b, name, func(got string) string {
+		return fmt.Sprintf("; to rename, POST {\"name\":%q} to %s/rename", got, searchLocation(name))
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	ss, err := st.Decode(b)
 	var created bool
