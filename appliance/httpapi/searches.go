@@ -31,29 +31,27 @@ type Searches interface {
 }
 
 func searchesRoutes(r chi.Router, s *server) {
-	r.Get("/searches", s.listSearches)
-	r.Post("/searches", s.createSearch)
-	r.Get("/searches/{name}", s.getSearch)
-	r.Put("/searches/{name}", s.putSearch)
-	r.Delete("/searches/{name}", s.deleteSearch)
-	r.Post("/searches/{name}/rename", s.renameSearch)
-}
-
-// searches returns the store, or answers 501 when the process has none.
-func (s *server) searches(w http.ResponseWriter) Searches {
-	if s.d.Searches == nil {
-		writeError(w, http.StatusNotImplemented, "this process keeps no saved searches")
+	// Each handler gets the store; a process with none answers 501.
+	with := func(h func(st Searches, w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if s.d.Searches == nil {
+				writeError(w, http.StatusNotImplemented, "this process keeps no saved searches")
+				return
+			}
+			h(s.d.Searches, w, r)
+		}
 	}
-	return s.d.Searches
+	r.Get("/searches", with(s.listSearches))
+	r.Post("/searches", with(s.createSearch))
+	r.Get("/searches/{name}", with(s.getSearch))
+	r.Put("/searches/{name}", with(s.putSearch))
+	r.Delete("/searches/{name}", with(s.deleteSearch))
+	r.Post("/searches/{name}/rename", with(s.renameSearch))
 }
 
 func searchLocation(name string) string { return "/api/searches/" + url.PathEscape(name) }
 
-func (s *server) listSearches(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) listSearches(st Searches, w http.ResponseWriter, r *http.Request) {
 	list, err := st.List(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
@@ -62,11 +60,7 @@ func (s *server) listSearches(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-func (s *server) getSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) getSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	ss, err := st.Get(r.Context(), chi.URLParam(r, "name"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -75,11 +69,7 @@ func (s *server) getSearch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ss)
 }
 
-func (s *server) createSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) createSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(r)
 	var ss pipeline.SavedSearch
 	if err == nil {
@@ -102,11 +92,7 @@ func (s *server) createSearch(w http.ResponseWriter, r *http.Request) {
 // putSearch creates or replaces the saved search named in the URL (201 or
 // 200). The body may leave the name out; a different name is a 400 that
 // points at rename.
-func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) putSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
 	b, err := readBody(r)
 	if err != nil {
@@ -140,11 +126,7 @@ func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, ss)
 }
 
-func (s *server) deleteSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) deleteSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	if err := st.Delete(r.Context(), chi.URLParam(r, "name")); err != nil {
 		s.fail(w, r, err)
 		return
@@ -154,11 +136,7 @@ func (s *server) deleteSearch(w http.ResponseWriter, r *http.Request) {
 
 // renameSearch takes {"name":"new"}: 200 with the renamed search, 404 if
 // the old one is missing, 409 if the new name is taken.
-func (s *server) renameSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) renameSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(r)
 	if err == nil {
 		var to string
