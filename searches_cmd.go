@@ -146,14 +146,20 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 // shorten cuts s to at most n runes, marking the cut with "…", with
 // control characters (line breaks) as blanks, for a table cell.
 func shorten(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' {
-			return ' '
-		}
-		return r
-	}, s)
+	s = oneLine(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// oneLine blanks control characters, whose tab or line break would break
+// a table.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
