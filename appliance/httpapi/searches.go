@@ -138,18 +138,20 @@ func (s *server) deleteSearch(st Searches, w http.ResponseWriter, r *http.Reques
 // the old one is missing, 409 if the new name is taken.
 func (s *server) renameSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(r)
+	var to string
 	if err == nil {
-		var to string
-		if to, err = renameTarget(b); err == nil {
-			var ss pipeline.SavedSearch
-			if ss, err = st.Rename(r.Context(), chi.URLParam(r, "name"), to); err == nil {
-				w.Header().Set("Location", searchLocation(ss.Name))
-				writeJSON(w, http.StatusOK, ss)
-				return
-			}
-		}
+		to, err = renameTarget(b)
 	}
-	s.fail(w, r, err)
+	var ss pipeline.SavedSearch
+	if err == nil {
+		ss, err = st.Rename(r.Context(), chi.URLParam(r, "name"), to)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", searchLocation(ss.Name))
+	writeJSON(w, http.StatusOK, ss)
 }
 
 // renameTarget reads a rename's body: one object with one key, "name", a
