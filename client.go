@@ -305,12 +305,7 @@ func statsCmd(c *client, q url.Values, asJSON bool, stdout, stderr io.Writer) er
 			case nil:
 				cells[i] = "-"
 			case string:
-				cells[i] = dash(strings.Map(func(r rune) rune {
-					if r < ' ' || r == 0x7f {
-						return ' ' // a value's tab or newline would break the table
-					}
-					return r
-				}, v))
+				cells[i] = dash(oneLine(v))
 			case float64:
 				cells[i] = strconv.FormatFloat(v, 'f', -1, 64)
 			default:

@@ -44,10 +44,9 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = usage
 	c := clientFlags(fs)
 	var (
-		asJSON  bool
-		output  string
-		columns []string
-		ss      pipeline.SavedSearch
+		asJSON bool
+		output string
+		ss     pipeline.SavedSearch
 	)
 	var npos int // positional arguments the subcommand takes
 	switch sub {
@@ -62,7 +61,7 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&ss.To, "to", "", "end: RFC 3339 or relative (now); empty: open")
 		fs.StringVar(&ss.View, "view", pipeline.ViewDiscover, "the view the page opens it in: discover or visualize")
 		fs.StringVar(&ss.Chart, "chart", "", "Visualize's chart: bar, line or table")
-		fs.Var(listFlag{&columns}, "column", "a field Discover shows as a column (repeatable, in order)")
+		fs.Var(listFlag{&ss.Columns}, "column", "a field Discover shows as a column (repeatable, in order)")
 		fs.StringVar(&ss.Description, "description", "", "what the search is for")
 	case "rename", "mv":
 		npos = 2
@@ -121,7 +120,7 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return writeIndented(stdout, out)
 	case "save":
-		ss.Name, ss.Query, ss.Columns = pos[0], pos[1], columns
+		ss.Name, ss.Query = pos[0], pos[1]
 		if err := c.do(http.MethodPut, "/api/searches/"+url.PathEscape(ss.Name), ss, nil); err != nil {
 			return err
 		}
@@ -146,14 +145,20 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 // shorten cuts s to at most n runes, marking the cut with "…", with
 // control characters (line breaks) as blanks, for a table cell.
 func shorten(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' {
-			return ' '
-		}
-		return r
-	}, s)
+	s = oneLine(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// oneLine blanks control characters, whose tab or line break would break
+// a table.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }

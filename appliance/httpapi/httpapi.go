@@ -370,20 +370,9 @@ func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// The name in the URL wins; a body may leave it out. The body is not
-	// re-encoded: Decode must see it as sent, with any duplicate key or
-	// trailing data, to refuse it.
-	var probe struct {
-		Name *string `json:"name"`
-	}
-	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) == nil {
-		switch {
-		case probe.Name != nil && *probe.Name != name:
-			s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)})
-			return
-		case probe.Name == nil:
-			b = withName(b, name)
-		}
+	if b, err = bodyWithName(b, name, nil); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	src, err := s.d.Sources.Decode(b)
 	if err == nil {
@@ -394,6 +383,30 @@ func (s *server) putSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, src)
+}
+
+// bodyWithName makes the name in the URL win for a PUT body b: a body
+// that leaves the name out gets it; one naming another is a 400 whose
+// message ends with hint(the body's name), when hint is set. The body is not re-encoded: Decode must see it
+// as sent, with any duplicate key or trailing data, to refuse it.
+func bodyWithName(b []byte, name string, hint func(got string) string) ([]byte, error) {
+	var probe struct {
+		Name *string `json:"name"`
+	}
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) != nil {
+		return b, nil
+	}
+	switch {
+	case probe.Name == nil:
+		return withName(b, name), nil
+	case *probe.Name != name:
+		msg := fmt.Sprintf("%q does not match the URL's %q", *probe.Name, name)
+		if hint != nil {
+			msg += hint(*probe.Name)
+		}
+		return nil, &pipeline.FieldError{Field: "name", Msg: msg}
+	}
+	return b, nil
 }
 
 // withName inserts "name":name as the first key of the JSON object b,

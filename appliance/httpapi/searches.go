@@ -31,29 +31,27 @@ type Searches interface {
 }
 
 func searchesRoutes(r chi.Router, s *server) {
-	r.Get("/searches", s.listSearches)
-	r.Post("/searches", s.createSearch)
-	r.Get("/searches/{name}", s.getSearch)
-	r.Put("/searches/{name}", s.putSearch)
-	r.Delete("/searches/{name}", s.deleteSearch)
-	r.Post("/searches/{name}/rename", s.renameSearch)
-}
-
-// searches returns the store, or answers 501 when the process has none.
-func (s *server) searches(w http.ResponseWriter) Searches {
-	if s.d.Searches == nil {
-		writeError(w, http.StatusNotImplemented, "this process keeps no saved searches")
+	// Each handler gets the store; a process with none answers 501.
+	with := func(h func(st Searches, w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if s.d.Searches == nil {
+				writeError(w, http.StatusNotImplemented, "this process keeps no saved searches")
+				return
+			}
+			h(s.d.Searches, w, r)
+		}
 	}
-	return s.d.Searches
+	r.Get("/searches", with(s.listSearches))
+	r.Post("/searches", with(s.createSearch))
+	r.Get("/searches/{name}", with(s.getSearch))
+	r.Put("/searches/{name}", with(s.putSearch))
+	r.Delete("/searches/{name}", with(s.deleteSearch))
+	r.Post("/searches/{name}/rename", with(s.renameSearch))
 }
 
 func searchLocation(name string) string { return "/api/searches/" + url.PathEscape(name) }
 
-func (s *server) listSearches(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) listSearches(st Searches, w http.ResponseWriter, r *http.Request) {
 	list, err := st.List(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
@@ -62,11 +60,7 @@ func (s *server) listSearches(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-func (s *server) getSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) getSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	ss, err := st.Get(r.Context(), chi.URLParam(r, "name"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -75,11 +69,7 @@ func (s *server) getSearch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ss)
 }
 
-func (s *server) createSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) createSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(r)
 	var ss pipeline.SavedSearch
 	if err == nil {
@@ -102,29 +92,19 @@ func (s *server) createSearch(w http.ResponseWriter, r *http.Request) {
 // putSearch creates or replaces the saved search named in the URL (201 or
 // 200). The body may leave the name out; a different name is a 400 that
 // points at rename.
-func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) putSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
 	b, err := readBody(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	// As for sources: the body is not re-encoded, so Decode sees it as sent.
-	var probe struct {
-		Name *string `json:"name"`
-	}
-	if json.NewDecoder(bytes.NewReader(b)).Decode(&probe) == nil {
-		switch {
-		case probe.Name != nil && *probe.Name != name:
-			s.fail(w, r, &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match the URL's %q; to rename, POST {\"name\":%q} to %s/rename", *probe.Name, name, *probe.Name, searchLocation(name))})
-			return
-		case probe.Name == nil:
-			b = withName(b, name)
-		}
+	b, err = bodyWithName(b, name, func(got string) string {
+		return fmt.Sprintf("; to rename, POST {\"name\":%q} to %s/rename", got, searchLocation(name))
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	ss, err := st.Decode(b)
 	var created bool
@@ -146,11 +126,7 @@ func (s *server) putSearch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, ss)
 }
 
-func (s *server) deleteSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
-		return
-	}
+func (s *server) deleteSearch(st Searches, w http.ResponseWriter, r *http.Request) {
 	if err := st.Delete(r.Context(), chi.URLParam(r, "name")); err != nil {
 		s.fail(w, r, err)
 		return
@@ -160,24 +136,22 @@ func (s *server) deleteSearch(w http.ResponseWriter, r *http.Request) {
 
 // renameSearch takes {"name":"new"}: 200 with the renamed search, 404 if
 // the old one is missing, 409 if the new name is taken.
-func (s *server) renameSearch(w http.ResponseWriter, r *http.Request) {
-	st := s.searches(w)
-	if st == nil {
+func (s *server) renameSearch(st Searches, w http.ResponseWriter, r *http.Request) {
+	b, err := readBody(r)
+	var to string
+	if err == nil {
+		to, err = renameTarget(b)
+	}
+	var ss pipeline.SavedSearch
+	if err == nil {
+		ss, err = st.Rename(r.Context(), chi.URLParam(r, "name"), to)
+	}
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	b, err := readBody(r)
-	if err == nil {
-		var to string
-		if to, err = renameTarget(b); err == nil {
-			var ss pipeline.SavedSearch
-			if ss, err = st.Rename(r.Context(), chi.URLParam(r, "name"), to); err == nil {
-				w.Header().Set("Location", searchLocation(ss.Name))
-				writeJSON(w, http.StatusOK, ss)
-				return
-			}
-		}
-	}
-	s.fail(w, r, err)
+	w.Header().Set("Location", searchLocation(ss.Name))
+	writeJSON(w, http.StatusOK, ss)
 }
 
 // renameTarget reads a rename's body: one object with one key, "name", a

@@ -14,9 +14,10 @@ import (
 // /logbox/searches/<name> in etcd and is the object the HTTP API takes
 // and answers.
 //
-// The query is checked for size only, not parsed: it is parsed when it
-// runs, by the index that answers it (the index exports no parser, and a
-// parser here would drift from it).
+// Validate checks the query for size only, not its syntax: the API parses
+// it with the index's own checker (httpapi.Deps.CheckQuery) before it
+// stores it, and an entry written to etcd directly is parsed when it runs
+// (a parser here would drift from the index's).
 type SavedSearch struct {
 	Name  string `json:"name"`
 	Query string `json:"query"`
