@@ -132,18 +132,14 @@ func (p *boolParser) list(open int, field string) (query.Query, error) {
 		if p.pos >= len(p.s) || p.s[p.pos] == ')' {
 			break
 		}
-		if op := p.peekOp(); op == "OR" || op == "||" || op == "AND" || op == "&&" {
+		if op := p.peekOp(); isBinaryOp(op) {
 			at := p.pos
 			if len(items) == 0 {
 				return nil, synErr(at, "%s needs a clause before it", op)
 			}
 			p.pos += len(op)
-			p.skipSpace()
-			if p.pos >= len(p.s) || p.s[p.pos] == ')' {
-				return nil, synErr(at, "%s needs a clause after it", op)
-			}
-			if next := p.peekOp(); next == "OR" || next == "||" || next == "AND" || next == "&&" {
-				return nil, synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+			if err := p.needClause(op, at); err != nil {
+				return nil, err
 			}
 			if op == "OR" || op == "||" {
 				items[len(items)-1].orNext = true
@@ -205,17 +201,30 @@ func (p *boolParser) list(open int, field string) (query.Query, error) {
 	return b, nil
 }
 
+// needClause moves past white space after the operator op (at its
+// position at) and checks that a clause follows: not the end, a ) or a
+// binary operator.
+func (p *boolParser) needClause(op string, at int) error {
+	p.skipSpace()
+	if p.pos >= len(p.s) || p.s[p.pos] == ')' {
+		return synErr(at, "%s needs a clause after it", op)
+	}
+	if next := p.peekOp(); isBinaryOp(next) {
+		return synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+	}
+	return nil
+}
+
+// isBinaryOp reports whether op joins two clauses (OR, ||, AND, &&).
+func isBinaryOp(op string) bool { return op == "OR" || op == "||" || op == "AND" || op == "&&" }
+
 // and parses the clauses after an AND at position at (first is the one
 // before it), and further ANDs, into one must clause.
 func (p *boolParser) and(first clause, op string, at int, field string) (clause, error) {
 	ops := []clause{first}
 	for {
-		p.skipSpace()
-		if p.pos >= len(p.s) || p.s[p.pos] == ')' {
-			return clause{}, synErr(at, "%s needs a clause after it", op)
-		}
-		if next := p.peekOp(); next == "OR" || next == "||" || next == "AND" || next == "&&" {
-			return clause{}, synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+		if err := p.needClause(op, at); err != nil {
+			return clause{}, err
 		}
 		c, err := p.unary(field)
 		if err != nil {
@@ -247,12 +256,8 @@ func (p *boolParser) unary(field string) (clause, error) {
 	at := p.pos
 	if op := p.peekOp(); op == "NOT" || op == "!" {
 		p.pos += len(op)
-		p.skipSpace()
-		if p.pos >= len(p.s) || p.s[p.pos] == ')' {
-			return clause{}, synErr(at, "%s needs a clause after it", op)
-		}
-		if next := p.peekOp(); next == "OR" || next == "||" || next == "AND" || next == "&&" {
-			return clause{}, synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+		if err := p.needClause(op, at); err != nil {
+			return clause{}, err
 		}
 		c, err := p.unary(field)
 		if err != nil {
