@@ -80,19 +80,8 @@ type clause struct {
 
 // skipSpace moves past white space.
 func (p *boolParser) skipSpace() {
-	for p.pos < len(p.s) {
-		c := p.s[p.pos]
-		if c < utf8.RuneSelf {
-			if c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' && c != '\f' {
-				return
-			}
-			p.pos++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(p.s[p.pos:])
-		if !unicode.IsSpace(r) {
-			return
-		}
+	for p.pos < len(p.s) && isSpaceAt(p.s, p.pos) {
+		_, n := utf8.DecodeRuneInString(p.s[p.pos:])
 		p.pos += n
 	}
 }
@@ -393,18 +382,12 @@ func (p *boolParser) leaf() (leafText, error) {
 		c := s[i]
 		switch {
 		case need && isSpaceAt(s, i):
-			j := i
-			for j < len(s) && isSpaceAt(s, j) {
-				_, n := utf8.DecodeRuneInString(s[j:])
-				j += n
-			}
-			if saved := p.pos; true {
-				p.pos = j
-				op := p.peekOp()
-				p.pos = saved
-				if op != "" && op != "!" {
-					goto done // "status: AND …": the value is missing
-				}
+			p.pos = i
+			p.skipSpace()
+			j, op := p.pos, p.peekOp()
+			p.pos = start
+			if op != "" && op != "!" {
+				goto done // "status: AND …": the value is missing
 			}
 			i = j
 			continue
