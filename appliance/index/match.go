@@ -478,13 +478,7 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 				// from is inside a part: go to the next one.
 				i = partEnd(low, i)
 			}
-			for i < len(low) {
-				c, n := classAt(low, i)
-				if c != clSep {
-					break
-				}
-				i += n
-			}
+			i = sepEnd(low, i)
 			if i == len(low) {
 				return 0, 0, false
 			}
@@ -499,26 +493,24 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 		if len(lead) > 0 {
 			i = s + 1
 		} else {
-			i = max(partEnd(low, s), s+1)
+			i = max(e, s+1)
 		}
 	}
 	return 0, 0, false
 }
 
 // matchAt checks the part (or CJK characters) at s of low against t and
-// returns where what matched ends.
+// returns where what matched ends; when it does not match, the end of the
+// part at s (s for a CJK test), so that findSeq need not find it again.
 func matchAt(low []byte, s int, t *termTest) (int, bool) {
 	if t.kind == ttCJK {
 		if bytes.HasPrefix(low[s:], t.lead) {
 			return s + len(t.lead), true
 		}
-		return 0, false
+		return s, false
 	}
 	e := partEnd(low, s)
-	if e > s && testTerm(t, low[s:e]) {
-		return e, true
-	}
-	return 0, false
+	return e, e > s && testTerm(t, low[s:e])
 }
 
 // followSeq checks that the parts right after position e of low pass seq
@@ -526,13 +518,7 @@ func matchAt(low []byte, s int, t *termTest) (int, bool) {
 func followSeq(low []byte, e int, seq []termTest) (int, bool) {
 	j := e
 	for i := range seq {
-		for j < len(low) {
-			c, n := classAt(low, j)
-			if c != clSep {
-				break
-			}
-			j += n
-		}
+		j = sepEnd(low, j)
 		if j >= len(low) {
 			return 0, false
 		}
