@@ -799,25 +799,23 @@ func partTest(p string) termTest {
 // run s: each of its bigrams, or for one character the terms (bigrams and
 // run ends) that start with it.
 func cjkQuery(field, s string) query.Query {
-	var qs []query.Query
-	seen := map[string]bool{}
 	if _, n := utf8.DecodeRuneInString(s); n == len(s) {
 		p := query.NewPrefixQuery(s)
 		p.SetField(field)
 		return p
 	}
-	prev := -1
-	for i := 0; i < len(s); {
-		_, n := utf8.DecodeRuneInString(s[i:])
-		if prev >= 0 && !seen[s[prev:i+n]] {
-			seen[s[prev:i+n]] = true
-			t := query.NewTermQuery(s[prev : i+n])
-			t.SetField(field)
-			qs = append(qs, t)
+	var qs []query.Query
+	seen := map[string]bool{}
+	cjkGrams(s, func(g string) {
+		// The run's last character alone is inside its last bigram.
+		if _, n := utf8.DecodeRuneInString(g); n == len(g) || seen[g] {
+			return
 		}
-		prev = i
-		i += n
-	}
+		seen[g] = true
+		t := query.NewTermQuery(g)
+		t.SetField(field)
+		qs = append(qs, t)
+	})
 	if len(qs) == 1 {
 		return qs[0]
 	}
