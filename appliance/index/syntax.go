@@ -107,7 +107,7 @@ func endsToken(rest string) bool {
 		return true
 	}
 	c := rest[0]
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(' || c == ')'
+	return isBlank(c) || c == '(' || c == ')'
 }
 
 // list parses clauses joined by OR, || or nothing, up to the end or a )
