@@ -234,6 +234,27 @@ func partEndSlow(low []byte, s int) int {
 	return s
 }
 
+// sepEnd returns the start of the first part (or CJK run) at or after i
+// in low, len(low) when there is none.
+func sepEnd(low []byte, i int) int {
+	for i < len(low) {
+		if c := low[i]; c < utf8.RuneSelf {
+			// ASCII first: most separators are.
+			if isPartByte(c) {
+				return i
+			}
+			i++
+			continue
+		}
+		c, n := classAt(low, i)
+		if c != clSep {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
 // wordBefore reports whether a part (not a CJK run) goes on right
 // before s.
 func wordBefore(low []byte, s int) bool {

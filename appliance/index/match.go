@@ -478,13 +478,7 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 				// from is inside a part: go to the next one.
 				i = partEnd(low, i)
 			}
-			for i < len(low) {
-				c, n := classAt(low, i)
-				if c != clSep {
-					break
-				}
-				i += n
-			}
+			i = sepEnd(low, i)
 			if i == len(low) {
 				return 0, 0, false
 			}
@@ -499,26 +493,24 @@ func (n *node) findSeq(low []byte, from int) (start, end int, ok bool) {
 		if len(lead) > 0 {
 			i = s + 1
 		} else {
-			i = max(partEnd(low, s), s+1)
+			i = max(e, s+1)
 		}
 	}
 	return 0, 0, false
 }
 
 // matchAt checks the part (or CJK characters) at s of low against t and
-// returns where what matched ends.
+// returns where what matched ends; when it does not match, the end of the
+// part at s (s for a CJK test), so that findSeq need not find it again.
 func matchAt(low []byte, s int, t *termTest) (int, bool) {
 	if t.kind == ttCJK {
 		if bytes.HasPrefix(low[s:], t.lead) {
 			return s + len(t.lead), true
 		}
-		return 0, false
+		return s, false
 	}
 	e := partEnd(low, s)
-	if e > s && testTerm(t, low[s:e]) {
-		return e, true
-	}
-	return 0, false
+	return e, e > s && testTerm(t, low[s:e])
 }
 
 // followSeq checks that the parts right after position e of low pass seq
@@ -526,13 +518,7 @@ func matchAt(low []byte, s int, t *termTest) (int, bool) {
 func followSeq(low []byte, e int, seq []termTest) (int, bool) {
 	j := e
 	for i := range seq {
-		for j < len(low) {
-			c, n := classAt(low, j)
-			if c != clSep {
-				break
-			}
-			j += n
-		}
+		j = sepEnd(low, j)
 		if j >= len(low) {
 			return 0, false
 		}
@@ -813,25 +799,23 @@ func partTest(p string) termTest {
 // run s: each of its bigrams, or for one character the terms (bigrams and
 // run ends) that start with it.
 func cjkQuery(field, s string) query.Query {
-	var qs []query.Query
-	seen := map[string]bool{}
 	if _, n := utf8.DecodeRuneInString(s); n == len(s) {
 		p := query.NewPrefixQuery(s)
 		p.SetField(field)
 		return p
 	}
-	prev := -1
-	for i := 0; i < len(s); {
-		_, n := utf8.DecodeRuneInString(s[i:])
-		if prev >= 0 && !seen[s[prev:i+n]] {
-			seen[s[prev:i+n]] = true
-			t := query.NewTermQuery(s[prev : i+n])
-			t.SetField(field)
-			qs = append(qs, t)
+	var qs []query.Query
+	seen := map[string]bool{}
+	cjkGrams(s, func(g string) {
+		// The run's last character alone is inside its last bigram.
+		if _, n := utf8.DecodeRuneInString(g); n == len(g) || seen[g] {
+			return
 		}
-		prev = i
-		i += n
-	}
+		seen[g] = true
+		t := query.NewTermQuery(g)
+		t.SetField(field)
+		qs = append(qs, t)
+	})
 	if len(qs) == 1 {
 		return qs[0]
 	}

@@ -1114,3 +1114,9 @@ func BenchmarkMatchPhrase(b *testing.B) {
 func BenchmarkMatchLevel(b *testing.B) {
 	benchMatch(b, "level:error", &storedLine{Level: "ERROR", Line: benchLine})
 }
+
+// BenchmarkMatchNoLead scans every part of the line: a term with no
+// literal lead to look for.
+func BenchmarkMatchNoLead(b *testing.B) {
+	benchMatch(b, `/rep.y/`, &storedLine{Line: benchLine})
+}

@@ -80,19 +80,8 @@ type clause struct {
 
 // skipSpace moves past white space.
 func (p *boolParser) skipSpace() {
-	for p.pos < len(p.s) {
-		c := p.s[p.pos]
-		if c < utf8.RuneSelf {
-			if c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\v' && c != '\f' {
-				return
-			}
-			p.pos++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(p.s[p.pos:])
-		if !unicode.IsSpace(r) {
-			return
-		}
+	for p.pos < len(p.s) && isSpaceAt(p.s, p.pos) {
+		_, n := utf8.DecodeRuneInString(p.s[p.pos:])
 		p.pos += n
 	}
 }
@@ -118,7 +107,7 @@ func endsToken(rest string) bool {
 		return true
 	}
 	c := rest[0]
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(' || c == ')'
+	return isBlank(c) || c == '(' || c == ')'
 }
 
 // list parses clauses joined by OR, || or nothing, up to the end or a )
@@ -132,18 +121,14 @@ func (p *boolParser) list(open int, field string) (query.Query, error) {
 		if p.pos >= len(p.s) || p.s[p.pos] == ')' {
 			break
 		}
-		if op := p.peekOp(); op == "OR" || op == "||" || op == "AND" || op == "&&" {
+		if op := p.peekOp(); isBinaryOp(op) {
 			at := p.pos
 			if len(items) == 0 {
 				return nil, synErr(at, "%s needs a clause before it", op)
 			}
 			p.pos += len(op)
-			p.skipSpace()
-			if p.pos >= len(p.s) || p.s[p.pos] == ')' {
-				return nil, synErr(at, "%s needs a clause after it", op)
-			}
-			if next := p.peekOp(); next == "OR" || next == "||" || next == "AND" || next == "&&" {
-				return nil, synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+			if err := p.needClause(op, at); err != nil {
+				return nil, err
 			}
 			if op == "OR" || op == "||" {
 				items[len(items)-1].orNext = true
@@ -205,17 +190,30 @@ func (p *boolParser) list(open int, field string) (query.Query, error) {
 	return b, nil
 }
 
+// needClause moves past white space after the operator op (at its
+// position at) and checks that a clause follows: not the end, a ) or a
+// binary operator.
+func (p *boolParser) needClause(op string, at int) error {
+	p.skipSpace()
+	if p.pos >= len(p.s) || p.s[p.pos] == ')' {
+		return synErr(at, "%s needs a clause after it", op)
+	}
+	if next := p.peekOp(); isBinaryOp(next) {
+		return synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+	}
+	return nil
+}
+
+// isBinaryOp reports whether op joins two clauses (OR, ||, AND, &&).
+func isBinaryOp(op string) bool { return op == "OR" || op == "||" || op == "AND" || op == "&&" }
+
 // and parses the clauses after an AND at position at (first is the one
 // before it), and further ANDs, into one must clause.
 func (p *boolParser) and(first clause, op string, at int, field string) (clause, error) {
 	ops := []clause{first}
 	for {
-		p.skipSpace()
-		if p.pos >= len(p.s) || p.s[p.pos] == ')' {
-			return clause{}, synErr(at, "%s needs a clause after it", op)
-		}
-		if next := p.peekOp(); next == "OR" || next == "||" || next == "AND" || next == "&&" {
-			return clause{}, synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+		if err := p.needClause(op, at); err != nil {
+			return clause{}, err
 		}
 		c, err := p.unary(field)
 		if err != nil {
@@ -247,12 +245,8 @@ func (p *boolParser) unary(field string) (clause, error) {
 	at := p.pos
 	if op := p.peekOp(); op == "NOT" || op == "!" {
 		p.pos += len(op)
-		p.skipSpace()
-		if p.pos >= len(p.s) || p.s[p.pos] == ')' {
-			return clause{}, synErr(at, "%s needs a clause after it", op)
-		}
-		if next := p.peekOp(); next == "OR" || next == "||" || next == "AND" || next == "&&" {
-			return clause{}, synErr(p.pos, "%s right after %s: a clause is missing between them", next, op)
+		if err := p.needClause(op, at); err != nil {
+			return clause{}, err
 		}
 		c, err := p.unary(field)
 		if err != nil {
@@ -388,18 +382,12 @@ func (p *boolParser) leaf() (leafText, error) {
 		c := s[i]
 		switch {
 		case need && isSpaceAt(s, i):
-			j := i
-			for j < len(s) && isSpaceAt(s, j) {
-				_, n := utf8.DecodeRuneInString(s[j:])
-				j += n
-			}
-			if saved := p.pos; true {
-				p.pos = j
-				op := p.peekOp()
-				p.pos = saved
-				if op != "" && op != "!" {
-					goto done // "status: AND …": the value is missing
-				}
+			p.pos = i
+			p.skipSpace()
+			j, op := p.pos, p.peekOp()
+			p.pos = start
+			if op != "" && op != "!" {
+				goto done // "status: AND …": the value is missing
 			}
 			i = j
 			continue
