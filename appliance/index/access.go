@@ -1,5 +1,7 @@
 package index
 
+import "strings"
+
 // Access lines (nginx, apache): common and combined log format.
 //
 //	remote_addr ident remote_user [time] "request" status body_bytes_sent ["referer" "user agent" ["x-forwarded-for"]] [key=value …]
@@ -116,10 +118,10 @@ func (ex *extracted) access(pc *parseCtx, line string) bool {
 	if user := s[b+1 : u]; user != "-" {
 		ex.add(pc, "remote_user", user)
 	}
-	if method, rest, ok := cutByte(s[rq:re], ' '); ok && isMethod(method) {
+	if method, rest, ok := strings.Cut(s[rq:re], " "); ok && isMethod(method) {
 		ex.add(pc, "method", method)
 		path, proto := rest, ""
-		if j := lastByte(rest, ' '); j >= 0 && hasPrefix(rest[j+1:], "HTTP/") {
+		if j := strings.LastIndexByte(rest, ' '); j >= 0 && strings.HasPrefix(rest[j+1:], "HTTP/") {
 			path, proto = rest[:j], rest[j+1:]
 		}
 		if path != "" {
@@ -176,23 +178,3 @@ func isMethod(s string) bool {
 	}
 	return true
 }
-
-func cutByte(s string, c byte) (before, after string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func lastByte(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

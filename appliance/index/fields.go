@@ -361,14 +361,24 @@ func jsonTime(v any, now time.Time, loc *time.Location) (time.Time, bool) {
 	var f float64
 	switch v := v.(type) {
 	case string:
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		// parseISO first: it reads RFC 3339 as time.Parse does, without
+		// the error time.Parse allocates for every other form. A whole
+		// value it reads is what time.Parse gives, or one time.Parse
+		// refuses (then parseISO's reading was taken anyway).
+		if t, next, _, ok := parseISOAt(v, loc); ok && next == len(v) {
 			return checkTime(t, now)
+		}
+		// RFC 3339 has its T at [10]; time.Parse reads nothing else.
+		if len(v) > 10 && v[10] == 'T' {
+			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return checkTime(t, now)
+			}
 		}
 		if t, ok := parseISO(v, loc); ok {
 			return checkTime(t, now)
 		}
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil {
+		x, ok := number(v)
+		if !ok {
 			return eventTime(v, now, loc)
 		}
 		f = x

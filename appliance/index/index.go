@@ -363,15 +363,16 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 	// Parse on every core.
 	parsed := make([]extracted, len(keep))
 	parallel(len(keep), func(lo, hi int) {
-		// The records of a batch mostly share their parser and zone.
+		// The records of a batch mostly share their parser and zone; ""
+		// names auto and the index's zone.
 		var spec, tz string
 		p, loc := autoParser, ix.cfg.Zone
 		for k := lo; k < hi; k++ {
 			r := &recs[keep[k]]
-			if r.Parser != spec || k == lo {
+			if r.Parser != spec {
 				spec, p = r.Parser, ix.specs.parser(r.Parser)
 			}
-			if r.TZ != tz || k == lo {
+			if r.TZ != tz {
 				tz, loc = r.TZ, ix.specs.zone(r.TZ, ix.cfg.Zone)
 			}
 			parsed[k] = parseRecord(r.Line, readTime(r, now), r.Fields, now, ix.cfg.MaxFieldsPerLine, p, loc)

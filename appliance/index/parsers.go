@@ -70,8 +70,30 @@ const (
 type lineParser struct {
 	kind parserKind
 	re   *regexp.Regexp
-	// groups are re's subexpression names ("" for unnamed ones).
+	// groups are re's subexpression names ("" for unnamed ones); roles
+	// say which of them is the time or the level.
 	groups []string
+	roles  []groupRole
+}
+
+// groupRole is what a regex group's value is besides a field.
+type groupRole uint8
+
+const (
+	roleField groupRole = iota
+	roleTime            // time, timestamp, ts
+	roleLevel           // level, severity, lvl
+)
+
+// roleOf reads a regex group's name, in any case.
+func roleOf(name string) groupRole {
+	switch strings.ToLower(name) {
+	case "time", "timestamp", "ts":
+		return roleTime
+	case "level", "severity", "lvl":
+		return roleLevel
+	}
+	return roleField
 }
 
 var (
@@ -102,7 +124,12 @@ func newLineParser(spec string) *lineParser {
 	if err != nil {
 		return autoParser
 	}
-	return &lineParser{kind: parseRegex, re: re, groups: re.SubexpNames()}
+	p := &lineParser{kind: parseRegex, re: re, groups: re.SubexpNames()}
+	p.roles = make([]groupRole, len(p.groups))
+	for g, name := range p.groups {
+		p.roles[g] = roleOf(name)
+	}
+	return p
 }
 
 // parse fills ex from pc.line.
@@ -190,12 +217,12 @@ func (ex *extracted) regex(pc *parseCtx, p *lineParser) bool {
 			continue
 		}
 		v := line[m[2*g]:m[2*g+1]]
-		switch strings.ToLower(name) {
-		case "time", "timestamp", "ts":
+		switch p.roles[g] {
+		case roleTime:
 			if t, ok := jsonTime(v, pc.now, pc.loc); ok && !ex.parsed {
 				ex.ts, ex.parsed = t, true
 			}
-		case "level", "severity", "lvl":
+		case roleLevel:
 			if l := NormalizeLevel(v); l != "" && ex.level == "" {
 				ex.level = l
 			}

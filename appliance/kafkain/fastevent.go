@@ -2,6 +2,7 @@ package kafkain
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -168,22 +169,37 @@ func (p *eventParser) str() (string, bool) {
 		}
 		j++
 	}
-	out := make([]byte, 0, j-p.i+16)
-	out = append(out, p.b[p.i+1:j]...)
+	// Escapes: the text unescaped is no longer than as written, so one
+	// buffer of that size holds it, and becomes the string without a copy.
+	end := j
+	for end < len(p.b) && p.b[end] != '"' {
+		if p.b[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	var out strings.Builder
+	out.Grow(min(end, len(p.b)) - p.i - 1)
+	out.Write(p.b[p.i+1 : j])
 	for j < len(p.b) {
 		c := p.b[j]
 		switch {
 		case c == '"':
-			if !utf8.Valid(out) {
+			if !utf8.ValidString(out.String()) {
 				return "", false
 			}
 			p.i = j + 1
-			return string(out), true
+			return out.String(), true
 		case c < 0x20:
 			return "", false
 		case c != '\\':
-			out = append(out, c)
-			j++
+			// A run of plain bytes up to the next escape or quote.
+			k := j + 1
+			for k < len(p.b) && p.b[k] != '\\' && p.b[k] != '"' && p.b[k] >= 0x20 {
+				k++
+			}
+			out.Write(p.b[j:k])
+			j = k
 			continue
 		}
 		if j+1 >= len(p.b) {
@@ -191,17 +207,17 @@ func (p *eventParser) str() (string, bool) {
 		}
 		switch e := p.b[j+1]; e {
 		case '"', '\\', '/':
-			out = append(out, e)
+			out.WriteByte(e)
 		case 'b':
-			out = append(out, '\b')
+			out.WriteByte('\b')
 		case 'f':
-			out = append(out, '\f')
+			out.WriteByte('\f')
 		case 'n':
-			out = append(out, '\n')
+			out.WriteByte('\n')
 		case 'r':
-			out = append(out, '\r')
+			out.WriteByte('\r')
 		case 't':
-			out = append(out, '\t')
+			out.WriteByte('\t')
 		case 'u':
 			r, ok := hex4(p.b, j+2)
 			if !ok {
@@ -220,7 +236,7 @@ func (p *eventParser) str() (string, bool) {
 				r = dec
 				j += 6
 			}
-			out = utf8.AppendRune(out, r)
+			out.WriteRune(r)
 			continue
 		default:
 			return "", false

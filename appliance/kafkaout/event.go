@@ -37,7 +37,10 @@ type eventEncoder struct {
 	fields    map[string]string // a copy of what fieldsEnc encodes
 	fieldsEnc []byte            // `,"fields":{…}`, valid when fieldsOK
 
-	tsOK, metaOK, fieldsOK bool
+	parser, tz string
+	tail       []byte // `,"parser":…,"tz":…}`, valid when tailOK
+
+	tsOK, metaOK, fieldsOK, tailOK bool
 }
 
 // append appends r's event to dst.
@@ -83,17 +86,22 @@ func (e *eventEncoder) append(dst []byte, r *pipeline.Record) ([]byte, error) {
 		dst = append(dst, e.fieldsEnc...)
 	}
 	dst = appendFlags(dst, r.Flags)
-	// Omitted when empty (auto; the indexer's zone), as encoding/json
-	// does, so older indexers and other consumers read the same event.
-	if r.Parser != "" {
-		dst = append(dst, `,"parser":`...)
-		dst = appendString(dst, r.Parser)
+	if !e.tailOK || r.Parser != e.parser || r.TZ != e.tz {
+		// Omitted when empty (auto; the indexer's zone), as encoding/json
+		// does, so older indexers and other consumers read the same event.
+		t := e.tail[:0]
+		if r.Parser != "" {
+			t = append(t, `,"parser":`...)
+			t = appendString(t, r.Parser)
+		}
+		if r.TZ != "" {
+			t = append(t, `,"tz":`...)
+			t = appendString(t, r.TZ)
+		}
+		e.tail = append(t, '}')
+		e.parser, e.tz, e.tailOK = r.Parser, r.TZ, true
 	}
-	if r.TZ != "" {
-		dst = append(dst, `,"tz":`...)
-		dst = appendString(dst, r.TZ)
-	}
-	return append(dst, '}'), nil
+	return append(dst, e.tail...), nil
 }
 
 // appendFields appends the "fields" member of an event with fields.

@@ -82,6 +82,8 @@ func TestEventEncoderIsAppendEvent(t *testing.T) {
 		if rng.IntN(10) == 0 {
 			r.Flags = []string{pipeline.FlagTruncated}
 		}
+		r.Parser = pick("", "", "nginx", `regex:^(?P<a>\d+) "(?P<b>[^"]*)"`)
+		r.TZ = pick("", "", "Asia/Shanghai", "+08:00")
 		want, wantErr := appendEvent([]byte("prefix"), &r)
 		got, err := enc.append([]byte("prefix"), &r)
 		if (err != nil) != (wantErr != nil) || string(got) != string(want) {

@@ -218,7 +218,7 @@ func (p *Producer) messages(recs []pipeline.Record, t *tracker, enc *eventEncode
 		size += len(recs[i].Line)
 	}
 	r0 := &recs[0]
-	perRecord := 128 + len(r0.Host) + len(r0.Source) + len(r0.SourceName) + len(r0.FileID)
+	perRecord := 128 + len(r0.Host) + len(r0.Source) + len(r0.SourceName) + len(r0.FileID) + len(r0.Parser) + len(r0.TZ)
 	for k, v := range r0.Fields {
 		perRecord += len(k) + len(v) + 6
 	}
