@@ -629,7 +629,10 @@ type extracted struct {
 	// unparsed: the source's named parser did not fit the line (it is
 	// indexed as text; FlagUnparsed).
 	unparsed bool
-	leaves   []leaf // JSON leaves, until admit
+	leaves   []leaf // parsed leaves, until admit (or stored)
+	// static are the source's fields (Record.Fields): always indexed,
+	// not counted against the bounds, joined to the leaves by stored.
+	static map[string]string
 }
 
 type leaf struct {
@@ -660,21 +663,7 @@ func parseLine(line string, readTS time.Time, static map[string]string, now time
 // the field names bound: admit applies it once the index (shard) the
 // line goes to is known.
 func parseRecord(line string, readTS time.Time, static map[string]string, now time.Time, maxPerDoc int, p *lineParser, loc *time.Location) extracted {
-	var ex extracted
-	ex.ts = readTS
-	if len(static) > 0 {
-		ex.fields = make(map[string]any, len(static))
-		for k, v := range static {
-			ex.fields[k] = v
-			// Numeric source fields (hostnet counters) answer ranges too.
-			if f, ok := number(v); ok {
-				if ex.num == nil {
-					ex.num = map[string]any{}
-				}
-				ex.num[k] = f
-			}
-		}
-	}
+	ex := extracted{ts: readTS, static: static}
 	pc := parseCtx{line: line, readTS: readTS, now: now, loc: loc, static: static, max: maxPerDoc}
 	p.parse(&ex, &pc)
 	return ex
@@ -935,6 +924,9 @@ func (ex *extracted) keepNames(names *fieldNames) {
 func (ex *extracted) build() {
 	leaves := ex.leaves
 	ex.leaves = nil
+	if len(ex.static) > 0 {
+		leaves = append(staticLeaves(ex.static), leaves...)
+	}
 	if len(leaves) == 0 {
 		return
 	}
@@ -950,6 +942,18 @@ func (ex *extracted) build() {
 			ex.num[l.path] = appendNum(ex.num[l.path], l.num)
 		}
 	}
+}
+
+// staticLeaves returns a source's static fields as leaves; numeric ones
+// (hostnet counters) are numbers too, so that they answer ranges.
+func staticLeaves(static map[string]string) []leaf {
+	out := make([]leaf, 0, len(static))
+	for k, v := range static {
+		l := leaf{path: k, str: v}
+		l.num, l.isN = number(v)
+		out = append(out, l)
+	}
+	return out
 }
 
 func appendValue(cur any, s string) any {

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -545,55 +544,30 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 		ix.unparsed.Add(1)
 		l.Flags = append(l.Flags[:len(l.Flags):len(l.Flags)], pipeline.FlagUnparsed)
 	}
-	if len(ex.fields) == 0 && len(ex.num) == 0 {
-		// Only parsed leaves (the common case: no static fields): sorted
-		// by name straight into the line, a name's values in turn,
-		// without the maps build makes.
-		leaves := ex.leaves
-		ex.leaves = nil
-		slices.SortStableFunc(leaves, func(a, b leaf) int { return strings.Compare(a.path, b.path) })
-		nums := 0
-		if len(leaves) > 0 {
-			l.Fields = make([]kv, len(leaves))
+	// The parsed leaves and the source's static fields (whose names the
+	// parsers leave alone; a static value comes first), sorted by name
+	// straight into the line, a name's values in turn.
+	leaves := ex.leaves
+	ex.leaves = nil
+	if len(ex.static) > 0 {
+		leaves = append(staticLeaves(ex.static), leaves...)
+	}
+	slices.SortStableFunc(leaves, func(a, b leaf) int { return strings.Compare(a.path, b.path) })
+	nums := 0
+	if len(leaves) > 0 {
+		l.Fields = make([]kv, len(leaves))
+	}
+	for i, f := range leaves {
+		l.Fields[i] = kv{K: f.path, V: f.str}
+		if f.isN {
+			nums++
 		}
-		for i, f := range leaves {
-			l.Fields[i] = kv{K: f.path, V: f.str}
+	}
+	if nums > 0 {
+		l.Nums = make([]kn, 0, nums)
+		for _, f := range leaves {
 			if f.isN {
-				nums++
-			}
-		}
-		if nums > 0 {
-			l.Nums = make([]kn, 0, nums)
-			for _, f := range leaves {
-				if f.isN {
-					l.Nums = append(l.Nums, kn{K: f.path, V: f.num})
-				}
-			}
-		}
-		return l
-	}
-	ex.build()
-	if len(ex.fields) > 0 {
-		for _, k := range slices.Sorted(maps.Keys(ex.fields)) {
-			switch v := ex.fields[k].(type) {
-			case string:
-				l.Fields = append(l.Fields, kv{K: k, V: v})
-			case []string:
-				for _, s := range v {
-					l.Fields = append(l.Fields, kv{K: k, V: s})
-				}
-			}
-		}
-	}
-	if len(ex.num) > 0 {
-		for _, k := range slices.Sorted(maps.Keys(ex.num)) {
-			switch v := ex.num[k].(type) {
-			case float64:
-				l.Nums = append(l.Nums, kn{K: k, V: v})
-			case []float64:
-				for _, f := range v {
-					l.Nums = append(l.Nums, kn{K: k, V: f})
-				}
+				l.Nums = append(l.Nums, kn{K: f.path, V: f.num})
 			}
 		}
 	}

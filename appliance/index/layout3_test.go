@@ -2,9 +2,11 @@ package index
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,18 +122,50 @@ func TestStoredFromLeavesAsFromMaps(t *testing.T) {
 		`{"k":["p","q"],"k2":"v"}`,
 		`plain text without fields`,
 	}
-	for _, line := range lines {
-		r := pipeline.Record{TS: testNow, Line: line}
-		fast := parseLine(line, testNow, nil, testNow, 64)
-		fast.keepNames(newFieldNames(100, nil))
-		viaMaps := parseLine(line, testNow, nil, testNow, 64)
-		viaMaps.admit(newFieldNames(100, nil))
-		if len(fast.leaves) == 0 && len(viaMaps.fields) > 0 {
-			t.Fatalf("%s: no leaves to lay out", line)
-		}
-		got, want := ix.stored(&r, &fast, testNow), ix.stored(&r, &viaMaps, testNow)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s:\n from leaves %+v %+v\n from maps   %+v %+v", line, got.Fields, got.Nums, want.Fields, want.Nums)
+	// A source's static fields join the leaves (a numeric one is a
+	// number too).
+	for _, static := range []map[string]string{nil, {"env": "prod", "zz": "7", "aa": ""}} {
+		for _, line := range lines {
+			r := pipeline.Record{TS: testNow, Line: line, Fields: static}
+			fast := parseLine(line, testNow, static, testNow, 64)
+			fast.keepNames(newFieldNames(100, nil))
+			viaMaps := parseLine(line, testNow, static, testNow, 64)
+			viaMaps.admit(newFieldNames(100, nil))
+			if len(fast.leaves) == 0 && len(viaMaps.fields) > len(static) {
+				t.Fatalf("%s: no leaves to lay out", line)
+			}
+			bare := viaMaps // the line without its fields
+			bare.leaves, bare.static = nil, nil
+			got, want := ix.stored(&r, &fast, testNow), storedFromMaps(ix.stored(&r, &bare, testNow), &viaMaps)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s:\n from leaves %+v %+v\n from maps   %+v %+v", line, got.Fields, got.Nums, want.Fields, want.Nums)
+			}
 		}
 	}
+}
+
+// storedFromMaps lays out l's fields from build's maps: names sorted, a
+// name's values in turn.
+func storedFromMaps(l storedLine, ex *extracted) storedLine {
+	for _, k := range slices.Sorted(maps.Keys(ex.fields)) {
+		switch v := ex.fields[k].(type) {
+		case string:
+			l.Fields = append(l.Fields, kv{K: k, V: v})
+		case []string:
+			for _, s := range v {
+				l.Fields = append(l.Fields, kv{K: k, V: s})
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(ex.num)) {
+		switch v := ex.num[k].(type) {
+		case float64:
+			l.Nums = append(l.Nums, kn{K: k, V: v})
+		case []float64:
+			for _, f := range v {
+				l.Nums = append(l.Nums, kn{K: k, V: f})
+			}
+		}
+	}
+	return l
 }

@@ -167,7 +167,7 @@ func (p *lineParser) parse(ex *extracted, pc *parseCtx) {
 // reset undoes what a parser that gave up put in ex: the record's static
 // fields stay.
 func (ex *extracted) reset(pc *parseCtx) {
-	*ex = extracted{ts: pc.readTS, fields: ex.fields, num: ex.num}
+	*ex = extracted{ts: pc.readTS, static: ex.static}
 }
 
 // auto recognises a line by its first bytes and parses it; false leaves
