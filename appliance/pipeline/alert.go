@@ -10,6 +10,16 @@ import (
 	"unicode/utf8"
 )
 
+// Where alerting keeps its entries in etcd: rules (one key each, the JSON
+// /api/alerts takes), each rule's AlertStatus as the evaluator last wrote
+// it, notifications not yet delivered, and the evaluators' election.
+const (
+	AlertsPrefix      = "/logbox/alerts/"
+	AlertStatePrefix  = "/logbox/alertstate/"
+	AlertOutboxPrefix = "/logbox/alertoutbox/"
+	AlertLeaderPrefix = "/logbox/alertleader/"
+)
+
 // AlertRule is a query watched on a schedule. It is stored as JSON at
 // /logbox/alerts/<name> in etcd and is the object /api/alerts takes and
 // answers (GET adds the rule's state, see AlertStatus).
