@@ -118,12 +118,14 @@ function plural(n, one, many) {
 // APIError is a refused or failed API call: message is the server's
 // {"error"}, status its HTTP status (0 when logbox could not be reached),
 // and position, for a query the server could not read, where in the query
-// (1-based byte offset; 0 when the answer names none).
+// (1-based byte offset; 0 when the answer names none), and field, for a
+// refused object, the field the server named ("" when none).
 class APIError extends Error {
-  constructor(message, status = 0, position = 0) {
+  constructor(message, status = 0, position = 0, field = '') {
     super(message);
     this.status = status;
     this.position = position;
+    this.field = field;
   }
 }
 
@@ -153,8 +155,8 @@ async function api(method, path, { params, body, signal } = {}) {
     throw new APIError('Cannot reach logbox: ' + err.message);
   }
   if (!resp.ok) {
-    const { message, position } = await refusalOf(resp);
-    throw new APIError(message, resp.status, position);
+    const { message, position, field } = await refusalOf(resp);
+    throw new APIError(message, resp.status, position, field);
   }
   const text = resp.status === 204 ? '' : await resp.text();
   if (!text) return null;
@@ -166,7 +168,7 @@ async function api(method, path, { params, body, signal } = {}) {
 }
 
 // refusalOf reads what a refused request says: the server's
-// {"error": "...", "position": N}, or else its status.
+// {"error": "...", "position": N, "field": "..."}, or else its status.
 async function refusalOf(resp) {
   let data = null;
   try {
@@ -177,7 +179,8 @@ async function refusalOf(resp) {
   }
   const message = data && typeof data.error === 'string' && data.error ? data.error : `${resp.status} ${resp.statusText}`;
   const position = data && Number.isInteger(data.position) && data.position > 0 ? data.position : 0;
-  return { message, position };
+  const field = data && typeof data.field === 'string' ? data.field : '';
+  return { message, position, field };
 }
 
 // errorOf is refusalOf's message.
@@ -417,7 +420,7 @@ function showQueryError(q, err, fallback) {
 // URL state: the view, the query, the time range and live tail live in the
 // address so that a link is shareable and back/forward work.
 
-const views = ['discover', 'visualize', 'sources', 'status'];
+const views = ['discover', 'visualize', 'alerts', 'sources', 'status'];
 const CHARTS = ['bar', 'line', 'table'];
 let activeView = '';
 
@@ -431,6 +434,9 @@ function readState() {
     to: p.get('to') || '',
     live: p.get('live') === '1',
     chart: CHARTS.includes(p.get('chart')) ? p.get('chart') : '',
+    mode: p.get('show') === 'patterns' ? 'patterns' : 'docs',
+    newp: p.get('new') === '1',
+    rule: p.get('rule') || '',
   };
 }
 
@@ -442,6 +448,11 @@ function stateURL(state) {
   if (state.to) p.set('to', state.to);
   if (state.live) p.set('live', '1');
   if (state.view === 'visualize' && state.chart) p.set('chart', state.chart);
+  if (state.view === 'discover' && state.mode === 'patterns') {
+    p.set('show', 'patterns');
+    if (state.newp) p.set('new', '1');
+  }
+  if (state.view === 'alerts' && state.rule) p.set('rule', state.rule);
   const s = p.toString();
   return location.pathname + (s ? '?' + s : '');
 }
@@ -464,7 +475,10 @@ function rangeFromInputs() {
 }
 
 function currentState(view) {
-  return { view, q: $('q').value.trim(), ...rangeFromInputs(), live: tail.on, chart: viz.chart };
+  return {
+    view, q: $('q').value.trim(), ...rangeFromInputs(), live: tail.on, chart: viz.chart,
+    mode: discover.mode, newp: patterns.newOn, rule: alertsView.selected || '',
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -512,7 +526,7 @@ function showView(view) {
     tab.setAttribute('aria-selected', String(v === view));
     tab.classList.toggle('active', v === view);
   }
-  document.title = { discover: 'logbox', visualize: 'Visualize · logbox', sources: 'Sources · logbox', status: 'Status · logbox' }[view];
+  document.title = { discover: 'logbox', visualize: 'Visualize · logbox', alerts: 'Alerts · logbox', sources: 'Sources · logbox', status: 'Status · logbox' }[view];
   show($('query-area'), view === 'discover' || view === 'visualize');
   $('query-area').classList.toggle('visualize', view === 'visualize');
   show($('query-error-viz'), view === 'discover' && queryError.q !== null && hasPipes(queryError.q));
@@ -520,6 +534,8 @@ function showView(view) {
   else sources.stop();
   if (view === 'status') statusView.start();
   else statusView.stop();
+  if (view === 'alerts') alertsView.start();
+  else alertsView.stop();
   if (view !== 'discover') contextPanel.close();
 }
 
@@ -540,6 +556,7 @@ const discover = {
   ids: new Set(),   // hits shown, so that live tail does not repeat one
   highlight: null,  // RegExp of the shown query's terms
   loading: false,
+  mode: 'docs',     // what the results column shows: 'docs' (the lines) or 'patterns'
 };
 
 const PRESETS = new Set(['now-15m', 'now-1h', 'now-24h', 'now-7d', 'now-30d', '']);
@@ -761,6 +778,7 @@ async function search(append) {
     histogram.load(params);
     facets.load(params, null);
     tail.queryChanged(params.q);
+    if (discover.mode === 'patterns') patterns.load(params);
     showAbsolute();
     show($('zoom-out'), $('range').value === 'custom' && Boolean(resolveTime(discover.from)));
   }
@@ -831,7 +849,7 @@ async function search(append) {
 // stale observation from before the page grew never loads a page.
 function sentinelCheck() {
   const near = $('scroll-sentinel').getBoundingClientRect().top < window.innerHeight + 300;
-  if (near && discover.cursor && !discover.loading && activeView === 'discover' && discover.shown > 0) {
+  if (near && discover.cursor && !discover.loading && activeView === 'discover' && discover.mode === 'docs' && discover.shown > 0) {
     search(true);
   }
 }
@@ -1383,6 +1401,264 @@ const tail = {
     }
   },
 };
+
+// ---------------------------------------------------------------------------
+// Patterns: Discover's other way to show the lines of a query and range,
+// grouped into templates by /api/patterns (numbers, ids and such masked as
+// <*>). Each template has its exact count, its share of the total, a
+// sparkline over the range and, with "new since the previous period" on,
+// a badge when no line of the same length of time right before the range
+// fits it. Clicking a template puts its query in the box and lists its
+// lines. The counts shown always add up to the total: templates the
+// answer leaves out are summed in one "other" row.
+
+const PATTERN_BUCKETS = 40;
+const PATTERN_LIMIT = 500;
+const PLACEHOLDER = '<*>';
+
+// appendPattern appends a template as text, each <*> as a styled
+// placeholder whose text is still <*> (so the text copies as the template).
+function appendPattern(parent, pattern) {
+  String(pattern ?? '').split(PLACEHOLDER).forEach((part, i) => {
+    if (i) {
+      const ph = el('span', 'ph', PLACEHOLDER);
+      ph.title = 'a masked value: a number, id, address, quoted string …';
+      parent.append(ph);
+    }
+    appendText(parent, part);
+  });
+  return parent;
+}
+
+// fmtShare writes count as a share of total: 12.3%, <0.1%.
+function fmtShare(count, total) {
+  if (!(total > 0)) return '—';
+  const pct = (count * 100) / total;
+  if (pct > 0 && pct < 0.1) return '<0.1%';
+  return (pct >= 99.95 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)) + '%';
+}
+
+// compareRange is the same length of time right before from..to, as the
+// API takes it (relative when the range is, so both ends move with now),
+// or null for a range open at the start (all time), which has no "before".
+function compareRange(from, to, now = Date.now()) {
+  const m = /^now-(\d+)([smhdw])$/.exec(from || '');
+  if (m && !to) return { from: `now-${Number(m[1]) * 2}${m[2]}`, to: from };
+  const f = resolveTime(from, now);
+  if (!f) return null;
+  const t = resolveTime(to, now) || new Date(now);
+  const len = t.getTime() - f.getTime();
+  if (!(len > 0)) return null;
+  return { from: new Date(f.getTime() - len).toISOString(), to: f.toISOString() };
+}
+
+// sparkline draws counts as a small SVG line over an area, scaled to its
+// own peak; label says what it shows.
+function sparkline(counts, label) {
+  const W = 120;
+  const H = 26;
+  const n = counts.length;
+  const svg = svgEl('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: 'spark', role: 'img' });
+  svg.setAttribute('aria-label', label);
+  const title = svgEl('title');
+  title.textContent = label;
+  svg.append(title);
+  if (!n) return svg;
+  const max = Math.max(1, ...counts);
+  const x = (i) => (n === 1 ? W / 2 : 1 + (i * (W - 2)) / (n - 1));
+  const y = (v) => H - 1 - (v / max) * (H - 4);
+  const pts = counts.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+  if (n === 1) {
+    // One bucket: a level line across.
+    pts.unshift(`1,${y(counts[0]).toFixed(1)}`);
+    pts.push(`${W - 1},${y(counts[0]).toFixed(1)}`);
+  }
+  const first = pts[0].split(',')[0];
+  const last = pts[pts.length - 1].split(',')[0];
+  svg.append(svgEl('path', { d: `M${first},${H - 1} L${pts.join(' L')} L${last},${H - 1} Z`, class: 'spark-area' }));
+  svg.append(svgEl('polyline', { points: pts.join(' '), class: 'spark-line', 'data-n': n }));
+  return svg;
+}
+
+const patterns = {
+  controller: null,
+  key: '',      // the request of the answer shown (or in flight)
+  data: null,
+  newOn: false, // "new since the previous period"
+  open: new Set(), // templates whose example is shown
+
+  // requestOf is the /api/patterns request for a search's params.
+  requestOf(params) {
+    const req = { q: params.q, from: params.from, to: params.to, buckets: PATTERN_BUCKETS, limit: PATTERN_LIMIT };
+    const cmp = this.newOn ? compareRange(params.from, params.to) : null;
+    if (cmp) {
+      req.compare_from = cmp.from;
+      req.compare_to = cmp.to;
+    }
+    return req;
+  },
+
+  // ensure loads the patterns of params unless they are shown already.
+  ensure(params) {
+    if (!params) return;
+    if (JSON.stringify(this.requestOf(params)) !== this.key) this.load(params);
+  },
+
+  async load(params) {
+    if (this.controller) this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    const req = this.requestOf(params);
+    this.key = JSON.stringify(req);
+    const canCompare = Boolean(compareRange(params.from, params.to));
+    const toggle = $('patterns-new');
+    toggle.disabled = !canCompare;
+    toggle.closest('label').title = canCompare
+      ? 'Mark the templates that did not occur in the same length of time right before the range'
+      : 'All time has no period before it: pick a time range to compare';
+    $('patterns').classList.add('loading');
+    $('patterns-status').textContent = 'Grouping lines…';
+    setText($('patterns-error'), '');
+    try {
+      const data = await api('GET', '/api/patterns', { params: req, signal: controller.signal });
+      this.data = data && typeof data === 'object' ? data : { total: 0, patterns: [] };
+      this.shownNew = Boolean(req.compare_from);
+      $('patterns-status').textContent = this.newOn && !canCompare ? 'new: needs a time range' : '';
+      this.render();
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.key = '';
+      this.data = null;
+      $('patterns-body').replaceChildren();
+      show($('patterns-table'), false);
+      show($('patterns-empty'), false);
+      $('patterns-summary').textContent = '';
+      $('patterns-status').textContent = '';
+      if (err.position) setText($('patterns-error'), 'No patterns: the query has an error (see above).');
+      else setText($('patterns-error'), err.message);
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        $('patterns').classList.remove('loading');
+      }
+    }
+  },
+
+  render() {
+    const d = this.data;
+    const list = Array.isArray(d.patterns) ? d.patterns.filter((p) => p && typeof p === 'object') : [];
+    const total = Number(d.total) || 0;
+    const showNew = this.newOn && this.shownNew;
+    const rows = list.map((p) => this.renderRow(p, total, showNew));
+    // What the answer left out (its limit) is one row, so that the
+    // counts shown add up to the total.
+    const listed = list.reduce((n, p) => n + (Number(p.count) || 0), 0);
+    if (listed < total) {
+      const tr = el('tr', 'pattern-row pattern-other');
+      tr.dataset.count = String(total - listed);
+      const td = el('td', 'pt-template');
+      td.append(el('span', 'pt-other', `other templates (${PATTERN_LIMIT.toLocaleString()} largest shown)`));
+      tr.append(td, el('td', 'num pt-count', fmtNum(total - listed)), el('td', 'num pt-share', fmtShare(total - listed, total)), el('td', 'pt-spark'));
+      rows.push(tr);
+    }
+    $('patterns-body').replaceChildren(...rows);
+    $('patterns-total').textContent = fmtNum(total);
+    show($('patterns-table'), list.length > 0);
+    show($('patterns-empty'), total === 0);
+    const newCount = list.filter((p) => p.new === true).length;
+    let summary = `${plural(list.length, 'template', 'templates')} in ${plural(total, 'line', 'lines')}`;
+    if (showNew) summary += ` · ${fmtNum(newCount)} new`;
+    if (d.partial) summary += ' · partial: not every indexer answered';
+    $('patterns-summary').textContent = summary;
+  },
+
+  renderRow(p, total, showNew) {
+    const count = Number(p.count) || 0;
+    const tr = el('tr', 'pattern-row');
+    tr.dataset.count = String(count);
+    const pattern = String(p.pattern ?? '');
+    const td = el('td', 'pt-template');
+    const expand = el('button', 'expand pt-expand', this.open.has(pattern) ? '▾' : '▸');
+    expand.type = 'button';
+    expand.setAttribute('aria-expanded', String(this.open.has(pattern)));
+    expand.setAttribute('aria-label', 'Show an example line');
+    const open = el('button', 'pt-open');
+    open.type = 'button';
+    appendPattern(open, pattern);
+    const query = typeof p.query === 'string' && p.query ? p.query : '';
+    open.disabled = !query;
+    open.title = printable(`List these ${fmtNum(count)} lines` + (p.example ? `, e.g.\n${p.example}` : ''));
+    open.addEventListener('click', () => this.filter(query));
+    td.append(expand, open);
+    if (showNew && p.new === true) {
+      const b = el('span', 'badge pt-new', 'new');
+      b.title = 'No line of the period before the range fits this template';
+      td.append(b);
+    }
+    const example = el('pre', 'line pt-example');
+    appendText(example, p.example ?? '');
+    example.hidden = !this.open.has(pattern);
+    td.append(example);
+    expand.addEventListener('click', () => {
+      const now = example.hidden;
+      example.hidden = !now;
+      expand.textContent = now ? '▾' : '▸';
+      expand.setAttribute('aria-expanded', String(now));
+      if (now) this.open.add(pattern);
+      else this.open.delete(pattern);
+    });
+    tr.append(td, el('td', 'num pt-count', fmtNum(count)), el('td', 'num pt-share', fmtShare(count, total)));
+    const spark = el('td', 'pt-spark');
+    const buckets = Array.isArray(p.buckets) ? p.buckets.map((v) => Number(v) || 0) : [];
+    if (buckets.length) spark.append(sparkline(buckets, `${plural(count, 'line', 'lines')} in ${buckets.length} steps over the range; at most ${fmtNum(Math.max(...buckets))} in one`));
+    tr.append(spark);
+    return tr;
+  },
+
+  // filter lists the lines of a template: its query in the box, the
+  // documents shown.
+  filter(query) {
+    if (!query) return;
+    $('q').value = query;
+    setMode('docs');
+    pushState(currentState('discover'));
+    addHistory(query);
+    search(false);
+    window.scrollTo(0, 0);
+  },
+
+  setNew(on) {
+    this.newOn = on;
+    $('patterns-new').checked = on;
+  },
+};
+
+// setMode shows the lines ('docs') or the patterns of the query.
+function setMode(mode) {
+  discover.mode = mode === 'patterns' ? 'patterns' : 'docs';
+  const pat = discover.mode === 'patterns';
+  for (const b of document.querySelectorAll('.discover-mode')) {
+    b.setAttribute('aria-pressed', String(b.dataset.mode === discover.mode));
+  }
+  $('view-discover').classList.toggle('patterns-mode', pat);
+  show($('patterns'), pat);
+  if (pat && activeView === 'discover') patterns.ensure(discover.params);
+}
+
+function initPatterns() {
+  for (const b of document.querySelectorAll('.discover-mode')) {
+    b.addEventListener('click', () => {
+      if (b.dataset.mode === discover.mode) return;
+      setMode(b.dataset.mode);
+      pushState(currentState('discover'));
+    });
+  }
+  $('patterns-new').addEventListener('change', () => {
+    patterns.setNew($('patterns-new').checked);
+    replaceState(currentState('discover'));
+    if (discover.params) patterns.load(discover.params);
+  });
+}
 
 function initDiscover() {
   $('search-form').addEventListener('submit', (e) => {
@@ -2237,7 +2513,15 @@ const saved = {
     del.type = 'button';
     del.setAttribute('aria-label', printable(`Delete saved search ${s.name}`));
     del.addEventListener('click', () => this.remove(s, del));
-    actions.append(rename, del);
+    const alert = el('button', 'alert-saved', 'Alert');
+    alert.type = 'button';
+    alert.title = printable(`Create an alert rule on the query of ${s.name}`);
+    alert.setAttribute('aria-label', printable(`Alert on saved search ${s.name}`));
+    alert.addEventListener('click', () => {
+      this.toggleList(false);
+      alertOnSearch({ query: String(s.query || '*'), window: windowOfRange(s.from, s.to), name: s.name, description: s.description || '' });
+    });
+    actions.append(alert, rename, del);
     tr.append(actions);
     return tr;
   },
@@ -2321,6 +2605,673 @@ function initSaved() {
   });
   $('save-replace').addEventListener('click', () => saved.save(true));
   $('save-cancel').addEventListener('click', () => saved.toggleSave(false));
+}
+
+// ---------------------------------------------------------------------------
+// Alerts (/api/alerts, rules kept in etcd): the rules with their state and
+// last value, refreshed every few seconds while shown; a rule's detail
+// with its active instances and firing history; the create/edit form,
+// which shows the server's refusal next to the field it names; and
+// "alert on this search", which opens the form with the query of Discover,
+// Visualize or a saved search.
+
+const ALERTS_EVERY_MS = 3000;
+const ALERT_STATES = ['firing', 'pending', 'ok', 'error', 'unknown'];
+const TARGET_KINDS = [['webhook', 'Webhook (Alertmanager JSON)'], ['alertmanager', 'Alertmanager'], ['slack', 'Slack incoming webhook']];
+
+function alertPath(name) {
+  return '/api/alerts/' + encodeURIComponent(name);
+}
+
+// alertStateBadge is a rule's or instance's state as a badge: firing red,
+// pending amber, ok green, anything else (error, unknown, resolved) grey.
+function alertStateBadge(state, disabled) {
+  const s = disabled ? 'disabled' : (typeof state === 'string' && state ? state : 'unknown');
+  const known = ALERT_STATES.includes(s) || s === 'resolved' || s === 'disabled';
+  const b = el('span', `badge alert-state alert-${known ? s : 'other'}`, printable(s));
+  b.title = {
+    firing: 'the condition held for its "for" time: notifications are sent',
+    pending: 'the condition holds, not yet for its "for" time',
+    ok: 'the condition does not hold',
+    unknown: 'not evaluated yet',
+    error: 'the last evaluation failed',
+    disabled: 'not evaluated: the rule is disabled',
+    resolved: 'the condition stopped holding',
+  }[s] || '';
+  return b;
+}
+
+// goDuration reads a rule's duration (Go's 1h30m, 5m0s, and 7d) as ms;
+// NaN when it cannot.
+function goDuration(v) {
+  const s = String(v ?? '').trim();
+  if (!s) return NaN;
+  const days = /^(\d+(?:\.\d+)?)d$/.exec(s);
+  if (days) return Number(days[1]) * 86400e3;
+  const units = { h: 3600e3, m: 60e3, s: 1e3, ms: 1, us: 1e-3, 'µs': 1e-3, ns: 1e-6 };
+  let total = 0;
+  let rest = s;
+  while (rest) {
+    const m = /^(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/.exec(rest);
+    if (!m) return NaN;
+    total += Number(m[1]) * units[m[2]];
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
+
+// relativeFrom is "now minus d ms" as from= takes it (now-5m), in the
+// largest unit that divides d; '' for no duration.
+function relativeFrom(ms) {
+  if (!(ms >= 1000)) return '';
+  const s = Math.round(ms / 1000);
+  for (const [u, k] of [['d', 86400], ['h', 3600], ['m', 60]]) if (s % k === 0) return `now-${s / k}${u}`;
+  return `now-${s}s`;
+}
+
+// windowOfRange is the window a rule made from a search gets: the length
+// of a relative range (now-15m → 15m), else '' (the default).
+function windowOfRange(from, to) {
+  const m = /^now-(\d+)([smhdw])$/.exec(from || '');
+  if (!m || to) return '';
+  const n = Number(m[1]);
+  if (m[2] === 'w') return `${n * 7}d`;
+  return `${n}${m[2]}`;
+}
+
+// conditionText says what a rule compares: "count > 0", "p99 >= 1.5",
+// "new template".
+function conditionText(r) {
+  const c = r.condition && typeof r.condition === 'object' ? r.condition : {};
+  const op = c.op || '>';
+  const v = Number(c.value ?? 0);
+  if (r.new_patterns) return op === '>' && v === 0 ? 'any new template' : `new template ${op} ${fmtStat(v)}`;
+  const subject = r.column ? r.column : (statsPipe(String(r.query || '')) ? 'first column' : 'count');
+  return `${subject} ${op} ${fmtStat(v)}`;
+}
+
+// labelText writes a label set as name="value", name="value".
+function labelText(labels) {
+  if (!labels || typeof labels !== 'object') return '';
+  return Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}="${v}"`).join(', ');
+}
+
+// labelChips shows a label set as small name=value chips (alertname, the
+// same on every instance, left out).
+function labelChips(labels) {
+  const box = el('span', 'label-chips');
+  const entries = Object.entries(labels && typeof labels === 'object' ? labels : {})
+    .filter(([k]) => k !== 'alertname').sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (!entries.length) box.append(el('span', 'muted', '(the rule as a whole)'));
+  for (const [k, v] of entries) {
+    const chip = el('span', 'label-chip');
+    chip.append(textEl('span', 'label-name', k), document.createTextNode('='), textEl('span', 'label-value', v));
+    box.append(chip);
+  }
+  return box;
+}
+
+// discoverURL is the page's address for a query over the last window in
+// a view (Discover: the query before its pipes).
+function discoverURL(query, window, view) {
+  const q = view === 'visualize' ? query : splitPipes(query).query.trim();
+  return stateURL({ view, q: q === '*' ? '' : q, from: relativeFrom(goDuration(window)), to: '', live: false, chart: '', mode: 'docs' });
+}
+
+const alertsView = {
+  timer: 0,
+  controller: null,
+  list: [],
+  invalid: {},
+  loaded: false,
+  selected: null, // the name of the rule whose detail is shown
+  editing: null,  // the rule the form edits; null while creating
+  armed: '',      // the rule whose Delete waits for its second click
+  armTimer: 0,
+  historyController: null,
+
+  start() {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      if (!document.hidden) this.load();
+    }, ALERTS_EVERY_MS);
+    if (!this.loaded) $('alerts-status').textContent = 'Loading…';
+    this.load();
+  },
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = 0;
+  },
+
+  async load() {
+    if (this.controller) return; // the one in flight answers soon enough
+    const controller = new AbortController();
+    this.controller = controller;
+    try {
+      const data = await api('GET', '/api/alerts', { signal: controller.signal });
+      const list = data && Array.isArray(data.alerts) ? data.alerts : (Array.isArray(data) ? data : []);
+      this.list = list.filter((r) => r && typeof r === 'object' && typeof r.name === 'string')
+        .sort((a, b) => a.name.localeCompare(b.name));
+      this.invalid = data && data.invalid && typeof data.invalid === 'object' ? data.invalid : {};
+      this.loaded = true;
+      setText($('alerts-error'), '');
+      this.render();
+      $('alerts-updated').textContent = `updated ${clockTime(Date.now())} · every ${ALERTS_EVERY_MS / 1000}s`;
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      setText($('alerts-error'), err.message);
+    } finally {
+      if (this.controller === controller) this.controller = null;
+      $('alerts-status').textContent = '';
+    }
+  },
+
+  render() {
+    const rows = this.list.map((r) => this.renderRow(r));
+    $('alerts-body').replaceChildren(...rows);
+    show($('alerts-table'), rows.length > 0);
+    show($('alerts-empty'), rows.length === 0 && !Object.keys(this.invalid).length);
+    const inv = Object.entries(this.invalid);
+    setText($('alerts-invalid'), inv.map(([k, v]) => `invalid rule ${k}: ${v}`).join('\n'));
+    renderAlertsTab(this.list.filter((r) => r.state === 'firing' && !r.disabled).length);
+    if (this.selected) {
+      const r = this.list.find((x) => x.name === this.selected);
+      if (r) this.renderDetail(r);
+      else if (this.loaded) {
+        this.closeDetail(false);
+        replaceState(currentState('alerts'));
+      }
+    }
+  },
+
+  renderRow(r) {
+    const tr = el('tr', 'alert-row');
+    tr.dataset.name = r.name;
+    tr.dataset.state = r.disabled ? 'disabled' : String(r.state || 'unknown');
+    if (r.name === this.selected) tr.classList.add('selected');
+    const st = el('td', 'alert-state-cell');
+    st.append(alertStateBadge(r.state, r.disabled));
+    const inst = Array.isArray(r.instances) ? r.instances : [];
+    if (inst.length > 1) st.append(el('span', 'alert-instances', `${fmtNum(inst.length)} groups`));
+    tr.append(st);
+
+    const name = el('td', 'alert-name');
+    const open = textEl('button', 'link alert-open', r.name);
+    open.type = 'button';
+    open.title = printable(`Show rule ${r.name}`);
+    open.addEventListener('click', () => this.select(r.name));
+    name.append(open);
+    if (r.description) name.append(textEl('span', 'alert-description', r.description));
+    if (r.error) name.append(textEl('span', 'alert-error', r.error));
+    tr.append(name);
+
+    const cond = el('td', 'alert-condition');
+    cond.append(textEl('code', 'alert-query', r.query), textEl('span', 'alert-cond', conditionText(r)));
+    if (r.for && goDuration(r.for) > 0) cond.append(el('span', 'alert-for', `for ${shortDuration(r.for)}`));
+    tr.append(cond);
+
+    const v = r.value === null || r.value === undefined ? '—' : fmtStat(r.value);
+    const val = el('td', 'num alert-value', v);
+    if (r.value !== null && r.value !== undefined) val.title = printable(r.value);
+    tr.append(val);
+    tr.append(el('td', 'alert-every', `${shortDuration(r.every || '1m')} / ${shortDuration(r.window || '5m')}`));
+    const last = el('td', 'alert-last');
+    if (r.last_eval) {
+      last.append(el('span', 'alert-last-time', clockTime(r.last_eval)));
+      last.title = printable(`${r.last_eval}` + (Number.isFinite(r.last_eval_seconds) ? ` · took ${fmtStat(r.last_eval_seconds)} s` : ''));
+      last.append(el('span', 'alert-ago', ago(r.last_eval)));
+    } else {
+      last.append(el('span', 'muted', 'not yet'));
+    }
+    tr.append(last);
+
+    const actions = el('td', 'alert-actions');
+    const edit = el('button', 'edit', 'Edit');
+    edit.type = 'button';
+    edit.setAttribute('aria-label', printable(`Edit rule ${r.name}`));
+    edit.addEventListener('click', () => this.openForm(r));
+    const del = el('button', 'remove', 'Delete');
+    del.type = 'button';
+    del.setAttribute('aria-label', printable(`Delete rule ${r.name}`));
+    if (this.armed === r.name) {
+      del.classList.add('armed');
+      del.textContent = 'Confirm delete';
+    }
+    del.addEventListener('click', () => this.remove(r.name, del));
+    actions.append(edit, del);
+    tr.append(actions);
+    [...tr.children].forEach((td, i) => { td.dataset.label = ['state', 'rule', 'condition', 'last value', 'every / window', 'last evaluation', ''][i]; });
+    return tr;
+  },
+
+  // remove deletes a rule on the second click (the first arms the button
+  // for a few seconds, across refreshes).
+  async remove(name, btn) {
+    if (this.armed !== name) {
+      this.armed = name;
+      btn.classList.add('armed');
+      btn.textContent = 'Confirm delete';
+      clearTimeout(this.armTimer);
+      this.armTimer = setTimeout(() => {
+        this.armed = '';
+        for (const b of document.querySelectorAll('#alerts-body button.remove.armed')) {
+          b.classList.remove('armed');
+          b.textContent = 'Delete';
+        }
+      }, 4000);
+      return;
+    }
+    this.armed = '';
+    clearTimeout(this.armTimer);
+    btn.disabled = true;
+    try {
+      await api('DELETE', alertPath(name));
+      setText($('alerts-error'), '');
+      if (this.selected === name) this.closeDetail(true);
+      if (this.editing && this.editing.name === name) this.closeForm();
+    } catch (err) {
+      setText($('alerts-error'), `Delete ${printable(name)}: ${err.message}`);
+      btn.disabled = false;
+    }
+    this.list = this.list.filter((r) => r.name !== name);
+    this.render();
+    this.load();
+  },
+
+  // select shows a rule's detail (and puts it in the address).
+  select(name) {
+    this.selected = name;
+    pushState(currentState('alerts'));
+    for (const tr of document.querySelectorAll('#alerts-body tr')) tr.classList.toggle('selected', tr.dataset.name === name);
+    const r = this.list.find((x) => x.name === name);
+    $('ad-history-body').replaceChildren();
+    show($('ad-history'), false);
+    if (r) this.renderDetail(r);
+    $('alert-detail').scrollIntoView({ block: 'nearest' });
+  },
+
+  closeDetail(push) {
+    this.selected = null;
+    show($('alert-detail'), false);
+    for (const tr of document.querySelectorAll('#alerts-body tr.selected')) tr.classList.remove('selected');
+    if (push) pushState(currentState('alerts'));
+  },
+
+  renderDetail(r) {
+    show($('alert-detail'), true);
+    $('ad-name').textContent = printable(r.name);
+    $('ad-state').replaceChildren(alertStateBadge(r.state, r.disabled));
+    setText($('ad-description'), r.description || '');
+    setText($('ad-error'), r.error ? 'Last evaluation failed: ' + r.error : '');
+    const pipes = hasPipes(String(r.query || ''));
+    $('ad-discover').setAttribute('href', discoverURL(String(r.query || ''), r.window || '5m', 'discover'));
+    $('ad-discover').title = printable(`The lines of ${splitPipes(String(r.query || '')).query.trim() || '*'} over the last ${shortDuration(r.window || '5m')}`);
+    $('ad-visualize').setAttribute('href', discoverURL(String(r.query || ''), r.window || '5m', 'visualize'));
+    show($('ad-visualize'), pipes);
+
+    const dl = $('ad-facts');
+    const facts = [
+      ['query', r.query, 'mono'],
+      ['condition', conditionText(r) + (goDuration(r.for) > 0 ? `, held for ${shortDuration(r.for)}` : '')],
+      ['every', `${shortDuration(r.every || '1m')} over the last ${shortDuration(r.window || '5m')}`],
+    ];
+    if (r.new_patterns) facts.push(['new since', `templates not seen in the ${shortDuration(r.compare || '24h')} before the window`]);
+    if (r.labels && Object.keys(r.labels).length) facts.push(['labels', labelText(r.labels), 'mono']);
+    const targets = Array.isArray(r.notify) ? r.notify : [];
+    facts.push(['notify', targets.length ? targets.map((t) => {
+      const k = TARGET_KINDS.find(([kind]) => t && t[kind]);
+      return k ? `${k[0]} ${t[k[0]]}` : JSON.stringify(t);
+    }).join('\n') : 'nobody (state only)', 'mono']);
+    facts.push(['last evaluation', r.last_eval
+      ? `${clockTime(r.last_eval)} (${ago(r.last_eval)})` + (Number.isFinite(r.last_eval_seconds) ? `, took ${fmtStat(r.last_eval_seconds)} s` : '') + `; value ${r.value === null || r.value === undefined ? '—' : fmtStat(r.value)}`
+      : 'not yet']);
+    if (r.updated) facts.push(['changed', clockTime(r.updated)]);
+    const rows = facts.map(([k, v, cls]) => {
+      const div = el('div', 'ad-fact');
+      div.dataset.fact = k;
+      div.append(el('dt', '', k), textEl('dd', cls || '', v));
+      return div;
+    });
+    dl.replaceChildren(...rows);
+
+    const inst = Array.isArray(r.instances) ? r.instances : [];
+    const body = inst.map((i) => {
+      const tr = el('tr', 'ad-instance');
+      tr.dataset.state = String(i.state || '');
+      const labels = el('td');
+      labels.append(labelChips(i.labels));
+      const state = el('td');
+      state.append(alertStateBadge(i.state));
+      tr.append(labels, state, el('td', 'num ad-value', fmtStat(i.value)),
+        el('td', 'ad-since', i.active_since ? `${clockTime(i.active_since)} (${ago(i.active_since)})` : '—'),
+        el('td', 'ad-fired', i.fired_at ? clockTime(i.fired_at) : 'not yet'));
+      tr.children[2].dataset.label = 'value';
+      tr.children[3].dataset.label = 'since';
+      tr.children[4].dataset.label = 'fired';
+      return tr;
+    });
+    $('ad-instances-body').replaceChildren(...body);
+    show($('ad-instances'), body.length > 0);
+    show($('ad-instances-none'), body.length === 0);
+    this.loadHistory(r.name);
+  },
+
+  async loadHistory(name) {
+    if (this.historyController) return;
+    const controller = new AbortController();
+    this.historyController = controller;
+    try {
+      const data = await api('GET', alertPath(name) + '/history', { signal: controller.signal });
+      if (this.selected !== name) return;
+      const list = data && Array.isArray(data.history) ? data.history : [];
+      const rows = list.filter((e) => e && typeof e === 'object').map((e) => {
+        const tr = el('tr', 'ad-event');
+        tr.dataset.to = String(e.to || '');
+        const change = el('td', 'ad-change');
+        change.append(alertStateBadge(e.from), el('span', 'ad-arrow', ' → '), alertStateBadge(e.to));
+        const labels = el('td');
+        labels.append(labelChips(e.labels));
+        const time = el('td', 'ad-time', clockTime(e.time));
+        time.title = printable(e.time);
+        const value = el('td', 'num ad-value', fmtStat(e.value));
+        value.dataset.label = 'value';
+        tr.append(time, labels, change, value);
+        return tr;
+      });
+      $('ad-history-body').replaceChildren(...rows);
+      show($('ad-history'), rows.length > 0);
+      show($('ad-history-none'), rows.length === 0);
+      setText($('ad-history-error'), '');
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      setText($('ad-history-error'), 'History: ' + err.message);
+    } finally {
+      if (this.historyController === controller) this.historyController = null;
+    }
+  },
+
+  // openForm opens the form on rule (edit) or empty (create), with
+  // prefill's fields (query, window, name, description) filled in.
+  openForm(rule, prefill) {
+    const r = rule || {};
+    const p = prefill || {};
+    this.editing = rule ? { ...rule } : null;
+    this.clearErrors();
+    $('alert-form-title').textContent = rule ? printable(`Edit rule ${rule.name}`) : 'New alert rule';
+    $('af-submit').textContent = rule ? 'Save changes' : 'Create rule';
+    $('af-name').value = r.name ?? p.name ?? '';
+    $('af-name').readOnly = Boolean(rule);
+    $('af-description').value = r.description ?? p.description ?? '';
+    $('af-query').value = r.query ?? p.query ?? '';
+    $('af-every').value = rule ? shortDuration(r.every || '') : '';
+    $('af-window').value = rule ? shortDuration(r.window || '') : (p.window || '');
+    $('af-for').value = rule && goDuration(r.for) > 0 ? shortDuration(r.for) : '';
+    const c = r.condition && typeof r.condition === 'object' ? r.condition : {};
+    $('af-op').value = ['>', '>=', '<', '<=', '==', '!='].includes(c.op) ? c.op : '>';
+    $('af-value').value = c.value !== undefined && c.value !== null ? String(c.value) : '';
+    $('af-column').value = r.column || '';
+    $('af-new-patterns').checked = Boolean(r.new_patterns);
+    $('af-compare').value = r.new_patterns && r.compare ? shortDuration(r.compare) : '';
+    $('af-labels').value = Object.entries(r.labels || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+    $('af-disabled').checked = Boolean(r.disabled);
+    $('af-targets').replaceChildren();
+    for (const t of (Array.isArray(r.notify) ? r.notify : [])) {
+      const k = TARGET_KINDS.find(([kind]) => t && t[kind]);
+      if (k) this.addTarget(k[0], t[k[0]]);
+    }
+    this.syncForm();
+    show($('alert-form'), true);
+    $('alert-form').classList.toggle('editing', Boolean(rule));
+    $('alert-form').scrollIntoView({ block: 'nearest' });
+    (rule || !$('af-name').value ? (rule ? $('af-query') : $('af-name')) : $('af-every')).focus();
+  },
+
+  closeForm() {
+    this.editing = null;
+    this.clearErrors();
+    $('alert-form').reset();
+    $('af-targets').replaceChildren();
+    show($('alert-form'), false);
+  },
+
+  isFormOpen() {
+    return !$('alert-form').hidden;
+  },
+
+  // syncForm shows the inputs that apply: the column for a stats pipe,
+  // the compare range for new patterns, and what the condition compares.
+  syncForm() {
+    const stats = Boolean(statsPipe($('af-query').value.trim()));
+    const np = $('af-new-patterns').checked;
+    show($('af-column-label'), stats && !np);
+    show($('af-compare-label'), np);
+    $('af-cond-subject').textContent = np ? 'new templates (1 each)' : stats ? printable($('af-column').value.trim() || 'first column') : 'matching lines';
+    show($('af-targets-none'), $('af-targets').children.length === 0);
+  },
+
+  addTarget(kind, url) {
+    const li = el('li', 'af-target');
+    const n = $('af-targets').children.length;
+    const sel = el('select', 'af-target-kind');
+    sel.setAttribute('aria-label', `Target ${n + 1}: kind`);
+    for (const [k, label] of TARGET_KINDS) {
+      const o = el('option', '', label);
+      o.value = k;
+      sel.append(o);
+    }
+    sel.value = kind || 'webhook';
+    const input = el('input', 'af-target-url');
+    input.autocomplete = 'off';
+    input.spellcheck = false;
+    input.placeholder = 'https://…';
+    input.setAttribute('aria-label', `Target ${n + 1}: URL`);
+    input.id = `af-target-${Date.now().toString(36)}-${n}`;
+    input.value = url || '';
+    const rm = el('button', 'af-target-remove', 'Remove');
+    rm.type = 'button';
+    rm.setAttribute('aria-label', `Remove target ${n + 1}`);
+    rm.addEventListener('click', () => {
+      li.remove();
+      this.syncForm();
+    });
+    li.append(sel, input, rm);
+    $('af-targets').append(li);
+    this.syncForm();
+    return input;
+  },
+
+  clearErrors() {
+    setText($('af-error'), '');
+    for (const e of $('alert-form').querySelectorAll('.field-error')) e.remove();
+    for (const i of $('alert-form').querySelectorAll('[aria-invalid]')) {
+      i.removeAttribute('aria-invalid');
+      i.removeAttribute('aria-describedby');
+    }
+  },
+
+  // fieldSpot finds where the form shows an error about field (the
+  // API's name: query, condition.op, labels.team, notify[1].slack): the
+  // input and the element the message is appended to; null when the form
+  // has no input for it.
+  fieldSpot(field, sentTargets) {
+    const t = /^notify\[(\d+)\]/.exec(field);
+    if (t) {
+      const li = sentTargets[Number(t[1])];
+      if (li) return { input: li.querySelector('.af-target-url'), box: li };
+    }
+    const key = field.startsWith('labels') ? 'labels' : field === 'condition' ? 'condition.value' : field;
+    const box = $('alert-form').querySelector(`[data-field="${CSS.escape(key)}"]`);
+    if (!box) return null;
+    if (key === 'notify') return { input: box.querySelector('input, select') || $('af-add-target'), box };
+    const input = box.querySelector('input, select');
+    return { input, box: box.closest('.af-condition') || box };
+  },
+
+  // showError puts a refusal next to the field it names (the answer's
+  // "field", or a "field: message" prefix), else under the form. A query
+  // the server cannot read shows the place marked.
+  showError(err, sentTargets) {
+    let field = err.field || '';
+    if (!field && err.position > 0) field = 'query';
+    if (!field && err.status === 409) field = 'name';
+    if (!field) {
+      const m = /^([A-Za-z_]\w*(?:\[\d+\])?(?:\.[\w]+)?):\s/.exec(err.message || '');
+      if (m) field = m[1];
+    }
+    const spot = field ? this.fieldSpot(field, sentTargets || []) : null;
+    if (!spot || !spot.input) {
+      setText($('af-error'), err.message);
+      return;
+    }
+    const box = el('span', 'field-error');
+    box.id = (spot.input.id || 'af-x') + '-error';
+    box.setAttribute('role', 'alert');
+    box.dataset.field = field;
+    appendText(box, err.message);
+    if (field === 'query' && err.position > 0) {
+      const q = $('af-query').value.trim();
+      const i = charIndex(q, err.position);
+      const len = charLength(q, i);
+      const where = el('code', 'af-query-where');
+      appendText(where, q.slice(Math.max(0, i - QUERY_ERROR_CONTEXT), i));
+      const at = el('mark', len ? 'query-error-at' : 'query-error-at at-end');
+      appendText(at, len ? q.slice(i, i + len) : ' ');
+      at.title = `position ${err.position}`;
+      where.append(at);
+      appendText(where, q.slice(i + len, i + len + QUERY_ERROR_CONTEXT));
+      box.append(where);
+    }
+    spot.box.append(box);
+    spot.input.setAttribute('aria-invalid', 'true');
+    spot.input.setAttribute('aria-describedby', box.id);
+    spot.input.focus();
+  },
+
+  // readForm builds the rule the form describes, over the one being
+  // edited so that what the form does not show (annotations) is kept.
+  // It returns the rule and the target rows in the order sent.
+  readForm() {
+    const r = this.editing ? { ...this.editing } : {};
+    for (const k of ['state', 'value', 'last_eval', 'last_eval_seconds', 'error', 'instances', 'history', 'created', 'updated']) delete r[k];
+    const text = (id) => $(id).value.trim();
+    r.name = text('af-name');
+    r.query = text('af-query');
+    const opt = (k, v) => {
+      if (v) r[k] = v;
+      else delete r[k];
+    };
+    opt('description', text('af-description'));
+    opt('every', text('af-every'));
+    opt('window', text('af-window'));
+    opt('for', text('af-for'));
+    const vtext = text('af-value');
+    const value = vtext === '' ? 0 : Number(vtext);
+    if (!Number.isFinite(value)) throw new APIError(`condition.value: "${vtext}" is not a number`, 0, 0, 'condition.value');
+    r.condition = { op: $('af-op').value, value };
+    r.new_patterns = $('af-new-patterns').checked;
+    if (!r.new_patterns) delete r.new_patterns;
+    opt('compare', r.new_patterns ? text('af-compare') : '');
+    opt('column', statsPipe(r.query) && !r.new_patterns ? text('af-column') : '');
+    const labels = {};
+    for (const kv of $('af-labels').value.split(',').map((x) => x.trim()).filter(Boolean)) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new APIError(`labels: "${kv}" must be written name=value`, 0, 0, 'labels');
+      labels[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+    }
+    if (Object.keys(labels).length) r.labels = labels;
+    else delete r.labels;
+    const sent = [];
+    r.notify = [];
+    for (const li of $('af-targets').children) {
+      const url = li.querySelector('.af-target-url').value.trim();
+      if (!url) continue;
+      r.notify.push({ [li.querySelector('.af-target-kind').value]: url });
+      sent.push(li);
+    }
+    if (!r.notify.length) delete r.notify;
+    r.disabled = $('af-disabled').checked;
+    if (!r.disabled) delete r.disabled;
+    return { rule: r, sent };
+  },
+
+  async submit(e) {
+    e.preventDefault();
+    this.clearErrors();
+    const button = $('af-submit');
+    button.disabled = true;
+    let sent = [];
+    try {
+      const f = this.readForm();
+      sent = f.sent;
+      if (this.editing) await api('PUT', alertPath(this.editing.name), { body: f.rule });
+      else await api('POST', '/api/alerts', { body: f.rule });
+      const name = f.rule.name;
+      this.closeForm();
+      this.selected = name;
+      pushState(currentState('alerts'));
+      await this.load();
+      this.select(name);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      this.showError(err, sent);
+    } finally {
+      button.disabled = false;
+    }
+  },
+};
+
+// alertOnSearch opens the alert form with a query (and the window its
+// range suggests) from Discover, Visualize or a saved search.
+function alertOnSearch(prefill) {
+  if (activeView !== 'alerts') {
+    alertsView.selected = null;
+    pushState(currentState('alerts'));
+    showView('alerts');
+  }
+  alertsView.closeDetail(false);
+  alertsView.openForm(null, prefill);
+}
+
+// renderAlertsTab shows on the Alerts tab how many rules fire.
+function renderAlertsTab(firing) {
+  const c = $('alerts-tab-count');
+  const n = Number(firing) || 0;
+  c.textContent = n ? String(n) : '';
+  c.title = n ? `${plural(n, 'rule', 'rules')} firing` : '';
+  show(c, n > 0);
+}
+
+function initAlerts() {
+  $('alert-new').addEventListener('click', () => {
+    alertsView.closeDetail(true);
+    alertsView.openForm(null);
+  });
+  $('alert-form').addEventListener('submit', (e) => alertsView.submit(e));
+  $('af-cancel').addEventListener('click', () => alertsView.closeForm());
+  $('af-add-target').addEventListener('click', () => alertsView.addTarget('webhook', '').focus());
+  for (const id of ['af-query', 'af-column', 'af-new-patterns']) $(id).addEventListener('input', () => alertsView.syncForm());
+  $('af-new-patterns').addEventListener('change', () => alertsView.syncForm());
+  $('ad-close').addEventListener('click', () => alertsView.closeDetail(true));
+  $('ad-edit').addEventListener('click', () => {
+    const r = alertsView.list.find((x) => x.name === alertsView.selected);
+    if (r) alertsView.openForm(r);
+  });
+  // The links open in the page (a modified click: a new tab).
+  for (const id of ['ad-discover', 'ad-visualize']) {
+    $(id).addEventListener('click', (e) => {
+      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      history.pushState(null, '', $(id).getAttribute('href'));
+      viz.stash = null;
+      applyState();
+    });
+  }
+  $('alert-this').addEventListener('click', () => {
+    const r = rangeFromInputs();
+    const q = $('q').value.trim();
+    alertOnSearch({ query: q || '*', window: windowOfRange(r.from, r.to) });
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -3077,6 +4028,8 @@ const statusView = {
       ]);
     }
     cards.push(ixCard);
+    const alertsCard = this.alertsCard(st.alerts);
+    if (alertsCard) cards.push(alertsCard);
     cards.push(this.diskCard(st.disk));
 
     const etcd = st.etcd || {};
@@ -3152,6 +4105,52 @@ const statusView = {
     }
     t.append(thead, tbody);
     card.append(t);
+    return card;
+  },
+
+  // alertsCard is alerting as this process sees it: rules firing and
+  // pending, the rules in trouble (their evaluation fails) and the
+  // notification targets that keep failing; null when the status has no
+  // alerts part (an older logbox, or a role that does not evaluate).
+  alertsCard(a) {
+    if (!a || typeof a !== 'object') return null;
+    const n = (...keys) => {
+      for (const k of keys) if (Number.isFinite(Number(a[k])) && a[k] !== null && a[k] !== '') return Number(a[k]);
+      return 0;
+    };
+    const firing = n('firing', 'rules_firing');
+    const pending = n('pending', 'rules_pending');
+    const listOf = (v) => (Array.isArray(v) ? v.filter((x) => x && typeof x === 'object') : []);
+    const trouble = listOf(a.rules_in_trouble || a.in_trouble || a.troubled);
+    const targets = listOf(a.targets).filter((x) => Number(x.failures) > 0 || x.last_error);
+    const card = this.card('Alerts', 'alerts', trouble.length || targets.length ? 'bad' : firing ? 'warn' : 'ok');
+    const rows = [
+      ['firing', fmtNum(firing), 'alerts-firing', firing ? 'big bad' : 'big'],
+      ['pending', fmtNum(pending), 'alerts-pending', pending ? 'warn-text' : ''],
+    ];
+    if (a.rules !== undefined && !Array.isArray(a.rules)) rows.push(['rules', fmtNum(a.rules), 'alerts-rules']);
+    if (a.leader !== undefined && a.leader !== null) {
+      let who = a.leader;
+      if (typeof who === 'boolean') who = who ? 'this process' : 'another indexer';
+      else if (typeof who === 'object') who = who.id || who.name || JSON.stringify(who);
+      rows.push(['evaluated by', String(who || 'nobody yet'), 'alerts-leader']);
+    }
+    this.metrics(card, rows);
+    if (trouble.length) {
+      this.table(card, ['rule in trouble', 'state', 'why'], trouble.map((r) => [r.name ?? r.rule ?? '?', r.state ?? '', r.error ?? r.last_error ?? '']), 'alert-rules');
+    }
+    if (targets.length) {
+      this.table(card, ['failing target', 'kind', 'failures', 'last error'], targets.map((x) => [x.target ?? x.url ?? '?', x.kind ?? '', fmtNum(x.failures), x.last_error ?? '']), 'alert-targets');
+    }
+    if (!trouble.length && !targets.length) card.append(el('p', 'muted', 'Every rule evaluates and every target answers.'));
+    const link = el('a', 'card-link', 'rules');
+    link.setAttribute('href', stateURL({ view: 'alerts' }));
+    link.addEventListener('click', (e) => {
+      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      switchView('alerts');
+    });
+    card.append(link);
     return card;
   },
 
@@ -3272,6 +4271,9 @@ const statusPoll = {
       return;
     }
     renderDiskBanner(st.disk);
+    if (st.alerts && typeof st.alerts === 'object' && activeView !== 'alerts') {
+      renderAlertsTab(st.alerts.firing ?? st.alerts.rules_firing);
+    }
     if (this.view) this.view.showStatus(st);
   },
 };
@@ -3311,6 +4313,10 @@ function applyState() {
     tail.setOn(state.live);
   }
   viz.chart = state.chart;
+  patterns.setNew(state.newp);
+  setMode(state.mode);
+  alertsView.selected = state.rule || null;
+  if (!alertsView.selected) alertsView.closeDetail(false);
   showView(state.view);
   if (state.view === 'discover') ensureSearched();
   if (state.view === 'visualize') viz.ensure();
@@ -3323,6 +4329,7 @@ function ensureSearched() {
   const r = rangeFromInputs();
   const same = p && p.q === $('q').value.trim() && p.from === r.from && p.to === r.to;
   if (!same) search(false);
+  else if (discover.mode === 'patterns') patterns.ensure(p);
 }
 
 function isEditable(target) {
@@ -3360,6 +4367,14 @@ function closeDetail() {
     $('syntax-toggle').setAttribute('aria-expanded', 'false');
     return true;
   }
+  if (activeView === 'alerts' && alertsView.isFormOpen()) {
+    alertsView.closeForm();
+    return true;
+  }
+  if (activeView === 'alerts' && alertsView.selected) {
+    alertsView.closeDetail(true);
+    return true;
+  }
   if (sources.editing && activeView === 'sources') {
     sources.resetForm();
     return true;
@@ -3372,6 +4387,8 @@ function init() {
   initDiscover();
   initVisualize();
   initSaved();
+  initPatterns();
+  initAlerts();
   initSources();
   for (const v of views) $('tab-' + v).addEventListener('click', () => switchView(v));
   document.addEventListener('keydown', (e) => {
