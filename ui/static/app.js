@@ -2744,8 +2744,10 @@ const alertsView = {
     this.timer = 0;
   },
 
+  // load fetches the rules; a newer call cancels one in flight (which
+  // may predate a change just made).
   async load() {
-    if (this.controller) return; // the one in flight answers soon enough
+    if (this.controller) this.controller.abort();
     const controller = new AbortController();
     this.controller = controller;
     try {
@@ -2762,8 +2764,10 @@ const alertsView = {
       if (err.name === 'AbortError') return;
       setText($('alerts-error'), err.message);
     } finally {
-      if (this.controller === controller) this.controller = null;
-      $('alerts-status').textContent = '';
+      if (this.controller === controller) {
+        this.controller = null;
+        $('alerts-status').textContent = '';
+      }
     }
   },
 
@@ -2958,7 +2962,7 @@ const alertsView = {
   },
 
   async loadHistory(name) {
-    if (this.historyController) return;
+    if (this.historyController) this.historyController.abort();
     const controller = new AbortController();
     this.historyController = controller;
     try {
