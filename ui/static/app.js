@@ -2778,7 +2778,8 @@ const alertsView = {
     show($('alerts-empty'), rows.length === 0 && !Object.keys(this.invalid).length);
     const inv = Object.entries(this.invalid);
     setText($('alerts-invalid'), inv.map(([k, v]) => `invalid rule ${k}: ${v}`).join('\n'));
-    renderAlertsTab(this.list.filter((r) => r.state === 'firing' && !r.disabled).length);
+    renderAlertsTab(this.list.filter((r) => !r.disabled).reduce((n, r) =>
+      n + (Array.isArray(r.instances) ? r.instances.filter((i) => i && i.state === 'firing').length : 0), 0));
     if (this.selected) {
       const r = this.list.find((x) => x.name === this.selected);
       if (r) this.renderDetail(r);
@@ -3015,7 +3016,7 @@ const alertsView = {
     $('af-op').value = ['>', '>=', '<', '<=', '==', '!='].includes(c.op) ? c.op : '>';
     $('af-value').value = c.value !== undefined && c.value !== null ? String(c.value) : '';
     $('af-column').value = r.column || '';
-    $('af-new-patterns').checked = Boolean(r.new_patterns);
+    $('af-new-patterns').checked = Boolean(r.new_patterns ?? p.new_patterns);
     $('af-compare').value = r.new_patterns && r.compare ? shortDuration(r.compare) : '';
     $('af-labels').value = Object.entries(r.labels || {}).map(([k, v]) => `${k}=${v}`).join(', ');
     $('af-disabled').checked = Boolean(r.disabled);
@@ -3237,12 +3238,13 @@ function alertOnSearch(prefill) {
   alertsView.openForm(null, prefill);
 }
 
-// renderAlertsTab shows on the Alerts tab how many rules fire.
+// renderAlertsTab shows on the Alerts tab how many alerts (instances of
+// rules) fire.
 function renderAlertsTab(firing) {
   const c = $('alerts-tab-count');
   const n = Number(firing) || 0;
   c.textContent = n ? String(n) : '';
-  c.title = n ? `${plural(n, 'rule', 'rules')} firing` : '';
+  c.title = n ? `${plural(n, 'alert', 'alerts')} firing` : '';
   show(c, n > 0);
 }
 
@@ -3274,7 +3276,9 @@ function initAlerts() {
   $('alert-this').addEventListener('click', () => {
     const r = rangeFromInputs();
     const q = $('q').value.trim();
-    alertOnSearch({ query: q || '*', window: windowOfRange(r.from, r.to) });
+    // From the Patterns tab with "new since" on: a rule on new templates.
+    const np = activeView === 'discover' && discover.mode === 'patterns' && patterns.newOn;
+    alertOnSearch({ query: q || '*', window: windowOfRange(r.from, r.to), new_patterns: np });
   });
 }
 
@@ -4032,7 +4036,7 @@ const statusView = {
       ]);
     }
     cards.push(ixCard);
-    const alertsCard = this.alertsCard(st.alerts);
+    const alertsCard = this.alertsCard(st.alerts, st.invalid_alerts);
     if (alertsCard) cards.push(alertsCard);
     cards.push(this.diskCard(st.disk));
 
@@ -4112,42 +4116,46 @@ const statusView = {
     return card;
   },
 
-  // alertsCard is alerting as this process sees it: rules firing and
-  // pending, the rules in trouble (their evaluation fails) and the
-  // notification targets that keep failing; null when the status has no
-  // alerts part (an older logbox, or a role that does not evaluate).
-  alertsCard(a) {
+  // alertsCard is alerting as this process sees it (the evaluator's
+  // stats): alerts firing and pending, the rules in trouble (their entry,
+  // query or last write failed) and the notification targets whose
+  // deliveries fail; null when the status has no alerts part (an older
+  // logbox, or a role that does not evaluate). invalid are the rule
+  // entries in etcd the store refused.
+  alertsCard(a, invalid) {
     if (!a || typeof a !== 'object') return null;
-    const n = (...keys) => {
-      for (const k of keys) if (Number.isFinite(Number(a[k])) && a[k] !== null && a[k] !== '') return Number(a[k]);
-      return 0;
-    };
-    const firing = n('firing', 'rules_firing');
-    const pending = n('pending', 'rules_pending');
     const listOf = (v) => (Array.isArray(v) ? v.filter((x) => x && typeof x === 'object') : []);
-    const trouble = listOf(a.rules_in_trouble || a.in_trouble || a.troubled);
-    const targets = listOf(a.targets).filter((x) => Number(x.failures) > 0 || x.last_error);
-    const card = this.card('Alerts', 'alerts', trouble.length || targets.length ? 'bad' : firing ? 'warn' : 'ok');
-    const rows = [
-      ['firing', fmtNum(firing), 'alerts-firing', firing ? 'big bad' : 'big'],
-      ['pending', fmtNum(pending), 'alerts-pending', pending ? 'warn-text' : ''],
-    ];
-    if (a.rules !== undefined && !Array.isArray(a.rules)) rows.push(['rules', fmtNum(a.rules), 'alerts-rules']);
-    if (a.leader !== undefined && a.leader !== null) {
-      let who = a.leader;
-      if (typeof who === 'boolean') who = who ? 'this process' : 'another indexer';
-      else if (typeof who === 'object') who = who.id || who.name || JSON.stringify(who);
-      rows.push(['evaluated by', String(who || 'nobody yet'), 'alerts-leader']);
+    const trouble = listOf(a.rules_in_trouble);
+    for (const [name, why] of Object.entries(invalid && typeof invalid === 'object' ? invalid : {})) {
+      if (!trouble.some((r) => r.rule === name)) trouble.push({ rule: name, error: 'invalid entry: ' + why });
     }
+    const targets = listOf(a.targets_in_trouble);
+    const leader = a.leader === true;
+    const firing = Number(a.firing) || 0;
+    const card = this.card('Alerts', 'alerts', trouble.length || targets.length ? 'bad' : leader && firing ? 'warn' : 'ok');
+    const rows = [];
+    if (leader) {
+      rows.push(
+        ['firing', fmtNum(firing), 'alerts-firing', firing ? 'big bad' : 'big'],
+        ['pending', fmtNum(a.pending || 0), 'alerts-pending', a.pending ? 'warn-text' : ''],
+        ['rules', fmtNum(a.rules || 0), 'alerts-rules'],
+        ['evaluations', fmtNum(a.evaluations || 0) + (a.evaluation_failures ? ` (${fmtNum(a.evaluation_failures)} failed)` : ''), 'alerts-evaluations', a.evaluation_failures ? 'warn-text' : ''],
+      );
+      const sent = Object.values(a.notifications && typeof a.notifications === 'object' ? a.notifications : {});
+      const sum = (k) => sent.reduce((n, c) => n + (Number(c && c[k]) || 0), 0);
+      rows.push(['notifications', `${fmtNum(sum('sent'))} sent` + (sum('failed') ? `, ${fmtNum(sum('failed'))} failed` : '') +
+        (sum('dropped') ? `, ${fmtNum(sum('dropped'))} dropped` : ''), 'alerts-sent', sum('dropped') ? 'bad' : '']);
+      rows.push(['waiting to be sent', fmtNum(a.outbox || 0), 'alerts-outbox']);
+    }
+    rows.push(['evaluated by', leader ? 'this process' : 'another process (the elected evaluator)', 'alerts-leader']);
     this.metrics(card, rows);
-    if (trouble.length) {
-      this.table(card, ['rule in trouble', 'state', 'why'], trouble.map((r) => [r.name ?? r.rule ?? '?', r.state ?? '', r.error ?? r.last_error ?? '']), 'alert-rules');
-    }
+    if (trouble.length) this.table(card, ['rule in trouble', 'why'], trouble.map((r) => [r.rule ?? '?', r.error ?? '']), 'alert-rules');
     if (targets.length) {
-      this.table(card, ['failing target', 'kind', 'failures', 'last error'], targets.map((x) => [x.target ?? x.url ?? '?', x.kind ?? '', fmtNum(x.failures), x.last_error ?? '']), 'alert-targets');
+      this.table(card, ['failing target', 'failures', 'last error'], targets.map((x) =>
+        [`${x.kind ?? '?'} ${x.url ?? ''}`, fmtNum(x.consecutive_failures) + (x.queued ? ` (${fmtNum(x.queued)} queued)` : ''), x.last_error ?? '']), 'alert-targets');
     }
-    if (!trouble.length && !targets.length) card.append(el('p', 'muted', 'Every rule evaluates and every target answers.'));
-    const link = el('a', 'card-link', 'rules');
+    if (!trouble.length && !targets.length) card.append(el('p', 'muted', leader ? 'Every rule evaluates and every target answers.' : 'The evaluator reports its troubles in its own status.'));
+    const link = el('a', 'card-link', 'the rules');
     link.setAttribute('href', stateURL({ view: 'alerts' }));
     link.addEventListener('click', (e) => {
       if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
@@ -4275,9 +4283,9 @@ const statusPoll = {
       return;
     }
     renderDiskBanner(st.disk);
-    if (st.alerts && typeof st.alerts === 'object' && activeView !== 'alerts') {
-      renderAlertsTab(st.alerts.firing ?? st.alerts.rules_firing);
-    }
+    // Only the elected evaluator counts alerts; the Alerts view counts
+    // them from the rules while it is shown.
+    if (st.alerts && st.alerts.leader === true && activeView !== 'alerts') renderAlertsTab(st.alerts.firing);
     if (this.view) this.view.showStatus(st);
   },
 };
