@@ -26,7 +26,7 @@ const alertsUsage = `Usage:
                      [--column COL] [--new-patterns [--compare 24h]] [--label k=v]...
                      [--webhook URL]... [--alertmanager URL]... [--slack URL]...
                      [--description TEXT] [--disabled]
-  logbox alerts save --file rule.json     (- reads the rule from stdin)
+  logbox alerts save [NAME] --file rule.json   (- reads the rule from stdin)
   logbox alerts rm NAME
   logbox alerts history NAME [--json]
 
