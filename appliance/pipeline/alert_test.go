@@ -134,7 +134,9 @@ func TestAlertRuleValidate(t *testing.T) {
 		// Of several bad labels, the first by name, every time.
 		{"several bad labels", func(r *AlertRule) { r.Labels = map[string]string{"z-": "v", "b-": "v", "m-": "v", "c-": "v"} }, "labels.b-"},
 		{"annotation name", func(r *AlertRule) { r.Annotations = map[string]string{"run book": "x"} }, "annotations.run book"},
-		{"long annotation", func(r *AlertRule) { r.Annotations = map[string]string{"summary": strings.Repeat("s", MaxAlertLabelBytes+1)} }, "annotations.summary"},
+		{"long annotation", func(r *AlertRule) {
+			r.Annotations = map[string]string{"summary": strings.Repeat("s", MaxAlertLabelBytes+1)}
+		}, "annotations.summary"},
 		{"long description", func(r *AlertRule) { r.Description = strings.Repeat("d", MaxSavedDescriptionBytes+1) }, "description"},
 		{"description not UTF-8", func(r *AlertRule) { r.Description = "\xff" }, "description"},
 		{"too many targets", func(r *AlertRule) { r.Notify = targets(MaxAlertTargets + 1) }, "notify"},
