@@ -262,9 +262,9 @@ func decodeStringMap(field string, raw json.RawMessage) (map[string]string, erro
 	return out, nil
 }
 
-// decodeEntry decodes a stored rule and checks that its name is its
-// key's.
-func (s *AlertStore) decodeEntry(key string, b []byte) (pipeline.AlertRule, error) {
+// DecodeEntry decodes a rule stored at key (as a watch of
+// pipeline.AlertsPrefix sees it) and checks that its name is its key's.
+func (s *AlertStore) DecodeEntry(key string, b []byte) (pipeline.AlertRule, error) {
 	r, err := s.Decode(b)
 	if err == nil && pipeline.AlertsPrefix+r.Name != key {
 		err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", r.Name, key)}
@@ -281,7 +281,7 @@ func (s *AlertStore) List(ctx context.Context) (pipeline.AlertRuleList, error) {
 	}
 	out := pipeline.AlertRuleList{Alerts: []pipeline.AlertRule{}, Invalid: map[string]string{}}
 	for _, kv := range resp.Kvs {
-		r, err := s.decodeEntry(string(kv.Key), kv.Value)
+		r, err := s.DecodeEntry(string(kv.Key), kv.Value)
 		if err != nil {
 			out.Invalid[strings.TrimPrefix(string(kv.Key), pipeline.AlertsPrefix)] = err.Error()
 			continue
@@ -315,7 +315,7 @@ func (s *AlertStore) get(ctx context.Context, name string) (pipeline.AlertRule, 
 		return pipeline.AlertRule{}, 0, pipeline.ErrAlertNotFound
 	}
 	kv := resp.Kvs[0]
-	r, err := s.decodeEntry(key, kv.Value)
+	r, err := s.DecodeEntry(key, kv.Value)
 	if err != nil {
 		return r, kv.ModRevision, &pipeline.InvalidEntryError{Key: key, Err: err}
 	}

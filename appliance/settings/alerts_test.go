@@ -244,6 +244,13 @@ func TestAlertStoreEntriesWrittenToEtcd(t *testing.T) {
 	if r, err := s.Get(ctx, "direct"); err != nil || r.Query != "host:web2" {
 		t.Fatalf("Get after an etcd write: %+v, %v", r, err)
 	}
+	// As a watch of the prefix would decode an entry.
+	if _, err := s.DecodeEntry(pipeline.AlertsPrefix+"x", []byte(`{"name":"y","query":"q"}`)); !isField(err, "name") {
+		t.Fatalf("DecodeEntry of a rule under another name's key: %v", err)
+	}
+	if r, err := s.DecodeEntry(pipeline.AlertsPrefix+"x", []byte(`{"name":"x","query":"q"}`)); err != nil || r.Name != "x" {
+		t.Fatalf("DecodeEntry = %+v, %v", r, err)
+	}
 	if err := s.Delete(ctx, "Bad Key"); err != nil {
 		t.Fatalf("delete an entry under a name the API refuses: %v", err)
 	}
