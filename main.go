@@ -41,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = searchCmd(args, stdout, stderr)
 	case "searches":
 		err = searchesCmd(args, stdout, stderr)
+	case "alerts":
+		err = alertsCmd(args, stdout, stderr)
 	case "version":
 		err = versionCmd(stdout)
 	case "help":
@@ -75,6 +77,7 @@ Usage:
   logbox sources list|get|add|rm    manage collection sources over the HTTP API
   logbox search QUERY [flags]       search from the terminal
   logbox searches list|get|save|rm|rename  saved searches over the HTTP API
+  logbox alerts list|get|save|rm|history   alert rules over the HTTP API
   logbox version                    print build information
 `)
 }

@@ -48,6 +48,7 @@ type Appliance struct {
 	guard    *auth.Guard
 	store    *settings.Store
 	searches *settings.SearchStore
+	alerts   *settings.AlertStore
 	ready    chan struct{}
 	addr     string // bound HTTP address, set before ready closes
 	mu       sync.Mutex
@@ -183,6 +184,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	store := settings.NewStore(a.etcdCli, policy.CheckGlob, a.log)
 	a.store = store
 	a.searches = settings.NewSearchStore(a.etcdCli)
+	a.alerts = settings.NewAlertStore(a.etcdCli)
 
 	if a.indexes() {
 		icfg := cfg.indexConfig()
@@ -434,7 +436,9 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 		Page:    ui.Handler(),
 	}
 	d.Searches = a.searches
+	d.Alerts = a.alerts
 	d.CheckQuery = index.CheckQuery
+	d.HasPipe = index.HasPipe
 	if a.idx != nil {
 		d.Search = a.idx
 	}
@@ -540,6 +544,9 @@ type Status struct {
 	// refused, by name, read when status is asked for (see
 	// settings.SearchStore).
 	InvalidSearches map[string]string `json:"invalid_searches"`
+	// InvalidAlerts are the alert-rule entries in etcd that are refused,
+	// by name, read likewise (see settings.AlertStore).
+	InvalidAlerts map[string]string `json:"invalid_alerts"`
 }
 
 // IndexStatus is the index's counts, with the batches waiting for the
@@ -588,6 +595,12 @@ func (a *Appliance) status(ctx context.Context) any {
 	if a.searches != nil {
 		if inv, err := a.searches.Invalid(ctx); err == nil {
 			st.InvalidSearches = inv
+		}
+	}
+	st.InvalidAlerts = map[string]string{}
+	if a.alerts != nil {
+		if inv, err := a.alerts.Invalid(ctx); err == nil {
+			st.InvalidAlerts = inv
 		}
 	}
 	st.Undelivered = map[string]map[string]uint64{}

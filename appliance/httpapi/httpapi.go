@@ -52,6 +52,8 @@ type Deps struct {
 	Sources Sources
 	// Searches keeps saved searches; nil answers 501.
 	Searches Searches
+	// Alerts keeps alert rules and reads their state; nil answers 501.
+	Alerts Alerts
 	// Status returns the value served at /api/status.
 	Status func(ctx context.Context) any
 	// Ready reports nil once the process can serve (etcd and index open).
@@ -66,6 +68,10 @@ type Deps struct {
 	// CheckQuery, when set, parses a query (with its pipes) as the index
 	// would: saved searches are checked with it before they are stored.
 	CheckQuery func(q string) error
+	// HasPipe, when set, tells whether a query has a pipe: alert rules
+	// are checked with it before they are stored (a new_patterns rule's
+	// query has none; a column needs one).
+	HasPipe func(q string) bool
 	// QueryTimeout bounds each search, histogram, facets and export page
 	// (default 10s); a query that takes longer is answered 504.
 	QueryTimeout time.Duration
@@ -147,6 +153,7 @@ func New(d Deps, log *slog.Logger) http.Handler {
 		r.Put("/sources/{name}", s.putSource)
 		r.Delete("/sources/{name}", s.deleteSource)
 		searchesRoutes(r, s)
+		alertsRoutes(r, s)
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 		})
@@ -218,14 +225,20 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ie):
 		// The request was fine; what etcd holds is not.
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.As(err, &qe) && qe.Pos > 0:
-		// Where in the query: the page marks it under the query box.
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "position": qe.Pos})
 	case errors.As(err, &fe), errors.As(err, &qe):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, pipeline.ErrSourceNotFound), errors.Is(err, pipeline.ErrHitNotFound), errors.Is(err, pipeline.ErrSearchNotFound):
+		// Which field, and where in the query: the page marks them.
+		body := map[string]any{"error": err.Error()}
+		if errors.As(err, &fe) {
+			body["field"] = fe.Field
+		}
+		if errors.As(err, &qe) && qe.Pos > 0 {
+			body["position"] = qe.Pos
+		}
+		writeJSON(w, http.StatusBadRequest, body)
+	case errors.Is(err, pipeline.ErrSourceNotFound), errors.Is(err, pipeline.ErrHitNotFound), errors.Is(err, pipeline.ErrSearchNotFound),
+		errors.Is(err, pipeline.ErrAlertNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, pipeline.ErrSourceExists), errors.Is(err, pipeline.ErrSearchExists):
+	case errors.Is(err, pipeline.ErrSourceExists), errors.Is(err, pipeline.ErrSearchExists), errors.Is(err, pipeline.ErrAlertExists):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("query took longer than %s and was stopped; narrow the time range or make the query more specific", s.d.QueryTimeout))

@@ -3,10 +3,13 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -164,6 +167,10 @@ func parseAlertDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && !strings.ContainsAny(n, "hms") {
 		d, err := time.ParseDuration(n + "h")
+		if err == nil && (d > math.MaxInt64/24 || d < math.MinInt64/24) {
+			// d*24 would wrap around (and turn 107000d negative).
+			return 0, fmt.Errorf("time: invalid duration %q", s)
+		}
 		return d * 24, err
 	}
 	return time.ParseDuration(s)
@@ -239,6 +246,9 @@ func (r *AlertRule) Validate() error {
 	if len(r.Column) > MaxSavedColumnBytes {
 		return &FieldError{"column", fmt.Sprintf("%d bytes; at most %d are allowed", len(r.Column), MaxSavedColumnBytes)}
 	}
+	if !utf8.ValidString(r.Column) || strings.ContainsFunc(r.Column, unicode.IsControl) {
+		return &FieldError{"column", "must be valid UTF-8 without control characters"}
+	}
 	for _, m := range []struct {
 		field string
 		m     map[string]string
@@ -246,8 +256,10 @@ func (r *AlertRule) Validate() error {
 		if len(m.m) > MaxAlertLabels {
 			return &FieldError{m.field, fmt.Sprintf("%d entries; at most %d are allowed", len(m.m), MaxAlertLabels)}
 		}
-		for k, v := range m.m {
-			f := m.field + "." + k
+		// In order, so that of several bad entries the same one is named
+		// every time.
+		for _, k := range slices.Sorted(maps.Keys(m.m)) {
+			v, f := m.m[k], m.field+"."+k
 			switch {
 			case !labelNameOK(k):
 				return &FieldError{f, "a label name is 1-128 characters of a-z, A-Z, 0-9 and _, not starting with a digit"}
