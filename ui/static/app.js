@@ -775,7 +775,7 @@ async function search(append) {
     discover.params = params;
     discover.highlight = highlighter(params.q);
     updateExportLinks(params);
-    histogram.load(params);
+    discover.histogramDone = histogram.load(params);
     facets.load(params, null);
     tail.queryChanged(params.q);
     if (discover.mode === 'patterns') patterns.load(params);
@@ -876,10 +876,13 @@ const histogram = {
   height: 120,
   pad: { left: 44, right: 8, top: 8, bottom: 20 },
 
+  params: null, // the search params of data
+
   async load(params) {
     if (this.controller) this.controller.abort();
     const controller = new AbortController();
     this.controller = controller;
+    this.params = null;
     const chart = $('histogram-chart');
     chart.classList.add('loading');
     $('histogram-label').textContent = 'Counting…';
@@ -889,6 +892,7 @@ const histogram = {
         params: { q: params.q, from: params.from, to: params.to, buckets }, signal: controller.signal,
       });
       this.data = data && Array.isArray(data.buckets) ? data : { buckets: [] };
+      this.params = params;
       this.render();
     } catch (err) {
       if (err.name === 'AbortError') return;
@@ -1487,9 +1491,20 @@ const patterns = {
   newOn: false, // "new since the previous period"
   open: new Set(), // templates whose example is shown
 
-  // requestOf is the /api/patterns request for a search's params.
+  // requestOf is the /api/patterns request for a search's params. The
+  // sparklines need a closed range: an open end is now, and all time is
+  // the histogram's span (from its first bucket to the end of its last)
+  // once it is known.
   requestOf(params) {
-    const req = { q: params.q, from: params.from, to: params.to, buckets: PATTERN_BUCKETS, limit: PATTERN_LIMIT };
+    const req = { q: params.q, from: params.from, to: params.to || 'now', buckets: PATTERN_BUCKETS, limit: PATTERN_LIMIT };
+    const h = histogram.params === params && histogram.data ? histogram.data.buckets : [];
+    if (!params.from && h.length) {
+      req.from = new Date(Date.parse(h[0].ts)).toISOString();
+      if (!params.to) {
+        const end = Date.parse(h[h.length - 1].ts) + (histogram.data.interval_seconds || 0) * 1000;
+        req.to = end > Date.now() ? new Date(end).toISOString() : 'now';
+      }
+    }
     const cmp = this.newOn ? compareRange(params.from, params.to) : null;
     if (cmp) {
       req.compare_from = cmp.from;
@@ -1508,6 +1523,12 @@ const patterns = {
     if (this.controller) this.controller.abort();
     const controller = new AbortController();
     this.controller = controller;
+    $('patterns').classList.add('loading');
+    // All time: wait for the histogram's span (see requestOf).
+    if (!params.from && histogram.params !== params && discover.histogramDone) {
+      await discover.histogramDone;
+      if (this.controller !== controller) return;
+    }
     const req = this.requestOf(params);
     this.key = JSON.stringify(req);
     const canCompare = Boolean(compareRange(params.from, params.to));
@@ -1516,15 +1537,14 @@ const patterns = {
     toggle.closest('label').title = canCompare
       ? 'Mark the templates that did not occur in the same length of time right before the range'
       : 'All time has no period before it: pick a time range to compare';
-    $('patterns').classList.add('loading');
     $('patterns-status').textContent = 'Grouping lines…';
     setText($('patterns-error'), '');
     try {
       const data = await api('GET', '/api/patterns', { params: req, signal: controller.signal });
       this.data = data && typeof data === 'object' ? data : { total: 0, patterns: [] };
       this.shownNew = Boolean(req.compare_from);
-      $('patterns-status').textContent = this.newOn && !canCompare ? 'new: needs a time range' : '';
       this.render();
+      if (this.newOn && !canCompare) $('patterns-status').textContent = 'new: needs a time range';
     } catch (err) {
       if (err.name === 'AbortError') return;
       this.key = '';
@@ -1548,33 +1568,38 @@ const patterns = {
     const d = this.data;
     const list = Array.isArray(d.patterns) ? d.patterns.filter((p) => p && typeof p === 'object') : [];
     const total = Number(d.total) || 0;
-    const showNew = this.newOn && this.shownNew;
-    const rows = list.map((p) => this.renderRow(p, total, showNew));
+    const showNew = this.newOn && this.shownNew && d.compared !== false;
+    const step = Number(d.bucket_ms) > 0 ? fmtInterval(Math.max(1, Math.round(d.bucket_ms / 1000))) : '';
+    const rows = list.map((p) => this.renderRow(p, total, showNew, step));
     // What the answer left out (its limit) is one row, so that the
     // counts shown add up to the total.
     const listed = list.reduce((n, p) => n + (Number(p.count) || 0), 0);
-    if (listed < total) {
-      const tr = el('tr', 'pattern-row pattern-other');
-      tr.dataset.count = String(total - listed);
+    const rest = Math.max(0, total - listed);
+    if (rest > 0) {
+      const tr = el('tr', 'pattern-row pattern-rest');
+      tr.dataset.count = String(rest);
+      const more = Math.max(0, (Number(d.templates) || 0) - list.length);
       const td = el('td', 'pt-template');
-      td.append(el('span', 'pt-other', `other templates (${PATTERN_LIMIT.toLocaleString()} largest shown)`));
-      tr.append(td, el('td', 'num pt-count', fmtNum(total - listed)), el('td', 'num pt-share', fmtShare(total - listed, total)), el('td', 'pt-spark'));
+      td.append(el('span', 'pt-other', more ? `${plural(more, 'more template', 'more templates')}, not listed` : 'templates not listed'));
+      tr.append(td, el('td', 'num pt-count', fmtNum(rest)), el('td', 'num pt-share', fmtShare(rest, total)), el('td', 'pt-spark'));
       rows.push(tr);
     }
     $('patterns-body').replaceChildren(...rows);
     $('patterns-total').textContent = fmtNum(total);
+    $('patterns-spark-head').textContent = step ? `Over the range, per ${step}` : 'Over the range';
     show($('patterns-table'), list.length > 0);
     show($('patterns-empty'), total === 0);
-    const newCount = list.filter((p) => p.new === true).length;
-    let summary = `${plural(list.length, 'template', 'templates')} in ${plural(total, 'line', 'lines')}`;
-    if (showNew) summary += ` · ${fmtNum(newCount)} new`;
+    const templates = Number(d.templates) || list.length;
+    let summary = `${plural(templates, 'template', 'templates')} in ${plural(total, 'line', 'lines')}`;
+    if (showNew) summary += ` · ${fmtNum(Number.isFinite(d.new) ? d.new : list.filter((p) => p.new === true).length)} new`;
     if (d.partial) summary += ' · partial: not every indexer answered';
     $('patterns-summary').textContent = summary;
+    setText($('patterns-status'), d.overflow ? 'More distinct lines than one answer keeps: the rest are counted under “other lines”.' : '');
   },
 
-  renderRow(p, total, showNew) {
+  renderRow(p, total, showNew, step) {
     const count = Number(p.count) || 0;
-    const tr = el('tr', 'pattern-row');
+    const tr = el('tr', p.other ? 'pattern-row pattern-other' : 'pattern-row');
     tr.dataset.count = String(count);
     const pattern = String(p.pattern ?? '');
     const td = el('td', 'pt-template');
@@ -1584,10 +1609,12 @@ const patterns = {
     expand.setAttribute('aria-label', 'Show an example line');
     const open = el('button', 'pt-open');
     open.type = 'button';
-    appendPattern(open, pattern);
+    if (p.other) open.append(el('span', 'pt-other', 'other lines (more distinct than one answer keeps)'));
+    else appendPattern(open, pattern);
     const query = typeof p.query === 'string' && p.query ? p.query : '';
     open.disabled = !query;
-    open.title = printable(`List these ${fmtNum(count)} lines` + (p.example ? `, e.g.\n${p.example}` : ''));
+    const what = p.overlap ? `List the lines of this template (its query also matches ${plural(count, 'line', 'lines')} of others)` : `List these ${plural(count, 'line', 'lines')}`;
+    open.title = printable((query ? what : 'These lines have no one query') + (p.example ? `, e.g.\n${p.example}` : ''));
     open.addEventListener('click', () => this.filter(query));
     td.append(expand, open);
     if (showNew && p.new === true) {
@@ -1610,7 +1637,10 @@ const patterns = {
     tr.append(td, el('td', 'num pt-count', fmtNum(count)), el('td', 'num pt-share', fmtShare(count, total)));
     const spark = el('td', 'pt-spark');
     const buckets = Array.isArray(p.buckets) ? p.buckets.map((v) => Number(v) || 0) : [];
-    if (buckets.length) spark.append(sparkline(buckets, `${plural(count, 'line', 'lines')} in ${buckets.length} steps over the range; at most ${fmtNum(Math.max(...buckets))} in one`));
+    if (buckets.length) {
+      spark.append(sparkline(buckets, `${plural(count, 'line', 'lines')} over the range, at most ${fmtNum(Math.max(...buckets))}` +
+        (step ? ` in one ${step}` : ' in one step')));
+    }
     tr.append(spark);
     return tr;
   },
