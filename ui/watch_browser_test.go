@@ -553,6 +553,7 @@ func TestBrowserPatterns(t *testing.T) {
 	setMedia(t, p, 420, 900, "dark")
 	wait("narrow", `document.querySelectorAll('#patterns-body tr').length > 0`)
 	noSideways(t, p, "the patterns, narrow")
+	p.do(t, "scroll to patterns", chromedp.Evaluate[chromedp.Void](`document.getElementById('patterns').scrollIntoView()`))
 	p.shot(t, "patterns-narrow-dark")
 	setMedia(t, p, 1280, 900, "light")
 
@@ -578,6 +579,30 @@ func TestBrowserPatterns(t *testing.T) {
 	// Back: the patterns again.
 	p.do(t, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
 	wait("patterns again", `!document.getElementById('patterns').hidden && document.getElementById('q').value === 'pattok' && document.querySelectorAll('#patterns-body .pt-new').length > 0`)
+
+	// All time: every line, still with sparklines (over the histogram's
+	// span); "new since" needs a range to compare with.
+	p.do(t, "all time", chromedp.SetValue(chromedp.ID("range"), ""))
+	wait("all time", fmt.Sprintf(`document.getElementById('patterns-total').textContent === '%d' && !document.getElementById('patterns').classList.contains('loading')`, len(lines)))
+	ans, req = lastPatterns()
+	if req.Get("from") == "" || req.Get("to") == "" || req.Get("compare_from") != "" || ans.Total != len(lines) {
+		t.Errorf("all time asked from=%q to=%q compare_from=%q and got %d lines, want a closed range, no comparison, all %d lines",
+			req.Get("from"), req.Get("to"), req.Get("compare_from"), ans.Total, len(lines))
+	}
+	rows = shown()
+	sum = 0
+	for i, r := range rows {
+		sum += r.Count
+		if i < len(ans.Patterns) && (r.Spark != len(ans.Patterns[i].Buckets) || r.Spark < 2 || r.New) {
+			t.Errorf("all time, row %d: %d sparkline points (API %d buckets), new badge %v", i, r.Spark, len(ans.Patterns[i].Buckets), r.New)
+		}
+	}
+	if sum != len(lines) {
+		t.Errorf("all time: counts add up to %d, want %d", sum, len(lines))
+	}
+	if got := p.eval(t, `String(document.getElementById('patterns-new').disabled)`); got != "true" {
+		t.Errorf("new-since toggle disabled = %s over all time, want true", got)
+	}
 
 	// A query that matches nothing has no patterns, and says so.
 	p.query(t, "pattok AND nosuchword")
