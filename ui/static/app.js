@@ -2801,9 +2801,18 @@ const alertsView = {
     }
   },
 
+  // render shows the rules. A rule's row is made once and then updated in
+  // place, so that a refresh neither takes the focus from its buttons nor
+  // swallows a click.
   render() {
-    const rows = this.list.map((r) => this.renderRow(r));
-    $('alerts-body').replaceChildren(...rows);
+    const body = $('alerts-body');
+    const old = new Map([...body.children].map((tr) => [tr.dataset.name, tr]));
+    const rows = this.list.map((r) => {
+      const tr = old.get(r.name) || this.makeRow(r.name);
+      this.fillRow(tr, r);
+      return tr;
+    });
+    if (rows.length !== body.children.length || rows.some((tr, i) => body.children[i] !== tr)) body.replaceChildren(...rows);
     show($('alerts-table'), rows.length > 0);
     show($('alerts-empty'), rows.length === 0 && !Object.keys(this.invalid).length);
     const inv = Object.entries(this.invalid);
@@ -2820,64 +2829,71 @@ const alertsView = {
     }
   },
 
-  renderRow(r) {
+  // makeRow makes the row of the rule named name: its cells, and the
+  // buttons that stay across refreshes.
+  makeRow(name) {
     const tr = el('tr', 'alert-row');
-    tr.dataset.name = r.name;
-    tr.dataset.state = r.disabled ? 'disabled' : String(r.state || 'unknown');
-    if (r.name === this.selected) tr.classList.add('selected');
-    const st = el('td', 'alert-state-cell');
-    st.append(alertStateBadge(r.state, r.disabled));
-    const inst = Array.isArray(r.instances) ? r.instances : [];
-    if (inst.length > 1) st.append(el('span', 'alert-instances', `${fmtNum(inst.length)} groups`));
-    tr.append(st);
-
-    const name = el('td', 'alert-name');
-    const open = textEl('button', 'link alert-open', r.name);
-    open.type = 'button';
-    open.title = printable(`Show rule ${r.name}`);
-    open.addEventListener('click', () => this.select(r.name));
-    name.append(open);
-    if (r.description) name.append(textEl('span', 'alert-description', r.description));
-    if (r.error) name.append(textEl('span', 'alert-error', r.error));
-    tr.append(name);
-
-    const cond = el('td', 'alert-condition');
-    cond.append(textEl('code', 'alert-query', r.query), textEl('span', 'alert-cond', conditionText(r)));
-    if (r.for && goDuration(r.for) > 0) cond.append(el('span', 'alert-for', `for ${shortDuration(r.for)}`));
-    tr.append(cond);
-
-    const v = r.value === null || r.value === undefined ? '—' : fmtStat(r.value);
-    const val = el('td', 'num alert-value', v);
-    if (r.value !== null && r.value !== undefined) val.title = printable(r.value);
-    tr.append(val);
-    tr.append(el('td', 'alert-every', `${shortDuration(r.every || '1m')} / ${shortDuration(r.window || '5m')}`));
-    const last = el('td', 'alert-last');
-    if (r.last_eval) {
-      last.append(el('span', 'alert-last-time', clockTime(r.last_eval)));
-      last.title = printable(`${r.last_eval}` + (Number.isFinite(r.last_eval_seconds) ? ` · took ${fmtStat(r.last_eval_seconds)} s` : ''));
-      last.append(el('span', 'alert-ago', ago(r.last_eval)));
-    } else {
-      last.append(el('span', 'muted', 'not yet'));
+    tr.dataset.name = name;
+    const labels = ['state', 'rule', 'condition', 'last value', 'every / window', 'last evaluation', ''];
+    const classes = ['alert-state-cell', 'alert-name', 'alert-condition', 'num alert-value', 'alert-every', 'alert-last', 'alert-actions'];
+    for (let i = 0; i < classes.length; i++) {
+      const td = el('td', classes[i]);
+      td.dataset.label = labels[i];
+      tr.append(td);
     }
-    tr.append(last);
-
-    const actions = el('td', 'alert-actions');
+    const open = textEl('button', 'link alert-open', name);
+    open.type = 'button';
+    open.title = printable(`Show rule ${name}`);
+    open.addEventListener('click', () => this.select(name));
+    tr.children[1].append(open, el('span', 'alert-extra'));
     const edit = el('button', 'edit', 'Edit');
     edit.type = 'button';
-    edit.setAttribute('aria-label', printable(`Edit rule ${r.name}`));
-    edit.addEventListener('click', () => this.openForm(r));
+    edit.setAttribute('aria-label', printable(`Edit rule ${name}`));
+    edit.addEventListener('click', () => {
+      const r = this.list.find((x) => x.name === name);
+      if (r) this.openForm(r);
+    });
     const del = el('button', 'remove', 'Delete');
     del.type = 'button';
-    del.setAttribute('aria-label', printable(`Delete rule ${r.name}`));
-    if (this.armed === r.name) {
-      del.classList.add('armed');
-      del.textContent = 'Confirm delete';
-    }
-    del.addEventListener('click', () => this.remove(r.name, del));
-    actions.append(edit, del);
-    tr.append(actions);
-    [...tr.children].forEach((td, i) => { td.dataset.label = ['state', 'rule', 'condition', 'last value', 'every / window', 'last evaluation', ''][i]; });
+    del.setAttribute('aria-label', printable(`Delete rule ${name}`));
+    del.addEventListener('click', () => this.remove(name, del));
+    tr.children[6].append(edit, del);
     return tr;
+  },
+
+  // fillRow shows rule r in its row.
+  fillRow(tr, r) {
+    tr.dataset.state = r.disabled ? 'disabled' : String(r.state || 'unknown');
+    tr.classList.toggle('selected', r.name === this.selected);
+    const [st, name, cond, val, every, last, actions] = tr.children;
+    const inst = Array.isArray(r.instances) ? r.instances : [];
+    st.replaceChildren(alertStateBadge(r.state, r.disabled));
+    if (inst.length > 1) st.append(el('span', 'alert-instances', `${fmtNum(inst.length)} groups`));
+
+    const extra = name.querySelector('.alert-extra');
+    extra.replaceChildren();
+    if (r.description) extra.append(textEl('span', 'alert-description', r.description));
+    if (r.error) extra.append(textEl('span', 'alert-error', r.error));
+
+    cond.replaceChildren(textEl('code', 'alert-query', r.query), textEl('span', 'alert-cond', conditionText(r)));
+    if (r.for && goDuration(r.for) > 0) cond.append(el('span', 'alert-for', `for ${shortDuration(r.for)}`));
+
+    const known = r.value !== null && r.value !== undefined;
+    val.textContent = known ? fmtStat(r.value) : '—';
+    val.title = known ? printable(r.value) : '';
+    every.textContent = `${shortDuration(r.every || '1m')} / ${shortDuration(r.window || '5m')}`;
+    last.replaceChildren();
+    if (r.last_eval) {
+      last.append(el('span', 'alert-last-time', clockTime(r.last_eval)), el('span', 'alert-ago', ago(r.last_eval)));
+      last.title = printable(`${r.last_eval}` + (Number.isFinite(r.last_eval_seconds) ? ` · took ${fmtStat(r.last_eval_seconds)} s` : ''));
+    } else {
+      last.append(el('span', 'muted', 'not yet'));
+      last.title = '';
+    }
+    const del = actions.querySelector('button.remove');
+    const armed = this.armed === r.name;
+    del.classList.toggle('armed', armed);
+    del.textContent = armed ? 'Confirm delete' : 'Delete';
   },
 
   // remove deletes a rule on the second click (the first arms the button
