@@ -2992,6 +2992,14 @@ const alertsView = {
       tr.dataset.state = String(i.state || '');
       const labels = el('td');
       labels.append(labelChips(i.labels));
+      // The evaluator names the query that finds this instance's lines.
+      if (typeof i.search === 'string' && i.search) {
+        const a = el('a', 'ad-instance-lines', 'its lines');
+        a.setAttribute('href', discoverURL(i.search, r.window || '5m', 'discover'));
+        a.title = printable(`${i.search} over the last ${shortDuration(r.window || '5m')}`);
+        a.addEventListener('click', (e) => inPageLink(e, a));
+        labels.append(a);
+      }
       const state = el('td');
       state.append(alertStateBadge(i.state));
       tr.append(labels, state, el('td', 'num ad-value', fmtStat(i.value)),
@@ -3284,6 +3292,16 @@ function alertOnSearch(prefill) {
   alertsView.openForm(null, prefill);
 }
 
+// inPageLink opens a link to this page (its href a state URL) in the
+// page; a modified click is left to the browser (a new tab).
+function inPageLink(e, a) {
+  if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  history.pushState(null, '', a.getAttribute('href'));
+  viz.stash = null;
+  applyState();
+}
+
 // renderAlertsTab shows on the Alerts tab how many alerts (instances of
 // rules) fire.
 function renderAlertsTab(firing) {
@@ -3309,16 +3327,7 @@ function initAlerts() {
     const r = alertsView.list.find((x) => x.name === alertsView.selected);
     if (r) alertsView.openForm(r);
   });
-  // The links open in the page (a modified click: a new tab).
-  for (const id of ['ad-discover', 'ad-visualize']) {
-    $(id).addEventListener('click', (e) => {
-      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
-      e.preventDefault();
-      history.pushState(null, '', $(id).getAttribute('href'));
-      viz.stash = null;
-      applyState();
-    });
-  }
+  for (const id of ['ad-discover', 'ad-visualize']) $(id).addEventListener('click', (e) => inPageLink(e, $(id)));
   $('alert-this').addEventListener('click', () => {
     const r = rangeFromInputs();
     const q = $('q').value.trim();
