@@ -87,6 +87,10 @@ type Config struct {
 	// Index refuses to write while it reports the disk low (the writer
 	// in front of the index waits for room then).
 	Guard WriteGuard
+	// Templates, when set, answers the _pattern:"TEMPLATE" filter (see
+	// scan.go; appliance/patterns.Fitter); without it a query with one
+	// is refused.
+	Templates TemplateFitter
 }
 
 // WriteGuard holds writes back while the disk is short of space.

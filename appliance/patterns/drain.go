@@ -1,0 +1,163 @@
+package patterns
+
+import "strings"
+
+// The Drain tree (He et al., "Drain: An Online Log Parsing Approach with
+// Fixed Depth Tree", 2017), over masked lines instead of raw ones.
+//
+// A masked line goes down a tree by its number of words and its first
+// word (a word with a masked part goes to the <*> branch, a KEY=value
+// word to its KEY= branch, and so does any word once a node has
+// maxChildren branches), to a leaf that holds templates of that length.
+// There it joins the template it is most similar to (the share of places
+// where the template's word fits the line's, ties: the template with
+// more <*>, then the older one) when that share is at least threshold,
+// and the template's words that differ from the line's become <*> (KEY=<*>
+// when both are KEY=… words); else it starts a template of its own.
+//
+// The miner feeds each distinct masked line once, in a fixed order (most
+// lines first, then by text), with its count: a masked line belongs to
+// exactly one template, so the templates' counts add up to the total and
+// the result does not depend on how the lines were read.
+
+const (
+	threshold   = 0.5
+	maxChildren = 100
+	anyBranch   = Wildcard
+)
+
+type drain struct {
+	roots    map[int]*dnode
+	clusters []*cluster
+}
+
+type dnode struct {
+	kids     map[string]*dnode
+	clusters []int32
+}
+
+type cluster struct {
+	toks []tmplTok
+	keys []int32 // indices of the masked lines in it
+}
+
+func newDrain() *drain { return &drain{roots: map[int]*dnode{}} }
+
+// branch is the branch word w takes.
+func branch(w string) string {
+	if strings.Contains(w, "<*") {
+		return anyBranch
+	}
+	if k := keyPrefix(w); k > 0 {
+		return w[:k]
+	}
+	return w
+}
+
+// add puts masked line key (its words) into a template and returns the
+// template's index.
+func (d *drain) add(words []string, key int32) int32 {
+	n := d.roots[len(words)]
+	if n == nil {
+		n = &dnode{kids: map[string]*dnode{}}
+		d.roots[len(words)] = n
+	}
+	if len(words) > 0 {
+		b := branch(words[0])
+		next := n.kids[b]
+		if next == nil {
+			if len(n.kids) >= maxChildren && b != anyBranch {
+				b = anyBranch
+				next = n.kids[b]
+			}
+			if next == nil {
+				next = &dnode{}
+				n.kids[b] = next
+			}
+		}
+		n = next
+	}
+	best, bestSim, bestAny := int32(-1), -1.0, -1
+	for _, ci := range n.clusters {
+		sim, anys := similarity(d.clusters[ci].toks, words)
+		if sim > bestSim || sim == bestSim && anys > bestAny {
+			best, bestSim, bestAny = ci, sim, anys
+		}
+	}
+	if best >= 0 && (bestSim >= threshold || len(words) == 0) {
+		c := d.clusters[best]
+		for i, w := range words {
+			c.toks[i] = generalize(c.toks[i], w)
+		}
+		c.keys = append(c.keys, key)
+		return best
+	}
+	c := &cluster{toks: make([]tmplTok, len(words)), keys: []int32{key}}
+	for i, w := range words {
+		c.toks[i] = parseTok(w)
+	}
+	d.clusters = append(d.clusters, c)
+	ci := int32(len(d.clusters) - 1)
+	n.clusters = append(n.clusters, ci)
+	return ci
+}
+
+// similarity is the share of places where the template's word fits the
+// line's (a <*> does not count as fitting), and the number of <*>.
+func similarity(toks []tmplTok, words []string) (float64, int) {
+	if len(words) == 0 {
+		return 1, 0
+	}
+	fit, anys := 0, 0
+	for i := range toks {
+		t := &toks[i]
+		switch t.kind {
+		case tAny:
+			anys++
+		case tLit:
+			if t.s == words[i] {
+				fit++
+			}
+		case tKey:
+			if strings.HasPrefix(words[i], t.s) {
+				fit++
+			}
+		}
+	}
+	return float64(fit) / float64(len(words)), anys
+}
+
+// generalize returns template word t made to fit line word w too.
+func generalize(t tmplTok, w string) tmplTok {
+	switch t.kind {
+	case tAny:
+		return t
+	case tLit:
+		if t.s == w {
+			return t
+		}
+		if k := keyPrefix(t.s); k > 0 && k == keyPrefix(w) && t.s[:k] == w[:k] {
+			return tmplTok{s: t.s[:k], kind: tKey}
+		}
+	case tKey:
+		if strings.HasPrefix(w, t.s) {
+			return t
+		}
+	}
+	return tmplTok{s: Wildcard, kind: tAny}
+}
+
+// text writes a template's words.
+func templateText(toks []tmplTok) string {
+	var b strings.Builder
+	for i, t := range toks {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(t.s)
+		if t.kind == tKey {
+			b.WriteString(Wildcard)
+		}
+	}
+	return b.String()
+}
