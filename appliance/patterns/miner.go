@@ -374,7 +374,7 @@ func (m *Miner) Patterns(ctx context.Context, req pipeline.PatternsRequest) (pip
 		cs[w].add(ts, text)
 	})
 	if err != nil {
-		return res, fmt.Errorf("patterns of %q: %w", req.Query, err)
+		return res, wrap(err, "patterns of %q", req.Query)
 	}
 	keys, other, capped := merge(cs, nb, m.maxKeys)
 	cs = nil
@@ -528,10 +528,21 @@ func (m *Miner) compare(ctx context.Context, req pipeline.PatternsRequest, ts []
 		}
 	})
 	if err != nil && !(left.Load() == 0 && ctx.Err() == nil && errors.Is(err, context.Canceled)) {
-		return fmt.Errorf("patterns of %q: comparison range: %w", req.Query, err)
+		return wrap(err, "patterns of %q: comparison range", req.Query)
 	}
 	for i, t := range ts {
 		t.new = !t.other && !marks[i].Load()
 	}
 	return nil
+}
+
+// wrap adds context to a scan's error, but not to a bad query or
+// parameter: the API answers those as they are (with the position).
+func wrap(err error, format string, args ...any) error {
+	var qe *pipeline.QueryError
+	var fe *pipeline.FieldError
+	if errors.As(err, &qe) || errors.As(err, &fe) {
+		return err
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }
