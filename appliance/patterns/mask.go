@@ -96,7 +96,7 @@ func isBlank(c byte) bool { return class[c]&cBlank != 0 }
 
 // Mask appends the masked form of line to dst (see the top of this file).
 func Mask(dst []byte, line string) []byte {
-	m := masker{s: line, dst: dst, at: -2}
+	m := masker{s: line, dst: dst, at: strings.IndexByte(line, '@')}
 	m.run()
 	return m.dst
 }
@@ -109,7 +109,7 @@ type masker struct {
 	// costs linear time whatever its quotes.
 	noQuote [2]bool
 	// at is the index of the first '@' at or after the last position
-	// asked (nextAt), -1 for none, -2 not yet looked for.
+	// asked (nextAt), -1 for none.
 	at int
 }
 
@@ -163,16 +163,18 @@ func (m *masker) word(i int) int {
 		if cl&cWord != 0 {
 			// A run of letters and digits starts here (the byte before is
 			// not one: runs are taken whole).
-			if e := m.variable(i); e > i {
+			j, all := i+1, cl
+			for j < n && isWord(s[j]) {
+				all &= class[s[j]]
+				cl |= class[s[j]]
+				j++
+			}
+			if e := m.variable(i, j, all); e > i {
 				m.wild()
 				i = e
 				continue
 			}
-			j := i + 1
-			for j < n && isWord(s[j]) {
-				j++
-			}
-			if runVaries(s[i:j]) {
+			if cl&cDigit != 0 && runVaries(s[i:j]) {
 				m.wild()
 			} else {
 				m.dst = append(m.dst, s[i:j]...)
@@ -224,13 +226,20 @@ func (m *masker) quoteEnd(i int) int {
 		return 0
 	}
 	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case q:
-			if e := j + 1; e == len(s) || class[s[e]]&(cBlank|cClose) != 0 {
-				return e
-			}
+		d := strings.IndexByte(s[j:], q)
+		if d < 0 {
+			break
+		}
+		j += d
+		bs := 0 // backslashes right before: an odd number escapes it
+		for b := j - 1; b > i && s[b] == '\\'; b-- {
+			bs++
+		}
+		if bs%2 == 1 {
+			continue
+		}
+		if e := j + 1; e == len(s) || class[s[e]]&(cBlank|cClose) != 0 {
+			return e
 		}
 	}
 	m.noQuote[k] = true
@@ -239,7 +248,7 @@ func (m *masker) quoteEnd(i int) int {
 
 // nextAt returns the index of the first '@' at or after i, or -1.
 func (m *masker) nextAt(i int) int {
-	if m.at == -1 || m.at >= i {
+	if m.at >= i || m.at == -1 {
 		return m.at
 	}
 	if k := strings.IndexByte(m.s[i:], '@'); k >= 0 {
@@ -264,18 +273,13 @@ func hasBlank(s string) bool {
 func boundary(s string, e int) bool { return e >= len(s) || !isWord(s[e]) }
 
 // variable returns the end of the variable (other than a plain run, see
-// runVaries) that starts at the run at i, or i when none does.
-func (m *masker) variable(i int) int {
+// runVaries) that starts at the run s[i:j], or i when none does; all is
+// the classes every byte of the run has.
+func (m *masker) variable(i, j int, all uint8) int {
 	s := m.s
 	n := len(s)
-	j := i + 1
-	hex := isHex(s[i])
-	digits := isDigit(s[i])
-	for j < n && isWord(s[j]) {
-		hex = hex && isHex(s[j])
-		digits = digits && isDigit(s[j])
-		j++
-	}
+	hex := all&cHex != 0
+	digits := all&cDigit != 0
 	l := j - i
 	var next byte
 	if j < n {
@@ -319,7 +323,7 @@ func (m *masker) variable(i int) int {
 			return e
 		}
 	}
-	if at := m.nextAt(i); at >= 0 && at-i <= 64 {
+	if at := m.nextAt(i); at >= 0 && at-i <= 64 && at >= j {
 		if e := email(s, i); e > 0 {
 			return e
 		}

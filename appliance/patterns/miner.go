@@ -251,6 +251,7 @@ type tpl struct {
 	new     bool
 	overlap bool
 	other   bool
+	idx     int // in the slice compare marks
 }
 
 // mine runs the keys through Drain and returns the templates.
@@ -334,7 +335,7 @@ func markOverlaps(ts []*tpl) {
 					continue
 				}
 				for _, k := range o.keys {
-					if t.t.FitsKey([]byte(k.key)) {
+					if fitsKey(&t.t, k.key) {
 						t.overlap = true
 						break
 					}
@@ -481,10 +482,9 @@ func checkRequest(req *pipeline.PatternsRequest) error {
 func (m *Miner) compare(ctx context.Context, req pipeline.PatternsRequest, ts []*tpl) error {
 	groups := byLength(ts)
 	marks := make([]atomic.Bool, len(ts))
-	index := make(map[*tpl]int, len(ts))
 	var left atomic.Int64
 	for i, t := range ts {
-		index[t] = i
+		t.idx = i
 		if !t.other {
 			left.Add(1)
 		}
@@ -518,7 +518,7 @@ func (m *Miner) compare(ctx context.Context, req pipeline.PatternsRequest, ts []
 			s.m[h] = string(s.buf)
 		}
 		for _, t := range groups[words(s.buf)] {
-			i := index[t]
+			i := t.idx
 			if marks[i].Load() || !t.t.FitsKey(s.buf) {
 				continue
 			}

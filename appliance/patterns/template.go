@@ -65,7 +65,9 @@ func (t *Template) String() string { return t.text }
 func (t *Template) Len() int { return len(t.toks) }
 
 // FitsKey reports whether a masked line (Mask's output) fits t.
-func (t *Template) FitsKey(key []byte) bool {
+func (t *Template) FitsKey(key []byte) bool { return fitsKey(t, key) }
+
+func fitsKey[K string | []byte](t *Template, key K) bool {
 	if len(t.toks) == 0 {
 		return len(key) == 0
 	}
