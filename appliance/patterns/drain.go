@@ -10,8 +10,9 @@ import "strings"
 // word to its KEY= branch, and so does any word once a node has
 // maxChildren branches), to a leaf that holds templates of that length.
 // There it joins the template it is most similar to (the share of places
-// where the template's word fits the line's, ties: the template with
-// more <*>, then the older one) when that share is at least threshold,
+// where the template's word is the line's, a <*> or a KEY=<*> over another
+// value not counting; ties: the template with more of those, then the
+// older one) when that share is at least threshold,
 // and the template's words that differ from the line's become <*> (KEY=<*>
 // when both are KEY=… words); else it starts a template of its own.
 //
@@ -102,8 +103,9 @@ func (d *drain) add(words []string, key int32) int32 {
 	return ci
 }
 
-// similarity is the share of places where the template's word fits the
-// line's (a <*> does not count as fitting), and the number of <*>.
+// similarity is the share of places where the template's word is the
+// line's (a <*>, or a KEY=<*> over another value, does not count: Drain's
+// parameters), and the number of parameters.
 func similarity(toks []tmplTok, words []string) (float64, int) {
 	if len(words) == 0 {
 		return 1, 0
@@ -119,8 +121,13 @@ func similarity(toks []tmplTok, words []string) (float64, int) {
 				fit++
 			}
 		case tKey:
-			if strings.HasPrefix(words[i], t.s) {
+			// KEY=<*> counts as the line's word only when that is KEY=<*>
+			// too (a masked value); any other KEY= value is a variable,
+			// as <*> is.
+			if w := words[i]; len(w) == len(t.s)+len(Wildcard) && strings.HasPrefix(w, t.s) && strings.HasSuffix(w, Wildcard) {
 				fit++
+			} else if strings.HasPrefix(w, t.s) {
+				anys++
 			}
 		}
 	}
