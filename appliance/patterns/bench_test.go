@@ -2,6 +2,8 @@ package patterns
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,4 +118,26 @@ func BenchmarkMask(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(lines)), "ns/line")
+}
+
+// BenchmarkMineDissimilar runs Drain over MaxKeys masked lines of one
+// length and first words that share no other word (the case a leaf of
+// the tree grows largest in).
+func BenchmarkMineDissimilar(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	words := make([]string, 5000)
+	for i := range words {
+		words[i] = fmt.Sprintf("w%cx%c%c", 'a'+rune(r.IntN(26)), 'a'+rune(r.IntN(26)), 'a'+rune(r.IntN(26)))
+	}
+	var keys []*mkey
+	for i := range MaxKeys {
+		k := "<*> INFO"
+		for range 8 {
+			k += " " + words[r.IntN(len(words))]
+		}
+		keys = append(keys, &mkey{key: k, count: uint64(MaxKeys - i)})
+	}
+	for b.Loop() {
+		markOverlaps(mine(keys, 0))
+	}
 }

@@ -1,6 +1,11 @@
 package patterns
 
-import "strings"
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+)
 
 // The Drain tree (He et al., "Drain: An Online Log Parsing Approach with
 // Fixed Depth Tree", 2017), over masked lines instead of raw ones.
@@ -30,12 +35,28 @@ const (
 type drain struct {
 	roots    map[int]*dnode
 	clusters []*cluster
+	// stamp[c] == gen marks cluster c as looked at for the line being
+	// added; probes is reused.
+	stamp  []uint32
+	gen    uint32
+	probes []probe
 }
 
 type dnode struct {
 	kids     map[string]*dnode
 	clusters []int32
+	// post lists, by place and word, the clusters of this leaf whose
+	// template has (or had) that word there: a template that shares no
+	// word with a line cannot be similar to it.
+	post map[place][]int32
 }
+
+type place struct {
+	i int
+	w string
+}
+
+type probe struct{ i, n int }
 
 type cluster struct {
 	toks []tmplTok
@@ -78,29 +99,75 @@ func (d *drain) add(words []string, key int32) int32 {
 		}
 		n = next
 	}
-	best, bestSim, bestAny := int32(-1), -1.0, -1
-	for _, ci := range n.clusters {
-		sim, anys := similarity(d.clusters[ci].toks, words)
-		if sim > bestSim || sim == bestSim && anys > bestAny {
-			best, bestSim, bestAny = ci, sim, anys
-		}
+	if n.post == nil {
+		n.post = map[place][]int32{}
 	}
-	if best >= 0 && (bestSim >= threshold || len(words) == 0) {
+	best := d.best(n, words)
+	if best >= 0 {
 		c := d.clusters[best]
 		for i, w := range words {
-			c.toks[i] = generalize(c.toks[i], w)
+			t := generalize(c.toks[i], w)
+			if t.kind == tKey && c.toks[i].kind == tLit {
+				pl := place{i, t.s + Wildcard}
+				n.post[pl] = append(n.post[pl], best)
+			}
+			c.toks[i] = t
 		}
 		c.keys = append(c.keys, key)
 		return best
 	}
 	c := &cluster{toks: make([]tmplTok, len(words)), keys: []int32{key}}
+	ci := int32(len(d.clusters))
 	for i, w := range words {
 		c.toks[i] = parseTok(w)
+		if c.toks[i].kind != tAny {
+			pl := place{i, w}
+			n.post[pl] = append(n.post[pl], ci)
+		}
 	}
 	d.clusters = append(d.clusters, c)
-	ci := int32(len(d.clusters) - 1)
+	d.stamp = append(d.stamp, 0)
 	n.clusters = append(n.clusters, ci)
 	return ci
+}
+
+// best returns the cluster of leaf n that a line of words joins, or -1:
+// of those whose similarity is at least threshold, the most similar
+// (ties: more parameters, then the older). Similar means at least need
+// places where the template's word is the line's, so such a cluster is
+// listed under one of any len(words)-need+1 places: the leaf's lists of
+// the places with the shortest lists are read, not every cluster.
+func (d *drain) best(n *dnode, words []string) int32 {
+	if len(words) == 0 {
+		if len(n.clusters) > 0 {
+			return n.clusters[0]
+		}
+		return -1
+	}
+	need := int(math.Ceil(threshold * float64(len(words))))
+	d.probes = d.probes[:0]
+	for i, w := range words {
+		d.probes = append(d.probes, probe{i, len(n.post[place{i, w}])})
+	}
+	slices.SortFunc(d.probes, func(a, b probe) int { return cmp.Or(cmp.Compare(a.n, b.n), cmp.Compare(a.i, b.i)) })
+	d.gen++
+	best, bestSim, bestAny := int32(-1), -1.0, -1
+	for _, pr := range d.probes[:len(words)-need+1] {
+		for _, ci := range n.post[place{pr.i, words[pr.i]}] {
+			if d.stamp[ci] == d.gen {
+				continue
+			}
+			d.stamp[ci] = d.gen
+			if !reaches(d.clusters[ci].toks, words, need) {
+				continue
+			}
+			sim, anys := similarity(d.clusters[ci].toks, words)
+			if sim > bestSim || sim == bestSim && (anys > bestAny || anys == bestAny && ci < best) {
+				best, bestSim, bestAny = ci, sim, anys
+			}
+		}
+	}
+	return best
 }
 
 // similarity is the share of places where the template's word is the
@@ -132,6 +199,33 @@ func similarity(toks []tmplTok, words []string) (float64, int) {
 		}
 	}
 	return float64(fit) / float64(len(words)), anys
+}
+
+// reaches says whether the template's word is the line's in at least
+// need places (similarity's count), stopping as soon as it cannot be.
+func reaches(toks []tmplTok, words []string, need int) bool {
+	fit, left := 0, len(words)
+	for i := range toks {
+		if fit >= need {
+			return true
+		}
+		if fit+left < need {
+			return false
+		}
+		left--
+		t := &toks[i]
+		switch t.kind {
+		case tLit:
+			if t.s == words[i] {
+				fit++
+			}
+		case tKey:
+			if w := words[i]; len(w) == len(t.s)+len(Wildcard) && strings.HasPrefix(w, t.s) && strings.HasSuffix(w, Wildcard) {
+				fit++
+			}
+		}
+	}
+	return fit >= need
 }
 
 // generalize returns template word t made to fit line word w too.

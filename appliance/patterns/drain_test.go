@@ -86,3 +86,31 @@ func TestTemplateFits(t *testing.T) {
 		t.Errorf("FilterQuery: %s", q)
 	}
 }
+
+func TestMarkOverlaps(t *testing.T) {
+	keys := []*mkey{
+		{key: "GET /a done", count: 5},
+		{key: "GET /b done", count: 4},
+		{key: "<*> /a done", count: 3},
+		{key: "[<*>] /c done", count: 2},
+		{key: "x", count: 2},
+		{key: "y", count: 1},
+	}
+	ts := mine(keys, 0)
+	markOverlaps(ts)
+	got := map[string]bool{}
+	for _, tp := range ts {
+		got[tp.t.String()] = tp.overlap
+	}
+	// GET /a done fits <*> /a done; nothing else fits another template
+	// ([<*>] is a word of its own, x and y are apart).
+	want := map[string]bool{"GET <*> done": false, "<*> /a done": true, "[<*>] /c done": false, "x": false, "y": false}
+	if len(got) != len(want) {
+		t.Fatalf("templates %v", got)
+	}
+	for k, v := range want {
+		if o, ok := got[k]; !ok || o != v {
+			t.Errorf("%q: overlap %v (%v), want %v", k, o, ok, v)
+		}
+	}
+}

@@ -51,8 +51,8 @@ const (
 	// MaxExample is the most bytes of a line kept as an example.
 	MaxExample = 2000
 	// maxOverlapChecks bounds the checks made to find overlapping
-	// templates (keys × templates of one length).
-	maxOverlapChecks = 5_000_000
+	// templates (see markOverlaps).
+	maxOverlapChecks = 20_000_000
 )
 
 // OtherPattern is the text of the template that holds the lines past
@@ -315,29 +315,57 @@ func words(key []byte) int {
 }
 
 // markOverlaps sets overlap on each template that a key of another
-// template fits (its filter then selects more lines than its count), as
-// far as maxOverlapChecks allows per length.
+// template fits (its filter then selects more lines than its count). A
+// template is looked up under one of its exact words (its last one), so
+// a key is checked only against the templates whose word it has in that
+// place, and those without any exact word. At most maxOverlapChecks
+// checks are made; past them overlaps go unmarked.
 func markOverlaps(ts []*tpl) {
-	for _, group := range byLength(ts) {
+	checks := 0
+	for n, group := range byLength(ts) {
 		if len(group) < 2 {
 			continue
 		}
-		nk := 0
+		anchored := map[place][]*tpl{}
+		var open []*tpl
 		for _, t := range group {
-			nk += len(t.keys)
+			p := -1
+			for i := n - 1; i >= 0; i-- {
+				if t.t.toks[i].kind == tLit {
+					p = i
+					break
+				}
+			}
+			if p < 0 {
+				open = append(open, t)
+				continue
+			}
+			pl := place{p, t.t.toks[p].s}
+			anchored[pl] = append(anchored[pl], t)
 		}
-		if nk*len(group) > maxOverlapChecks {
-			continue
+		check := func(t, o *tpl, key string) {
+			if t == o || t.overlap {
+				return
+			}
+			checks++
+			if fitsKey(&t.t, key) {
+				t.overlap = true
+			}
 		}
-		for _, t := range group {
-			for _, o := range group {
-				if o == t || t.overlap {
+		for _, o := range group {
+			for _, k := range o.keys {
+				if checks > maxOverlapChecks {
+					return
+				}
+				for _, t := range open {
+					check(t, o, k.key)
+				}
+				if n == 0 {
 					continue
 				}
-				for _, k := range o.keys {
-					if fitsKey(&t.t, k.key) {
-						t.overlap = true
-						break
+				for i, w := range strings.Split(k.key, " ") {
+					for _, t := range anchored[place{i, w}] {
+						check(t, o, k.key)
 					}
 				}
 			}
