@@ -183,11 +183,11 @@ func PatternsPipe(q string) (query string, limit int, ok bool, err error) {
 			return "", 0, true, p.errAt(fmt.Sprintf("unexpected %q", p.peek()))
 		}
 	}
-	query = strings.TrimSpace(qs)
-	if _, err := compile(query); err != nil {
+	// Compiled as written, so that an error's position is in q.
+	if _, err := compile(qs); err != nil {
 		return "", 0, true, err
 	}
-	return query, limit, true, nil
+	return strings.TrimSpace(qs), limit, true, nil
 }
 
 // pipeHead is the name a pipe starts with (its leading letters).

@@ -117,6 +117,7 @@ func TestPatternsPipe(t *testing.T) {
 		{"x | patterns | sort by (n)", "", 0, true, 16},
 		{"x | stats count() | patterns", "", 0, true, 21},
 		{"a AND (b | patterns", "", 0, true, 7},
+		{"  a AND (b | patterns", "", 0, true, 9},
 	}
 	for _, c := range cases {
 		q, limit, ok, err := PatternsPipe(c.in)

@@ -71,7 +71,8 @@ type Scanner interface {
 	ScanWorkers() int
 }
 
-// Miner answers pattern requests over a Scanner.
+// Miner answers pattern requests over a Scanner. It keeps nothing
+// between requests and is safe for concurrent use.
 type Miner struct {
 	sc      Scanner
 	maxKeys int
