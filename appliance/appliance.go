@@ -34,6 +34,7 @@ import (
 	"github.com/logbox/logbox/appliance/kafkaout"
 	"github.com/logbox/logbox/appliance/ledger"
 	"github.com/logbox/logbox/appliance/pathpolicy"
+	"github.com/logbox/logbox/appliance/patterns"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/appliance/settings"
 	"github.com/logbox/logbox/appliance/tailer"
@@ -192,6 +193,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		// mode the tailers wait behind it, in Kafka mode the consumer
 		// retries without committing.
 		icfg.Guard = a.disk
+		icfg.Templates = patterns.Fitter{} // the _pattern:"…" filter
 		a.idx, err = index.Open(icfg, a.log)
 		if err != nil {
 			return err
@@ -441,6 +443,7 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 	d.HasPipe = index.HasPipe
 	if a.idx != nil {
 		d.Search = a.idx
+		d.Patterns, d.PatternsPipe = patterns.New(a.idx), index.PatternsPipe
 	}
 	return d
 }

@@ -233,6 +233,7 @@ func (e *env) benchQueries(b *testing.B) {
 	} else {
 		e.benchDiscover(b, base, pid, "GET", rng)
 	}
+	e.benchPatterns(b, base, pid, from, to)
 	e.probeStats(base, rng)
 	app, _ := dirBytes(filepath.Join(e.direct.data, "index"))
 	e.notes = append(e.notes, fmt.Sprintf("Index directory after the query stage: %.1f MiB = %.2f× raw.", float64(app)/mib, float64(app)/float64(e.rawBytes)))

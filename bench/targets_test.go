@@ -319,6 +319,7 @@ func (e *env) targetsTable() string {
 	query("avg and quantile(0.99) of a number by a field of few values ≤ 150 ms", "stats avg and p99 by method", 150)
 	query("24 h series by 5 minutes by host ≤ 100 ms", "stats 5m series by host", 100)
 	query("count by level ≤ 20 ms (`| stats count() by (level)`)", "stats count by level", 20)
+	e.patternsTargets(add, query)
 	e.coresTarget(add)
 
 	// Memory.

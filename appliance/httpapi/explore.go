@@ -91,6 +91,9 @@ func (s *server) facets(w http.ResponseWriter, r *http.Request) {
 // GET /api/stats?q=QUERY | stats …&from=&to= →
 // {"columns":[…],"rows":[[…],…],"total":N,"groups_capped":false}
 func (s *server) stats(w http.ResponseWriter, r *http.Request) {
+	if s.statsPatterns(w, r) {
+		return
+	}
 	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, sr pipeline.SearchRequest) (pipeline.StatsResult, error) {
 		return ex.StatsQuery(ctx, pipeline.StatsRequest{Query: sr.Query, From: sr.From, To: sr.To})
 	})

@@ -72,6 +72,10 @@ type Deps struct {
 	// are checked with it before they are stored (a new_patterns rule's
 	// query has none; a column needs one).
 	HasPipe func(q string) bool
+	// Patterns answers /api/patterns (nil: 501) and, with PatternsPipe,
+	// queries with a "| patterns" pipe on /api/stats (patterns.go).
+	Patterns     Patterns
+	PatternsPipe PatternsPipe
 	// QueryTimeout bounds each search, histogram, facets and export page
 	// (default 10s); a query that takes longer is answered 504.
 	QueryTimeout time.Duration
@@ -143,6 +147,7 @@ func New(d Deps, log *slog.Logger) http.Handler {
 		r.Get("/histogram", s.histogram)
 		r.Get("/facets", s.facets)
 		r.Get("/stats", s.stats)
+		r.Get("/patterns", s.patterns)
 		r.Get("/context", s.context)
 		r.Get("/tail", s.tail)
 		r.Get("/export", s.export)

@@ -10,7 +10,9 @@
 // finds the blocks that may hold a match; each line of those is then
 // checked exactly (match.go, search.go). The index is split into time
 // shards (shards.go) searched as one; fields parsed from lines are
-// described in fields.go.
+// described in fields.go. Log templates (appliance/patterns) read through
+// scan.go: every matching line's text, the _pattern:"…" filter and the
+// "| patterns" pipe's syntax.
 //
 // A line is identified by pipeline.Record.ID (host, file identity, byte
 // offset): indexing the same line twice keeps it once (files.go), so
@@ -87,6 +89,10 @@ type Config struct {
 	// Index refuses to write while it reports the disk low (the writer
 	// in front of the index waits for room then).
 	Guard WriteGuard
+	// Templates, when set, answers the _pattern:"TEMPLATE" filter (see
+	// scan.go; appliance/patterns.Fitter); without it a query with one
+	// is refused.
+	Templates TemplateFitter
 }
 
 // WriteGuard holds writes back while the disk is short of space.

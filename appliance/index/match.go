@@ -163,6 +163,7 @@ const (
 	opKey             // a keyword value (host, level, a field, ...) passes tt
 	opRange           // a number or time lies in [lo, hi]
 	opID              // the line's ID is one of ids
+	opFit             // the line's text fits the template name (fit; scan.go)
 )
 
 // fieldKind is what a query field names in a line.
@@ -183,6 +184,7 @@ const (
 	fTS
 	fIngested
 	fID
+	fPattern // _pattern, the template filter (scan.go)
 )
 
 type node struct {
@@ -208,6 +210,8 @@ type node struct {
 	lo, hi int64 // opRange, as Bleve compares: sortable int64 of a float, or Unix ns
 
 	ids []string // opID
+
+	fit func(text string) bool // opFit, set by Index.bindTemplates
 
 	// cq is the candidate query of a leaf (nil: any block).
 	cq query.Query
@@ -341,6 +345,8 @@ func (n *node) eval(c *evalCtx) bool {
 			}
 		}
 		return false
+	case opFit:
+		return n.fit != nil && n.fit(c.l.Line)
 	}
 	return false
 }
@@ -603,7 +609,7 @@ func (m *matcher) word() (string, bool) {
 // textOnly is metaOnly that may also read the line's text.
 func (n *node) textOnly() bool {
 	switch n.op {
-	case opLine:
+	case opLine, opFit:
 		return true
 	case opAnd, opOr, opNot:
 		for _, k := range n.kids {
@@ -629,6 +635,8 @@ func (n *node) cost() int {
 		return 3
 	case opRange, opID:
 		return 2
+	case opFit:
+		return 1000 // masks the whole line: after every other check
 	case opLine:
 		c := 10
 		for i := range n.seq {
@@ -931,6 +939,8 @@ func resolveField(f string) (fieldKind, string) {
 		return fIngested, ""
 	case "_id":
 		return fID, ""
+	case patternField:
+		return fPattern, ""
 	}
 	if name, ok := strings.CutPrefix(f, "fields."); ok {
 		return fField, name
@@ -1181,6 +1191,9 @@ func sortableRange(min, max *float64, minIncl, maxIncl *bool) (lo, hi int64) {
 // whole keyword values. Other fields match nothing.
 func termLeaf(field string, test func(line bool) (termTest, error)) (*node, error) {
 	k, name := resolveField(field)
+	if k == fPattern {
+		return nil, patternSyntaxError()
+	}
 	if k != fLine && !isKeyword(k) {
 		return neverNode, nil
 	}
@@ -1219,6 +1232,9 @@ func compileMatch(q *query.MatchQuery) (*node, error) {
 		return q.Fuzziness
 	}
 	k, name := resolveField(q.FieldVal)
+	if k == fPattern {
+		return withSmin(patternNode(q.Match), orMin(q.Operator)), nil
+	}
 	if k != fLine {
 		// Every other field is analyzed as one keyword term (level
 		// lowercased): never none, a disjunction of one term for Bleve.
@@ -1292,6 +1308,9 @@ func compilePhrase(q *query.MatchPhraseQuery) (*node, error) {
 		return fuzzyTest(term, fuzz, 0)
 	}
 	k, name := resolveField(q.FieldVal)
+	if k == fPattern {
+		return patternNode(q.MatchPhrase), nil
+	}
 	if k != fLine {
 		if !isKeyword(k) {
 			return neverNode, nil

@@ -85,8 +85,8 @@ func HasPipe(q string) bool {
 func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // CheckQuery parses q (with its pipes, if any) as Search and StatsQuery
-// would, without running it: nil, or the *pipeline.QueryError they would
-// answer.
+// would (and the patterns engine, for "| patterns"; see PatternsPipe),
+// without running it: nil, or the *pipeline.QueryError they would answer.
 func CheckQuery(q string) error {
 	_, _, _, err := compilePiped(q)
 	return err
@@ -98,6 +98,14 @@ func CheckQuery(q string) error {
 func compilePiped(q string) (string, *statsPlan, *matcher, error) {
 	if len(q) > MaxQueryBytes {
 		return "", nil, nil, &pipeline.QueryError{Msg: fmt.Sprintf("query is %d bytes; at most %d are allowed", len(q), MaxQueryBytes)}
+	}
+	if qp, _, ok, err := PatternsPipe(q); ok {
+		// Answered by the patterns engine (PatternsPipe), not Stats.
+		if err != nil {
+			return "", nil, nil, err
+		}
+		m, err := compile(qp)
+		return qp, nil, m, err
 	}
 	qs, pipes, at := splitPipes(q)
 	qs = strings.TrimSpace(qs)

@@ -86,7 +86,7 @@ func checkParens(s string) error {
 var topFields = map[string]bool{
 	"": true, "_all": true, "_id": true, "line": true, "ts": true, "ingested": true,
 	"offset": true, "host": true, "source": true, "source_name": true,
-	"file_id": true, "level": true, "flags": true,
+	"file_id": true, "level": true, "flags": true, patternField: true,
 }
 
 // mapFieldNames points query fields at the index layout: a bare name that

@@ -80,6 +80,10 @@ type searchOpts struct {
 	// noLine says each does not use its line: text-only checks then
 	// read only the text.
 	noLine bool
+	// text says each reads the line's text (l.Line, valid during the
+	// call) and nothing else of it: lines are then read as for a
+	// text-only check, whatever the query, and l is never nil.
+	text bool
 	// matchKey, with each and no page, names the query and range in the
 	// index's match cache: the lines of each block that match are kept
 	// there, so that the next aggregation of the same lines (a
@@ -373,6 +377,9 @@ func (h *hitHeap) better(k *lineKey) bool {
 // o.countMax) and whether that number is exact. The caller holds
 // ix.searchMu for reading until it is done with the page.
 func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, error) {
+	if err := ix.bindTemplates(o.m); err != nil {
+		return nil, 0, false, err
+	}
 	blocks, err := ix.candidates(ctx, o.m, o.from, o.to)
 	if err != nil {
 		return nil, 0, false, err
@@ -490,9 +497,9 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 				// holding the query's required literal, found by one
 				// search over the block's lowercased text.
 				var cand []bool
-				if !o.m.matchAll() && !o.m.metaOnly() {
+				if !o.m.matchAll() && !o.m.metaOnly() || o.text {
 					var err error
-					if textOnly && (o.each == nil || o.noLine) {
+					if textOnly && (o.each == nil || o.noLine || o.text) {
 						lines, err = text.read(b)
 						if err == nil && lead != nil {
 							cand = text.withLead(lines, lead)

@@ -84,6 +84,9 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 		return res, err
 	}
 	if plan == nil {
+		if _, _, ok, _ := PatternsPipe(req.Query); ok {
+			return res, &pipeline.QueryError{Msg: "a patterns pipe is answered by the patterns engine (/api/patterns, /api/stats), not by the index alone"}
+		}
 		return res, &pipeline.QueryError{Msg: "needs a stats pipe, e.g. error | stats count() by (host)", Pos: len(req.Query) + 1}
 	}
 	lo, hi, err := timeRange(req.From, req.To)

@@ -47,6 +47,9 @@ func (ix *Index) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.T
 	if err != nil {
 		return nil, err
 	}
+	if err := ix.bindTemplates(m); err != nil {
+		return nil, err
+	}
 	s := &subscription{
 		ix:     ix,
 		m:      m,
