@@ -194,8 +194,11 @@ func (o *outbox) deliver(ctx context.Context, q *queue, it *item) {
 			e.stats.note(kind, func(c *NotificationCounts) { c.Retried++ })
 		}
 		it.attempts++
-		err := e.send(ctx, it.n)
-		if ctx.Err() != nil {
+		// A delivery in flight when the term ends (a shutdown) is finished,
+		// bounded by SendTimeout, and its entry deleted: else the next
+		// leader would send it again.
+		err := e.send(context.WithoutCancel(ctx), it.n)
+		if err != nil && ctx.Err() != nil {
 			return // the term is over; the next leader delivers it
 		}
 		e.stats.delivery(it.n.Target, err, e.cfg.Now())
