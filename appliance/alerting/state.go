@@ -97,10 +97,10 @@ func step(r *pipeline.AlertRule, st pipeline.AlertStatus, groups []group, qerr e
 			continue // two groups that read as one label set: the first counts
 		}
 		seen[key] = true
-		search := r.Query
-		if r.NewPatterns {
-			search = instanceSearch(r.Query, nil)
-		} else {
+		// A template is not a term the page can search for: a
+		// new-pattern instance links to the rule's query.
+		search := instanceSearch(r.Query, nil)
+		if !r.NewPatterns {
 			search = instanceSearch(r.Query, g.by)
 		}
 		i, ok := old[key]
