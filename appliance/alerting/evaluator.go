@@ -127,6 +127,11 @@ type Config struct {
 	// an Alertmanager again (default 1m; the interval is max(every,
 	// ResendMin), and endsAt is four intervals after each send).
 	ResendMin time.Duration
+	// StateRefresh is how often a rule's state in etcd is rewritten when
+	// only its value and evaluation time changed (default 1m); any other
+	// change (a transition, an error) is written by the evaluation that
+	// makes it.
+	StateRefresh time.Duration
 	// MaxInstances bounds the instances one rule tracks (default 500).
 	MaxInstances int
 	// WriteTimeout bounds one etcd write (default 10s).
@@ -147,6 +152,7 @@ func (c *Config) setDefaults() {
 	def(&c.MaxAge, 24*time.Hour)
 	def(&c.ResendMin, time.Minute)
 	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.StateRefresh, time.Minute)
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = c.RetryMin
 	}
@@ -559,9 +565,11 @@ func (l *leader) upsert(ctx context.Context, name string, raw []byte) {
 	r := &runner{l: l, name: name, raw: raw}
 	if old != nil {
 		old.stop()
-		r.status, r.pending, r.lastValid, r.lastValidRaw, r.storedRaw = old.status, old.pending, old.lastValid, old.lastValidRaw, old.storedRaw
+		r.status, r.pending, r.written = old.status, old.pending, old.written
+		r.lastValid, r.lastValidRaw, r.storedRaw = old.lastValid, old.lastValidRaw, old.storedRaw
 	} else {
 		r.status = l.loaded[name]
+		r.written = r.status.LastEval
 		if b, ok := l.lastRules[name]; ok {
 			r.storedRaw = b
 			if rule, err := l.e.cfg.Decode(b); err == nil {

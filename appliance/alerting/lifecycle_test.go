@@ -171,3 +171,49 @@ func TestNewPatternsRule(t *testing.T) {
 		t.Errorf("asked over %v", asked)
 	}
 }
+
+// TestStateWritesThrottled: evaluations that only move the value are not
+// each written to etcd (every write stays in etcd's history until it is
+// compacted); a transition is written by the evaluation that makes it,
+// and the value is refreshed every StateRefresh.
+func TestStateWritesThrottled(t *testing.T) {
+	e := startEtcd(t)
+	cli := e.Client()
+	q := newFakeQuerier()
+	q.count("error", 1)
+	cfg := testConfig(cli, q)
+	cfg.StateRefresh = 4 * time.Second
+	ev := start(t, cfg)
+	r := rule("errors", "error")
+	r.Condition.Value = 100
+	putRule(t, cli, r)
+	version := func() int64 {
+		resp, err := cli.Get(context.Background(), pipeline.AlertStatePrefix+"errors")
+		if err != nil || len(resp.Kvs) == 0 {
+			return 0
+		}
+		return resp.Kvs[0].Version
+	}
+	waitFor(t, 10*time.Second, "first write", func() bool { return version() == 1 })
+	for i := uint64(2); i <= 3; i++ {
+		q.count("error", i)
+		waitFor(t, 5*time.Second, "an evaluation", func() bool { return ev.ev.Stats().Evaluations >= i+1 })
+	}
+	if v := version(); v != 1 {
+		t.Fatalf("state written %d times for value-only changes within StateRefresh", v)
+	}
+	q.count("error", 500)
+	waitFor(t, 5*time.Second, "the transition written", func() bool { return version() == 2 })
+	st, _ := readState(t, cli, "errors")
+	if st.State != pipeline.AlertFiring || *st.Value != 500 {
+		t.Fatalf("state %+v", st)
+	}
+	q.count("error", 501)
+	waitFor(t, 10*time.Second, "the value refreshed", func() bool {
+		st, _ = readState(t, cli, "errors")
+		return *st.Value == 501
+	})
+	if v := version(); v != 3 {
+		t.Errorf("version %d after the refresh, want 3", v)
+	}
+}

@@ -29,12 +29,16 @@ type runner struct {
 	lastValidRaw []byte
 	storedRaw    []byte
 
-	// status is the rule's state as etcd holds it: it changes only once a
-	// write of it is known to be applied.
+	// status is the rule's state as etcd holds it, but for the values
+	// and times of the evaluations since it was last written (see
+	// significant): it changes otherwise only once a write of it is
+	// known to be applied.
 	status pipeline.AlertStatus
 	// pending is a write whose outcome is in doubt; it is written again
 	// before anything else.
 	pending *change
+	// written is when status was last written (its LastEval then).
+	written time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -153,9 +157,37 @@ func (r *runner) evaluate(ctx context.Context) {
 	} else if qerr == nil && r.status.State == stateError {
 		e.log.Info("alert rule evaluates again", "rule", r.name)
 	}
+	if len(out.fired) == 0 && len(out.resolved) == 0 && string(r.lastValidRaw) == string(r.storedRaw) &&
+		now.Sub(r.written) < e.cfg.StateRefresh && !significant(r.status, out.status) {
+		// Only the value and the times moved: etcd's copy is refreshed
+		// every StateRefresh, not every evaluation (each write is kept in
+		// etcd's history until it is compacted).
+		r.status = out.status
+		e.stats.setRule(r.name, r.status)
+		r.l.out.add(resend...)
+		e.stats.evaluated(took, qerr != nil)
+		return
+	}
 	r.queue(r.changeFor(out, false, resend))
 	ok := r.settle(ctx)
 	e.stats.evaluated(took, qerr != nil || !ok)
+}
+
+// significant says b differs from a in more than the values and times
+// of an evaluation (value, last_eval, last_eval_seconds, an instance's
+// value and last_sent_at): in what the state machine goes on from, or
+// what the page shows as a change.
+func significant(a, b pipeline.AlertStatus) bool {
+	skeleton := func(st pipeline.AlertStatus) string {
+		st.Value, st.LastEval, st.Duration = nil, time.Time{}, 0
+		st.Instances = slices.Clone(st.Instances)
+		for i := range st.Instances {
+			st.Instances[i].Value, st.Instances[i].LastSentAt = 0, time.Time{}
+		}
+		b, _ := json.Marshal(st)
+		return string(b)
+	}
+	return skeleton(a) != skeleton(b)
 }
 
 // resends are the re-sends of firing alerts to the rule's Alertmanagers
@@ -288,6 +320,7 @@ func (r *runner) settle(ctx context.Context) bool {
 			r.status = pipeline.AlertStatus{}
 		} else {
 			r.status = c.rule.status
+			r.written = r.status.LastEval
 			e.stats.setRule(r.name, r.status)
 		}
 		r.storedRaw = c.rule.stored
