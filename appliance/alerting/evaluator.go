@@ -202,10 +202,11 @@ func (e *Evaluator) Stats() Stats { return e.stats.snapshot() }
 
 // Run campaigns for the lead and, while it leads, evaluates and sends. It
 // retries passing errors (etcd unreachable, a lost lease) itself, and
-// returns nil once ctx is done and everything it started has stopped; it
-// returns an error only for a Config it cannot run with. On return it
-// has resigned the lead (when it could reach etcd), so another process
-// takes over at once.
+// returns nil once ctx is done and everything it started has stopped (a
+// delivery in flight is finished, within SendTimeout, and a write in
+// flight, within WriteTimeout); it returns an error only for a Config it
+// cannot run with. On return it has given up the lead (its lease revoked,
+// when etcd answers), so another process takes over at once.
 func (e *Evaluator) Run(ctx context.Context) error {
 	switch {
 	case e.cfg.Etcd == nil:
@@ -316,7 +317,6 @@ type leader struct {
 	runners   map[string]*runner
 	loaded    map[string]pipeline.AlertStatus
 	lastRules map[string][]byte
-	wg        sync.WaitGroup
 }
 
 func (l *leader) guard() clientv3.Cmp {

@@ -94,22 +94,13 @@ func (r *runner) run(ctx context.Context) {
 	}
 	e.stats.setRule(r.name, r.status)
 	every, _, _, _ := r.rule.Durations()
-	h := fnv.New64a()
-	h.Write([]byte(r.name))
-	offset := time.Duration(h.Sum64() % uint64(every))
-	// tickAfter is the rule's first tick after t: ticks are every
-	// apart, at an offset from the epoch that spreads rules over the
-	// interval (as Prometheus spreads its groups).
-	tickAfter := func(t time.Time) time.Time {
-		k := (t.UnixNano() - int64(offset)) / int64(every)
-		return time.Unix(0, (k+1)*int64(every)+int64(offset))
-	}
+	tickAfter := schedule(r.name, every)
+	// A new rule is evaluated at once; one with a state goes on with its
+	// schedule, and a tick missed while no one led (or the rule was
+	// being edited) is evaluated once, now.
 	next := e.cfg.Now()
 	if !r.status.LastEval.IsZero() {
-		// A tick missed while no one led is evaluated once, now.
-		if t := tickAfter(r.status.LastEval); t.Before(next) {
-			next = t
-		}
+		next = tickAfter(r.status.LastEval)
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -122,6 +113,23 @@ func (r *runner) run(ctx context.Context) {
 		}
 		r.evaluate(ctx)
 		next = tickAfter(e.cfg.Now())
+	}
+}
+
+// schedule returns a rule's first tick after t: ticks are every apart,
+// at an offset from the epoch (a hash of the name) that spreads rules
+// over the interval, as Prometheus spreads its groups.
+func schedule(name string, every time.Duration) func(t time.Time) time.Time {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	offset := int64(h.Sum64() % uint64(every))
+	return func(t time.Time) time.Time {
+		n := t.UnixNano() - offset
+		k := n / int64(every)
+		if n < 0 && n%int64(every) != 0 {
+			k-- // floor, before 1970
+		}
+		return time.Unix(0, (k+1)*int64(every)+offset)
 	}
 }
 

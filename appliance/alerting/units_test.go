@@ -269,3 +269,23 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedule: a rule's ticks are every apart, at the same offset each
+// time, and the tick after t is the first one strictly after it.
+func TestSchedule(t *testing.T) {
+	for _, every := range []time.Duration{time.Second, time.Minute, 7 * time.Minute, time.Hour} {
+		next := schedule("errors", every)
+		t0 := time.Date(2026, 5, 1, 10, 3, 17, 500, time.UTC)
+		a := next(t0)
+		if !a.After(t0) || a.Sub(t0) > every {
+			t.Fatalf("every %s: tick after %s is %s", every, t0, a)
+		}
+		b := next(a)
+		if b.Sub(a) != every || !next(a.Add(-1)).Equal(a) || !next(b.Add(-every/2)).Equal(b) {
+			t.Errorf("every %s: ticks %s, %s", every, a, b)
+		}
+		if other := schedule("warnings", every)(t0); every >= time.Minute && other.Equal(a) {
+			t.Errorf("every %s: two rules tick together at %s", every, a)
+		}
+	}
+}
