@@ -321,15 +321,18 @@ func TestRetryThenDelivered(t *testing.T) {
 	ev := start(t, cfg)
 	putRule(t, cli, rule("errors", "error", pipeline.AlertTarget{Webhook: wh.srv.URL + "/hook/secret-path?token=x"}, pipeline.AlertTarget{Slack: gone.srv.URL + "/gone"}))
 
-	waitFor(t, 10*time.Second, "two failed attempts", func() bool { return len(wh.all()) >= 2 })
-	s := ev.ev.Stats()
+	var s Stats
 	var tr *TargetTrouble
-	for i := range s.TargetsInTrouble {
-		if s.TargetsInTrouble[i].Kind == "webhook" {
-			tr = &s.TargetsInTrouble[i]
+	waitFor(t, 10*time.Second, "two failed attempts counted", func() bool {
+		s = ev.ev.Stats()
+		for i := range s.TargetsInTrouble {
+			if s.TargetsInTrouble[i].Kind == "webhook" {
+				tr = &s.TargetsInTrouble[i]
+			}
 		}
-	}
-	if tr == nil || tr.URL != wh.srv.URL || tr.ConsecutiveFailures < 2 || !strings.Contains(tr.LastError, "503") ||
+		return tr != nil && tr.ConsecutiveFailures >= 2
+	})
+	if tr.URL != wh.srv.URL || tr.ConsecutiveFailures < 2 || !strings.Contains(tr.LastError, "503") ||
 		strings.Contains(tr.LastError, "secret") || tr.Queued != 1 || s.Outbox < 1 {
 		t.Fatalf("targets in trouble %+v (outbox %d)", s.TargetsInTrouble, s.Outbox)
 	}
