@@ -20,9 +20,11 @@
 // only the winner evaluates and sends. Every write the leader makes is one
 // etcd transaction guarded by its leadership (its election key still has
 // the creation revision it won with), so a deposed leader's writes are
-// refused, even one that does not know yet that its lease expired. A new
-// leader loads every rule's state and the outbox from etcd and continues
-// from them; a leader whose lease is lost stops at once.
+// refused, even one that does not know yet that its lease expired. A
+// leader that has heard no keep-alive answer from etcd for two thirds of
+// the lease steps down (stops evaluating and sending) before its lease
+// can expire and another process lead. A new leader loads every rule's
+// state and the outbox from etcd and continues from them.
 //
 // # Notifications: the outbox
 //
@@ -248,6 +250,7 @@ var errNotLeader = errors.New("no longer the alerting leader")
 func (e *Evaluator) term(ctx context.Context) (led bool, err error) {
 	ttl := int((e.cfg.LeaseTTL + time.Second - 1) / time.Second)
 	sess, err := concurrency.NewSession(e.cfg.Etcd, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	granted := time.Now() // etcd's lease runs at least TTL from here
 	if err != nil {
 		return false, fmt.Errorf("etcd session: %w", err)
 	}
@@ -262,11 +265,39 @@ func (e *Evaluator) term(ctx context.Context) (led bool, err error) {
 	}()
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The session keeps the lease alive; this watches its answers. etcd
+	// ends the lease TTL after the last keep-alive it received, and
+	// another process may lead from then on; so a leader that has heard
+	// no answer for two thirds of the TTL (cut off from etcd, but maybe
+	// not from the targets) stops sending before that can happen.
+	answers, err := e.cfg.Etcd.KeepAlive(cctx, sess.Lease())
+	if err != nil {
+		return false, fmt.Errorf("etcd lease keep-alive: %w", err)
+	}
 	go func() {
-		select {
-		case <-sess.Done():
-			cancel(errors.New("etcd session lease lost"))
-		case <-cctx.Done():
+		limit := e.cfg.LeaseTTL * 2 / 3
+		tick := time.NewTicker(limit / 8)
+		defer tick.Stop()
+		last := granted
+		for {
+			select {
+			case _, ok := <-answers:
+				if !ok {
+					cancel(errors.New("etcd session lease lost"))
+					return
+				}
+				last = time.Now()
+			case <-tick.C:
+				if d := time.Since(last); d > limit {
+					cancel(fmt.Errorf("no answer from etcd to the lease keep-alive for %s; stepping down before the lease (%s) can expire and another process lead", d.Round(time.Millisecond), e.cfg.LeaseTTL))
+					return
+				}
+			case <-sess.Done():
+				cancel(errors.New("etcd session lease lost"))
+				return
+			case <-cctx.Done():
+				return
+			}
 		}
 	}()
 	el := concurrency.NewElection(sess, pipeline.AlertLeaderPrefix)

@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/logbox/logbox/appliance/pipeline"
+	"github.com/logbox/logbox/appliance/settings"
 )
 
 // TestRestartWhileFiring: an evaluator stopped while a rule fires, and a
@@ -95,13 +97,21 @@ func TestDeletedWhileNoLeader(t *testing.T) {
 }
 
 // TestFailover: two evaluators on one etcd, each with its own client (as
-// two processes). The leader is killed (its client closed, no resign)
+// two processes). The leader is cut off from etcd (its connections
+// through a proxy closed: no resign, no revoke, as when it is killed)
 // while a firing notification waits in the outbox (the receiver is down):
-// the other takes over within the lease TTL, delivers that notification
-// once, and sends the resolve once.
+// A steps down before its lease can have expired; the other takes over
+// within the lease TTL, delivers that notification once, and sends the
+// resolve once.
 func TestFailover(t *testing.T) {
 	e := startEtcd(t)
-	cliA, cliB := dial(t, e), dial(t, e)
+	proxy := newCutProxy(t, strings.TrimPrefix(e.Endpoint(), "http://"))
+	cliA, err := settings.Dial([]string{proxy.endpoint()}, e.CredentialsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cliA.Close()
+	cliB := dial(t, e)
 	wh := newReceiver(t)
 	wh.setFail(1_000_000, 503)
 	q := newFakeQuerier()
@@ -122,14 +132,25 @@ func TestFailover(t *testing.T) {
 	}
 
 	killed := time.Now()
-	cliA.Close()
-	waitFor(t, 15*time.Second, "B leads", func() bool { return b.ev.Stats().Leader })
+	proxy.kill()
+	bothLed := false
+	waitFor(t, 15*time.Second, "B leads", func() bool {
+		bl := b.ev.Stats().Leader
+		bothLed = bothLed || bl && a.ev.Stats().Leader
+		return bl
+	})
 	took := time.Since(killed)
-	t.Logf("B took over %s after A's client was closed (lease TTL %s)", took.Round(time.Millisecond), cfgA.LeaseTTL)
+	if bothLed {
+		// A, cut off from etcd but not from the receiver, would send
+		// what B sends too.
+		t.Error("A still acted as leader when B took over")
+	}
+	t.Logf("B took over %s after A was cut off (lease TTL %s)", took.Round(time.Millisecond), cfgA.LeaseTTL)
+	// The lease runs out at most a TTL after A's last keep-alive; etcd
+	// checks for expired leases every 500ms.
 	if took > cfgA.LeaseTTL+time.Second {
 		t.Errorf("takeover took %s, more than the lease TTL %s and a second", took, cfgA.LeaseTTL)
 	}
-	waitFor(t, 5*time.Second, "A no longer leads", func() bool { return !a.ev.Stats().Leader })
 	wh.setFail(0, 0)
 	waitFor(t, 10*time.Second, "firing delivered by B", func() bool { return len(wh.delivered()) >= 1 })
 	q.count("error", 0)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -297,4 +298,61 @@ func rule(name, query string, targets ...pipeline.AlertTarget) pipeline.AlertRul
 	r := pipeline.AlertRule{Name: name, Query: query, Every: "1s", Window: "5m", Notify: targets}
 	r.Normalize()
 	return r
+}
+
+// cutProxy is a TCP proxy on 127.0.0.1 in front of an etcd endpoint: a
+// client dialled through it can be cut off at once, as a process that
+// dies or loses its network (nothing it sends after that arrives, not
+// even a resign or a lease revoke).
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	cut   bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			p.mu.Lock()
+			if err != nil || p.cut {
+				p.mu.Unlock()
+				c.Close()
+				if u != nil {
+					u.Close()
+				}
+				continue
+			}
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *cutProxy) endpoint() string { return "http://" + p.ln.Addr().String() }
+
+// kill cuts every connection and refuses new ones.
+func (p *cutProxy) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
 }
