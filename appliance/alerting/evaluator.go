@@ -21,8 +21,8 @@
 // etcd transaction guarded by its leadership (its election key still has
 // the creation revision it won with), so a deposed leader's writes are
 // refused, even one that does not know yet that its lease expired. A
-// leader that has heard no keep-alive answer from etcd for two thirds of
-// the lease steps down (stops evaluating and sending) before its lease
+// leader that has heard no keep-alive answer from etcd for three quarters
+// of the lease steps down (stops evaluating and sending) before its lease
 // can expire and another process lead. A new leader loads every rule's
 // state and the outbox from etcd and continues from them.
 //
@@ -116,7 +116,8 @@ type Config struct {
 	// EvalTimeout bounds one evaluation's query (default 1m).
 	EvalTimeout time.Duration
 	// LeaseTTL is the election session's lease (default 5s, whole
-	// seconds): how long a leader that died silently holds the lead.
+	// seconds, at least 2s: etcd's least): how long a leader that died
+	// silently holds the lead.
 	LeaseTTL time.Duration
 	// RetryMin and RetryMax bound the wait between delivery attempts to
 	// a failing target (default 1s doubling to 5m), and between attempts
@@ -149,6 +150,7 @@ func (c *Config) setDefaults() {
 	def(&c.SendTimeout, 10*time.Second)
 	def(&c.EvalTimeout, time.Minute)
 	def(&c.LeaseTTL, 5*time.Second)
+	c.LeaseTTL = max(c.LeaseTTL, 2*time.Second)
 	def(&c.RetryMin, time.Second)
 	def(&c.RetryMax, 5*time.Minute)
 	def(&c.MaxAge, 24*time.Hour)
@@ -266,16 +268,18 @@ func (e *Evaluator) term(ctx context.Context) (led bool, err error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The session keeps the lease alive; this watches its answers. etcd
-	// ends the lease TTL after the last keep-alive it received, and
-	// another process may lead from then on; so a leader that has heard
-	// no answer for two thirds of the TTL (cut off from etcd, but maybe
-	// not from the targets) stops sending before that can happen.
+	// ends the lease TTL after the last keep-alive it received (sent at
+	// least a round trip before its answer came), and another process may
+	// lead from then on; so a leader that has heard no answer for the TTL
+	// less a margin (a quarter of it, at least 500ms: the round trip and
+	// the time to stop) steps down before that can happen, cut off from
+	// etcd but maybe not from the targets.
 	answers, err := e.cfg.Etcd.KeepAlive(cctx, sess.Lease())
 	if err != nil {
 		return false, fmt.Errorf("etcd lease keep-alive: %w", err)
 	}
 	go func() {
-		limit := e.cfg.LeaseTTL * 2 / 3
+		limit := e.cfg.LeaseTTL - max(e.cfg.LeaseTTL/4, 500*time.Millisecond)
 		tick := time.NewTicker(limit / 8)
 		defer tick.Stop()
 		last := granted

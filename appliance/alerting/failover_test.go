@@ -118,6 +118,7 @@ func TestFailover(t *testing.T) {
 	q.count("error", 3)
 	cfgA, cfgB := testConfig(cliA, q), testConfig(cliB, q)
 	cfgA.ID, cfgB.ID = "A", "B"
+	cfgA.LeaseTTL, cfgB.LeaseTTL = 2*time.Second, 2*time.Second
 	a := start(t, cfgA)
 	waitFor(t, 10*time.Second, "A leads", func() bool { return a.ev.Stats().Leader })
 	b := start(t, cfgB)

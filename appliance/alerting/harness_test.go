@@ -195,7 +195,7 @@ func (f *fakeQuerier) StatsQuery(ctx context.Context, req pipeline.StatsRequest)
 func testConfig(cli *clientv3.Client, q Querier) Config {
 	return Config{
 		Etcd: cli, Querier: q, Logger: testLogger(), ExternalURL: "http://logbox.example:7070",
-		LeaseTTL: 2 * time.Second, RetryMin: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond,
+		LeaseTTL: 3 * time.Second, RetryMin: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond,
 		ResendMin: time.Hour, SendTimeout: 2 * time.Second, WriteTimeout: 5 * time.Second,
 	}
 }
