@@ -86,12 +86,13 @@ type Querier interface {
 // no line of [cmpFrom, cmpTo) fits.
 type PatternsFunc func(ctx context.Context, query string, from, to, cmpFrom, cmpTo time.Time) ([]string, error)
 
-// Config is what an Evaluator needs. Etcd, Decode and Querier are
-// required; zero durations take the defaults named.
+// Config is what an Evaluator needs. Etcd and Querier are required;
+// zero values take the defaults named.
 type Config struct {
 	Etcd *clientv3.Client
 	// Decode parses and validates a rule's etcd entry (the alert store's
-	// decoder); an entry it refuses puts the rule in state error.
+	// decoder; default: JSON, Normalize, Validate); an entry it refuses
+	// puts the rule in state error.
 	Decode func([]byte) (pipeline.AlertRule, error)
 	// Querier answers the rules' queries.
 	Querier Querier
@@ -102,7 +103,7 @@ type Config struct {
 	// notifications, the webhook's externalURL), e.g.
 	// https://logs.example.com; empty gives links without a host.
 	ExternalURL string
-	// ID names this process in the election (default: the host name).
+	// ID names this process in the election (default: host name/pid).
 	ID     string
 	Logger *slog.Logger
 	// Now is the clock for evaluation times and schedules (default

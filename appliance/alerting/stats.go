@@ -23,14 +23,15 @@ type Stats struct {
 	EvaluationFailures uint64    `json:"evaluation_failures"`
 	EvaluationSeconds  Histogram `json:"evaluation_seconds"`
 	// Notifications counts deliveries per target kind (webhook,
-	// alertmanager, slack).
+	// alertmanager, slack; "unknown" for an unreadable outbox entry).
 	Notifications map[string]NotificationCounts `json:"notifications"`
 	// Outbox is how many notifications wait in etcd to be delivered.
 	Outbox int `json:"outbox"`
 	// Pending and Firing count alert instances by state.
 	Pending int `json:"pending"`
 	Firing  int `json:"firing"`
-	// RulesInTrouble lists rules whose entry, query or last write failed.
+	// RulesInTrouble lists rules in state error: an entry refused, or a
+	// query that failed at its last evaluation.
 	RulesInTrouble []RuleTrouble `json:"rules_in_trouble"`
 	// TargetsInTrouble lists targets whose last delivery failed.
 	TargetsInTrouble []TargetTrouble `json:"targets_in_trouble"`
