@@ -142,18 +142,30 @@ func ruleOf(t *testing.T, base, name string) ruleState {
 	return rs
 }
 
-// waitEvaluated waits until the rule was evaluated after since, and
-// returns its state then.
-func waitEvaluated(t *testing.T, base, name string, since time.Time) ruleState {
+// evaluations is how many rule evaluations the process at base made
+// (its /api/status; it counts only while it is the evaluating process).
+func evaluations(t *testing.T, base string) uint64 {
 	t.Helper()
+	var st struct {
+		Alerts *struct {
+			Evaluations uint64 `json:"evaluations"`
+		} `json:"alerts"`
+	}
+	if code := apiJSON(t, "GET", base+"/api/status", nil, &st); code != 200 || st.Alerts == nil {
+		t.Fatalf("status of %s: %d, alerts %v", base, code, st.Alerts)
+	}
+	return st.Alerts.Evaluations
+}
+
+// waitEvaluations waits until the process at base made n more
+// evaluations than it had made when called.
+func waitEvaluations(t *testing.T, base string, n uint64) {
+	t.Helper()
+	start := evaluations(t, base)
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		rs := ruleOf(t, base, name)
-		if rs.LastEval.After(since) {
-			return rs
-		}
+	for evaluations(t, base) < start+n {
 		if time.Now().After(deadline) {
-			t.Fatalf("rule %s not evaluated since %s: %+v", name, since.Format(time.RFC3339Nano), rs)
+			t.Fatalf("%s made fewer than %d evaluations in 60s", base, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -212,15 +224,15 @@ func TestBinaryAlertRestart(t *testing.T) {
 	restart := time.Now()
 	p = startBinary(t, bin, work, args...)
 	// Evaluated again after the restart, still firing, and nothing sent.
-	rs := waitEvaluated(t, p.url, "payments", restart)
-	if rs.State != "firing" {
+	waitEvaluations(t, p.url, 2)
+	if rs := ruleOf(t, p.url, "payments"); rs.State != "firing" {
 		t.Fatalf("after the restart the rule is %+v, want firing", rs)
 	}
-	waitEvaluated(t, p.url, "payments", time.Now().Add(time.Second))
+	t.Logf("evaluating again %s after the restart", time.Since(restart).Round(time.Millisecond))
 	recv.waitCounts(t, "payments", 1, 0, 0)
 	// The lines leave the 30 s window: one resolve.
 	recv.waitCounts(t, "payments", 1, 1, 60*time.Second)
-	waitEvaluated(t, p.url, "payments", time.Now().Add(2*time.Second))
+	waitEvaluations(t, p.url, 2)
 	recv.waitCounts(t, "payments", 1, 1, 0)
 	var hist struct {
 		History []struct{ From, To string }
@@ -271,9 +283,13 @@ func TestBinaryAlertFailover(t *testing.T) {
 	appendNow(t, logPath, "zzcheck", 3)
 	recv.waitCounts(t, "checkout", 1, 0, 45*time.Second)
 
+	dead := map[string]bool{}
 	leader := func() string {
 		t.Helper()
 		for name, p := range idx {
+			if dead[name] {
+				continue
+			}
 			var st struct {
 				Alerts *struct {
 					Leader bool `json:"leader"`
@@ -294,6 +310,7 @@ func TestBinaryAlertFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-idx[first].done
+	dead[first] = true
 	killed := time.Now()
 	deadline := time.Now().Add(30 * time.Second)
 	for leader() != other {
@@ -303,11 +320,12 @@ func TestBinaryAlertFailover(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("indexer %s took over %s after its kill", other, time.Since(killed).Round(time.Millisecond))
-	if rs := waitEvaluated(t, idx[other].url, "checkout", time.Now()); rs.State != "firing" {
+	waitEvaluations(t, idx[other].url, 2)
+	if rs := ruleOf(t, idx[other].url, "checkout"); rs.State != "firing" {
 		t.Fatalf("after the takeover the rule is %+v, want firing", rs)
 	}
 	recv.waitCounts(t, "checkout", 1, 0, 0)
 	recv.waitCounts(t, "checkout", 1, 1, 60*time.Second)
-	waitEvaluated(t, idx[other].url, "checkout", time.Now().Add(2*time.Second))
+	waitEvaluations(t, idx[other].url, 2)
 	recv.waitCounts(t, "checkout", 1, 1, 0)
 }

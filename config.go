@@ -152,6 +152,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.Var(sizeFlag{&c.MinFreeDisk}, "min-free-disk", "free-space floor of the data dir's disk, a `SIZE` in bytes or with a unit (512MiB, 2GiB): below it indexing pauses (nothing lost) and /readyz answers 503; 0 turns it off")
 	fs.IntVar(&c.MaxFieldsPerLine, "max-fields-per-line", c.MaxFieldsPerLine, "parsed JSON/logfmt fields indexed per line; the rest are dropped and flagged")
 	fs.IntVar(&c.MaxFieldNames, "max-field-names", c.MaxFieldNames, "distinct field names one index shard takes (no mapping explosion)")
+	fs.StringVar(&c.ExternalURL, "external-url", "", "the page's address as people reach it, for links in alert notifications (default: http://<--http address>)")
 	fs.DurationVar(&c.HostnetInterval, "hostnet-interval", 0, "sample host network health (/proc/net/dev drops and errors, TCP states) into searchable records this often; 0 = off")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")
 	fs.StringVar(&logLevel, "log-level", "info", "debug | info | warn | error")

@@ -22,6 +22,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/logbox/logbox/appliance/alerting"
 	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/checkpoint"
 	"github.com/logbox/logbox/appliance/diskspace"
@@ -50,6 +51,7 @@ type Appliance struct {
 	store    *settings.Store
 	searches *settings.SearchStore
 	alerts   *settings.AlertStore
+	alerting *alerting.Evaluator // on processes that index
 	ready    chan struct{}
 	addr     string // bound HTTP address, set before ready closes
 	mu       sync.Mutex
@@ -128,7 +130,9 @@ func (s *stage) stop(timeout time.Duration) bool {
 //
 // Shutdown order (each step bounded by ShutdownTimeout):
 //  1. stop HTTP (no new requests, no new sources)
-//  2. stop the settings watch and the tailers (no new lines read)
+//  2. stop alerting (a delivery in flight ends; its election lease is
+//     revoked, so another indexer takes over at once)
+//     then stop the settings watch and the tailers (no new lines read)
 //  3. drain in-flight lines to Kafka, or into the index in direct mode
 //  4. flush checkpoints (only acked offsets were ever set)
 //  5. stop the Kafka consumer (its offsets are committed after each
@@ -257,10 +261,30 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	var consumerStage, sinkStage, tailStage, cpStage, retentionStage *stage
+	var consumerStage, sinkStage, tailStage, cpStage, retentionStage, alertStage *stage
 	diskStage := a.start(g, "disk space", a.disk.Run)
 	if a.indexes() {
 		retentionStage = a.start(g, "retention", watch("retention", a.idx.RunRetention))
+		// Every process that indexes stands for election; the one
+		// elected evaluates the rules (see package alerting).
+		ext := cfg.ExternalURL
+		if ext == "" {
+			ext = "http://" + a.addr
+		}
+		miner := patterns.New(a.idx)
+		a.alerting = alerting.New(alerting.Config{
+			Etcd: a.etcdCli, Querier: a.idx, Decode: a.alerts.Decode, ExternalURL: ext,
+			ID: cfg.Host + "/" + a.addr, Logger: a.log,
+			NewPatterns: func(ctx context.Context, q string, from, to, cmpFrom, cmpTo time.Time) ([]string, error) {
+				ps, err := miner.NewPatterns(ctx, q, from, to, cmpFrom, cmpTo)
+				out := make([]string, len(ps))
+				for i, p := range ps {
+					out[i] = p.Pattern
+				}
+				return out, err
+			},
+		})
+		alertStage = a.start(g, "alerting", watch("alerting", a.alerting.Run))
 	}
 	if a.indexes() && !a.direct() {
 		topics := append([]string{cfg.Topic}, cfg.KafkaIndexTopics...)
@@ -337,7 +361,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	for _, s := range []struct {
 		name string
 		st   *stage
-	}{{"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}, {"retention", retentionStage}, {"disk space", diskStage}} { // 2–6
+	}{{"alerting", alertStage}, {"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}, {"retention", retentionStage}, {"disk space", diskStage}} { // 2–6
 		if !s.st.stop(to + time.Second) {
 			log.Warn("stage did not stop in time; continuing shutdown", "stage", s.name)
 		}
@@ -550,6 +574,10 @@ type Status struct {
 	// InvalidAlerts are the alert-rule entries in etcd that are refused,
 	// by name, read likewise (see settings.AlertStore).
 	InvalidAlerts map[string]string `json:"invalid_alerts"`
+	// Alerts is the rule evaluator's state on a process that indexes:
+	// whether it is the one evaluating (leader), its counters, and the
+	// rules and notification targets in trouble.
+	Alerts *alerting.Stats `json:"alerts,omitempty"`
 }
 
 // IndexStatus is the index's counts, with the batches waiting for the
@@ -605,6 +633,10 @@ func (a *Appliance) status(ctx context.Context) any {
 		if inv, err := a.alerts.Invalid(ctx); err == nil {
 			st.InvalidAlerts = inv
 		}
+	}
+	if a.alerting != nil {
+		as := a.alerting.Stats()
+		st.Alerts = &as
 	}
 	st.Undelivered = map[string]map[string]uint64{}
 	if a.tail != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,9 @@ type Config struct {
 	MaxFieldsPerLine int
 	MaxFieldNames    int
 
+	// ExternalURL is the page's address as people reach it (links in
+	// alert notifications); empty: http://<the HTTP listen address>.
+	ExternalURL string
 	// HostnetInterval samples /proc/net into records this often; 0 = off.
 	HostnetInterval time.Duration
 
@@ -216,6 +220,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.indexConfig().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--external-url: %q is not an http(s) URL", c.ExternalURL))
+		}
 	}
 	if c.HostnetInterval < 0 {
 		errs = append(errs, errors.New("--hostnet-interval: must not be negative (0 turns it off)"))

@@ -31,6 +31,8 @@ type metrics struct {
 	etcdUp                                                                *prometheus.Desc
 	diskFree, diskMinFree, diskLow, idxPaused                             *prometheus.Desc
 	ledgerFiles, ledgerGap                                                *prometheus.Desc
+	alertLeader, alertRules, alertEvals, alertEvalFails, alertEvalSecs    *prometheus.Desc
+	alertNotes, alertOutbox, alertInstances, alertTargetsFailing          *prometheus.Desc
 }
 
 func newMetrics(a *Appliance) *metrics {
@@ -45,36 +47,45 @@ func newMetrics(a *Appliance) *metrics {
 			Help:    "HTTP request latency by route group and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12),
 		}, []string{"route", "code"}),
-		linesRead:    d("source_lines_read_total", "Lines (or multiline events) read, per source.", "source"),
-		linesAcked:   d("source_lines_acked_total", "Lines acked downstream (Kafka or index), per source.", "source"),
-		bytesRead:    d("source_bytes_read_total", "Bytes read from files, per source.", "source"),
-		undelivered:  d("source_lines_undelivered_total", "Lines not delivered exactly as written, per source and reason.", "source", "reason"),
-		lagBytes:     d("source_lag_bytes", "Bytes written to files but not yet acked, per source.", "source"),
-		openFiles:    d("source_open_files", "Files being followed, per source.", "source"),
-		prodSent:     d("kafka_produce_sent_total", "Messages handed to the Kafka producer, re-sends included."),
-		prodAcked:    d("kafka_produce_acked_total", "Messages acknowledged by Kafka."),
-		prodErrors:   d("kafka_produce_errors_total", "Messages that failed after the client's own retries."),
-		prodRetries:  d("kafka_produce_retries_total", "Re-sends of failed messages."),
-		prodInFlight: d("kafka_produce_in_flight", "Records published but not yet acked."),
-		prodTrunc:    d("kafka_produce_truncated_total", "Events whose line was cut to fit the message size limit."),
-		consConsumed: d("kafka_consume_messages_total", "Messages consumed."),
-		consIndexed:  d("kafka_consume_indexed_total", "Consumed records written to the index."),
-		consCommits:  d("kafka_consume_commits_total", "Offset commits of durable batches."),
-		consLag:      d("kafka_consumer_lag", "Messages behind the high-water mark, per claimed partition.", "topic", "partition"),
-		idxDocs:      d("index_documents", "Distinct lines held by the index."),
-		idxWritten:   d("index_documents_written_total", "Documents written (replays included)."),
-		idxBatches:   d("index_batches_total", "Index batches written."),
-		idxQueued:    d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
-		idxShards:    d("index_shards", "Time shards of the index."),
-		idxBytes:     d("index_bytes", "Size of the index on disk."),
-		idxDropped:   d("index_shards_dropped_total", "Shards dropped by retention."),
-		etcdUp:       d("etcd_up", "1 if the settings store answered the last scrape."),
-		diskFree:     d("disk_free_bytes", "Free bytes on the data dir's disk at the last check."),
-		diskMinFree:  d("disk_min_free_bytes", "The free-space floor (--min-free-disk); 0 is off."),
-		diskLow:      d("disk_low", "1 while the data dir's disk is below the free-space floor."),
-		idxPaused:    d("index_paused", "1 while indexing waits for free disk space."),
-		ledgerFiles:  d("ledger_files", "Collected files by completeness state (complete, catching_up, gap, unknown, shipped), per source.", "source", "state"),
-		ledgerGap:    d("ledger_gap_bytes", "Bytes acked downstream but missing from the index (or deleted before read), per source; 0 on a healthy box.", "source"),
+		linesRead:           d("source_lines_read_total", "Lines (or multiline events) read, per source.", "source"),
+		linesAcked:          d("source_lines_acked_total", "Lines acked downstream (Kafka or index), per source.", "source"),
+		bytesRead:           d("source_bytes_read_total", "Bytes read from files, per source.", "source"),
+		undelivered:         d("source_lines_undelivered_total", "Lines not delivered exactly as written, per source and reason.", "source", "reason"),
+		lagBytes:            d("source_lag_bytes", "Bytes written to files but not yet acked, per source.", "source"),
+		openFiles:           d("source_open_files", "Files being followed, per source.", "source"),
+		prodSent:            d("kafka_produce_sent_total", "Messages handed to the Kafka producer, re-sends included."),
+		prodAcked:           d("kafka_produce_acked_total", "Messages acknowledged by Kafka."),
+		prodErrors:          d("kafka_produce_errors_total", "Messages that failed after the client's own retries."),
+		prodRetries:         d("kafka_produce_retries_total", "Re-sends of failed messages."),
+		prodInFlight:        d("kafka_produce_in_flight", "Records published but not yet acked."),
+		prodTrunc:           d("kafka_produce_truncated_total", "Events whose line was cut to fit the message size limit."),
+		consConsumed:        d("kafka_consume_messages_total", "Messages consumed."),
+		consIndexed:         d("kafka_consume_indexed_total", "Consumed records written to the index."),
+		consCommits:         d("kafka_consume_commits_total", "Offset commits of durable batches."),
+		consLag:             d("kafka_consumer_lag", "Messages behind the high-water mark, per claimed partition.", "topic", "partition"),
+		idxDocs:             d("index_documents", "Distinct lines held by the index."),
+		idxWritten:          d("index_documents_written_total", "Documents written (replays included)."),
+		idxBatches:          d("index_batches_total", "Index batches written."),
+		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
+		idxShards:           d("index_shards", "Time shards of the index."),
+		idxBytes:            d("index_bytes", "Size of the index on disk."),
+		idxDropped:          d("index_shards_dropped_total", "Shards dropped by retention."),
+		etcdUp:              d("etcd_up", "1 if the settings store answered the last scrape."),
+		diskFree:            d("disk_free_bytes", "Free bytes on the data dir's disk at the last check."),
+		diskMinFree:         d("disk_min_free_bytes", "The free-space floor (--min-free-disk); 0 is off."),
+		diskLow:             d("disk_low", "1 while the data dir's disk is below the free-space floor."),
+		idxPaused:           d("index_paused", "1 while indexing waits for free disk space."),
+		ledgerFiles:         d("ledger_files", "Collected files by completeness state (complete, catching_up, gap, unknown, shipped), per source.", "source", "state"),
+		alertLeader:         d("alert_leader", "1 on the process that evaluates the alert rules (won the etcd election)."),
+		alertRules:          d("alert_rules", "Alert rules the evaluating process runs."),
+		alertEvals:          d("alert_evaluations_total", "Alert rule evaluations."),
+		alertEvalFails:      d("alert_evaluation_failures_total", "Alert rule evaluations whose query failed or whose state could not be written."),
+		alertEvalSecs:       d("alert_evaluation_duration_seconds", "Time one alert rule evaluation took."),
+		alertNotes:          d("alert_notifications_total", "Alert notification deliveries by target kind and result (sent, failed, retried, dropped).", "kind", "result"),
+		alertOutbox:         d("alert_outbox", "Alert notifications waiting in etcd to be delivered."),
+		alertInstances:      d("alerts", "Alert instances by state (pending, firing).", "state"),
+		alertTargetsFailing: d("alert_targets_failing", "Notification targets whose last delivery failed."),
+		ledgerGap:           d("ledger_gap_bytes", "Bytes acked downstream but missing from the index (or deleted before read), per source; 0 on a healthy box.", "source"),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
 	return m
@@ -177,6 +188,28 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 				gauge(m.ledgerFiles, float64(n), s.Source, state)
 			}
 		}
+	}
+	if a.alerting != nil {
+		s := a.alerting.Stats()
+		gauge(m.alertLeader, map[bool]float64{true: 1}[s.Leader])
+		gauge(m.alertRules, float64(s.Rules))
+		counter(m.alertEvals, s.Evaluations)
+		counter(m.alertEvalFails, s.EvaluationFailures)
+		buckets := make(map[float64]uint64, len(s.EvaluationSeconds.Bounds))
+		for i, b := range s.EvaluationSeconds.Bounds {
+			buckets[b] = s.EvaluationSeconds.Counts[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(m.alertEvalSecs, s.EvaluationSeconds.Count, s.EvaluationSeconds.Sum, buckets)
+		for kind, n := range s.Notifications {
+			counter(m.alertNotes, n.Sent, kind, "sent")
+			counter(m.alertNotes, n.Failed, kind, "failed")
+			counter(m.alertNotes, n.Retried, kind, "retried")
+			counter(m.alertNotes, n.Dropped, kind, "dropped")
+		}
+		gauge(m.alertOutbox, float64(s.Outbox))
+		gauge(m.alertInstances, float64(s.Pending), "pending")
+		gauge(m.alertInstances, float64(s.Firing), "firing")
+		gauge(m.alertTargetsFailing, float64(len(s.TargetsInTrouble)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

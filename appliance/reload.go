@@ -63,6 +63,7 @@ var runSettings = []runSetting{
 	{field: "MaxFieldsPerLine", flag: "max-fields-per-line"},
 	{field: "MaxFieldNames", flag: "max-field-names"},
 	{field: "HostnetInterval", flag: "hostnet-interval"},
+	{field: "ExternalURL", flag: "external-url"},
 	{field: "ShutdownTimeout", flag: "shutdown-timeout"},
 	// The credential files are re-read on every SIGHUP; another path
 	// needs a restart.

@@ -325,6 +325,10 @@ type AlertInstance struct {
 	ActiveSince time.Time         `json:"active_since"`          // when the condition began to hold
 	FiredAt     time.Time         `json:"fired_at,omitzero"`     // when it turned firing
 	LastSentAt  time.Time         `json:"last_sent_at,omitzero"` // last notification for it
+	// Search is the query (without pipes) that finds the instance's
+	// lines: the rule's query and the group's by values as field:"value"
+	// terms. The evaluator links notifications to the page with it.
+	Search string `json:"search,omitempty"`
 }
 
 // AlertEvent is one transition in a rule's history.

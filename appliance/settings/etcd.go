@@ -179,6 +179,10 @@ func startServer(c EmbeddedConfig, clientAddr string) (*embed.Etcd, zap.AtomicLe
 	cfg := embed.NewConfig()
 	cfg.Name = "logbox"
 	cfg.Dir = c.Dir
+	// Alert states and saved searches are rewritten as they change; etcd
+	// keeps every revision until compacted, so keep an hour of them.
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
 	if c.TokenTTL > 0 {
 		cfg.AuthTokenTTL = uint(max(1, c.TokenTTL/time.Second))
 	}

@@ -1,0 +1,353 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// group is one group of a rule's answer: its by values, in the answer's
+// column order, and its value (ok false: the group has no value, e.g. the
+// avg of a field no line of it had; its condition does not hold).
+type group struct {
+	by    []byValue
+	value float64
+	ok    bool
+}
+
+type byValue struct{ name, value string }
+
+// errNoPatterns is a new-patterns rule's error when no patterns function
+// is configured.
+var errNoPatterns = errors.New("patterns not available")
+
+// query runs the rule once over [now-window, now) and returns its groups.
+//
+// A query without a pipe is asked as QUERY | stats count(): one group,
+// the number of matching lines. With a pipe, each row of the answer is a
+// group, labelled by its by values, its value the rule's Column (default
+// the first function column); a pipe without by whose range has no line
+// answers no row, which counts as one group of value 0 when the column is
+// a count and as one group without a value otherwise. A new-patterns rule
+// has one group per new template, labelled pattern, of value 1.
+func (e *Evaluator) query(ctx context.Context, r *pipeline.AlertRule, now time.Time) ([]group, error) {
+	_, window, _, compare := r.Durations()
+	from := now.Add(-window)
+	if r.NewPatterns {
+		if e.cfg.NewPatterns == nil {
+			return nil, errNoPatterns
+		}
+		pats, err := e.cfg.NewPatterns(ctx, r.Query, from, now, from.Add(-compare), from)
+		if err != nil {
+			return nil, fmt.Errorf("new patterns: %w", err)
+		}
+		gs := make([]group, 0, len(pats))
+		for _, p := range pats {
+			gs = append(gs, group{by: []byValue{{"pattern", p}}, value: 1, ok: true})
+		}
+		return gs, nil
+	}
+	_, pipes := splitPipes(r.Query)
+	if len(pipes) == 0 {
+		res, err := e.cfg.Querier.StatsQuery(ctx, pipeline.StatsRequest{Query: strings.TrimRight(r.Query, " \t\r\n") + " | stats count()", From: from, To: now})
+		if err != nil {
+			return nil, err
+		}
+		return []group{{value: float64(res.Total), ok: true}}, nil
+	}
+	res, err := e.cfg.Querier.StatsQuery(ctx, pipeline.StatsRequest{Query: r.Query, From: from, To: now})
+	if err != nil {
+		return nil, err
+	}
+	nBy, counts := pipeShape(pipes[0])
+	if len(res.Columns) <= nBy || len(res.Columns) != nBy+len(counts) {
+		return nil, fmt.Errorf("the answer's columns %q do not fit the stats pipe %q", res.Columns, pipes[0])
+	}
+	col := nBy
+	if r.Column != "" {
+		col = -1
+		for i, c := range res.Columns {
+			if c == r.Column {
+				col = i
+			}
+		}
+		if col < 0 {
+			return nil, fmt.Errorf("column %q is not in the answer; its columns are %s", r.Column, strings.Join(res.Columns, ", "))
+		}
+	}
+	if nBy == 0 && len(res.Rows) == 0 {
+		if col >= nBy && counts[col-nBy] {
+			return []group{{value: 0, ok: true}}, nil
+		}
+		return []group{{}}, nil
+	}
+	gs := make([]group, 0, len(res.Rows))
+	for _, row := range res.Rows {
+		if len(row) != len(res.Columns) {
+			return nil, fmt.Errorf("a row of %d cells in an answer of %d columns", len(row), len(res.Columns))
+		}
+		g := group{by: make([]byValue, nBy)}
+		for i := range nBy {
+			g.by[i] = byValue{res.Columns[i], cellString(row[i])}
+		}
+		g.value, g.ok = cellNumber(row[col])
+		gs = append(gs, g)
+	}
+	return gs, nil
+}
+
+// cellNumber reads an answer's cell as a number: the index answers
+// uint64 and float64, an answer that came through JSON float64 or
+// json.Number; a by column's numeric string is read too. nil (no value)
+// and anything else is not a number.
+func cellNumber(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case uint64:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case int:
+		return float64(v), true
+	case json.Number:
+		f, err := v.Float64()
+		return f, err == nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+func cellString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// splitPipes cuts a query at its first pipe. It follows the index's
+// reading of a query (appliance/index pipes.go, whose test here keeps
+// them in step): a | is a pipe unless it is inside a quoted phrase,
+// inside a /regular expression/ that starts where a term starts, after a
+// backslash, doubled (|| is OR) or inside a word (a pipe starts the query
+// or follows a blank). pipes are the pipes' texts, trimmed.
+func splitPipes(s string) (q string, pipes []string) {
+	cut := -1
+	start := 0
+	phrase, regexp := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			i++
+		case phrase:
+			if c == '"' {
+				phrase = false
+			}
+		case regexp:
+			if c == '/' {
+				regexp = false
+			}
+		case c == '"':
+			phrase = true
+		case c == '/' && termStart(s, i):
+			regexp = true
+		case c == '|' && i+1 < len(s) && s[i+1] == '|':
+			i++
+		case c == '|' && (i == 0 || isBlank(s[i-1])):
+			if cut < 0 {
+				cut = i
+			} else {
+				pipes = append(pipes, strings.TrimSpace(s[start:i]))
+			}
+			start = i + 1
+		}
+	}
+	if cut < 0 {
+		return s, nil
+	}
+	pipes = append(pipes, strings.TrimSpace(s[start:]))
+	return s[:cut], pipes
+}
+
+func termStart(s string, i int) bool {
+	if i == 0 {
+		return true
+	}
+	switch s[i-1] {
+	case ' ', '\t', '\r', '\n', ':', '(', '+', '-', '!':
+		return true
+	}
+	return false
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// pipeShape reads a stats pipe (stats [by (…)] f(…) [as n], … [by (…)])
+// only as far as alerting needs it: how many by columns lead its answer,
+// and, per function column, whether it is a count (count, count_distinct:
+// a count of no line is 0, an avg of none is no value). The index has
+// parsed and checked the pipe when it answered; this reading follows its
+// tokens (appliance/index stats_parse.go).
+func pipeShape(pipe string) (nBy int, counts []bool) {
+	toks := pipeTokens(pipe)
+	i := 1 // past "stats"
+	at := func(k int) string {
+		if k < len(toks) {
+			return toks[k]
+		}
+		return ""
+	}
+	byList := func() {
+		i++ // by
+		if at(i) != "(" {
+			nBy = 1
+			i++
+			if at(i) == ":" {
+				i += 2
+			}
+			return
+		}
+		i++
+		nBy = 1
+		for i < len(toks) && toks[i] != ")" {
+			if toks[i] == "," {
+				nBy++
+			}
+			i++
+		}
+		i++
+	}
+	for i < len(toks) {
+		if strings.EqualFold(at(i), "by") {
+			byList()
+			continue
+		}
+		name := strings.ToLower(at(i))
+		counts = append(counts, name == "count" || name == "count_distinct")
+		i++
+		if at(i) == "(" {
+			for depth := 0; i < len(toks); i++ {
+				if toks[i] == "(" {
+					depth++
+				} else if toks[i] == ")" {
+					if depth--; depth == 0 {
+						i++
+						break
+					}
+				}
+			}
+		}
+		if strings.EqualFold(at(i), "as") {
+			i += 2
+		}
+		if at(i) == "," {
+			i++
+		}
+	}
+	return nBy, counts
+}
+
+// pipeTokens cuts a pipe into words (letters, digits, _ . - @ *) and the
+// punctuation ( ) , : as the index's lexer does; other bytes are skipped.
+func pipeTokens(s string) []string {
+	var toks []string
+	word := func(c byte) bool {
+		return c == '_' || c == '.' || c == '-' || c == '@' || c == '*' ||
+			c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '(' || c == ')' || c == ',' || c == ':':
+			toks = append(toks, s[i:i+1])
+			i++
+		case word(c):
+			j := i
+			for j < len(s) && word(s[j]) {
+				j++
+			}
+			toks = append(toks, s[i:j])
+			i = j
+		default:
+			i++
+		}
+	}
+	return toks
+}
+
+// labelName turns a by column's name into a label name as Prometheus
+// allows them ([a-zA-Z_][a-zA-Z0-9_]*): fields.NAME and num.NAME lose the
+// prefix, other bytes become _.
+func labelName(col string) string {
+	if n, ok := strings.CutPrefix(col, "fields."); ok {
+		col = n
+	} else if n, ok := strings.CutPrefix(col, "num."); ok {
+		col = n
+	}
+	b := []byte(col)
+	for i, c := range b {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}
+
+// instanceSearch is the query that finds a group's lines: the rule's
+// query without its pipes, and each by value as a field:"value" term
+// (a _time bucket is not a term: the link's range covers it). A query
+// that is only * is left out when there are terms.
+func instanceSearch(query string, by []byValue) string {
+	q, _ := splitPipes(query)
+	q = strings.TrimSpace(q)
+	var terms []string
+	for _, b := range by {
+		if b.name == "_time" {
+			continue
+		}
+		name := b.name
+		if n, ok := strings.CutPrefix(name, "num."); ok {
+			name = n
+		}
+		v := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(b.value)
+		terms = append(terms, name+`:"`+v+`"`)
+	}
+	if len(terms) == 0 {
+		return q
+	}
+	t := strings.Join(terms, " AND ")
+	if q == "" || q == "*" {
+		return t
+	}
+	return "(" + q + ") AND " + t
+}
+
+// pageLink is the page's address of search over [from, to]: base (the
+// external URL) + /?q=…&from=…&to=… (the page reads q, from and to from
+// its URL). The range is widened to whole seconds, so it holds every
+// line of [from, to].
+func pageLink(base, search string, from, to time.Time) string {
+	to = to.Add(time.Second - 1)
+	return strings.TrimRight(base, "/") + "/?q=" + url.QueryEscape(search) +
+		"&from=" + url.QueryEscape(from.UTC().Format(time.RFC3339)) +
+		"&to=" + url.QueryEscape(to.UTC().Format(time.RFC3339))
+}
