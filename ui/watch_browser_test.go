@@ -82,6 +82,9 @@ type apiRule struct {
 	Notify      []map[string]string `json:"notify"`
 	State       string              `json:"state"`
 	Value       *float64            `json:"value"`
+	Instances   []struct {
+		Search string `json:"search"`
+	} `json:"instances"`
 }
 
 // TestBrowserAlerts drives the Alerts view in headless Chromium against a
@@ -214,8 +217,9 @@ func TestBrowserAlerts(t *testing.T) {
 	if got := p.eval(t, `document.getElementById('alerts-tab-count').hidden + '|' + document.getElementById('alerts-tab-count').textContent`); got != "false|1" {
 		t.Errorf("tab count hidden|text = %s, want 1 shown", got)
 	}
-	if r, _ := getRule(rule); r.State != "firing" || r.Value == nil || *r.Value != 3 {
-		t.Errorf("API says state %q value %v, want firing 3", r.State, r.Value)
+	firing, _ := getRule(rule)
+	if firing.State != "firing" || firing.Value == nil || *firing.Value != 3 || len(firing.Instances) != 1 {
+		t.Errorf("API says state %q value %v instances %d, want firing 3 with one", firing.State, firing.Value, len(firing.Instances))
 	}
 	p.shot(t, "alerts-firing")
 
@@ -249,6 +253,13 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 	wait("history as the API has it", `Array.from(document.querySelectorAll('#ad-history-body tr'), tr => Array.from(tr.querySelectorAll('.badge'), b => b.textContent).join('>')).join(',') === `+
 		jsString(strings.Join(wantHist, ",")))
+	// The instance links to its lines: the evaluator's query for it.
+	if len(firing.Instances) == 1 && firing.Instances[0].Search != "" {
+		iu, err := url.Parse(p.eval(t, `document.querySelector('#ad-instances-body .ad-instance-lines')?.getAttribute('href') ?? ''`))
+		if err != nil || iu.Query().Get("q") != firing.Instances[0].Search || iu.Query().Get("from") != "now-1m" {
+			t.Errorf("instance link %v, want q=%q from=now-1m", iu, firing.Instances[0].Search)
+		}
+	}
 	if got := p.eval(t, `document.getElementById('ad-name').textContent + '|' + document.getElementById('ad-description').textContent`); got != rule+"|checkout fails "+xssRule {
 		t.Errorf("detail name|description %q", got)
 	}
