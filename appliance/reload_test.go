@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,6 +61,7 @@ func TestReloadAppliesOrNames(t *testing.T) {
 		"Collect":       func(c *Config) { c.Collect = []string{newGlob} },
 		"EtcdEndpoints": func(c *Config) { c.EtcdEndpoints = []string{"http://127.0.0.1:1"} },
 		"ShardSpan":     func(c *Config) { c.ShardSpan = 2 * time.Hour },
+		"ExternalURL":   func(c *Config) { c.ExternalURL = "https://logs.example.com" },
 		"Retention":     func(c *Config) { c.Retention = 3 * 24 * time.Hour },
 		"MinFreeDisk":   func(c *Config) { c.MinFreeDisk = 7 << 20 },
 	}
@@ -228,5 +230,19 @@ func TestStatusShowsEffectiveSettings(t *testing.T) {
 		st.Settings["min-free-disk"] != "512MiB" || st.Disk.MinFreeBytes != 512<<20 {
 		t.Errorf("after SIGHUP: retention %+v, settings retention %q min-free-disk %q, disk floor %d",
 			st.Retention, st.Settings["retention"], st.Settings["min-free-disk"], st.Disk.MinFreeBytes)
+	}
+}
+
+// TestExternalURLValidated: links in notifications are built on
+// --external-url, so anything but an http(s) URL is refused at start.
+func TestExternalURLValidated(t *testing.T) {
+	for v, ok := range map[string]bool{"": true, "https://logs.example.com": true, "http://10.0.0.5:8080/logbox": true,
+		"x": false, "ftp://logs.example.com": false, "https://": false} {
+		c := DefaultConfig()
+		c.ExternalURL = v
+		err := c.Validate()
+		if got := err == nil || !strings.Contains(err.Error(), "--external-url"); got != ok {
+			t.Errorf("--external-url %q: %v", v, err)
+		}
 	}
 }
