@@ -51,10 +51,10 @@ import (
 //
 // Files that start with blockMagic5 add, after the column directory,
 //
-//	uvarint length of the keys frame (0: none) | when not 0, uvarint
-//	mask version
+//	uvarint length of the keys frames (0: none) | when not 0, uvarint
+//	mask version | uvarint length of the first (the table)
 //
-// and the keys frame (keys.go: each line's masked form, for patterns)
+// and the keys frames (keys.go: each line's masked form, for patterns)
 // between the columns' frames and the text frame.
 //
 // Each frame is zstd. The rows are, per line, the read time (a delta
@@ -160,10 +160,11 @@ type block struct {
 	// starts textOff bytes into the payload.
 	cols    []colDir
 	textOff int32
-	// Layout 5: the keys frame (keys.go) is keysClen bytes at keysOff
-	// from the start of the payload (0: the block has none), its keys
-	// masked by the rules of version maskVer.
-	keysOff, keysClen int32
+	// Layout 5: the keys frames (keys.go) are keysClen bytes at keysOff
+	// from the start of the payload (0: the block has none), the first
+	// (the table) keysTab bytes, the keys masked by the rules of version
+	// maskVer.
+	keysOff, keysClen, keysTab int32
 	maskVer           uint32
 	// terms are the block's terms from encodeBlock until its Bleve
 	// document is written (nil once read back from the file).
@@ -428,12 +429,16 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int, m
 	var keys []byte
 	if version >= 5 {
 		if mk != nil {
-			keys = zstdEncode(appendKeys(nil, lines, mk, b.minTS))
+			table, exs := appendKeys(nil, nil, lines, mk, b.minTS)
+			keys = zstdEncode(table)
+			b.keysTab = int32(len(keys))
+			keys = zstdAppend(keys, exs)
 		}
 		body = binary.AppendUvarint(body, uint64(len(keys)))
 		if len(keys) > 0 {
 			b.maskVer = mk.MaskVersion()
 			body = binary.AppendUvarint(body, uint64(b.maskVer))
+			body = binary.AppendUvarint(body, uint64(b.keysTab))
 		}
 		b.keysOff, b.keysClen = off, int32(len(keys))
 		off += int32(len(keys))
@@ -866,6 +871,10 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 			b.keysOff, b.keysClen = off, int32(r.uvarint())
 			if b.keysClen > 0 {
 				b.maskVer = uint32(r.uvarint())
+				b.keysTab = int32(r.uvarint())
+				if b.keysTab <= 0 || b.keysTab > b.keysClen {
+					return nil, errCorrupt
+				}
 			}
 			off += b.keysClen
 		}

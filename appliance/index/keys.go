@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -17,13 +18,16 @@ import (
 // Patterns group lines by their masked form (their key: numbers, ids and
 // such replaced, see patterns.Mask). Masking costs about 0.4 µs a line,
 // too much to do for millions of lines at query time, so a block of
-// layout 5 written with a Masker keeps its lines' keys in its keys
-// frame (zstd, like the others):
+// layout 5 written with a Masker keeps its lines' keys in two zstd
+// frames, the table
 //
 //	uvarint keys | per key: key | uvarint lines | uvarint its example
-//	line | varint its example's time - the block's first time | the
-//	example's text (cut to pipeline.MaxKeyExample bytes) | per line:
-//	uvarint its key's index
+//	line | varint its example's time - the block's first time | per
+//	line: uvarint its key's index
+//
+// and the examples, read only when one is asked for
+//
+//	per key: the example's text (cut to pipeline.MaxKeyExample bytes)
 //
 // A key's example is its newest line, of the newest the smallest text
 // (cut): the one the miner would keep. ScanKeys then hands over a block
@@ -67,9 +71,10 @@ func newerExample(ts int64, ex string, ts0 int64, ex0 string) bool {
 	return ts > ts0 || ts == ts0 && ex < ex0
 }
 
-// appendKeys appends the raw keys frame of lines (see the top of this
-// file); minTS is the block's first time.
-func appendKeys(dst []byte, lines []storedLine, mk Masker, minTS int64) []byte {
+// appendKeys appends the raw keys table of lines to dst and their
+// examples to exs (see the top of this file); minTS is the block's first
+// time.
+func appendKeys(dst, exs []byte, lines []storedLine, mk Masker, minTS int64) ([]byte, []byte) {
 	type ent struct {
 		key   string
 		count uint32
@@ -99,12 +104,12 @@ func appendKeys(dst []byte, lines []storedLine, mk Masker, minTS int64) []byte {
 		dst = binary.AppendUvarint(dst, uint64(e.count))
 		dst = binary.AppendUvarint(dst, uint64(e.ex))
 		dst = binary.AppendVarint(dst, lines[e.ex].TS-minTS)
-		dst = appendStr(dst, cutKeyExample(lines[e.ex].Line))
+		exs = appendStr(exs, cutKeyExample(lines[e.ex].Line))
 	}
 	for _, k := range per {
 		dst = binary.AppendUvarint(dst, uint64(k))
 	}
-	return dst
+	return dst, exs
 }
 
 // blockKeys is a block's keys frame, read.
@@ -113,8 +118,38 @@ type blockKeys struct {
 	counts []uint32
 	exLine []uint32
 	exTS   []int64
-	ex     []string
 	line   []uint32 // per line: its key
+	// The examples, read by example when first asked for.
+	b      *block
+	exComp []byte
+	ex     []string
+	err    error
+}
+
+// example returns key k's example, reading the examples frame the
+// first time; on an error it returns "" and keeps the error in err.
+func (k *blockKeys) example(i int) string {
+	if k.ex == nil && k.err == nil {
+		raw, err := zstdDecode(nil, k.exComp)
+		if err != nil {
+			k.err = fmt.Errorf("decompress examples of block %d: %w", k.b.seq, err)
+			return ""
+		}
+		r := &bodyReader{b: raw}
+		ex := make([]string, len(k.keys))
+		for j := range ex {
+			ex[j] = r.str(true)
+		}
+		if r.err != nil {
+			k.err = fmt.Errorf("examples of block %d: %w", k.b.seq, r.err)
+			return ""
+		}
+		k.ex = ex
+	}
+	if k.err != nil {
+		return ""
+	}
+	return k.ex[i]
 }
 
 // hasKeys says whether b's stored keys are masked by mk's rules.
@@ -129,7 +164,7 @@ func (bf *blockFile) readKeys(b *block) (*blockKeys, error) {
 	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.keysOff)); err != nil {
 		return nil, fmt.Errorf("read keys of block %d: %w", b.seq, err)
 	}
-	raw, err := zstdDecode(nil, comp)
+	raw, err := zstdDecode(nil, comp[:b.keysTab])
 	if err != nil {
 		return nil, fmt.Errorf("decompress keys of block %d: %w", b.seq, err)
 	}
@@ -140,7 +175,7 @@ func (bf *blockFile) readKeys(b *block) (*blockKeys, error) {
 		return nil, fmt.Errorf("keys of block %d: %w", b.seq, errCorrupt)
 	}
 	k := &blockKeys{keys: make([]string, nk), counts: make([]uint32, nk), exLine: make([]uint32, nk),
-		exTS: make([]int64, nk), ex: make([]string, nk), line: make([]uint32, n)}
+		exTS: make([]int64, nk), line: make([]uint32, n), b: b, exComp: comp[b.keysTab:]}
 	for i := range k.keys {
 		k.keys[i] = r.str(true)
 		k.counts[i] = uint32(r.uvarint())
@@ -150,7 +185,6 @@ func (bf *blockFile) readKeys(b *block) (*blockKeys, error) {
 		}
 		k.exLine[i] = uint32(ex)
 		k.exTS[i] = b.minTS + r.varint()
-		k.ex[i] = r.str(true)
 	}
 	for i := range k.line {
 		v := r.uvarint()
@@ -211,8 +245,11 @@ func (ix *Index) ScanKeys(ctx context.Context, query string, from, to time.Time,
 				st.err = err
 				return true
 			}
-			st.whole = pipeline.KeyBlock{Keys: k.keys, Counts: k.counts, TS: b.minTS, ExTS: k.exTS, Ex: k.ex}
+			st.whole = pipeline.KeyBlock{Keys: k.keys, Counts: k.counts, TS: b.minTS, ExTS: k.exTS, ExOf: k.example}
 			each(w, &st.whole)
+			if k.err != nil {
+				st.err = k.err
+			}
 			return true
 		},
 		each: func(w int, b *block, i int, ts int64, _ uint8, l *storedLine) {
@@ -322,7 +359,7 @@ func (s *keyScan) add(i int, ts int64, l *storedLine) {
 		}
 		t := cutKeyExample(l.Line)
 		if newerExample(ts, t, s.kb.ExTS[k], s.kb.Ex[k]) {
-			s.kb.ExTS[k], s.kb.Ex[k] = ts, string(t)
+			s.kb.ExTS[k], s.kb.Ex[k] = ts, strings.Clone(t)
 		}
 		return
 	}
@@ -346,6 +383,9 @@ func (s *keyScan) flush() {
 		}
 	}
 	s.each(s.w, &s.kb)
+	if s.bk != nil && s.bk.err != nil {
+		s.err = s.bk.err
+	}
 }
 
 // examples chooses the examples of the keys of a block read without its
@@ -365,12 +405,19 @@ func (s *keyScan) examples(b *block) {
 			continue
 		}
 		if isMatched[bk.exLine[k]] && bk.exTS[k] == ts {
-			s.kb.Ex[k] = bk.ex[k]
-			fixed[k] = true
+			fixed[k] = true // read only when asked for (ExOf)
 			continue
 		}
 		s.kb.ExTS[k] = math.MinInt64 // chosen below
 		need = true
+	}
+	exs := s.kb.Ex
+	s.kb.Ex = nil
+	s.kb.ExOf = func(k int) string {
+		if fixed[k] {
+			return bk.example(k)
+		}
+		return exs[k]
 	}
 	if !need {
 		return
@@ -386,8 +433,8 @@ func (s *keyScan) examples(b *block) {
 			continue
 		}
 		ts, t := s.kb.LineTS[j], cutKeyExample(lines[i].Line)
-		if newerExample(ts, t, s.kb.ExTS[k], s.kb.Ex[k]) {
-			s.kb.ExTS[k], s.kb.Ex[k] = ts, string(t)
+		if newerExample(ts, t, s.kb.ExTS[k], exs[k]) {
+			s.kb.ExTS[k], exs[k] = ts, strings.Clone(t)
 		}
 	}
 }

@@ -236,8 +236,8 @@ func (c *collector) addBlock(kb *pipeline.KeyBlock) {
 		}
 	}
 	for k, ts := range kb.ExTS {
-		if ts != math.MinInt64 {
-			c.offer(c.at(refs[k]), ts, kb.Ex[k])
+		if en := c.at(refs[k]); ts != math.MinInt64 && ts >= en.exTS {
+			c.offer(en, ts, kb.Example(k))
 		}
 	}
 }

@@ -112,9 +112,20 @@ type KeyBlock struct {
 	// ExTS and Ex are each key's example among the matching lines: the
 	// newest, of the newest the smallest text (cut to at most
 	// MaxKeyExample bytes at a character boundary). ExTS is
-	// math.MinInt64 for a key without matching lines.
+	// math.MinInt64 for a key without matching lines. When Ex is nil,
+	// ExOf(k) returns key k's (read when first asked: ask only for the
+	// examples that win).
 	ExTS []int64
 	Ex   []string
+	ExOf func(k int) string
+}
+
+// Example returns key k's example.
+func (kb *KeyBlock) Example(k int) string {
+	if kb.Ex == nil {
+		return kb.ExOf(k)
+	}
+	return kb.Ex[k]
 }
 
 // MaxKeyExample is the most bytes of a line kept as a key's example.
