@@ -165,7 +165,7 @@ type block struct {
 	// (the table) keysTab bytes, the keys masked by the rules of version
 	// maskVer.
 	keysOff, keysClen, keysTab int32
-	maskVer           uint32
+	maskVer                    uint32
 	// terms are the block's terms from encodeBlock until its Bleve
 	// document is written (nil once read back from the file).
 	terms *blockTerms
