@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -18,14 +20,14 @@ import (
 // Patterns group lines by their masked form (their key: numbers, ids and
 // such replaced, see patterns.Mask). Masking costs about 0.4 µs a line,
 // too much to do for millions of lines at query time, so a block of
-// layout 5 written with a Masker keeps its lines' keys in two zstd
-// frames, the table
+// layout 5 written with a Masker keeps its lines' keys in two frames,
+// the table (S2, quick to read)
 //
 //	uvarint keys | per key: key | uvarint lines | uvarint its example
 //	line | varint its example's time - the block's first time | per
 //	line: uvarint its key's index
 //
-// and the examples, read only when one is asked for
+// and the examples (zstd), read only when one is asked for
 //
 //	per key: the example's text (cut to pipeline.MaxKeyExample bytes)
 //
@@ -164,7 +166,7 @@ func (bf *blockFile) readKeys(b *block) (*blockKeys, error) {
 	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.keysOff)); err != nil {
 		return nil, fmt.Errorf("read keys of block %d: %w", b.seq, err)
 	}
-	raw, err := zstdDecode(nil, comp[:b.keysTab])
+	raw, err := s2.Decode(nil, comp[:b.keysTab])
 	if err != nil {
 		return nil, fmt.Errorf("decompress keys of block %d: %w", b.seq, err)
 	}

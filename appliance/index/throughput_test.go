@@ -71,7 +71,7 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		cpu := cpuTime() - cpu0
 		runtime.ReadMemStats(&ms)
 		size := dirSize(dir)
-		var blk, bloom, sec, cols, keys, nkeys, text, nb int64
+		var blk, bloom, sec, cols, keys, keysTab, nkeys, text, nb int64
 		for _, sh := range ix.shardList() {
 			blk += sh.bf.size
 			for _, bl := range sh.snapshot() {
@@ -80,6 +80,7 @@ func BenchmarkIndexInProcess(b *testing.B) {
 				sec += int64(bl.secClen)
 				cols += int64(bl.textOff - bl.keysClen - bl.secClen)
 				keys += int64(bl.keysClen)
+				keysTab += int64(bl.keysTab)
 				text += int64(bl.clen - bl.textOff)
 				if bl.keysClen > 0 {
 					k, err := sh.bf.readKeys(bl)
@@ -91,8 +92,8 @@ func BenchmarkIndexInProcess(b *testing.B) {
 			}
 		}
 		mib := func(n int64) float64 { return float64(n) / (1 << 20) }
-		b.Logf("block files %.1f MiB (%d blocks: text %.1f, field columns %.1f, keys %.1f (%.0f a block), rows %.1f, Bloom filters %.1f, times, levels and headers %.1f), the rest (Bleve, metadata) %.1f MiB",
-			mib(blk), nb, mib(text), mib(cols), mib(keys), float64(nkeys)/float64(nb), mib(sec), mib(bloom), mib(blk-text-cols-keys-sec-bloom), mib(size-blk))
+		b.Logf("block files %.1f MiB (%d blocks: text %.1f, field columns %.1f, keys %.1f (table %.1f, %.0f keys a block), rows %.1f, Bloom filters %.1f, times, levels and headers %.1f), the rest (Bleve, metadata) %.1f MiB",
+			mib(blk), nb, mib(text), mib(cols), mib(keys), mib(keysTab), float64(nkeys)/float64(nb), mib(sec), mib(bloom), mib(blk-text-cols-keys-sec-bloom), mib(size-blk))
 		b.ReportMetric(float64(size)/float64(n), "disk-B/line")
 		b.ReportMetric(float64(n)/d.Seconds(), "lines/s")
 		// CPU per line holds still on a busy machine, where wall time does not.
