@@ -124,21 +124,32 @@ type blockKeys struct {
 	// The examples, read by example when first asked for.
 	b      *block
 	exComp []byte
-	ex     []string
+	ex     []string // empty until read
 	err    error
+	// Memory reused from block to block.
+	comp, raw, exRaw []byte
+}
+
+// grow returns s with length n, reusing its memory.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // example returns key k's example, reading the examples frame the
 // first time; on an error it returns "" and keeps the error in err.
 func (k *blockKeys) example(i int) string {
-	if k.ex == nil && k.err == nil {
-		raw, err := zstdDecode(nil, k.exComp)
+	if len(k.ex) == 0 && k.err == nil {
+		raw, err := zstdDecode(k.exRaw[:0], k.exComp)
 		if err != nil {
 			k.err = fmt.Errorf("decompress examples of block %d: %w", k.b.seq, err)
 			return ""
 		}
+		k.exRaw = raw
 		r := &bodyReader{b: raw}
-		ex := make([]string, len(k.keys))
+		ex := grow(k.ex, len(k.keys))
 		for j := range ex {
 			ex[j] = r.str(true)
 		}
@@ -159,25 +170,51 @@ func (b *block) hasKeys(mk Masker) bool {
 	return b.keysClen > 0 && mk != nil && b.maskVer == mk.MaskVersion()
 }
 
-// readKeys reads b's keys frame (b must have one). The strings share
-// the frame's memory, which is b's alone.
+// readKeys reads b's keys frame (b must have one).
 func (bf *blockFile) readKeys(b *block) (*blockKeys, error) {
-	comp := make([]byte, b.keysClen)
-	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.keysOff)); err != nil {
-		return nil, fmt.Errorf("read keys of block %d: %w", b.seq, err)
+	k := &blockKeys{}
+	return k, bf.readKeysInto(b, k, true)
+}
+
+// readKeysInto reads b's keys frame (b must have one) into k, reusing
+// its memory (what k held before is gone; the strings share its
+// buffers); the per-line keys only with lines.
+func (bf *blockFile) readKeysInto(b *block, k *blockKeys, lines bool) error {
+	comp := k.comp
+	if cap(comp) < int(b.keysClen) {
+		comp = make([]byte, b.keysClen)
 	}
-	raw, err := s2.Decode(nil, comp[:b.keysTab])
+	comp = comp[:b.keysClen]
+	k.comp = comp
+	if _, err := bf.f.ReadAt(comp, b.pos+int64(b.keysOff)); err != nil {
+		return fmt.Errorf("read keys of block %d: %w", b.seq, err)
+	}
+	dl, err := s2.DecodedLen(comp[:b.keysTab])
 	if err != nil {
-		return nil, fmt.Errorf("decompress keys of block %d: %w", b.seq, err)
+		return fmt.Errorf("decompress keys of block %d: %w", b.seq, err)
+	}
+	if cap(k.raw) < dl {
+		k.raw = make([]byte, dl)
+	}
+	raw, err := s2.Decode(k.raw[:cap(k.raw)], comp[:b.keysTab])
+	if err != nil {
+		return fmt.Errorf("decompress keys of block %d: %w", b.seq, err)
 	}
 	r := &bodyReader{b: raw}
 	n := b.n()
 	nk := r.uvarint()
 	if r.err != nil || nk > uint64(n) {
-		return nil, fmt.Errorf("keys of block %d: %w", b.seq, errCorrupt)
+		return fmt.Errorf("keys of block %d: %w", b.seq, errCorrupt)
 	}
-	k := &blockKeys{keys: make([]string, nk), counts: make([]uint32, nk), exLine: make([]uint32, nk),
-		exTS: make([]int64, nk), line: make([]uint32, n), b: b, exComp: comp[b.keysTab:]}
+	k.keys = grow(k.keys, int(nk))
+	k.counts = grow(k.counts, int(nk))
+	k.exLine = grow(k.exLine, int(nk))
+	k.exTS = grow(k.exTS, int(nk))
+	k.line = k.line[:0]
+	if lines {
+		k.line = grow(k.line, n)
+	}
+	k.b, k.exComp, k.ex, k.err = b, comp[b.keysTab:], k.ex[:0], nil
 	for i := range k.keys {
 		k.keys[i] = r.str(true)
 		k.counts[i] = uint32(r.uvarint())
@@ -196,9 +233,9 @@ func (bf *blockFile) readKeys(b *block) (*blockKeys, error) {
 		k.line[i] = uint32(v)
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("keys of block %d: %w", b.seq, r.err)
+		return fmt.Errorf("keys of block %d: %w", b.seq, r.err)
 	}
-	return k, nil
+	return nil
 }
 
 // ScanKeys calls each for the lines matching query (no pipe) in [from,
@@ -242,8 +279,8 @@ func (ix *Index) ScanKeys(ctx context.Context, query string, from, to time.Time,
 			if st.err != nil {
 				return true
 			}
-			k, err := b.sh.bf.readKeys(b)
-			if err != nil {
+			k := &st.wholeKeys
+			if err := b.sh.bf.readKeysInto(b, k, false); err != nil {
 				st.err = err
 				return true
 			}
@@ -295,7 +332,12 @@ type keyScan struct {
 	matched   []int32 // the matching lines
 	kb        pipeline.KeyBlock
 	whole     pipeline.KeyBlock // a block handed over as counts
-	text      textReader
+	// Memory reused from block to block: the keys of a block handed over
+	// whole and of one read line by line, and the latter's examples.
+	wholeKeys, lineKeys blockKeys
+	exTS                []int64
+	ex                  []string
+	text                textReader
 }
 
 func (s *keyScan) start(b *block, keyed bool) {
@@ -306,15 +348,17 @@ func (s *keyScan) start(b *block, keyed bool) {
 		return
 	}
 	if keyed {
-		bk, err := b.sh.bf.readKeys(b)
-		if err != nil {
+		bk := &s.lineKeys
+		if err := b.sh.bf.readKeysInto(b, bk, true); err != nil {
 			s.err = err
 			return
 		}
 		s.bk = bk
 		s.kb.Keys = bk.keys
-		s.kb.ExTS = make([]int64, len(bk.keys))
-		s.kb.Ex = make([]string, len(bk.keys))
+		s.kb.ExTS = grow(s.exTS, len(bk.keys))
+		s.kb.Ex = grow(s.ex, len(bk.keys))
+		s.exTS, s.ex = s.kb.ExTS, s.kb.Ex
+		clear(s.kb.Ex)
 		for k := range s.kb.ExTS {
 			s.kb.ExTS[k] = math.MinInt64
 		}

@@ -70,7 +70,7 @@ func TestScanKeysAsMaskedText(t *testing.T) {
 		a := m[key]
 		if a == nil {
 			a = &agg{exTS: math.MinInt64, bk: map[int64]uint64{}}
-			m[key] = a
+			m[strings.Clone(key)] = a // kb is valid only during the call
 		}
 		a.n += n
 		a.bk[bucket(ts)] += n
