@@ -12,7 +12,9 @@
 // shards (shards.go) searched as one; fields parsed from lines are
 // described in fields.go. Log templates (appliance/patterns) read through
 // scan.go: every matching line's text, the _pattern:"…" filter and the
-// "| patterns" pipe's syntax.
+// "| patterns" pipe's syntax; and through keys.go: each line's masked
+// form, kept per block as it is written (Config.Masker), so that a
+// pattern query masks nothing.
 //
 // A line is identified by pipeline.Record.ID (host, file identity, byte
 // offset): indexing the same line twice keeps it once (files.go), so
