@@ -198,6 +198,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		// retries without committing.
 		icfg.Guard = a.disk
 		icfg.Templates = patterns.Fitter{} // the _pattern:"…" filter
+		icfg.Masker = patterns.Fitter{}    // each line's key, for patterns, masked as it is written
 		a.idx, err = index.Open(icfg, a.log)
 		if err != nil {
 			return err

@@ -49,6 +49,14 @@ import (
 //	frame length | the payload: the rows frame, each column's frame, the
 //	text frame
 //
+// Files that start with blockMagic5 add, after the column directory,
+//
+//	uvarint length of the keys frames (0: none) | when not 0, uvarint
+//	mask version | uvarint length of the first (the table)
+//
+// and the keys frames (keys.go: each line's masked form, for patterns)
+// between the columns' frames and the text frame.
+//
 // Each frame is zstd. The rows are, per line, the read time (a delta
 // from the line before's: lines read together share it), the offset
 // delta and the flags; the columns are the lines' fields (see Columns
@@ -90,10 +98,15 @@ var (
 	// holds CJK runs as bigrams (terms.go), so a query may narrow its
 	// blocks by them (see blockQuery).
 	blockMagic4 = []byte("LOGBOXB4")
+	// blockMagic5: adds the keys frame (patterns, see keys.go).
+	blockMagic5 = []byte("LOGBOXB5")
 )
 
 // blockVersionNewest is the layout a new block file gets.
-const blockVersionNewest = 4
+const blockVersionNewest = 5
+
+// blockMagics are the magics of layouts 1 to blockVersionNewest.
+var blockMagics = [...][]byte{blockMagic1, blockMagic2, blockMagic3, blockMagic4, blockMagic5}
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -147,6 +160,12 @@ type block struct {
 	// starts textOff bytes into the payload.
 	cols    []colDir
 	textOff int32
+	// Layout 5: the keys frames (keys.go) are keysClen bytes at keysOff
+	// from the start of the payload (0: the block has none), the first
+	// (the table) keysTab bytes, the keys masked by the rules of version
+	// maskVer.
+	keysOff, keysClen, keysTab int32
+	maskVer                    uint32
 	// terms are the block's terms from encodeBlock until its Bleve
 	// document is written (nil once read back from the file).
 	terms *blockTerms
@@ -278,9 +297,10 @@ func (c *timesCache) get(b *block) ([]int64, []uint8, error) {
 }
 
 // encodeBlock lays out lines (sorted by offset, all of info's file) as a
-// record body, in the layout of block file version (1 to 3), and the
-// block's in-memory part. pos is filled in by the writer.
-func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) ([]byte, *block) {
+// record body, in the layout of block file version (1 to 5), and the
+// block's in-memory part. pos is filled in by the writer. With mk (and
+// layout 5), the block gets its keys frame.
+func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int, mk Masker) ([]byte, *block) {
 	n := len(lines)
 	b := &block{seq: seq, info: info, ts: make([]int64, n), levels: make([]uint8, n), version: uint8(version), nLines: int32(n),
 		firstOff: lines[0].Offset, lastOff: lines[n-1].Offset, minTS: math.MaxInt64, maxTS: math.MinInt64}
@@ -406,10 +426,30 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int) (
 		b.cols = append(b.cols, colDir{name: unique.Make(c.name).Value(), kind: c.kind, off: off, clen: int32(len(frames[1+i]))})
 		off += int32(len(frames[1+i]))
 	}
+	var keys []byte
+	if version >= 5 {
+		if mk != nil {
+			table, exs := appendKeys(nil, nil, lines, mk, b.minTS)
+			// The table is S2: read for every block a pattern query
+			// counts whole, where zstd's decoding took most of the time.
+			keys = s2.EncodeBetter(nil, table)
+			b.keysTab = int32(len(keys))
+			keys = zstdAppend(keys, exs)
+		}
+		body = binary.AppendUvarint(body, uint64(len(keys)))
+		if len(keys) > 0 {
+			b.maskVer = mk.MaskVersion()
+			body = binary.AppendUvarint(body, uint64(b.maskVer))
+			body = binary.AppendUvarint(body, uint64(b.keysTab))
+		}
+		b.keysOff, b.keysClen = off, int32(len(keys))
+		off += int32(len(keys))
+	}
 	head := len(body)
 	for _, f := range frames {
 		body = append(body, f...)
 	}
+	body = append(body, keys...)
 	body = zstdAppend(body, text)
 	b.secClen, b.textOff = int32(len(frames[0])), off
 	b.clen = int32(len(body) - head)
@@ -829,6 +869,17 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 			off += c.clen
 			b.cols = append(b.cols, c)
 		}
+		if version >= 5 {
+			b.keysOff, b.keysClen = off, int32(r.uvarint())
+			if b.keysClen > 0 {
+				b.maskVer = uint32(r.uvarint())
+				b.keysTab = int32(r.uvarint())
+				if b.keysTab <= 0 || b.keysTab > b.keysClen {
+					return nil, errCorrupt
+				}
+			}
+			off += b.keysClen
+		}
 		b.textOff = off
 	}
 	if r.err != nil {
@@ -836,7 +887,7 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 	}
 	b.pos = bodyPos + int64(r.i)
 	b.clen = int32(len(body) - r.i)
-	if b.secClen < 0 || b.textOff < b.secClen || b.textOff > b.clen || b.rawLen < 4 {
+	if b.secClen < 0 || b.keysClen < 0 || b.textOff < b.secClen || b.textOff > b.clen || b.rawLen < 4 {
 		return nil, errCorrupt
 	}
 	return b, nil
@@ -945,13 +996,13 @@ type blockFile struct {
 	mu      sync.Mutex // guards appends
 	f       *os.File
 	size    int64
-	version int // layout of its records: 1 to 3 (see the top of this file)
+	version int // layout of its records: 1 to 5 (see the top of this file)
 }
 
 // openBlockFile opens (creating) path and calls fn with every intact
 // record, in order, and the file's layout version; a torn or corrupt tail
-// is cut off. A new file gets the newest layout.
-func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int) error) (*blockFile, error) {
+// is cut off. A new file gets layout newVersion (0: the newest).
+func openBlockFile(path string, newVersion int, fn func(body []byte, bodyPos int64, version int) error) (*blockFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open block file: %w", err)
@@ -964,17 +1015,20 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int)
 	if err != nil {
 		return fail(fmt.Errorf("stat block file: %w", err))
 	}
+	if newVersion <= 0 || newVersion > blockVersionNewest {
+		newVersion = blockVersionNewest
+	}
 	if st.Size() < int64(len(blockMagic4)) {
 		if err := f.Truncate(0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		if _, err := f.WriteAt(blockMagic4, 0); err != nil {
+		if _, err := f.WriteAt(blockMagics[newVersion-1], 0); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
 		if err := f.Sync(); err != nil {
 			return fail(fmt.Errorf("init block file: %w", err))
 		}
-		return &blockFile{f: f, size: int64(len(blockMagic4)), version: blockVersionNewest}, nil
+		return &blockFile{f: f, size: int64(len(blockMagic4)), version: newVersion}, nil
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
 	magic := make([]byte, len(blockMagic2))
@@ -989,6 +1043,8 @@ func openBlockFile(path string, fn func(body []byte, bodyPos int64, version int)
 			version = 3
 		case string(blockMagic4):
 			version = 4
+		case string(blockMagic5):
+			version = 5
 		}
 	}
 	if version == 0 {

@@ -173,9 +173,12 @@ func TestCJKOldLayout(t *testing.T) {
 			t.Errorf("layout %d: block query %s has CJK terms: %v", v, queryJSON(blockQuery(m.candidate(), v)), got)
 		}
 	}
-	// A shard whose file says layout 3 is still searched right.
+	// A shard whose file says layout 3 is still searched right (its
+	// blocks written in layout 4, whose body is layout 3's).
 	dir := filepath.Join(t.TempDir(), "idx")
-	ix := cjkIndex(t, dir)
+	ix := openWith(t, Config{Dir: dir, BlockLines: 2})
+	ix.newLayout = 4
+	indexCJK(t, ix, testNow)
 	if err := ix.Close(); err != nil {
 		t.Fatal(err)
 	}

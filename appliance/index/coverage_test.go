@@ -134,7 +134,7 @@ func TestBlockFileLayout1(t *testing.T) {
 	read := func() []*block {
 		t.Helper()
 		var got []*block
-		bf, err := openBlockFile(path, func(body []byte, pos int64, version int) error {
+		bf, err := openBlockFile(path, 0, func(body []byte, pos int64, version int) error {
 			b, err := decodeMeta(body, pos, version, func(i blockInfo) *blockInfo { return &i })
 			got = append(got, b)
 			return err
@@ -149,7 +149,7 @@ func TestBlockFileLayout1(t *testing.T) {
 		return got
 	}
 	read()
-	bf, err := openBlockFile(path, func([]byte, int64, int) error { return nil })
+	bf, err := openBlockFile(path, 0, func([]byte, int64, int) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestBlockFileLayout1(t *testing.T) {
 	for i := range lines {
 		lines[i] = storedLine{TS: int64(i), Offset: int64(i * 10), End: int64(i*10 + 10), Line: "x"}
 	}
-	body, b := encodeBlock(1, &blockInfo{Host: "h", FileID: "f"}, lines, bf.version)
+	body, b := encodeBlock(1, &blockInfo{Host: "h", FileID: "f"}, lines, bf.version, nil)
 	if err := bf.appendRecords([][]byte{body}, []*block{b}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,9 @@
 // shards (shards.go) searched as one; fields parsed from lines are
 // described in fields.go. Log templates (appliance/patterns) read through
 // scan.go: every matching line's text, the _pattern:"…" filter and the
-// "| patterns" pipe's syntax.
+// "| patterns" pipe's syntax; and through keys.go: each line's masked
+// form, kept per block as it is written (Config.Masker), so that a
+// pattern query masks nothing.
 //
 // A line is identified by pipeline.Record.ID (host, file identity, byte
 // offset): indexing the same line twice keeps it once (files.go), so
@@ -93,6 +95,11 @@ type Config struct {
 	// scan.go; appliance/patterns.Fitter); without it a query with one
 	// is refused.
 	Templates TemplateFitter
+	// Masker, when set, masks each line's text into its key as blocks
+	// are written (keys.go), so that ScanKeys (patterns) reads keys
+	// instead of masking text; without it blocks have no keys and
+	// ScanKeys is refused.
+	Masker Masker
 }
 
 // WriteGuard holds writes back while the disk is short of space.
@@ -186,6 +193,11 @@ type Index struct {
 	times *timesCache
 	// noCandidates makes queries check every block (tests compare).
 	noCandidates bool
+	// newLayout is the layout of new block files (tests; 0: the newest).
+	newLayout int
+	// noStoredKeys makes ScanKeys mask every line's text as blocks
+	// without keys need (tests compare).
+	noStoredKeys bool
 	// last holds per file the time of its last indexed line (see
 	// inheritTimes); guarded by writeMu.
 	last map[string]lastTime
@@ -595,7 +607,7 @@ func (ix *Index) writeBlocks(ctx context.Context, sh *shard, infos []*blockInfo,
 	blocks := make([]*block, len(chunks))
 	parallel(len(chunks), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			bodies[i], blocks[i] = encodeBlock(seq+uint64(i), infos[i], chunks[i], sh.bf.version)
+			bodies[i], blocks[i] = encodeBlock(seq+uint64(i), infos[i], chunks[i], sh.bf.version, ix.cfg.Masker)
 			blocks[i].sh = sh
 		}
 	})

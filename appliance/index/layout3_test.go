@@ -52,13 +52,13 @@ func TestLayout3RoundTrip(t *testing.T) {
 			}
 			// A number with no keyword twin.
 			in[3].Nums = append(in[3].Nums, kn{K: "zz_only_num", V: math.Pi})
-			bf, err := openBlockFile(filepath.Join(t.TempDir(), blockFileName), func([]byte, int64, int) error { return nil })
+			bf, err := openBlockFile(filepath.Join(t.TempDir(), blockFileName), 0, func([]byte, int64, int) error { return nil })
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer bf.f.Close()
 			sh := &shard{bf: bf, times: newTimesCache(4)}
-			body, b := encodeBlock(1, &blockInfo{Host: "h", FileID: "f"}, in, bf.version)
+			body, b := encodeBlock(1, &blockInfo{Host: "h", FileID: "f"}, in, bf.version, nil)
 			b.sh = sh
 			if err := bf.appendRecords([][]byte{body}, []*block{b}); err != nil {
 				t.Fatal(err)

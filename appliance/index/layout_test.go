@@ -115,7 +115,7 @@ func TestReadsIndexOfLayout2(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := check(map[string]uint64{"": 1400, "host:web1": 500, "env:prod": 100})
-	if magic("20261120") != string(blockMagic2) || magic("20261121") != string(blockMagic4) {
+	if magic("20261120") != string(blockMagic2) || magic("20261121") != string(blockMagics[blockVersionNewest-1]) {
 		t.Fatalf("layouts after writing: %q and %q", magic("20261120"), magic("20261121"))
 	}
 	if err := ix.Close(); err != nil {

@@ -84,6 +84,10 @@ type searchOpts struct {
 	// call) and nothing else of it: lines are then read as for a
 	// text-only check, whatever the query, and l is never nil.
 	text bool
+	// keyed, with text, names the blocks whose lines each takes without
+	// their text (ScanKeys: the blocks with keys): they are read only as
+	// the query needs, and l is nil when it needs nothing of the line.
+	keyed func(b *block) bool
 	// matchKey, with each and no page, names the query and range in the
 	// index's match cache: the lines of each block that match are kept
 	// there, so that the next aggregation of the same lines (a
@@ -497,7 +501,7 @@ func (ix *Index) run(ctx context.Context, o searchOpts) ([]found, uint64, bool, 
 				// holding the query's required literal, found by one
 				// search over the block's lowercased text.
 				var cand []bool
-				if !o.m.matchAll() && !o.m.metaOnly() || o.text {
+				if !o.m.matchAll() && !o.m.metaOnly() || o.text && (o.keyed == nil || !o.keyed(b)) {
 					var err error
 					if textOnly && (o.each == nil || o.noLine || o.text) {
 						lines, err = text.read(b)

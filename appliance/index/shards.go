@@ -195,7 +195,7 @@ func (ix *Index) openShard(start time.Time, name string, create bool) (*shard, e
 		infos[bi] = p
 		return p
 	}
-	sh.bf, err = openBlockFile(filepath.Join(dir, blockFileName), func(body []byte, pos int64, version int) error {
+	sh.bf, err = openBlockFile(filepath.Join(dir, blockFileName), ix.newLayout, func(body []byte, pos int64, version int) error {
 		b, err := decodeMeta(body, pos, version, intern)
 		if err != nil {
 			return fmt.Errorf("index shard %q: block at %d: %w", dir, pos, err)

@@ -37,7 +37,7 @@ func BenchmarkEncodeBlock(b *testing.B) {
 	info := &blockInfo{Host: "h", FileID: "f"}
 	b.ResetTimer()
 	for range b.N {
-		encodeBlock(1, info, lines, blockVersionNewest)
+		encodeBlock(1, info, lines, blockVersionNewest, nil)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logbox/logbox/appliance/patterns"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/bench"
 )
@@ -22,7 +23,9 @@ import (
 // BenchmarkIndexInProcess indexes the benchmark's generated mix through
 // Index (no tailer, no HTTP) and times the issue 7 query set on it: the
 // quick loop for tuning the index. The end-to-end figures come from
-// ./bench. LOGBOX_BENCH_LINES sets the lines (default 200000).
+// ./bench. LOGBOX_BENCH_LINES sets the lines (default 200000); the
+// blocks get keys (patterns.Fitter) as the appliance writes them, unless
+// LOGBOX_BENCH_NOKEYS=1.
 //
 //	go test ./appliance/index -run '^$' -bench InProcess -benchtime 1x
 func BenchmarkIndexInProcess(b *testing.B) {
@@ -44,7 +47,11 @@ func BenchmarkIndexInProcess(b *testing.B) {
 	}
 	for range b.N {
 		dir := filepath.Join(b.TempDir(), "idx")
-		ix, err := Open(Config{Dir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		cfg := Config{Dir: dir, Masker: patterns.Fitter{}}
+		if os.Getenv("LOGBOX_BENCH_NOKEYS") == "1" {
+			cfg.Masker = nil
+		}
+		ix, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,20 +71,30 @@ func BenchmarkIndexInProcess(b *testing.B) {
 		cpu := cpuTime() - cpu0
 		runtime.ReadMemStats(&ms)
 		size := dirSize(dir)
-		var blk, bloom, sec, cols, text, nb int64
+		var blk, bloom, sec, cols, keys, keysTab, nkeys, text, nb int64
 		for _, sh := range ix.shardList() {
 			blk += sh.bf.size
 			for _, bl := range sh.snapshot() {
 				nb++
 				bloom += int64(bl.bloomLen)
 				sec += int64(bl.secClen)
-				cols += int64(bl.textOff - bl.secClen)
+				cols += int64(bl.textOff - bl.keysClen - bl.secClen)
+				keys += int64(bl.keysClen)
+				keysTab += int64(bl.keysTab)
 				text += int64(bl.clen - bl.textOff)
+				if bl.keysClen > 0 {
+					k, err := sh.bf.readKeys(bl)
+					if err != nil {
+						b.Fatal(err)
+					}
+					nkeys += int64(len(k.keys))
+				}
 			}
 		}
 		mib := func(n int64) float64 { return float64(n) / (1 << 20) }
-		b.Logf("block files %.1f MiB (%d blocks: text %.1f, field columns %.1f, rows %.1f, Bloom filters %.1f, times, levels and headers %.1f), the rest (Bleve, metadata) %.1f MiB",
-			mib(blk), nb, mib(text), mib(cols), mib(sec), mib(bloom), mib(blk-text-cols-sec-bloom), mib(size-blk))
+		b.Logf("block files %.1f MiB (%d blocks: text %.1f, field columns %.1f, keys %.1f (table %.1f, %.0f keys a block), rows %.1f, Bloom filters %.1f, times, levels and headers %.1f), the rest (Bleve, metadata) %.1f MiB",
+			mib(blk), nb, mib(text), mib(cols), mib(keys), mib(keysTab), float64(nkeys)/float64(nb), mib(sec), mib(bloom), mib(blk-text-cols-keys-sec-bloom), mib(size-blk))
+		b.ReportMetric(float64(size)/float64(n), "disk-B/line")
 		b.ReportMetric(float64(n)/d.Seconds(), "lines/s")
 		// CPU per line holds still on a busy machine, where wall time does not.
 		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/line")

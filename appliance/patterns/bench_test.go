@@ -36,7 +36,7 @@ func benchLines(b *testing.B) int {
 //	go test ./appliance/patterns -run '^$' -bench Patterns -benchtime 1x
 func BenchmarkPatterns1M(b *testing.B) {
 	n := benchLines(b)
-	ix, err := index.Open(index.Config{Dir: filepath.Join(b.TempDir(), "idx"), Templates: Fitter{}}, quiet)
+	ix, err := index.Open(index.Config{Dir: filepath.Join(b.TempDir(), "idx"), Templates: Fitter{}, Masker: Fitter{}}, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}

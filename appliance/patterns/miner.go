@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -49,7 +50,7 @@ const (
 	// lines with new keys past it go to Other too.
 	maxHeld = 64 << 20
 	// MaxExample is the most bytes of a line kept as an example.
-	MaxExample = 2000
+	MaxExample = pipeline.MaxKeyExample
 	// maxOverlapChecks bounds the checks made to find overlapping
 	// templates (see markOverlaps).
 	maxOverlapChecks = 20_000_000
@@ -71,11 +72,40 @@ type Scanner interface {
 	ScanWorkers() int
 }
 
+// KeyScanner reads the keys (masked forms, by Mask) of the lines of a
+// query, which the index keeps for its newer blocks and masks from the
+// text for the others: *index.Index implements it. When the Scanner
+// given to New is one whose MasksKeys is true, the miner reads keys
+// instead of masking text.
+type KeyScanner interface {
+	// ScanKeys calls each for the lines matching query in [from, to),
+	// block by block, from up to ScanWorkers goroutines at once (w tells
+	// them apart), with their keys (kb, valid only during the call); a
+	// block may come as counts alone when its lines lie in one
+	// sparkline bucket (oneBucket(lo, hi): times lo and hi do). It
+	// returns the number of lines.
+	ScanKeys(ctx context.Context, query string, from, to time.Time, oneBucket func(lo, hi int64) bool, each func(w int, kb *pipeline.KeyBlock)) (uint64, error)
+	// MasksKeys says whether ScanKeys is available, masking by Mask.
+	MasksKeys() bool
+}
+
 // Miner answers pattern requests over a Scanner. It keeps nothing
 // between requests and is safe for concurrent use.
 type Miner struct {
 	sc      Scanner
 	maxKeys int
+	// textScan makes the miner mask the text of every line (ScanText)
+	// even when it could read keys (tests compare the two).
+	textScan bool
+}
+
+// keys returns the scanner's KeyScanner, or nil when the text is to be
+// masked.
+func (m *Miner) keys() KeyScanner {
+	if ks, ok := m.sc.(KeyScanner); ok && !m.textScan && ks.MasksKeys() {
+		return ks
+	}
+	return nil
 }
 
 // New returns a Miner that reads lines through sc.
@@ -101,6 +131,7 @@ type collector struct {
 	maxKeys int
 	other   entry // lines past the caps
 	capped  bool
+	refs    []int32 // addBlock's, reused
 	from    int64
 	step    int64
 	nb      int
@@ -115,38 +146,109 @@ func newCollector(seed maphash.Seed, maxKeys int, from, step int64, nb int) *col
 	return c
 }
 
+// add counts a line of text at ts (masking it).
 func (c *collector) add(ts int64, text string) {
 	c.buf = Mask(c.buf[:0], text)
-	h := maphash.Bytes(c.seed, c.buf)
+	en := c.at(c.entryFor(unsafe.String(unsafe.SliceData(c.buf), len(c.buf))))
+	en.count++
+	if c.nb > 0 {
+		en.bk[c.bucket(ts)]++
+	}
+	c.offer(en, ts, text)
+}
+
+// entryFor returns the index in ents of key's entry, made when new (a
+// copy of key), or -1 (other) past the caps.
+func (c *collector) entryFor(key string) int32 {
+	h := maphash.String(c.seed, key)
 	head, ok := c.idx[h]
 	e := int32(-1)
 	if ok {
-		for e = head; e >= 0 && c.ents[e].key != string(c.buf); e = c.ents[e].next {
+		for e = head; e >= 0 && c.ents[e].key != key; e = c.ents[e].next {
 		}
 	} else {
 		head = -1
 	}
-	var en *entry
 	switch {
 	case e >= 0:
-		en = &c.ents[e]
+		return e
 	case len(c.ents) >= c.maxKeys || c.held >= maxHeld:
 		c.capped = true
-		en = &c.other
-	default:
-		c.ents = append(c.ents, entry{key: string(c.buf), next: head, exTS: math.MinInt64})
-		c.idx[h] = int32(len(c.ents) - 1)
-		en = &c.ents[len(c.ents)-1]
-		c.held += len(en.key)
+		return -1
+	}
+	c.ents = append(c.ents, entry{key: strings.Clone(key), next: head, exTS: math.MinInt64})
+	e = int32(len(c.ents) - 1)
+	c.idx[h] = e
+	c.held += len(key)
+	if c.nb > 0 {
+		c.ents[e].bk = make([]uint32, c.nb)
+	}
+	return e
+}
+
+// at returns entry e (other for -1).
+func (c *collector) at(e int32) *entry {
+	if e < 0 {
+		return &c.other
+	}
+	return &c.ents[e]
+}
+
+// bucket returns the sparkline bucket of ts.
+func (c *collector) bucket(ts int64) int {
+	k := (ts - c.from) / c.step
+	return int(min(max(k, 0), int64(c.nb-1)))
+}
+
+// addBlock counts the lines of a block of keys (see pipeline.KeyBlock).
+func (c *collector) addBlock(kb *pipeline.KeyBlock) {
+	refs := c.refs[:0]
+	for k, key := range kb.Keys {
+		e := int32(-1)
+		if kb.ExTS[k] != math.MinInt64 {
+			e = c.entryFor(key)
+		}
+		refs = append(refs, e)
+	}
+	c.refs = refs
+	if kb.Counts != nil {
+		b := 0
 		if c.nb > 0 {
-			en.bk = make([]uint32, c.nb)
+			b = c.bucket(kb.TS)
+		}
+		for k, n := range kb.Counts {
+			if n == 0 {
+				continue
+			}
+			en := c.at(refs[k])
+			en.count += uint64(n)
+			if c.nb > 0 {
+				en.bk[b] += n
+			}
+		}
+	} else {
+		for j, k := range kb.Lines {
+			en := c.at(refs[k])
+			en.count++
+			if c.nb > 0 {
+				en.bk[c.bucket(kb.LineTS[j])]++
+			}
 		}
 	}
-	en.count++
-	if c.nb > 0 {
-		k := (ts - c.from) / c.step
-		en.bk[min(max(k, 0), int64(c.nb-1))]++
+	for k, ts := range kb.ExTS {
+		if en := c.at(refs[k]); ts != math.MinInt64 && ts >= en.exTS {
+			c.offer(en, ts, kb.Example(k))
+		}
 	}
+}
+
+// oneBucket says whether times lo and hi fall in one sparkline bucket.
+func (c *collector) oneBucket(lo, hi int64) bool {
+	return c.nb == 0 || c.bucket(lo) == c.bucket(hi)
+}
+
+// offer makes (ts, text) en's example if it is newer (see newer).
+func (c *collector) offer(en *entry, ts int64, text string) {
 	if ts < en.exTS {
 		return
 	}
@@ -400,9 +502,17 @@ func (m *Miner) Patterns(ctx context.Context, req pipeline.PatternsRequest) (pip
 	for w := range cs {
 		cs[w] = newCollector(seed, m.maxKeys, from, step, nb)
 	}
-	total, err := m.sc.ScanText(ctx, req.Query, req.From, req.To, func(w int, ts int64, text string) {
-		cs[w].add(ts, text)
-	})
+	var total uint64
+	var err error
+	if ks := m.keys(); ks != nil {
+		total, err = ks.ScanKeys(ctx, req.Query, req.From, req.To, cs[0].oneBucket, func(w int, kb *pipeline.KeyBlock) {
+			cs[w].addBlock(kb)
+		})
+	} else {
+		total, err = m.sc.ScanText(ctx, req.Query, req.From, req.To, func(w int, ts int64, text string) {
+			cs[w].add(ts, text)
+		})
+	}
 	if err != nil {
 		return res, wrap(err, "patterns of %q", req.Query)
 	}
@@ -532,30 +642,49 @@ func (m *Miner) compare(ctx context.Context, req pipeline.PatternsRequest, ts []
 	for w := range seen {
 		seen[w].m = map[uint64]string{}
 	}
-	_, err := m.sc.ScanText(cctx, req.Query, req.CompareFrom, req.CompareTo, func(w int, _ int64, text string) {
-		if left.Load() == 0 {
-			return
-		}
+	// see marks the templates key fits, once per key a worker sees.
+	see := func(w int, key []byte) {
 		s := &seen[w]
-		s.buf = Mask(s.buf[:0], text)
-		h := maphash.Bytes(seed, s.buf)
+		h := maphash.Bytes(seed, key)
 		k, ok := s.m[h]
-		if ok && k == string(s.buf) {
+		if ok && k == string(key) {
 			return
 		}
 		if !ok && len(s.m) < m.maxKeys {
-			s.m[h] = string(s.buf)
+			s.m[h] = string(key)
 		}
-		for _, t := range groups[words(s.buf)] {
+		for _, t := range groups[words(key)] {
 			i := t.idx
-			if marks[i].Load() || !t.t.FitsKey(s.buf) {
+			if marks[i].Load() || !t.t.FitsKey(key) {
 				continue
 			}
 			if !marks[i].Swap(true) && left.Add(-1) == 0 {
 				cancel()
 			}
 		}
-	})
+	}
+	var err error
+	if ks := m.keys(); ks != nil {
+		_, err = ks.ScanKeys(cctx, req.Query, req.CompareFrom, req.CompareTo, func(int64, int64) bool { return true }, func(w int, kb *pipeline.KeyBlock) {
+			for k, key := range kb.Keys {
+				if left.Load() == 0 {
+					return
+				}
+				if kb.ExTS[k] != math.MinInt64 {
+					see(w, unsafe.Slice(unsafe.StringData(key), len(key)))
+				}
+			}
+		})
+	} else {
+		_, err = m.sc.ScanText(cctx, req.Query, req.CompareFrom, req.CompareTo, func(w int, _ int64, text string) {
+			if left.Load() == 0 {
+				return
+			}
+			s := &seen[w]
+			s.buf = Mask(s.buf[:0], text)
+			see(w, s.buf)
+		})
+	}
 	if err != nil && !(left.Load() == 0 && ctx.Err() == nil && errors.Is(err, context.Canceled)) {
 		return wrap(err, "patterns of %q: comparison range", req.Query)
 	}

@@ -119,7 +119,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func openIndex(t *testing.T) *index.Index {
 	t.Helper()
-	ix, err := index.Open(index.Config{Dir: filepath.Join(t.TempDir(), "idx"), Templates: Fitter{}}, quiet)
+	ix, err := index.Open(index.Config{Dir: filepath.Join(t.TempDir(), "idx"), Templates: Fitter{}, Masker: Fitter{}}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,9 +146,21 @@ func splitWords(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r < 0x80 && isBlank(byte(r)) })
 }
 
-// Fitter compiles the index's _pattern:"TEMPLATE" filter: it implements
-// index.TemplateFitter.
+// Fitter compiles the index's _pattern:"TEMPLATE" filter and masks
+// lines as the index writes them: it implements index.TemplateFitter
+// and index.Masker.
 type Fitter struct{}
+
+// MaskVersion names the rules of Mask, for keys the index stores: bump
+// it with every change to what Mask returns, and stored keys of the
+// older rules are no longer used (their lines are masked again).
+const MaskVersion = 1
+
+// MaskKey is Mask.
+func (Fitter) MaskKey(dst []byte, text string) []byte { return Mask(dst, text) }
+
+// MaskVersion returns MaskVersion.
+func (Fitter) MaskVersion() uint32 { return MaskVersion }
 
 // FitTemplate returns a check of whether a line's text fits template,
 // safe for concurrent use.

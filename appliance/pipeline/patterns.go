@@ -90,3 +90,43 @@ type Pattern struct {
 	// Other marks the overflow template (see PatternsResult.Overflow).
 	Other bool `json:"other,omitempty"`
 }
+
+// KeyBlock is what a key scan (index.Index.ScanKeys) hands the patterns
+// miner for one block of lines: the masked forms (keys) of the block's
+// matching lines, counted without the text. It is valid only during the
+// call that receives it.
+//
+// Either Counts is set (every line of the block matched and all lie in
+// one sparkline bucket; TS is a time of the block) or Lines and LineTS
+// list the matching lines, each as its key's index in Keys and its time.
+type KeyBlock struct {
+	// Keys are the block's distinct keys; some may have no matching line.
+	Keys []string
+	// Counts, when set, is the number of matching lines of each key.
+	Counts []uint32
+	TS     int64
+	// Lines and LineTS: per matching line, its key (an index into Keys)
+	// and its time (Unix ns).
+	Lines  []uint32
+	LineTS []int64
+	// ExTS and Ex are each key's example among the matching lines: the
+	// newest, of the newest the smallest text (cut to at most
+	// MaxKeyExample bytes at a character boundary). ExTS is
+	// math.MinInt64 for a key without matching lines. When Ex is nil,
+	// ExOf(k) returns key k's (read when first asked: ask only for the
+	// examples that win).
+	ExTS []int64
+	Ex   []string
+	ExOf func(k int) string
+}
+
+// Example returns key k's example.
+func (kb *KeyBlock) Example(k int) string {
+	if kb.Ex == nil {
+		return kb.ExOf(k)
+	}
+	return kb.Ex[k]
+}
+
+// MaxKeyExample is the most bytes of a line kept as a key's example.
+const MaxKeyExample = 2000
