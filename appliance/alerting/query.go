@@ -137,63 +137,12 @@ func cellString(v any) string {
 	return fmt.Sprint(v)
 }
 
-// splitPipes cuts a query at its first pipe. It follows the index's
-// reading of a query (appliance/index pipes.go, whose test here keeps
-// them in step): a | is a pipe unless it is inside a quoted phrase,
-// inside a /regular expression/ that starts where a term starts, after a
-// backslash, doubled (|| is OR) or inside a word (a pipe starts the query
-// or follows a blank). pipes are the pipes' texts, trimmed.
+// splitPipes cuts a query at its first pipe (pipeline.SplitPipes, as
+// the index reads it); pipes are the pipes' texts, trimmed.
 func splitPipes(s string) (q string, pipes []string) {
-	cut := -1
-	start := 0
-	phrase, regexp := false, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\':
-			i++
-		case phrase:
-			if c == '"' {
-				phrase = false
-			}
-		case regexp:
-			if c == '/' {
-				regexp = false
-			}
-		case c == '"':
-			phrase = true
-		case c == '/' && termStart(s, i):
-			regexp = true
-		case c == '|' && i+1 < len(s) && s[i+1] == '|':
-			i++
-		case c == '|' && (i == 0 || isBlank(s[i-1])):
-			if cut < 0 {
-				cut = i
-			} else {
-				pipes = append(pipes, strings.TrimSpace(s[start:i]))
-			}
-			start = i + 1
-		}
-	}
-	if cut < 0 {
-		return s, nil
-	}
-	pipes = append(pipes, strings.TrimSpace(s[start:]))
-	return s[:cut], pipes
+	q, pipes, _ = pipeline.SplitPipes(s)
+	return q, pipes
 }
-
-func termStart(s string, i int) bool {
-	if i == 0 {
-		return true
-	}
-	switch s[i-1] {
-	case ' ', '\t', '\r', '\n', ':', '(', '+', '-', '!':
-		return true
-	}
-	return false
-}
-
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // pipeShape reads a stats pipe (stats [by (…)] f(…) [as n], … [by (…)])
 // only as far as alerting needs it: how many by columns lead its answer,
