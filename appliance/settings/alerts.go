@@ -41,16 +41,18 @@ const alertStateError = "error"
 // the evaluator keeps for each. Like SearchStore it keeps no copy: every
 // call reads etcd, so an entry written there by any client (etcdctl put)
 // is what the next call sees. It never writes a rule's state; Delete and
-// Create remove a state entry left under the rule's name (see each).
+// Create remove a state entry left under the rule's name (see each). Get,
+// Invalid and Put are its entries' (pipeline.ErrAlertNotFound for a
+// missing name).
 type AlertStore struct {
-	e   entries[pipeline.AlertRule]
+	entries[pipeline.AlertRule]
 	now func() time.Time
 }
 
 // NewAlertStore returns a store over cli.
 func NewAlertStore(cli *clientv3.Client) *AlertStore {
 	s := &AlertStore{now: time.Now}
-	s.e = entries[pipeline.AlertRule]{
+	s.entries = entries[pipeline.AlertRule]{
 		cli: cli, prefix: pipeline.AlertsPrefix, kind: "alert rule", kinds: "alert rules",
 		maxBytes: pipeline.MaxAlertBytes, notFound: pipeline.ErrAlertNotFound, exists: pipeline.ErrAlertExists,
 		decode: s.Decode,
@@ -59,7 +61,7 @@ func NewAlertStore(cli *clientv3.Client) *AlertStore {
 			return r.Validate()
 		},
 		fields: func(r *pipeline.AlertRule) (*string, *time.Time, *time.Time) { return &r.Name, &r.Created, &r.Updated },
-		now:    func() time.Time { return s.now() },
+		clock:  func() time.Time { return s.now() },
 	}
 	return s
 }
@@ -120,7 +122,7 @@ func (s *AlertStore) Decode(b []byte) (pipeline.AlertRule, error) {
 	if err := decodeTimes(created, updated, &r.Created, &r.Updated); err != nil {
 		return r, err
 	}
-	return r, s.e.finishDecode(&r, len(b))
+	return r, s.finishDecode(&r, len(b))
 }
 
 // jsonObject reads raw, the value at path (the top object when path is
@@ -249,30 +251,17 @@ func decodeStringMap(field string, raw json.RawMessage) (map[string]string, erro
 // DecodeEntry decodes a rule stored at key (as a watch of
 // pipeline.AlertsPrefix sees it) and checks that its name is its key's.
 func (s *AlertStore) DecodeEntry(key string, b []byte) (pipeline.AlertRule, error) {
-	return s.e.decodeEntry(key, b)
+	return s.decodeEntry(key, b)
 }
 
 // List returns the valid rules sorted by name, and why each invalid entry
 // under pipeline.AlertsPrefix was refused, by the name in its key.
 func (s *AlertStore) List(ctx context.Context) (pipeline.AlertRuleList, error) {
-	valid, invalid, err := s.e.list(ctx)
+	valid, invalid, err := s.list(ctx)
 	if err != nil {
 		return pipeline.AlertRuleList{}, err
 	}
 	return pipeline.AlertRuleList{Alerts: valid, Invalid: invalid}, nil
-}
-
-// Invalid reports the refused entries, by name (see List).
-func (s *AlertStore) Invalid(ctx context.Context) (map[string]string, error) {
-	_, invalid, err := s.e.list(ctx)
-	return invalid, err
-}
-
-// Get returns one rule: pipeline.ErrAlertNotFound if there is none, an
-// *pipeline.InvalidEntryError if its entry does not pass validation.
-func (s *AlertStore) Get(ctx context.Context, name string) (pipeline.AlertRule, error) {
-	r, _, err := s.e.get(ctx, name)
-	return r, err
 }
 
 // Create stores a new rule, created and updated now, and removes any
@@ -281,23 +270,14 @@ func (s *AlertStore) Get(ctx context.Context, name string) (pipeline.AlertRule, 
 // fails with pipeline.ErrAlertExists if the name is taken, and returns
 // what it stored.
 func (s *AlertStore) Create(ctx context.Context, r pipeline.AlertRule) (pipeline.AlertRule, error) {
-	return s.e.create(ctx, r, clientv3.OpDelete(pipeline.AlertStatePrefix+r.Name))
-}
-
-// Put creates or replaces a rule. Updated is now; Created is kept from
-// the entry it replaces (now if there was none or it was invalid, and
-// whatever a valid entry written to etcd directly had, even none). The
-// rule's state is left as it is: the evaluator sees the change. It
-// returns what it stored and whether it created the entry.
-func (s *AlertStore) Put(ctx context.Context, r pipeline.AlertRule) (pipeline.AlertRule, bool, error) {
-	return s.e.put(ctx, r)
+	return s.create(ctx, r, clientv3.OpDelete(pipeline.AlertStatePrefix+r.Name))
 }
 
 // Delete removes a rule, valid or not, and its state entry, in one etcd
 // transaction; it fails with pipeline.ErrAlertNotFound (and removes
 // nothing) if there is no rule of that name.
 func (s *AlertStore) Delete(ctx context.Context, name string) error {
-	return s.e.delete(ctx, name, clientv3.OpDelete(pipeline.AlertStatePrefix+name))
+	return s.delete(ctx, name, clientv3.OpDelete(pipeline.AlertStatePrefix+name))
 }
 
 // Status returns the state the evaluator last wrote for the rule name,
@@ -307,7 +287,7 @@ func (s *AlertStore) Delete(ctx context.Context, name string) error {
 // and History are never nil.
 func (s *AlertStore) Status(ctx context.Context, name string) (pipeline.AlertStatus, bool, error) {
 	key := pipeline.AlertStatePrefix + name
-	resp, err := s.e.cli.Get(ctx, key)
+	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
 		return pipeline.AlertStatus{}, false, fmt.Errorf("get the state of alert rule %q: %w", name, err)
 	}
@@ -320,7 +300,7 @@ func (s *AlertStore) Status(ctx context.Context, name string) (pipeline.AlertSta
 // Statuses returns every state entry, by rule name (see Status); a rule
 // that is not in the map was never evaluated.
 func (s *AlertStore) Statuses(ctx context.Context) (map[string]pipeline.AlertStatus, error) {
-	resp, err := s.e.cli.Get(ctx, pipeline.AlertStatePrefix, clientv3.WithPrefix())
+	resp, err := s.cli.Get(ctx, pipeline.AlertStatePrefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list alert states: %w", err)
 	}

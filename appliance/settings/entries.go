@@ -17,10 +17,11 @@ import (
 // clients keep changing the same key.
 const maxWriteAttempts = 16
 
-// entries is what SearchStore and AlertStore share: one kind of JSON
-// entry kept in etcd, one key per name under prefix, validated on every
-// read and write. It keeps no copy; every call reads etcd. Errors name
-// the kind ("get saved search %q: …").
+// entries is what SearchStore and AlertStore share (each embeds one, so
+// Get, Invalid and Put are theirs): one kind of JSON entry kept in etcd,
+// one key per name under prefix, validated on every read and write. It
+// keeps no copy; every call reads etcd. Errors name the kind ("get saved
+// search %q: …").
 type entries[T any] struct {
 	cli    *clientv3.Client
 	prefix string
@@ -37,8 +38,8 @@ type entries[T any] struct {
 	check func(v *T) error
 	// fields points at an entry's name and server times.
 	fields func(v *T) (name *string, created, updated *time.Time)
-	// now is the store's clock.
-	now func() time.Time
+	// clock is the store's clock.
+	clock func() time.Time
 }
 
 // decodeTimes reads the created and updated keys of an entry, each an
@@ -114,6 +115,21 @@ func (e *entries[T]) list(ctx context.Context) ([]T, map[string]string, error) {
 	return valid, invalid, nil
 }
 
+// Invalid reports the refused entries, by the name in their key (see
+// list).
+func (e *entries[T]) Invalid(ctx context.Context) (map[string]string, error) {
+	_, invalid, err := e.list(ctx)
+	return invalid, err
+}
+
+// Get returns one entry: the store's not-found error (ErrSearchNotFound,
+// ErrAlertNotFound) if there is none, an *InvalidEntryError if its entry
+// does not pass validation.
+func (e *entries[T]) Get(ctx context.Context, name string) (T, error) {
+	v, _, err := e.get(ctx, name)
+	return v, err
+}
+
 // get returns the entry name and its mod revision: notFound if there is
 // none, an *InvalidEntryError if it does not pass validation.
 func (e *entries[T]) get(ctx context.Context, name string) (T, int64, error) {
@@ -155,7 +171,7 @@ func (e *entries[T]) encode(v *T) (string, error) {
 // It returns what it stored.
 func (e *entries[T]) create(ctx context.Context, v T, also ...clientv3.Op) (T, error) {
 	name, created, updated := e.fields(&v)
-	now := e.now().UTC()
+	now := e.clock().UTC()
 	*created, *updated = now, now
 	s, err := e.encode(&v)
 	if err != nil {
@@ -175,16 +191,18 @@ func (e *entries[T]) create(ctx context.Context, v T, also ...clientv3.Op) (T, e
 	return v, nil
 }
 
-// put creates or replaces an entry. Updated is now; Created is kept from
+// Put creates or replaces an entry. Updated is now; Created is kept from
 // the entry it replaces (now if there was none or it was invalid, and
 // whatever a valid entry written to etcd directly had, even none). It
-// returns what it stored and whether it created the entry.
-func (e *entries[T]) put(ctx context.Context, v T) (T, bool, error) {
+// returns what it stored and whether it created the entry. It writes the
+// entry's key only (an alert rule's state is left as it is: the evaluator
+// sees the change).
+func (e *entries[T]) Put(ctx context.Context, v T) (T, bool, error) {
 	name, created, updated := e.fields(&v)
 	key := e.prefix + *name
 	for range maxWriteAttempts {
 		old, rev, err := e.get(ctx, *name)
-		now := e.now().UTC()
+		now := e.clock().UTC()
 		var ie *pipeline.InvalidEntryError
 		switch {
 		case err == nil:

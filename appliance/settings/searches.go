@@ -27,16 +27,17 @@ var savedSearchKeys = []string{"name", "query", "from", "to", "view", "chart", "
 // SearchStore reads and writes saved searches in etcd. It keeps no copy:
 // every call reads etcd, so an entry written there by any client (etcdctl
 // put) is what the next call sees, and nothing watches the prefix (nothing
-// runs from a saved search yet).
+// runs from a saved search yet). Get, Invalid and Put are its entries'
+// (ErrSearchNotFound for a missing name).
 type SearchStore struct {
-	e   entries[pipeline.SavedSearch]
+	entries[pipeline.SavedSearch]
 	now func() time.Time
 }
 
 // NewSearchStore returns a store over cli.
 func NewSearchStore(cli *clientv3.Client) *SearchStore {
 	s := &SearchStore{now: time.Now}
-	s.e = entries[pipeline.SavedSearch]{
+	s.entries = entries[pipeline.SavedSearch]{
 		cli: cli, prefix: SearchesPrefix, kind: "saved search", kinds: "saved searches",
 		maxBytes: pipeline.MaxSavedSearchBytes, notFound: pipeline.ErrSearchNotFound, exists: pipeline.ErrSearchExists,
 		decode: s.Decode,
@@ -47,7 +48,7 @@ func NewSearchStore(cli *clientv3.Client) *SearchStore {
 		fields: func(ss *pipeline.SavedSearch) (*string, *time.Time, *time.Time) {
 			return &ss.Name, &ss.Created, &ss.Updated
 		},
-		now: func() time.Time { return s.now() },
+		clock: func() time.Time { return s.now() },
 	}
 	return s
 }
@@ -91,7 +92,7 @@ func (s *SearchStore) Decode(b []byte) (pipeline.SavedSearch, error) {
 	if err := decodeTimes(in.Created, in.Updated, &ss.Created, &ss.Updated); err != nil {
 		return ss, err
 	}
-	return ss, s.e.finishDecode(&ss, len(b))
+	return ss, s.finishDecode(&ss, len(b))
 }
 
 // jsonKind names a Go kind as JSON calls it.
@@ -113,43 +114,22 @@ func jsonKind(k string) string {
 // List returns the valid saved searches sorted by name, and why each
 // invalid entry under SearchesPrefix was refused, by the name in its key.
 func (s *SearchStore) List(ctx context.Context) (pipeline.SavedSearchList, error) {
-	valid, invalid, err := s.e.list(ctx)
+	valid, invalid, err := s.list(ctx)
 	if err != nil {
 		return pipeline.SavedSearchList{}, err
 	}
 	return pipeline.SavedSearchList{Searches: valid, Invalid: invalid}, nil
 }
 
-// Invalid reports the refused entries, by name (see List).
-func (s *SearchStore) Invalid(ctx context.Context) (map[string]string, error) {
-	_, invalid, err := s.e.list(ctx)
-	return invalid, err
-}
-
-// Get returns one saved search: ErrSearchNotFound if there is none, an
-// *InvalidEntryError if its entry does not pass validation.
-func (s *SearchStore) Get(ctx context.Context, name string) (pipeline.SavedSearch, error) {
-	ss, _, err := s.e.get(ctx, name)
-	return ss, err
-}
-
 // Create stores a new saved search, created and updated now; it fails
 // with ErrSearchExists if the name is taken. It returns what it stored.
 func (s *SearchStore) Create(ctx context.Context, ss pipeline.SavedSearch) (pipeline.SavedSearch, error) {
-	return s.e.create(ctx, ss)
-}
-
-// Put creates or replaces a saved search. Updated is now; Created is
-// kept from the entry it replaces (now if there was none, and whatever a
-// valid entry had, even none, if it was written to etcd directly). It
-// returns what it stored and whether it created the entry.
-func (s *SearchStore) Put(ctx context.Context, ss pipeline.SavedSearch) (pipeline.SavedSearch, bool, error) {
-	return s.e.put(ctx, ss)
+	return s.create(ctx, ss)
 }
 
 // Delete removes a saved search, valid or not.
 func (s *SearchStore) Delete(ctx context.Context, name string) error {
-	return s.e.delete(ctx, name)
+	return s.delete(ctx, name)
 }
 
 // Rename moves the saved search old to the name to in one etcd
@@ -164,16 +144,16 @@ func (s *SearchStore) Rename(ctx context.Context, old, to string) (pipeline.Save
 	}
 	oldKey, newKey := SearchesPrefix+old, SearchesPrefix+to
 	for range maxWriteAttempts {
-		ss, rev, err := s.e.get(ctx, old)
+		ss, rev, err := s.get(ctx, old)
 		if err != nil || old == to {
 			return ss, err
 		}
 		ss.Name, ss.Updated = to, s.now().UTC()
-		v, err := s.e.encode(&ss)
+		v, err := s.encode(&ss)
 		if err != nil {
 			return ss, err
 		}
-		resp, err := s.e.cli.Txn(ctx).
+		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(oldKey), "=", rev), clientv3.Compare(clientv3.CreateRevision(newKey), "=", 0)).
 			Then(clientv3.OpPut(newKey, v), clientv3.OpDelete(oldKey)).
 			Else(clientv3.OpGet(newKey, clientv3.WithCountOnly())).
