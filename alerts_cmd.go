@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -64,16 +63,11 @@ func (f targetFlag) Set(v string) error {
 
 // alertsCmd manages alert rules over the HTTP API (/api/alerts).
 func alertsCmd(args []string, stdout, stderr io.Writer) error {
-	usage := func() { fmt.Fprint(stderr, alertsUsage) }
-	if len(args) == 0 {
-		usage()
-		return errUsage
+	e := &entryCmd{name: "alerts", kind: "alert rule", path: "/api/alerts", usage: alertsUsage, stdout: stdout, stderr: stderr}
+	sub, args, fs, c, err := e.start(args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("logbox alerts "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = usage
-	c := clientFlags(fs)
 	var (
 		asJSON bool
 		file   string
@@ -106,25 +100,12 @@ func alertsCmd(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&rule.Description, "description", "", "what the rule is for")
 		fs.BoolVar(&rule.Disabled, "disabled", false, "save the rule without evaluating it")
 	default:
-		usage()
+		e.printUsage()
 		return errUsage
 	}
-	// Arguments and flags may come in any order; after -- everything is
-	// an argument.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		rest := fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	if file != "" {
 		// The rule is the file's; NAME may be given, and must then be
@@ -138,19 +119,17 @@ func alertsCmd(args []string, stdout, stderr io.Writer) error {
 		})
 		if len(other) > 0 {
 			fmt.Fprintf(stderr, "logbox alerts save: --file holds the whole rule; leave out %s\n\n", strings.Join(other, ", "))
-			usage()
+			e.printUsage()
 			return errUsage
 		}
 	}
-	if !slices.Contains(npos, len(pos)) {
-		fmt.Fprintf(stderr, "logbox alerts %s: want %d argument(s), got %d\n\n", sub, npos[len(npos)-1], len(pos))
-		usage()
-		return errUsage
+	if err := e.wantArgs(sub, pos, npos...); err != nil {
+		return err
 	}
 	switch sub {
 	case "list", "ls":
 		var out pipeline.AlertRuleViewList
-		if err := c.do(http.MethodGet, "/api/alerts", nil, &out); err != nil {
+		if err := c.do(http.MethodGet, e.path, nil, &out); err != nil {
 			return err
 		}
 		if asJSON {
@@ -173,21 +152,15 @@ func alertsCmd(args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "rule %q: %s\n", a.Name, oneLine(a.Error))
 			}
 		}
-		for _, name := range slices.Sorted(maps.Keys(out.Invalid)) {
-			fmt.Fprintf(stderr, "invalid entry %q (not listed): %s\n", name, out.Invalid[name])
-		}
+		e.printInvalid(out.Invalid)
 		return nil
 	case "get":
-		var out pipeline.AlertRuleView
-		if err := c.do(http.MethodGet, "/api/alerts/"+url.PathEscape(pos[0]), nil, &out); err != nil {
-			return err
-		}
-		return writeIndented(stdout, out)
+		return e.get(c, pos[0], &pipeline.AlertRuleView{})
 	case "history":
 		var out struct {
 			History []pipeline.AlertEvent `json:"history"`
 		}
-		if err := c.do(http.MethodGet, "/api/alerts/"+url.PathEscape(pos[0])+"/history", nil, &out); err != nil {
+		if err := c.do(http.MethodGet, e.entryPath(pos[0])+"/history", nil, &out); err != nil {
 			return err
 		}
 		if asJSON {
@@ -220,17 +193,9 @@ func alertsCmd(args []string, stdout, stderr io.Writer) error {
 			}
 			body = rule
 		}
-		if err := c.do(http.MethodPut, "/api/alerts/"+url.PathEscape(rule.Name), body, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "alert rule %q saved\n", rule.Name)
-		return nil
+		return e.save(c, rule.Name, body)
 	default: // rm, delete
-		if err := c.do(http.MethodDelete, "/api/alerts/"+url.PathEscape(pos[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "alert rule %q removed\n", pos[0])
-		return nil
+		return e.remove(c, pos[0])
 	}
 }
 

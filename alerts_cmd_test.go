@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
@@ -22,31 +20,11 @@ import (
 // TestAlertsCmd runs `logbox alerts` in-process against the real API
 // over a real embedded etcd.
 func TestAlertsCmd(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	d := httpapi.Deps{Alerts: settings.NewAlertStore(e.Client()), CheckQuery: index.CheckQuery, HasPipe: index.HasPipe}
-	srv := httptest.NewServer(httpapi.New(d, quiet))
-	t.Cleanup(srv.Close)
-	t.Setenv("LOGBOX_TOKEN", "")
-	t.Setenv("LOGBOX_USER", "")
+	etcd, cli := cmdServer(t, "alerts", func(cli *clientv3.Client) httpapi.Deps {
+		return httpapi.Deps{Alerts: settings.NewAlertStore(cli), CheckQuery: index.CheckQuery, HasPipe: index.HasPipe}
+	})
 	ctx := context.Background()
 
-	cli := func(wantCode int, args ...string) (string, string) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if len(args) > 0 {
-			args = append([]string{args[0], "--server", srv.URL}, args[1:]...)
-		}
-		args = append([]string{"alerts"}, args...)
-		if code := run(args, &out, &errb); code != wantCode {
-			t.Fatalf("logbox %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out.String(), errb.String())
-		}
-		return out.String(), errb.String()
-	}
 	get := func(name string) pipeline.AlertRuleView {
 		t.Helper()
 		out, _ := cli(0, "get", name)
@@ -116,13 +94,13 @@ func TestAlertsCmd(t *testing.T) {
 			{Time: t0.Add(2 * time.Minute), Labels: lbl, From: pipeline.AlertPending, To: pipeline.AlertFiring, Value: 12},
 		}}
 	b, _ := json.Marshal(st)
-	if _, err := e.Client().Put(ctx, pipeline.AlertStatePrefix+"errors", string(b)); err != nil {
+	if _, err := etcd.Put(ctx, pipeline.AlertStatePrefix+"errors", string(b)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Client().Put(ctx, pipeline.AlertStatePrefix+"slow", `{"state":"error","error":"column t:\nnot in the answer"}`); err != nil {
+	if _, err := etcd.Put(ctx, pipeline.AlertStatePrefix+"slow", `{"state":"error","error":"column t:\nnot in the answer"}`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Client().Put(ctx, pipeline.AlertsPrefix+"broken", `{"name":"broken","query":"q","op":">"}`); err != nil {
+	if _, err := etcd.Put(ctx, pipeline.AlertsPrefix+"broken", `{"name":"broken","query":"q","op":">"}`); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr := cli(0, "list")

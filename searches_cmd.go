@@ -1,13 +1,9 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -33,16 +29,11 @@ Credentials: env LOGBOX_TOKEN, or LOGBOX_USER and LOGBOX_PASSWORD.
 
 // searchesCmd manages saved searches over the HTTP API (/api/searches).
 func searchesCmd(args []string, stdout, stderr io.Writer) error {
-	usage := func() { fmt.Fprint(stderr, searchesUsage) }
-	if len(args) == 0 {
-		usage()
-		return errUsage
+	e := &entryCmd{name: "searches", kind: "saved search", path: "/api/searches", usage: searchesUsage, stdout: stdout, stderr: stderr}
+	sub, args, fs, c, err := e.start(args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("logbox searches "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = usage
-	c := clientFlags(fs)
 	var (
 		asJSON bool
 		output string
@@ -66,35 +57,20 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 	case "rename", "mv":
 		npos = 2
 	default:
-		usage()
+		e.printUsage()
 		return errUsage
 	}
-	// Arguments and flags may come in any order; after -- everything is
-	// an argument.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		rest := fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if len(pos) != npos {
-		fmt.Fprintf(stderr, "logbox searches %s: want %d argument(s), got %d\n\n", sub, npos, len(pos))
-		usage()
-		return errUsage
+	if err := e.wantArgs(sub, pos, npos); err != nil {
+		return err
 	}
 	switch sub {
 	case "list", "ls":
 		var out pipeline.SavedSearchList
-		if err := c.do(http.MethodGet, "/api/searches", nil, &out); err != nil {
+		if err := c.do(http.MethodGet, e.path, nil, &out); err != nil {
 			return err
 		}
 		if asJSON || output == "json" {
@@ -108,37 +84,22 @@ func searchesCmd(args []string, stdout, stderr io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		for _, name := range slices.Sorted(maps.Keys(out.Invalid)) {
-			why := out.Invalid[name]
-			fmt.Fprintf(stderr, "invalid entry %q (not listed): %s\n", name, why)
-		}
+		e.printInvalid(out.Invalid)
 		return nil
 	case "get":
-		var out pipeline.SavedSearch
-		if err := c.do(http.MethodGet, "/api/searches/"+url.PathEscape(pos[0]), nil, &out); err != nil {
-			return err
-		}
-		return writeIndented(stdout, out)
+		return e.get(c, pos[0], &pipeline.SavedSearch{})
 	case "save":
 		ss.Name, ss.Query = pos[0], pos[1]
-		if err := c.do(http.MethodPut, "/api/searches/"+url.PathEscape(ss.Name), ss, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "saved search %q saved\n", ss.Name)
-		return nil
+		return e.save(c, ss.Name, ss)
 	case "rename", "mv":
 		body := map[string]string{"name": pos[1]}
-		if err := c.do(http.MethodPost, "/api/searches/"+url.PathEscape(pos[0])+"/rename", body, nil); err != nil {
+		if err := c.do(http.MethodPost, e.entryPath(pos[0])+"/rename", body, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "saved search %q renamed to %q\n", pos[0], pos[1])
 		return nil
 	default: // rm, delete
-		if err := c.do(http.MethodDelete, "/api/searches/"+url.PathEscape(pos[0]), nil, nil); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "saved search %q removed\n", pos[0])
-		return nil
+		return e.remove(c, pos[0])
 	}
 }
 

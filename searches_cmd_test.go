@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/pipeline"
 	"github.com/logbox/logbox/appliance/settings"
@@ -19,29 +21,9 @@ import (
 // TestSearchesCmd runs `logbox searches` in-process against the real API
 // over a real embedded etcd.
 func TestSearchesCmd(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Searches: settings.NewSearchStore(e.Client())}, quiet))
-	t.Cleanup(srv.Close)
-	t.Setenv("LOGBOX_TOKEN", "")
-	t.Setenv("LOGBOX_USER", "")
-
-	cli := func(wantCode int, args ...string) (string, string) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if len(args) > 0 {
-			args = append([]string{args[0], "--server", srv.URL}, args[1:]...)
-		}
-		args = append([]string{"searches"}, args...)
-		if code := run(args, &out, &errb); code != wantCode {
-			t.Fatalf("logbox %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out.String(), errb.String())
-		}
-		return out.String(), errb.String()
-	}
+	etcd, cli := cmdServer(t, "searches", func(cli *clientv3.Client) httpapi.Deps {
+		return httpapi.Deps{Searches: settings.NewSearchStore(cli)}
+	})
 
 	cli(0, "save", "errs", "level:error", "--from", "now-1h", "--to", "now", "--column", "host", "--column", "status", "--description", "all errors")
 	// Flags first, then the arguments; a query starting with - after --.
@@ -87,7 +69,7 @@ func TestSearchesCmd(t *testing.T) {
 	}
 
 	// An invalid entry written to etcd is named on stderr, not listed.
-	if _, err := e.Client().Put(context.Background(), settings.SearchesPrefix+"broken", `{"name":"broken"}`); err != nil {
+	if _, err := etcd.Put(context.Background(), settings.SearchesPrefix+"broken", `{"name":"broken"}`); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr := cli(0, "list")
@@ -100,4 +82,36 @@ func TestSearchesCmd(t *testing.T) {
 	cli(2, "get")
 	cli(2, "frobnicate", "x")
 	cli(2, "rename", "only-one")
+}
+
+// cmdServer serves the API, with the Deps deps makes over a client of a
+// real embedded etcd, without credentials in the environment. It returns
+// that client, and cli, which runs `logbox cmd SUB ARGS…` in-process
+// against the server (--server goes after SUB), fails the test unless it
+// exits wantCode, and returns its stdout and stderr.
+func cmdServer(t *testing.T, cmd string, deps func(cli *clientv3.Client) httpapi.Deps) (*clientv3.Client, func(wantCode int, args ...string) (string, string)) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	srv := httptest.NewServer(httpapi.New(deps(e.Client()), quiet))
+	t.Cleanup(srv.Close)
+	t.Setenv("LOGBOX_TOKEN", "")
+	t.Setenv("LOGBOX_USER", "")
+	cli := func(wantCode int, args ...string) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if len(args) > 0 {
+			args = append([]string{args[0], "--server", srv.URL}, args[1:]...)
+		}
+		args = append([]string{cmd}, args...)
+		if code := run(args, &out, &errb); code != wantCode {
+			t.Fatalf("logbox %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out.String(), errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	return e.Client(), cli
 }

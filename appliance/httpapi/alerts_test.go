@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,19 +17,12 @@ import (
 )
 
 // alertsServer serves the alert API over a real embedded etcd, with the
-// index's query checks, and returns its URL and an etcd client for
-// writing entries directly, as etcdctl (or the evaluator) would.
+// index's query checks (see etcdServer).
 func alertsServer(t *testing.T) (string, *clientv3.Client) {
 	t.Helper()
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	d := httpapi.Deps{Alerts: settings.NewAlertStore(e.Client()), CheckQuery: index.CheckQuery, HasPipe: index.HasPipe}
-	srv := httptest.NewServer(httpapi.New(d, quiet))
-	t.Cleanup(srv.Close)
-	return srv.URL, e.Client()
+	return etcdServer(t, func(cli *clientv3.Client) httpapi.Deps {
+		return httpapi.Deps{Alerts: settings.NewAlertStore(cli), CheckQuery: index.CheckQuery, HasPipe: index.HasPipe}
+	})
 }
 
 // alertNames lists the names of a GET /api/alerts answer, in its order.

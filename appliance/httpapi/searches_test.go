@@ -19,19 +19,28 @@ import (
 	"github.com/logbox/logbox/appliance/settings"
 )
 
-// searchesServer serves the saved-search API over a real embedded etcd
-// and returns its URL and an etcd client for writing entries directly,
-// as etcdctl would.
-func searchesServer(t *testing.T) (string, *clientv3.Client) {
+// etcdServer serves the API, with the Deps deps makes over a client of a
+// real embedded etcd, and returns its URL and that client for writing
+// entries directly, as etcdctl (or the alert evaluator) would.
+func etcdServer(t *testing.T, deps func(cli *clientv3.Client) httpapi.Deps) (string, *clientv3.Client) {
 	t.Helper()
 	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	srv := httptest.NewServer(httpapi.New(httpapi.Deps{Searches: settings.NewSearchStore(e.Client()), CheckQuery: index.CheckQuery}, quiet))
+	srv := httptest.NewServer(httpapi.New(deps(e.Client()), quiet))
 	t.Cleanup(srv.Close)
 	return srv.URL, e.Client()
+}
+
+// searchesServer serves the saved-search API over a real embedded etcd
+// (see etcdServer).
+func searchesServer(t *testing.T) (string, *clientv3.Client) {
+	t.Helper()
+	return etcdServer(t, func(cli *clientv3.Client) httpapi.Deps {
+		return httpapi.Deps{Searches: settings.NewSearchStore(cli), CheckQuery: index.CheckQuery}
+	})
 }
 
 // The cap on a saved query is the index's cap on a query (pipeline cannot

@@ -41,15 +41,29 @@ const alertStateError = "error"
 // the evaluator keeps for each. Like SearchStore it keeps no copy: every
 // call reads etcd, so an entry written there by any client (etcdctl put)
 // is what the next call sees. It never writes a rule's state; Delete and
-// Create remove a state entry left under the rule's name (see each).
+// Create remove a state entry left under the rule's name (see each). Get,
+// Invalid and Put are its entries' (pipeline.ErrAlertNotFound for a
+// missing name).
 type AlertStore struct {
-	cli *clientv3.Client
+	entries[pipeline.AlertRule]
 	now func() time.Time
 }
 
 // NewAlertStore returns a store over cli.
 func NewAlertStore(cli *clientv3.Client) *AlertStore {
-	return &AlertStore{cli: cli, now: time.Now}
+	s := &AlertStore{now: time.Now}
+	s.entries = entries[pipeline.AlertRule]{
+		cli: cli, prefix: pipeline.AlertsPrefix, kind: "alert rule", kinds: "alert rules",
+		maxBytes: pipeline.MaxAlertBytes, notFound: pipeline.ErrAlertNotFound, exists: pipeline.ErrAlertExists,
+		decode: s.Decode,
+		check: func(r *pipeline.AlertRule) error {
+			r.Normalize()
+			return r.Validate()
+		},
+		fields: func(r *pipeline.AlertRule) (*string, *time.Time, *time.Time) { return &r.Name, &r.Created, &r.Updated },
+		clock:  func() time.Time { return s.now() },
+	}
+	return s
 }
 
 // Decode parses and validates an alert rule as the API and etcd hold it:
@@ -105,38 +119,10 @@ func (s *AlertStore) Decode(b []byte) (pipeline.AlertRule, error) {
 	if r.Annotations, err = decodeStringMap("annotations", annotations); err != nil {
 		return r, err
 	}
-	for _, t := range []struct {
-		name string
-		raw  json.RawMessage
-		dst  *time.Time
-	}{{"created", created, &r.Created}, {"updated", updated, &r.Updated}} {
-		if isNull(t.raw) {
-			continue
-		}
-		var v string
-		if json.Unmarshal(t.raw, &v) != nil {
-			return r, &pipeline.FieldError{Field: t.name, Msg: "must be an RFC 3339 time in a JSON string"}
-		}
-		tm, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return r, &pipeline.FieldError{Field: t.name, Msg: fmt.Sprintf("%q is not an RFC 3339 time", v)}
-		}
-		*t.dst = tm
-	}
-	r.Normalize()
-	if err := r.Validate(); err != nil {
+	if err := decodeTimes(created, updated, &r.Created, &r.Updated); err != nil {
 		return r, err
 	}
-	if len(b) > pipeline.MaxAlertBytes {
-		return r, &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("the alert rule is %d bytes; at most %d are allowed", len(b), pipeline.MaxAlertBytes)}
-	}
-	return r, nil
-}
-
-// isNull says whether a key's raw value is absent or null (which leaves
-// the field at its zero value, as encoding/json does).
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || string(raw) == "null"
+	return r, s.finishDecode(&r, len(b))
 }
 
 // jsonObject reads raw, the value at path (the top object when path is
@@ -265,77 +251,17 @@ func decodeStringMap(field string, raw json.RawMessage) (map[string]string, erro
 // DecodeEntry decodes a rule stored at key (as a watch of
 // pipeline.AlertsPrefix sees it) and checks that its name is its key's.
 func (s *AlertStore) DecodeEntry(key string, b []byte) (pipeline.AlertRule, error) {
-	r, err := s.Decode(b)
-	if err == nil && pipeline.AlertsPrefix+r.Name != key {
-		err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", r.Name, key)}
-	}
-	return r, err
+	return s.decodeEntry(key, b)
 }
 
 // List returns the valid rules sorted by name, and why each invalid entry
 // under pipeline.AlertsPrefix was refused, by the name in its key.
 func (s *AlertStore) List(ctx context.Context) (pipeline.AlertRuleList, error) {
-	resp, err := s.cli.Get(ctx, pipeline.AlertsPrefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	valid, invalid, err := s.list(ctx)
 	if err != nil {
-		return pipeline.AlertRuleList{}, fmt.Errorf("list alert rules: %w", err)
+		return pipeline.AlertRuleList{}, err
 	}
-	out := pipeline.AlertRuleList{Alerts: []pipeline.AlertRule{}, Invalid: map[string]string{}}
-	for _, kv := range resp.Kvs {
-		r, err := s.DecodeEntry(string(kv.Key), kv.Value)
-		if err != nil {
-			out.Invalid[strings.TrimPrefix(string(kv.Key), pipeline.AlertsPrefix)] = err.Error()
-			continue
-		}
-		out.Alerts = append(out.Alerts, r)
-	}
-	return out, nil
-}
-
-// Invalid reports the refused entries, by name (see List).
-func (s *AlertStore) Invalid(ctx context.Context) (map[string]string, error) {
-	l, err := s.List(ctx)
-	return l.Invalid, err
-}
-
-// Get returns one rule: pipeline.ErrAlertNotFound if there is none, an
-// *pipeline.InvalidEntryError if its entry does not pass validation.
-func (s *AlertStore) Get(ctx context.Context, name string) (pipeline.AlertRule, error) {
-	r, _, err := s.get(ctx, name)
-	return r, err
-}
-
-// get returns the entry and its mod revision.
-func (s *AlertStore) get(ctx context.Context, name string) (pipeline.AlertRule, int64, error) {
-	key := pipeline.AlertsPrefix + name
-	resp, err := s.cli.Get(ctx, key)
-	if err != nil {
-		return pipeline.AlertRule{}, 0, fmt.Errorf("get alert rule %q: %w", name, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return pipeline.AlertRule{}, 0, pipeline.ErrAlertNotFound
-	}
-	kv := resp.Kvs[0]
-	r, err := s.DecodeEntry(key, kv.Value)
-	if err != nil {
-		return r, kv.ModRevision, &pipeline.InvalidEntryError{Key: key, Err: err}
-	}
-	return r, kv.ModRevision, nil
-}
-
-// encode validates r and returns the entry to store.
-func (s *AlertStore) encode(r *pipeline.AlertRule) (string, error) {
-	r.Normalize()
-	if err := r.Validate(); err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return "", fmt.Errorf("encode alert rule %q: %w", r.Name, err)
-	}
-	if len(b) > pipeline.MaxAlertBytes {
-		return "", &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("the alert rule is %d bytes as JSON; at most %d are allowed", len(b), pipeline.MaxAlertBytes)}
-	}
-	return string(b), nil
+	return pipeline.AlertRuleList{Alerts: valid, Invalid: invalid}, nil
 }
 
 // Create stores a new rule, created and updated now, and removes any
@@ -344,78 +270,14 @@ func (s *AlertStore) encode(r *pipeline.AlertRule) (string, error) {
 // fails with pipeline.ErrAlertExists if the name is taken, and returns
 // what it stored.
 func (s *AlertStore) Create(ctx context.Context, r pipeline.AlertRule) (pipeline.AlertRule, error) {
-	now := s.now().UTC()
-	r.Created, r.Updated = now, now
-	v, err := s.encode(&r)
-	if err != nil {
-		return r, err
-	}
-	key := pipeline.AlertsPrefix + r.Name
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, v), clientv3.OpDelete(pipeline.AlertStatePrefix+r.Name)).
-		Commit()
-	if err != nil {
-		return r, fmt.Errorf("create alert rule %q: %w", r.Name, err)
-	}
-	if !resp.Succeeded {
-		return r, pipeline.ErrAlertExists
-	}
-	return r, nil
-}
-
-// Put creates or replaces a rule. Updated is now; Created is kept from
-// the entry it replaces (now if there was none or it was invalid, and
-// whatever a valid entry written to etcd directly had, even none). The
-// rule's state is left as it is: the evaluator sees the change. It
-// returns what it stored and whether it created the entry.
-func (s *AlertStore) Put(ctx context.Context, r pipeline.AlertRule) (pipeline.AlertRule, bool, error) {
-	key := pipeline.AlertsPrefix + r.Name
-	for range maxWriteAttempts {
-		old, rev, err := s.get(ctx, r.Name)
-		now := s.now().UTC()
-		var ie *pipeline.InvalidEntryError
-		switch {
-		case err == nil:
-			r.Created = old.Created
-		case errors.Is(err, pipeline.ErrAlertNotFound), errors.As(err, &ie):
-			r.Created = now
-		default:
-			return r, false, err
-		}
-		r.Updated = now
-		v, err := s.encode(&r)
-		if err != nil {
-			return r, false, err
-		}
-		// rev is 0 when the key is absent: then it must still be.
-		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, v)).Commit()
-		if err != nil {
-			return r, false, fmt.Errorf("put alert rule %q: %w", r.Name, err)
-		}
-		if resp.Succeeded {
-			return r, rev == 0, nil
-		}
-	}
-	return r, false, fmt.Errorf("put alert rule %q: the entry changed under %d attempts in a row; try again", r.Name, maxWriteAttempts)
+	return s.create(ctx, r, clientv3.OpDelete(pipeline.AlertStatePrefix+r.Name))
 }
 
 // Delete removes a rule, valid or not, and its state entry, in one etcd
 // transaction; it fails with pipeline.ErrAlertNotFound (and removes
 // nothing) if there is no rule of that name.
 func (s *AlertStore) Delete(ctx context.Context, name string) error {
-	key := pipeline.AlertsPrefix + name
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
-		Then(clientv3.OpDelete(key), clientv3.OpDelete(pipeline.AlertStatePrefix+name)).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("delete alert rule %q: %w", name, err)
-	}
-	if !resp.Succeeded {
-		return pipeline.ErrAlertNotFound
-	}
-	return nil
+	return s.delete(ctx, name, clientv3.OpDelete(pipeline.AlertStatePrefix+name))
 }
 
 // Status returns the state the evaluator last wrote for the rule name,

@@ -24,22 +24,33 @@ const SearchesPrefix = "/logbox/searches/"
 // way encoding/json matches struct fields.
 var savedSearchKeys = []string{"name", "query", "from", "to", "view", "chart", "columns", "description", "created", "updated"}
 
-// maxWriteAttempts bounds the read-compare-write loops below when other
-// clients keep changing the same key.
-const maxWriteAttempts = 16
-
 // SearchStore reads and writes saved searches in etcd. It keeps no copy:
 // every call reads etcd, so an entry written there by any client (etcdctl
 // put) is what the next call sees, and nothing watches the prefix (nothing
-// runs from a saved search yet).
+// runs from a saved search yet). Get, Invalid and Put are its entries'
+// (ErrSearchNotFound for a missing name).
 type SearchStore struct {
-	cli *clientv3.Client
+	entries[pipeline.SavedSearch]
 	now func() time.Time
 }
 
 // NewSearchStore returns a store over cli.
 func NewSearchStore(cli *clientv3.Client) *SearchStore {
-	return &SearchStore{cli: cli, now: time.Now}
+	s := &SearchStore{now: time.Now}
+	s.entries = entries[pipeline.SavedSearch]{
+		cli: cli, prefix: SearchesPrefix, kind: "saved search", kinds: "saved searches",
+		maxBytes: pipeline.MaxSavedSearchBytes, notFound: pipeline.ErrSearchNotFound, exists: pipeline.ErrSearchExists,
+		decode: s.Decode,
+		check: func(ss *pipeline.SavedSearch) error {
+			ss.Normalize()
+			return ss.Validate(s.now())
+		},
+		fields: func(ss *pipeline.SavedSearch) (*string, *time.Time, *time.Time) {
+			return &ss.Name, &ss.Created, &ss.Updated
+		},
+		clock: func() time.Time { return s.now() },
+	}
+	return s
 }
 
 // Decode parses and validates a saved search as the API and etcd hold it:
@@ -78,32 +89,10 @@ func (s *SearchStore) Decode(b []byte) (pipeline.SavedSearch, error) {
 		return ss, &pipeline.FieldError{Field: "body", Msg: "invalid saved search JSON: " + err.Error()}
 	}
 	ss = in.SavedSearch
-	for _, t := range []struct {
-		name string
-		raw  json.RawMessage
-		dst  *time.Time
-	}{{"created", in.Created, &ss.Created}, {"updated", in.Updated, &ss.Updated}} {
-		if len(t.raw) == 0 || string(t.raw) == "null" {
-			continue
-		}
-		var v string
-		if json.Unmarshal(t.raw, &v) != nil {
-			return ss, &pipeline.FieldError{Field: t.name, Msg: "must be an RFC 3339 time in a JSON string"}
-		}
-		tm, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return ss, &pipeline.FieldError{Field: t.name, Msg: fmt.Sprintf("%q is not an RFC 3339 time", v)}
-		}
-		*t.dst = tm
-	}
-	ss.Normalize()
-	if err := ss.Validate(s.now()); err != nil {
+	if err := decodeTimes(in.Created, in.Updated, &ss.Created, &ss.Updated); err != nil {
 		return ss, err
 	}
-	if len(b) > pipeline.MaxSavedSearchBytes {
-		return ss, &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("the saved search is %d bytes; at most %d are allowed", len(b), pipeline.MaxSavedSearchBytes)}
-	}
-	return ss, nil
+	return ss, s.finishDecode(&ss, len(b))
 }
 
 // jsonKind names a Go kind as JSON calls it.
@@ -122,147 +111,25 @@ func jsonKind(k string) string {
 	}
 }
 
-// decodeEntry decodes a stored entry and checks that its name is its key's.
-func (s *SearchStore) decodeEntry(key string, b []byte) (pipeline.SavedSearch, error) {
-	ss, err := s.Decode(b)
-	if err == nil && SearchesPrefix+ss.Name != key {
-		err = &pipeline.FieldError{Field: "name", Msg: fmt.Sprintf("%q does not match its key %q", ss.Name, key)}
-	}
-	return ss, err
-}
-
 // List returns the valid saved searches sorted by name, and why each
 // invalid entry under SearchesPrefix was refused, by the name in its key.
 func (s *SearchStore) List(ctx context.Context) (pipeline.SavedSearchList, error) {
-	resp, err := s.cli.Get(ctx, SearchesPrefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	valid, invalid, err := s.list(ctx)
 	if err != nil {
-		return pipeline.SavedSearchList{}, fmt.Errorf("list saved searches: %w", err)
+		return pipeline.SavedSearchList{}, err
 	}
-	out := pipeline.SavedSearchList{Searches: []pipeline.SavedSearch{}, Invalid: map[string]string{}}
-	for _, kv := range resp.Kvs {
-		ss, err := s.decodeEntry(string(kv.Key), kv.Value)
-		if err != nil {
-			out.Invalid[strings.TrimPrefix(string(kv.Key), SearchesPrefix)] = err.Error()
-			continue
-		}
-		out.Searches = append(out.Searches, ss)
-	}
-	return out, nil
-}
-
-// Invalid reports the refused entries, by name (see List).
-func (s *SearchStore) Invalid(ctx context.Context) (map[string]string, error) {
-	l, err := s.List(ctx)
-	return l.Invalid, err
-}
-
-// Get returns one saved search: ErrSearchNotFound if there is none, an
-// *InvalidEntryError if its entry does not pass validation.
-func (s *SearchStore) Get(ctx context.Context, name string) (pipeline.SavedSearch, error) {
-	ss, _, err := s.get(ctx, name)
-	return ss, err
-}
-
-// get returns the entry and its mod revision.
-func (s *SearchStore) get(ctx context.Context, name string) (pipeline.SavedSearch, int64, error) {
-	key := SearchesPrefix + name
-	resp, err := s.cli.Get(ctx, key)
-	if err != nil {
-		return pipeline.SavedSearch{}, 0, fmt.Errorf("get saved search %q: %w", name, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return pipeline.SavedSearch{}, 0, pipeline.ErrSearchNotFound
-	}
-	kv := resp.Kvs[0]
-	ss, err := s.decodeEntry(key, kv.Value)
-	if err != nil {
-		return ss, kv.ModRevision, &pipeline.InvalidEntryError{Key: key, Err: err}
-	}
-	return ss, kv.ModRevision, nil
-}
-
-// encode validates ss and returns the entry to store.
-func (s *SearchStore) encode(ss *pipeline.SavedSearch) (string, error) {
-	ss.Normalize()
-	if err := ss.Validate(s.now()); err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(ss)
-	if err != nil {
-		return "", fmt.Errorf("encode saved search %q: %w", ss.Name, err)
-	}
-	if len(b) > pipeline.MaxSavedSearchBytes {
-		return "", &pipeline.FieldError{Field: "body", Msg: fmt.Sprintf("the saved search is %d bytes as JSON; at most %d are allowed", len(b), pipeline.MaxSavedSearchBytes)}
-	}
-	return string(b), nil
+	return pipeline.SavedSearchList{Searches: valid, Invalid: invalid}, nil
 }
 
 // Create stores a new saved search, created and updated now; it fails
 // with ErrSearchExists if the name is taken. It returns what it stored.
 func (s *SearchStore) Create(ctx context.Context, ss pipeline.SavedSearch) (pipeline.SavedSearch, error) {
-	now := s.now().UTC()
-	ss.Created, ss.Updated = now, now
-	v, err := s.encode(&ss)
-	if err != nil {
-		return ss, err
-	}
-	key := SearchesPrefix + ss.Name
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, v)).Commit()
-	if err != nil {
-		return ss, fmt.Errorf("create saved search %q: %w", ss.Name, err)
-	}
-	if !resp.Succeeded {
-		return ss, pipeline.ErrSearchExists
-	}
-	return ss, nil
-}
-
-// Put creates or replaces a saved search. Updated is now; Created is
-// kept from the entry it replaces (now if there was none, and whatever a
-// valid entry had, even none, if it was written to etcd directly). It
-// returns what it stored and whether it created the entry.
-func (s *SearchStore) Put(ctx context.Context, ss pipeline.SavedSearch) (pipeline.SavedSearch, bool, error) {
-	key := SearchesPrefix + ss.Name
-	for range maxWriteAttempts {
-		old, rev, err := s.get(ctx, ss.Name)
-		now := s.now().UTC()
-		var ie *pipeline.InvalidEntryError
-		switch {
-		case err == nil:
-			ss.Created = old.Created
-		case errors.Is(err, pipeline.ErrSearchNotFound), errors.As(err, &ie):
-			// A new entry, or one that replaces an unreadable one.
-			ss.Created = now
-		default:
-			return ss, false, err
-		}
-		ss.Updated = now
-		v, err := s.encode(&ss)
-		if err != nil {
-			return ss, false, err
-		}
-		// rev is 0 when the key is absent: then it must still be.
-		resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, v)).Commit()
-		if err != nil {
-			return ss, false, fmt.Errorf("put saved search %q: %w", ss.Name, err)
-		}
-		if resp.Succeeded {
-			return ss, rev == 0, nil
-		}
-	}
-	return ss, false, fmt.Errorf("put saved search %q: the entry changed under %d attempts in a row; try again", ss.Name, maxWriteAttempts)
+	return s.create(ctx, ss)
 }
 
 // Delete removes a saved search, valid or not.
 func (s *SearchStore) Delete(ctx context.Context, name string) error {
-	resp, err := s.cli.Delete(ctx, SearchesPrefix+name)
-	if err != nil {
-		return fmt.Errorf("delete saved search %q: %w", name, err)
-	}
-	if resp.Deleted == 0 {
-		return pipeline.ErrSearchNotFound
-	}
-	return nil
+	return s.delete(ctx, name)
 }
 
 // Rename moves the saved search old to the name to in one etcd
