@@ -63,6 +63,13 @@ func TestAlertRulesInAppliance(t *testing.T) {
 	if code, body := call("POST", "/api/alerts", token, `{"name":"bad","query":"a | stats count()","new_patterns":true}`); code != http.StatusBadRequest || !strings.Contains(body, `"field":"query"`) {
 		t.Fatalf("POST of a new_patterns rule with a pipe: %d %s, want 400", code, body)
 	}
+	// A column must be one of the stats pipe's function columns.
+	if code, body := call("POST", "/api/alerts", token, `{"name":"badcol","query":"level:error | stats count() as n, avg(ms) by (host)","column":"host"}`); code != http.StatusBadRequest || !strings.Contains(body, `"field":"column"`) || !strings.Contains(body, "n, avg(ms)") {
+		t.Fatalf("POST with a by column as the value: %d %s, want 400 naming column and the function columns", code, body)
+	}
+	if code, body := call("POST", "/api/alerts", token, `{"name":"goodcol","query":"level:error | stats count() as n, avg(ms) by (host)","column":"avg(ms)"}`); code != http.StatusCreated {
+		t.Fatalf("POST with a function column: %d %s, want 201", code, body)
+	}
 	// Unknown until the evaluator (wired, on its schedule) has run it.
 	if code, body := call("GET", "/api/alerts/x", token, ""); code != http.StatusOK || !(strings.Contains(body, `"state":"unknown"`) || strings.Contains(body, `"state":"ok"`)) {
 		t.Fatalf("GET: %d %s", code, body)

@@ -466,6 +466,7 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 	d.Alerts = a.alerts
 	d.CheckQuery = index.CheckQuery
 	d.HasPipe = index.HasPipe
+	d.StatsColumns = index.StatsFuncColumns
 	if a.idx != nil {
 		d.Search = a.idx
 		d.Patterns, d.PatternsPipe = patterns.New(a.idx), index.PatternsPipe

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -117,9 +119,8 @@ func (s *server) alertHistory(st Alerts, w http.ResponseWriter, r *http.Request)
 // the index cannot read (with where in it), when the process has a query
 // checker; and, when it can tell pipes (Deps.HasPipe), a new_patterns
 // rule whose query has a pipe and a column on a query without one.
-// Whether the column is one of the stats pipe's function columns is not
-// checked here (the index exposes no column list): the evaluator reports
-// a column the answer lacks in the rule's state.
+// With Deps.StatsColumns, a column must be one of the stats pipe's
+// function columns.
 func (s *server) checkAlertRule(rule pipeline.AlertRule) error {
 	if err := s.checkQuery(rule.Query); err != nil {
 		return err
@@ -133,6 +134,12 @@ func (s *server) checkAlertRule(rule pipeline.AlertRule) error {
 		return &pipeline.FieldError{Field: "query", Msg: "a new_patterns rule's query is the lines to find templates in and has no pipe (| …)"}
 	case rule.Column != "" && !pipe:
 		return &pipeline.FieldError{Field: "column", Msg: "names a column of the query's stats pipe, and the query has none (without one the value is the count of matching lines)"}
+	}
+	if rule.Column != "" && s.d.StatsColumns != nil {
+		cols := s.d.StatsColumns(rule.Query)
+		if !slices.Contains(cols, rule.Column) {
+			return &pipeline.FieldError{Field: "column", Msg: fmt.Sprintf("%q is not a function column of the query's stats pipe; it has %s", rule.Column, strings.Join(cols, ", "))}
+		}
 	}
 	return nil
 }

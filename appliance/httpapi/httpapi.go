@@ -72,6 +72,10 @@ type Deps struct {
 	// are checked with it before they are stored (a new_patterns rule's
 	// query has none; a column needs one).
 	HasPipe func(q string) bool
+	// StatsColumns, when set, names the function columns of a query's
+	// stats pipe (nil without one): an alert rule's column is checked
+	// against them.
+	StatsColumns func(q string) []string
 	// Patterns answers /api/patterns (nil: 501) and, with PatternsPipe,
 	// queries with a "| patterns" pipe on /api/stats (patterns.go).
 	Patterns     Patterns

@@ -20,6 +20,21 @@ func HasPipe(q string) bool {
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
+// StatsFuncColumns names the function columns of q's stats pipe (an
+// alert rule's column must be one of them); nil when q has no stats pipe
+// or does not parse.
+func StatsFuncColumns(q string) []string {
+	_, plan, _, err := compilePiped(q)
+	if err != nil || plan == nil {
+		return nil
+	}
+	cols := make([]string, len(plan.funcs))
+	for i, f := range plan.funcs {
+		cols[i] = f.name
+	}
+	return cols
+}
+
 // CheckQuery parses q (with its pipes, if any) as Search and StatsQuery
 // would (and the patterns engine, for "| patterns"; see PatternsPipe),
 // without running it: nil, or the *pipeline.QueryError they would answer.
