@@ -94,13 +94,8 @@ func renameTarget(b []byte) (string, error) {
 }
 
 // checkSavedQuery refuses a saved search whose query the index cannot
-// read (a 400 naming "query", with where in it in the message; unlike an
-// alert rule's, the answer has no position of its own), when the process
-// has a query checker (roles with an index).
+// read: a 400 naming "query" with the position in it, as an alert rule's
+// (see checkQuery), when the process has a query checker.
 func (s *server) checkSavedQuery(ss pipeline.SavedSearch) error {
-	err := s.checkQuery(ss.Query)
-	if qf, ok := err.(*queryFieldError); ok {
-		return qf.fe
-	}
-	return err
+	return s.checkQuery(ss.Query)
 }

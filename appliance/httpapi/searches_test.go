@@ -183,6 +183,11 @@ func TestSavedSearchValidation(t *testing.T) {
 			t.Errorf("%s %s: error %q does not start with %q", c.method, body, msg, c.errHas)
 		}
 	}
+	// A query error also gives its position, as an alert rule's and a
+	// search's do, for the page to mark it.
+	if code, m, _ := do(t, "POST", u+"/api/searches", `{"name":"s3","query":"a | stats cnt()"}`); code != 400 || m["position"] != float64(11) || m["field"] != "query" {
+		t.Errorf("saved search with a bad pipe: %d %v, want 400 with position 11 and field query", code, m)
+	}
 	// Nothing refused was stored.
 	if _, m, _ := do(t, "GET", u+"/api/searches", ""); names(m) != "mixed,pipes,s" {
 		t.Fatalf("list: %v", m)
