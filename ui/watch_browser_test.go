@@ -112,7 +112,7 @@ func TestBrowserAlerts(t *testing.T) {
 		receiver = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			hookMu.Lock()
-			hookGot = append(hookGot, string(b))
+			hookGot = append(hookGot, r.URL.Path+" "+string(b))
 			hookMu.Unlock()
 		}))
 	)
@@ -188,14 +188,23 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 
 	// Fixed: the rule is stored as the form said and listed.
-	p.do(t, "create", setInput("af-query", ruleQuery), chromedp.Click(chromedp.ID("af-submit")))
+	// With an Alertmanager and a Slack target beside the webhook.
+	p.do(t, "create", setInput("af-query", ruleQuery),
+		chromedp.Click(chromedp.ID("af-add-target")),
+		chromedp.SetValue(`#af-targets li:last-child .af-target-kind`, "alertmanager"),
+		chromedp.SendKeys(`#af-targets li:last-child .af-target-url`, receiver.URL),
+		chromedp.Click(chromedp.ID("af-add-target")),
+		chromedp.SetValue(`#af-targets li:last-child .af-target-kind`, "slack"),
+		chromedp.SendKeys(`#af-targets li:last-child .af-target-url`, receiver.URL+"/slack"),
+		chromedp.Click(chromedp.ID("af-submit")))
 	wait("rule listed", `document.getElementById('alert-form').hidden && document.querySelector('#alerts-body tr[data-name="`+rule+`"]') !== null`)
 	got, code := getRule(rule)
 	if code != http.StatusOK {
 		t.Fatalf("GET the rule: status %d", code)
 	}
 	if got.Query != ruleQuery || got.Condition.Op != ">=" || got.Condition.Value != 3 || got.Labels["team"] != xssRule || got.Labels["severity"] != "page" ||
-		len(got.Notify) != 1 || got.Notify[0]["webhook"] != receiver.URL+"/hook" || got.Description != "checkout fails "+xssRule {
+		len(got.Notify) != 3 || got.Notify[0]["webhook"] != receiver.URL+"/hook" || got.Notify[1]["alertmanager"] != receiver.URL ||
+		got.Notify[2]["slack"] != receiver.URL+"/slack" || got.Description != "checkout fails "+xssRule {
 		t.Errorf("stored rule %+v, not what the form said", got)
 	}
 	for _, d := range []struct{ name, v, want string }{{"every", got.Every, "1s"}, {"window", got.Window, "1m"}} {
@@ -286,7 +295,7 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 	p.do(t, "raise the bar", setInput("af-value", "100"), chromedp.Click(chromedp.ID("af-submit")))
 	waitLong(t, p, "resolved", row+`.dataset.state === 'ok' && document.querySelector('#ad-history-body tr[data-to="resolved"], #ad-history-body tr[data-to="ok"]') !== null`, 20*time.Second)
-	if r, _ := getRule(rule); r.Condition.Value != 100 || r.Labels["team"] != xssRule || len(r.Notify) != 1 {
+	if r, _ := getRule(rule); r.Condition.Value != 100 || r.Labels["team"] != xssRule || len(r.Notify) != 3 || r.Notify[1]["alertmanager"] != receiver.URL || r.Notify[2]["slack"] != receiver.URL+"/slack" {
 		t.Errorf("after the edit the rule is %+v, want value 100 and the rest kept", r)
 	}
 	// Newest first: the resolve is listed above the firing.
@@ -368,8 +377,24 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 	reportPageErrors()
 	hookMu.Lock()
-	t.Logf("the webhook received %d notifications", len(hookGot))
+	t.Logf("the receiver got %d notifications", len(hookGot))
+	// The rule the form made notifies all three kinds of target, each its
+	// own way.
+	kinds := map[string]bool{}
+	for _, m := range hookGot {
+		switch {
+		case strings.HasPrefix(m, "/hook {") && strings.Contains(m, `"status":"firing"`):
+			kinds["webhook"] = true
+		case strings.HasPrefix(m, "/api/v2/alerts [") && strings.Contains(m, `"alertname":"`+rule+`"`):
+			kinds["alertmanager"] = true
+		case strings.HasPrefix(m, "/slack {") && strings.Contains(m, `"text":`):
+			kinds["slack"] = true
+		}
+	}
 	hookMu.Unlock()
+	if len(kinds) != 3 {
+		t.Errorf("notified target kinds %v, want webhook, alertmanager and slack", kinds)
+	}
 }
 
 // apiPatterns is /api/patterns' answer as the test reads it.
