@@ -255,7 +255,7 @@ func TestByGroups(t *testing.T) {
 	q := newFakeQuerier()
 	query := `status:>=500 | stats count() as n, avg(request_time) by (host, fields.env)`
 	answer := func(web1 uint64) pipeline.StatsResult {
-		return pipeline.StatsResult{Columns: []string{"host", "fields.env", "n", "avg(request_time)"}, Rows: [][]any{
+		return pipeline.StatsResult{Columns: []string{"host", "fields.env", "n", "avg(request_time)"}, By: 2, Rows: [][]any{
 			{"web1", "prod", web1, 0.5}, {"web2", "prod", uint64(1), 0.2}, {"web3", "dev", uint64(7), nil}}, Total: web1 + 8}
 	}
 	q.set(query, answer(10))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,27 +67,16 @@ func (e *Evaluator) query(ctx context.Context, r *pipeline.AlertRule, now time.T
 	if err != nil {
 		return nil, err
 	}
-	nBy, counts := pipeShape(pipes[0])
-	if len(res.Columns) <= nBy || len(res.Columns) != nBy+len(counts) {
-		return nil, fmt.Errorf("the answer's columns %q do not fit the stats pipe %q", res.Columns, pipes[0])
+	nBy := res.By
+	if nBy < 0 || len(res.Columns) <= nBy {
+		return nil, fmt.Errorf("the answer's columns %q do not fit the stats pipe %q (%d by columns)", res.Columns, pipes[0], nBy)
 	}
 	col := nBy
 	if r.Column != "" {
-		col = -1
-		for i, c := range res.Columns {
-			if c == r.Column {
-				col = i
-			}
-		}
+		col = slices.Index(res.Columns, r.Column)
 		if col < 0 {
 			return nil, fmt.Errorf("column %q is not in the answer; its columns are %s", r.Column, strings.Join(res.Columns, ", "))
 		}
-	}
-	if nBy == 0 && len(res.Rows) == 0 {
-		if col >= nBy && counts[col-nBy] {
-			return []group{{value: 0, ok: true}}, nil
-		}
-		return []group{{}}, nil
 	}
 	gs := make([]group, 0, len(res.Rows))
 	for _, row := range res.Rows {
@@ -142,99 +132,6 @@ func cellString(v any) string {
 func splitPipes(s string) (q string, pipes []string) {
 	q, pipes, _ = pipeline.SplitPipes(s)
 	return q, pipes
-}
-
-// pipeShape reads a stats pipe (stats [by (…)] f(…) [as n], … [by (…)])
-// only as far as alerting needs it: how many by columns lead its answer,
-// and, per function column, whether it is a count (count, count_distinct:
-// a count of no line is 0, an avg of none is no value). The index has
-// parsed and checked the pipe when it answered; this reading follows its
-// tokens (appliance/index stats_parse.go).
-func pipeShape(pipe string) (nBy int, counts []bool) {
-	toks := pipeTokens(pipe)
-	i := 1 // past "stats"
-	at := func(k int) string {
-		if k < len(toks) {
-			return toks[k]
-		}
-		return ""
-	}
-	byList := func() {
-		i++ // by
-		if at(i) != "(" {
-			nBy = 1
-			i++
-			if at(i) == ":" {
-				i += 2
-			}
-			return
-		}
-		i++
-		nBy = 1
-		for i < len(toks) && toks[i] != ")" {
-			if toks[i] == "," {
-				nBy++
-			}
-			i++
-		}
-		i++
-	}
-	for i < len(toks) {
-		if strings.EqualFold(at(i), "by") {
-			byList()
-			continue
-		}
-		name := strings.ToLower(at(i))
-		counts = append(counts, name == "count" || name == "count_distinct")
-		i++
-		if at(i) == "(" {
-			for depth := 0; i < len(toks); i++ {
-				if toks[i] == "(" {
-					depth++
-				} else if toks[i] == ")" {
-					if depth--; depth == 0 {
-						i++
-						break
-					}
-				}
-			}
-		}
-		if strings.EqualFold(at(i), "as") {
-			i += 2
-		}
-		if at(i) == "," {
-			i++
-		}
-	}
-	return nBy, counts
-}
-
-// pipeTokens cuts a pipe into words (letters, digits, _ . - @ *) and the
-// punctuation ( ) , : as the index's lexer does; other bytes are skipped.
-func pipeTokens(s string) []string {
-	var toks []string
-	word := func(c byte) bool {
-		return c == '_' || c == '.' || c == '-' || c == '@' || c == '*' ||
-			c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
-	}
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '(' || c == ')' || c == ',' || c == ':':
-			toks = append(toks, s[i:i+1])
-			i++
-		case word(c):
-			j := i
-			for j < len(s) && word(s[j]) {
-				j++
-			}
-			toks = append(toks, s[i:j])
-			i = j
-		default:
-			i++
-		}
-	}
-	return toks
 }
 
 // labelName turns a by column's name into a label name as Prometheus

@@ -116,7 +116,7 @@ func TestExploreAPI(t *testing.T) {
 		{"/api/export?q=" + long, 400, "at most 4096", nil},
 		{"/api/tail?q=*x", 400, "can begin with any character", nil},
 		{"/api/stats?q=" + url.QueryEscape("request | stats count() as n by (host, level) | sort by (n desc, host) | limit 3"), 200, "", func(m map[string]any) string {
-			if fmt.Sprint(m) != "map[columns:[host level n] groups_capped:false rows:[[web1 ERROR 20] [web1 INFO 20] [web1 WARN 20]] total:90]" {
+			if fmt.Sprint(m) != "map[by:2 columns:[host level n] groups_capped:false rows:[[web1 ERROR 20] [web1 INFO 20] [web1 WARN 20]] total:90]" {
 				return fmt.Sprint(m)
 			}
 			return ""

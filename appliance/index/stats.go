@@ -126,6 +126,10 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 	res.Total = total
 	groups, capped := plan.merge(ws)
 	res.GroupsCapped = capped
+	res.By = len(plan.by)
+	if len(plan.by) == 0 && len(groups) == 0 {
+		groups[""] = &statGroup{accs: make([]statAcc, len(plan.funcs))}
+	}
 	res.Rows = plan.rows(groups)
 	return res, nil
 }

@@ -445,3 +445,25 @@ func TestSelectKthAsSort(t *testing.T) {
 		t.Fatal("sorted or reversed input")
 	}
 }
+
+// TestStatsNoMatchWithoutBy: a pipe without by answers one row when no
+// line matches (counts 0, the rest null), as an SQL aggregate does, and
+// says how many columns are by values.
+func TestStatsNoMatchWithoutBy(t *testing.T) {
+	ix, _, _ := statsCorpus(t, 300)
+	ctx := context.Background()
+	res, err := ix.StatsQuery(ctx, pipeline.StatsRequest{Query: "nosuchwordanywhere | stats count() as n, count_distinct(host), avg(request_time)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.By != 0 || res.Total != 0 || fmt.Sprint(res.Rows) != "[[0 0 <nil>]]" {
+		t.Errorf("no match without by: by %d total %d rows %v, want one row [0 0 nil]", res.By, res.Total, res.Rows)
+	}
+	res, err = ix.StatsQuery(ctx, pipeline.StatsRequest{Query: "nosuchwordanywhere | stats count() by (host, level)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.By != 2 || len(res.Rows) != 0 {
+		t.Errorf("no match by two fields: by %d rows %v, want by 2 and no row", res.By, res.Rows)
+	}
+}

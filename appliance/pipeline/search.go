@@ -163,9 +163,15 @@ type StatsRequest struct {
 // (strings; _time as the RFC 3339 start of its bucket) then the
 // functions' values (numbers; null when a group has no value of the
 // field), in Columns' order.
+//
+// A pipe without by answers one row even when no line matches (counts
+// 0, other functions null), as an SQL aggregate without GROUP BY does.
 type StatsResult struct {
 	Columns []string `json:"columns"`
-	Rows    [][]any  `json:"rows"`
+	// By is how many of the leading columns are by values; the rest are
+	// the functions'.
+	By   int     `json:"by"`
+	Rows [][]any `json:"rows"`
 	// Total is the number of matching lines in the range.
 	Total uint64 `json:"total"`
 	// GroupsCapped says there were more groups than an answer keeps
