@@ -160,7 +160,7 @@ func TestQueryGroups(t *testing.T) {
 	q.count("error", 7)
 	q.set("x | stats count() as n, avg(t) as lat by (host)", pipeline.StatsResult{
 		Columns: []string{"host", "n", "lat"}, By: 1,
-		Rows:    [][]any{{"a", uint64(3), 0.5}, {"b", float64(2), nil}, {"c", json.Number("4"), 1.5}},
+		Rows: [][]any{{"a", uint64(3), 0.5}, {"b", float64(2), nil}, {"c", json.Number("4"), 1.5}},
 	})
 	e := New(Config{Querier: q})
 	now := time.Now()
