@@ -55,7 +55,16 @@ func TestRuleLifecycle(t *testing.T) {
 	if !strings.Contains(st.Error, "index unavailable") || len(st.Instances) != 1 || st.Instances[0].State != pipeline.AlertFiring {
 		t.Fatalf("error state %+v", st)
 	}
-	if s := ev.ev.Stats(); len(s.RulesInTrouble) != 1 || s.RulesInTrouble[0].Rule != "errors" || s.EvaluationFailures == 0 || s.Firing != 1 {
+	// The counters follow the state's write (an evaluation is counted
+	// once its write settled), so they may lag the etcd entry a moment.
+	inTrouble := func(s Stats) bool {
+		return len(s.RulesInTrouble) == 1 && s.RulesInTrouble[0].Rule == "errors" && s.EvaluationFailures > 0 && s.Firing == 1
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !inTrouble(ev.ev.Stats()) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := ev.ev.Stats(); !inTrouble(s) {
 		t.Errorf("stats %+v", s)
 	}
 	q.setErr(nil)
