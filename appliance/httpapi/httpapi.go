@@ -100,6 +100,10 @@ type Deps struct {
 	// Retry-After. Behind a reverse proxy every client has the proxy's
 	// address.
 	MaxTailsPerClient, MaxTails int
+	// Inputs mount the push inputs' routes (OTLP, Loki push,
+	// Elasticsearch bulk) at the router's root, behind the same auth as
+	// the API (the guard wraps the whole router).
+	Inputs []func(r chi.Router)
 	// Stop, when closed, ends open tails: http.Server.Shutdown does not
 	// end streaming responses by itself (wire it with RegisterOnShutdown).
 	Stop <-chan struct{}
@@ -170,6 +174,9 @@ func New(d Deps, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
 		})
 	})
+	for _, mount := range d.Inputs {
+		mount(r)
+	}
 	if d.Page != nil {
 		r.Handle("/*", d.Page)
 	}

@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -90,39 +91,102 @@ func RecordID(host, fileID string, offset int64) string {
 	return host + "|" + fileID + "|" + strconv.FormatInt(offset, 10)
 }
 
-// Batch is a group of records handed to a Sink together with the function
-// that acknowledges them.
+// Batch is a group of records on their way to durable storage, with the
+// function that tells their input how that went. It is the one place the
+// delivery contract is written; every other package points here.
+//
+// # The delivery contract
+//
+// Inputs emit batches: the tailer (a file's lines, acked into its
+// checkpoint), the Kafka consumer (a partition's messages, acked into the
+// group's committed offsets), the push inputs (appliance/ingest: acked
+// into the client's answer) and journald (acked into its cursor). A
+// batch goes to one Sink, the writer toward durable storage: the index
+// writer (appliance/indexwriter) in direct mode and on indexers, the Kafka
+// producer (appliance/kafkaout) on agents.
+//
+//   - A sink calls Ack once every record of the batch is durable: fsynced
+//     in the index (its block file and Bleve segment), or acknowledged by
+//     Kafka with the configured acks. Never before, and never for a batch
+//     that is not.
+//   - A sink retries passing failures itself (backoff, a full disk,
+//     a broker outage); the input does not resend meanwhile.
+//   - A sink calls Nack when it gives the batch up for good: the process
+//     is stopping with the batch still queued, or its records cannot be
+//     written at all. An input then leaves its position where it was (a
+//     tailer's checkpoint, a consumer's offset, a journal cursor), so the
+//     lines are read again after a restart, or answers its client with an
+//     error to retry on.
+//   - Every record carries an identity (Record.ID: host, file, offset). The
+//     index skips a line it holds already, so a batch delivered twice — a
+//     replay after a crash, a Kafka redelivery, a client's retry — is
+//     indexed once. Inputs without byte offsets give their records one
+//     (appliance/ingest for pushed lines, the journal's sequence number).
+//   - Only the first of Ack and Nack counts; later calls do nothing.
+//
+// Together: a line an input acknowledged to its source is durable, and a
+// line is indexed once whatever was retried.
 type Batch struct {
 	Records []Record
-	ack     func()
+	done    func(error)
 	once    sync.Once
 }
 
-// NewBatch returns a batch whose Ack runs ack once. ack may be nil.
+// NewBatch returns a batch whose Ack runs ack once; a Nack runs nothing
+// (the input reads the lines again after a restart). ack may be nil.
 func NewBatch(records []Record, ack func()) *Batch {
-	return &Batch{Records: records, ack: ack}
+	if ack == nil {
+		return &Batch{Records: records}
+	}
+	return &Batch{Records: records, done: func(err error) {
+		if err == nil {
+			ack()
+		}
+	}}
 }
 
-// Ack reports that every record of the batch is durable downstream (acked by
-// Kafka with the configured acks, or written to the index). It must be
-// called only then; extra calls do nothing.
-func (b *Batch) Ack() {
+// NewBatchFunc returns a batch whose Ack runs done(nil) and whose Nack
+// runs done(err), once. done may be nil.
+func NewBatchFunc(records []Record, done func(err error)) *Batch {
+	return &Batch{Records: records, done: done}
+}
+
+// Ack reports that every record of the batch is durable downstream (see
+// the contract above). It must be called only then; extra calls do
+// nothing.
+func (b *Batch) Ack() { b.finish(nil) }
+
+// Nack reports that the sink gives the batch up: err says why (nil is
+// taken as ErrNotWritten).
+func (b *Batch) Nack(err error) {
+	if err == nil {
+		err = ErrNotWritten
+	}
+	b.finish(err)
+}
+
+func (b *Batch) finish(err error) {
 	b.once.Do(func() {
-		if b.ack != nil {
-			b.ack()
+		if b.done != nil {
+			b.done(err)
 		}
 	})
 }
 
-// Sink takes batches from the tailer: the Kafka producer
-// (appliance/kafkaout), or in direct mode the index writer
+// ErrNotWritten is a Nack's reason when its sink gives none; ErrStopping
+// is a sink's reason for the batches it still holds when it stops.
+var (
+	ErrNotWritten = errors.New("batch not written")
+	ErrStopping   = errors.New("the writer is stopping; batch not written")
+)
+
+// Sink is the writer toward durable storage (see Batch for the contract):
+// the Kafka producer (appliance/kafkaout), or the index writer
 // (appliance/indexwriter).
 //
 // Publish may block to apply backpressure; it returns early only with
-// ctx's error. A sink retries passing failures itself: it calls b.Ack once
-// every record is durable, and never for a batch that is not. A batch that
-// is still in flight when the sink shuts down is simply never acked, so its
-// lines are read again after a restart.
+// ctx's error (the batch is then not taken: the caller still owns it).
+// A taken batch is acked or nacked exactly once.
 type Sink interface {
 	Publish(ctx context.Context, b *Batch) error
 }
