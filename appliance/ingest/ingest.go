@@ -18,7 +18,7 @@
 // line twice in one request sends it twice again on a retry).
 //
 // The Acceptor gives every new identity an offset in its own sequence
-// (FileID "push:<input>", offsets that only grow) and writes the pair to
+// (FileID "push:<input>:<source>", offsets that only grow) and writes the pair to
 // an id log under Dir, fsynced before the batch is handed on. A retry of
 // a line it has seen, within Window and MaxIDs, gets the same offset back,
 // so the index (or, through Kafka, the indexer) skips what it holds and
@@ -305,7 +305,9 @@ func (a *Acceptor) fill(r *pipeline.Record, now time.Time) {
 	if r.TS.IsZero() {
 		r.TS = now
 	}
-	r.FileID = a.fileID
+	// One offset sequence per input, seen by the index per host and
+	// source: a Kafka partition takes a host and source's lines in order.
+	r.FileID = a.fileID + ":" + r.Source
 	r.End = 0
 }
 

@@ -1,0 +1,132 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/logbox/logbox/appliance/ingest"
+	"github.com/logbox/logbox/appliance/ingest/ingesttest"
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+func lines(base time.Time, from, n int, stream string) []ingest.Line {
+	out := make([]ingest.Line, n)
+	for i := range out {
+		out[i] = ingest.Line{Stream: stream, Record: pipeline.Record{
+			TS:   base.Add(time.Duration(from+i) * time.Millisecond),
+			Line: fmt.Sprintf("pushed line n%06d of %s", from+i, stream),
+		}}
+	}
+	return out
+}
+
+// A client's retry of lines already written, a retry after a restart of
+// the acceptor (the id log read back), and identical lines within one
+// call: each line is indexed exactly once, in both modes.
+func TestRetriesIndexedOnce(t *testing.T) {
+	for _, mode := range ingesttest.Modes {
+		t.Run(string(mode), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p := ingesttest.Start(t, mode)
+			dir := t.TempDir()
+			a := p.Acceptor("test", dir)
+			base := time.Now().Add(-time.Hour).Truncate(time.Second)
+			first := lines(base, 0, 500, "s1")
+			if res, err := a.Accept(ctx, first); err != nil || res.Retried != 0 {
+				t.Fatalf("accept: %+v %v", res, err)
+			}
+			// The same lines again (a retry after a timeout), with 100 new.
+			again := lines(base, 0, 600, "s1")
+			res, err := a.Accept(ctx, again)
+			if err != nil || res.Retried != 500 {
+				t.Fatalf("retry: %+v %v", res, err)
+			}
+			// Two identical lines in one call are two lines.
+			twins := []ingest.Line{lines(base, 1000, 1, "s1")[0], lines(base, 1000, 1, "s1")[0]}
+			if _, err := a.Accept(ctx, twins); err != nil {
+				t.Fatal(err)
+			}
+			// Restart: a new acceptor on the same id log recognises them.
+			_ = a.Close()
+			b, err := ingest.New(ingest.Config{Name: "test", Host: "logbox-test", Dir: dir, Sink: p.Sink}, ingesttest.Quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			res, err = b.Accept(ctx, append(lines(base, 0, 600, "s1"), twins...))
+			if err != nil || res.Retried != 602 {
+				t.Fatalf("retry after restart: %+v %v", res, err)
+			}
+			// Another stream with the same text and times is other lines.
+			if _, err := b.Accept(ctx, lines(base, 0, 10, "s2")); err != nil {
+				t.Fatal(err)
+			}
+			if n := p.WaitCount("pushed", 612, 20*time.Second); n != 612 {
+				t.Fatalf("indexed %d lines, want 612", n)
+			}
+			if n := p.Count(`"n001000"`); n != 2 {
+				t.Fatalf("twins indexed %d times, want 2", n)
+			}
+			time.Sleep(300 * time.Millisecond) // a late double would show now
+			if n := p.Count("pushed"); n != 612 {
+				t.Fatalf("indexed %d lines, want 612", n)
+			}
+			st := b.Stats()
+			if st.Acked != 612 || st.Retried != 602 || st.InFlight != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// blockSink takes batches and never acks them: the in-flight bound
+// makes further calls fail at once with ErrOverloaded.
+type blockSink struct{ got chan *pipeline.Batch }
+
+func (s blockSink) Publish(ctx context.Context, b *pipeline.Batch) error {
+	select {
+	case s.got <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestOverloadAndNack(t *testing.T) {
+	sink := blockSink{got: make(chan *pipeline.Batch, 10)}
+	a, err := ingest.New(ingest.Config{Name: "t", Host: "h", Sink: sink, MaxInFlight: 100}, ingesttest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Accept(ctx, lines(time.Now(), 0, 80, "s"))
+		errc <- err
+	}()
+	b := <-sink.got
+	if _, err := a.Accept(ctx, lines(time.Now(), 100, 30, "s")); !errors.Is(err, ingest.ErrOverloaded) {
+		t.Fatalf("over the bound: %v, want ErrOverloaded", err)
+	}
+	if code, ra := ingest.Status(ingest.ErrOverloaded); code != 429 || ra == "" {
+		t.Fatalf("status %d %q", code, ra)
+	}
+	b.Nack(errors.New("disk gone"))
+	if err := <-errc; err == nil {
+		t.Fatal("a nacked batch answered without error")
+	}
+	st := a.Stats()
+	if st.Failed != 80 || st.Overloaded != 30 || st.InFlight != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// With the budget back, a call goes through.
+	go func() { b := <-sink.got; b.Ack() }()
+	if _, err := a.Accept(ctx, lines(time.Now(), 200, 30, "s")); err != nil {
+		t.Fatal(err)
+	}
+}
