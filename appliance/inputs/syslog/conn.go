@@ -5,7 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logbox/logbox/appliance/ingest"
@@ -32,15 +35,25 @@ type conn struct {
 	batch []ingest.Line
 	size  int
 	due   time.Time // when the batch is handed on at the latest
+
+	// slots holds one token per batch handed on and not yet acked (at
+	// most Window); sent waits for them; stopped is set when one could
+	// not be handed on (shutdown), which ends the reading.
+	slots   chan struct{}
+	sent    sync.WaitGroup
+	stopped atomic.Bool
 }
 
 // serveConn reads c until the sender closes it, it idles past
 // IdleTimeout, its framing breaks or ctx ends; hard bounds the hand-over
-// of its last batch (see Serve). Frames are read in batches, and nothing
-// more is read until a batch is acked: backpressure reaches the sender
-// through TCP. The caller closes c.
+// of its last batches (see Serve). Frames are read in batches; while
+// Window batches of the connection wait for their ack (or the server's
+// MaxBuffer bytes are in flight) nothing more is read from it, so
+// backpressure reaches the sender through TCP. It returns once every
+// batch it handed on was acked or given up. The caller closes c.
 func (s *Server) serveConn(ctx, hard context.Context, c net.Conn, isTLS bool) {
-	cn := &conn{s: s, c: c, peer: peerIP(c.RemoteAddr()), f: newFramer(s.cfg.MaxFrame)}
+	cn := &conn{s: s, c: c, peer: peerIP(c.RemoteAddr()), f: newFramer(s.cfg.MaxFrame), slots: make(chan struct{}, s.cfg.Window)}
+	defer cn.sent.Wait()
 	log := s.log.With("peer", cn.peer)
 	if isTLS {
 		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
@@ -156,16 +169,36 @@ func (cn *conn) add(frame []byte, flags []string) bool {
 	return len(cn.batch) < cn.s.cfg.BatchLines && cn.size < cn.s.cfg.BatchBytes
 }
 
-// flush hands the batch on and waits for its ack; false when the
-// connection should close (ctx ended, the acceptor is closed).
+// flush hands the batch on, waiting first for one of the connection's
+// Window slots and for room in the server's MaxBuffer; its ack is waited
+// for in the background. False when the connection should close (ctx
+// ended, the acceptor is closed).
 func (cn *conn) flush(ctx context.Context) bool {
 	if len(cn.batch) == 0 {
-		return true
+		return !cn.stopped.Load()
 	}
-	ok := cn.s.offer(ctx, cn.batch)
-	clear(cn.batch)
-	cn.batch, cn.size = cn.batch[:0], 0
-	return ok
+	batch, size := cn.batch, cn.size
+	cn.batch, cn.size = nil, 0
+	select {
+	case cn.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	w := int64(min(size, cn.s.cfg.MaxBuffer))
+	if err := cn.s.budget.Acquire(ctx, w); err != nil {
+		<-cn.slots
+		return false
+	}
+	cn.sent.Go(func() {
+		defer func() {
+			cn.s.budget.Release(w)
+			<-cn.slots
+		}()
+		if !cn.s.offer(ctx, batch) {
+			cn.stopped.Store(true)
+		}
+	})
+	return !cn.stopped.Load()
 }
 
 // offer hands batch to the acceptor and waits for its ack, offering it
@@ -182,8 +215,10 @@ func (s *Server) offer(ctx context.Context, batch []ingest.Line) bool {
 			return true
 		case errors.Is(err, ingest.ErrOverloaded):
 			s.overloadWaits.Add(1)
+			// Jittered, so batches refused together do not come back
+			// together (and are refused together again).
 			select {
-			case <-time.After(wait):
+			case <-time.After(wait/2 + rand.N(wait)):
 			case <-ctx.Done():
 				return false
 			}

@@ -21,16 +21,22 @@
 // Syslog has no application-level acknowledgement: a TCP sender counts a
 // message sent once its kernel accepted the bytes. logbox reads a
 // connection in batches (up to BatchLines frames, BatchBytes bytes or
-// BatchWait after the batch's first frame) and reads nothing more from
-// it until the batch is durable (acked by the index, or by Kafka on an
-// agent); when too many lines are in flight it waits and retries the
-// same batch. So a slow index slows the sender down through TCP's own
-// flow control, and memory stays bounded (MaxConns × (MaxFrame +
-// BatchBytes) at most, plus the Acceptor's in-flight bound).
+// BatchWait after the batch's first frame) and hands each on to the
+// pipeline, where it is acked once durable (indexed, or acked by Kafka on
+// an agent). Up to Window batches per connection, and MaxBuffer bytes
+// over all connections, wait for their ack at once; past that the
+// connection is not read until one is acked, and a batch refused because
+// too many lines are in flight waits and is offered again. So a slow
+// index slows the sender down through TCP's own flow control, and memory
+// stays bounded: MaxBuffer, plus MaxConns × (MaxFrame + BatchBytes) for
+// the batches being filled, plus the Acceptor's in-flight bound. Lines of
+// one connection get their offsets in the order read, except that the
+// batches in flight at once may interleave.
 //
 // What a SIGKILL (or a crash, or a power cut) of logbox loses: the lines
-// of batches not yet acked and the bytes in the kernel's socket buffers.
-// The sender cannot tell which those were. rsyslog's omfwd with a queue
+// read and not yet acked (at most Window+1 batches per connection) and
+// the bytes in the kernel's socket buffers. The sender cannot tell which
+// those were. rsyslog's omfwd with a queue
 // (action.resumeRetryCount="-1", a disk-assisted queue) resends what it
 // could not send once logbox listens again, but not what the kernel had
 // taken. RELP, the protocol that closes this gap, is not supported. A
@@ -77,6 +83,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/logbox/logbox/appliance/ingest"
 )
@@ -108,6 +115,14 @@ type Config struct {
 	BatchLines int
 	BatchBytes int
 	BatchWait  time.Duration
+	// Window bounds the batches of one connection handed on and not yet
+	// acked (default 32): the connection is read on meanwhile, so reading
+	// and indexing overlap and one sender is not held to one batch per
+	// index flush. MaxBuffer bounds their bytes over all connections
+	// (default 256 MiB). Past either, the connection is not read until a
+	// batch is acked. Window 1 hands on one batch at a time.
+	Window    int
+	MaxBuffer int
 	// ShutdownTimeout bounds, once Serve's context ends, the wait for the
 	// acks of the lines read before (default 5s).
 	ShutdownTimeout time.Duration
@@ -134,6 +149,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 50 * time.Millisecond
+	}
+	if c.Window <= 0 {
+		c.Window = 32
+	}
+	if c.MaxBuffer <= 0 {
+		c.MaxBuffer = 256 << 20
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 5 * time.Second
@@ -182,6 +203,9 @@ type Server struct {
 
 	tcp, tls net.Listener
 	udp      *net.UDPConn
+	// budget holds the bytes of batches handed on and not yet acked
+	// (MaxBuffer).
+	budget *semaphore.Weighted
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -197,7 +221,8 @@ type Server struct {
 // New returns a server that hands its lines to acc (whose Name should be
 // Name). It binds nothing yet.
 func New(cfg Config, acc *ingest.Acceptor, log *slog.Logger) *Server {
-	return &Server{cfg: cfg.withDefaults(), acc: acc, log: log.With("component", "syslog"), conns: map[net.Conn]struct{}{}}
+	cfg = cfg.withDefaults()
+	return &Server{cfg: cfg, acc: acc, log: log.With("component", "syslog"), conns: map[net.Conn]struct{}{}, budget: semaphore.NewWeighted(int64(cfg.MaxBuffer))}
 }
 
 // Listen binds the configured listeners; on an error (which names the
@@ -237,6 +262,7 @@ func (s *Server) Listen() error {
 	return nil
 }
 
+// closeListeners undoes a Listen that failed half-way.
 func (s *Server) closeListeners() {
 	if s.tcp != nil {
 		_ = s.tcp.Close()
@@ -247,6 +273,7 @@ func (s *Server) closeListeners() {
 	if s.udp != nil {
 		_ = s.udp.Close()
 	}
+	s.tcp, s.tls, s.udp = nil, nil, nil
 }
 
 // Addrs returns the bound addresses (nil for a listener that is off or

@@ -36,7 +36,7 @@ func startRig(t *testing.T, mode ingesttest.Mode, cfg Config) *rig {
 	return startServer(t, p, p.Acceptor(Name, ""), cfg)
 }
 
-func startServer(t *testing.T, p *ingesttest.Pipe, acc *ingest.Acceptor, cfg Config) *rig {
+func startServer(t testing.TB, p *ingesttest.Pipe, acc *ingest.Acceptor, cfg Config) *rig {
 	t.Helper()
 	if cfg.TCP == "" && cfg.UDP == "" && cfg.TLS == "" {
 		cfg.TCP, cfg.UDP = "127.0.0.1:0", "127.0.0.1:0"
