@@ -59,13 +59,16 @@ type Appliance struct {
 	invalid  map[string]string // source name → why its etcd entry was refused
 	etcdCli  *clientv3.Client
 	idx      *index.Index
-	writer   *indexwriter.Writer // direct mode: the tailers' sink
-	tail     *tailer.Manager
-	cps      *checkpoint.Store // nil on processes that do not tail
-	producer *kafkaout.Producer
-	consumer *kafkain.Consumer
-	disk     *diskspace.Guard
-	inputs   *inputs // push inputs and journald; none when off
+	writer   *indexwriter.Writer // direct mode: the tailers' and inputs' sink
+	// consumerWriter is the Kafka consumer's sink on processes that
+	// index from Kafka.
+	consumerWriter *indexwriter.Writer
+	tail           *tailer.Manager
+	cps            *checkpoint.Store // nil on processes that do not tail
+	producer       *kafkaout.Producer
+	consumer       *kafkain.Consumer
+	disk           *diskspace.Guard
+	inputs         *inputs // push inputs and journald; none when off
 	// live is cfg with what SIGHUP applied since (guarded by mu).
 	live Config
 }
@@ -91,6 +94,26 @@ func (a *Appliance) Addr() string { return a.addr }
 func (a *Appliance) tails() bool   { return a.cfg.Role != RoleIndexer }
 func (a *Appliance) indexes() bool { return a.cfg.Role != RoleAgent }
 func (a *Appliance) direct() bool  { return len(a.cfg.Kafka) == 0 }
+
+// indexWriter returns the Kafka consumer's index writer, made on first
+// use.
+func (a *Appliance) indexWriter() *indexwriter.Writer {
+	if a.consumerWriter == nil {
+		a.consumerWriter = indexwriter.New(indexwriter.Config{Guard: a.disk}, a.idx, a.log)
+	}
+	return a.consumerWriter
+}
+
+// queuedBatches counts the batches waiting for the index writers.
+func (a *Appliance) queuedBatches() int {
+	n := 0
+	for _, w := range []*indexwriter.Writer{a.writer, a.consumerWriter} {
+		if w != nil {
+			n += w.Queued()
+		}
+	}
+	return n
+}
 
 // component is one part of the process in the list Run builds: its name,
 // how it runs, and the shutdown step it stops at (see Run).
@@ -328,8 +351,11 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup, TLS: kafkaTLS,
 			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
 			Partitions: int32(cfg.KafkaPartitions), InstanceID: cfg.kafkaInstanceID(),
-		}, a.idx, a.log)
-		comps = append(comps, &component{name: "kafka consumer", step: 5, run: a.consumer.Run})
+		}, a.indexWriter(), a.log)
+		comps = append(comps, &component{name: "kafka consumer", step: 5, run: a.consumer.Run},
+			// The consumer's writer stops after it: a batch in flight
+			// is written or given back before the index closes.
+			&component{name: "index writer (kafka)", step: 5, run: a.consumerWriter.Run})
 	}
 	if a.tails() {
 		if a.writer != nil {
@@ -715,9 +741,7 @@ func (a *Appliance) status(ctx context.Context) any {
 	st.Settings = settingsStatus(eff)
 	if a.idx != nil {
 		st.Index = &IndexStatus{Stats: a.idx.Stats()}
-		if a.writer != nil {
-			st.Index.Queued = a.writer.Queued()
-		}
+		st.Index.Queued = a.queuedBatches()
 		st.Retention = &RetentionStatus{
 			MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
 			MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),

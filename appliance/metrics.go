@@ -66,7 +66,7 @@ func newMetrics(a *Appliance) *metrics {
 		idxDocs:             d("index_documents", "Distinct lines held by the index."),
 		idxWritten:          d("index_documents_written_total", "Documents written (replays included)."),
 		idxBatches:          d("index_batches_total", "Index batches written."),
-		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
+		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer."),
 		idxShards:           d("index_shards", "Time shards of the index."),
 		idxBytes:            d("index_bytes", "Size of the index on disk."),
 		idxDropped:          d("index_shards_dropped_total", "Shards dropped by retention."),
@@ -160,11 +160,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.idxDocs, float64(s.Docs))
 		counter(m.idxWritten, s.DocsWritten)
 		counter(m.idxBatches, s.BatchesWritten)
-		queued := 0 // batches waiting for the index writer (direct mode)
-		if a.writer != nil {
-			queued = a.writer.Queued()
-		}
-		gauge(m.idxQueued, float64(queued))
+		gauge(m.idxQueued, float64(a.queuedBatches()))
 		gauge(m.idxShards, float64(s.Shards))
 		gauge(m.idxBytes, float64(s.Bytes))
 		counter(m.idxDropped, s.ShardsDropped)
