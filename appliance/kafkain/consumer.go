@@ -32,7 +32,6 @@ import (
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
-
 // Config configures the Consumer. Zero values mean the documented default.
 type Config struct {
 	// Brokers are the bootstrap brokers, host:port.
@@ -209,9 +208,9 @@ type ConsumerStats struct {
 // Consumer reads topics as a member of a consumer group and indexes what
 // it reads. Create it with New, start it with Run.
 type Consumer struct {
-	cfg Config
+	cfg  Config
 	sink pipeline.Sink
-	log *slog.Logger
+	log  *slog.Logger
 
 	consumed, indexed, commits, fallbacks, ecs, indexErrs, sessions atomic.Uint64
 
@@ -236,10 +235,10 @@ func New(cfg Config, sink pipeline.Sink, log *slog.Logger) *Consumer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Consumer{
-		cfg: cfg.withDefaults(),
+		cfg:  cfg.withDefaults(),
 		sink: sink,
-		log: log.With("component", "kafkain"),
-		lag: map[topicPartition]int64{},
+		log:  log.With("component", "kafkain"),
+		lag:  map[topicPartition]int64{},
 		// Dials as sarama would with Net.DialTimeout 10s.
 		conns: newConns(10 * time.Second),
 	}
