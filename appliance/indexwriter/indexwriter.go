@@ -78,6 +78,8 @@ type Writer struct {
 	ix    Indexer
 	log   *slog.Logger
 	queue chan *pipeline.Batch
+	// stopped is closed when Run returns: Publish refuses from then on.
+	stopped chan struct{}
 }
 
 // New returns a writer into ix; it starts nothing.
@@ -88,8 +90,9 @@ func New(cfg Config, ix Indexer, log *slog.Logger) *Writer {
 		ix:  ix,
 		// The component keeps the name the index writer logged under
 		// before it left the index package.
-		log:   log.With("component", "index"),
-		queue: make(chan *pipeline.Batch, cfg.QueueBatches),
+		log:     log.With("component", "index"),
+		queue:   make(chan *pipeline.Batch, cfg.QueueBatches),
+		stopped: make(chan struct{}),
 	}
 }
 
@@ -98,13 +101,39 @@ func (w *Writer) Queued() int { return len(w.queue) }
 
 // Publish queues b for Run to index; it is the direct-mode sink (no Kafka).
 // It blocks while the queue is full and returns ctx's error if ctx ends
-// first. b is acked once its records are durable in the index.
+// first, or pipeline.ErrStopping once Run has returned. b is acked once
+// its records are durable in the index, or nacked if Run returns first
+// (see pipeline.Batch).
 func (w *Writer) Publish(ctx context.Context, b *pipeline.Batch) error {
+	select {
+	case <-w.stopped:
+		return pipeline.ErrStopping
+	default:
+	}
 	select {
 	case w.queue <- b:
 		return nil
+	case <-w.stopped:
+		return pipeline.ErrStopping
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// nackRest nacks the batches Run holds or that are still queued: Run is
+// returning without writing them.
+func (w *Writer) nackRest(pending []*pipeline.Batch) {
+	close(w.stopped)
+	for _, b := range pending {
+		b.Nack(pipeline.ErrStopping)
+	}
+	for {
+		select {
+		case b := <-w.queue:
+			b.Nack(pipeline.ErrStopping)
+		default:
+			return
+		}
 	}
 }
 
@@ -114,12 +143,14 @@ func (w *Writer) Publish(ctx context.Context, b *pipeline.Batch) error {
 // free-space floor (Config.Guard) Run waits for room instead. When ctx
 // ends, Run keeps indexing what is already queued for at most
 // DrainTimeout (stop the publishers first), then returns; batches left
-// then are not acked and their lines are read again after a restart.
+// then are nacked: their lines are read again after a restart, a push
+// client is answered with an error to retry on.
 func (w *Writer) Run(ctx context.Context) error {
 	var (
 		pending []*pipeline.Batch
 		recs    []pipeline.Record
 	)
+	defer func() { w.nackRest(pending) }()
 	flush := func(ctx context.Context) bool {
 		backoff := 100 * time.Millisecond
 		for {

@@ -198,3 +198,47 @@ func TestGuardPausesWrites(t *testing.T) {
 		t.Errorf("a batch was acked at shutdown while paused")
 	}
 }
+
+// failIndexer never writes.
+type failIndexer struct{}
+
+func (failIndexer) Index(ctx context.Context, recs []pipeline.Record) error {
+	return errors.New("disk on fire")
+}
+
+// Batches the writer still holds or queues when it stops are nacked (a
+// push client is answered then, instead of waiting), and Publish refuses
+// once Run has returned.
+func TestStopNacksWhatIsLeft(t *testing.T) {
+	w := indexwriter.New(indexwriter.Config{DrainTimeout: 200 * time.Millisecond, FlushInterval: 10 * time.Millisecond}, failIndexer{}, quiet)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	results := make(chan error, 3)
+	for i := range 3 {
+		b := pipeline.NewBatchFunc(recs(time.Now(), 2, fmt.Sprint("f", i)), func(err error) { results <- err })
+		if err := w.Publish(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the first write fails and is retried
+	stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	for range 3 {
+		select {
+		case err := <-results:
+			if !errors.Is(err, pipeline.ErrStopping) {
+				t.Fatalf("batch ended with %v, want ErrStopping", err)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("a batch was neither acked nor nacked")
+		}
+	}
+	if err := w.Publish(context.Background(), pipeline.NewBatch(recs(time.Now(), 1, "late"), nil)); !errors.Is(err, pipeline.ErrStopping) {
+		t.Fatalf("Publish after Run: %v, want ErrStopping", err)
+	}
+}

@@ -76,6 +76,13 @@ type Producer struct {
 	inFlight                     atomic.Int64
 	// latency is from Publish to the ack of a batch's last message.
 	latency prometheus.Histogram
+
+	// live holds the batches published and not yet acked: Run nacks
+	// them when it returns. stopped is closed then, so a late Publish
+	// does not wait for a pump that is gone.
+	live     sync.Map // *tracker → struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // Collectors are the producer's Prometheus metrics beyond Stats.
@@ -112,6 +119,7 @@ type tracker struct {
 	aborted   atomic.Bool
 	published time.Time
 	latency   prometheus.Histogram
+	live      *sync.Map // the producer's live batches
 }
 
 // done records one acked message and acks the batch with its last one.
@@ -119,6 +127,9 @@ func (t *tracker) done() {
 	if t.remaining.Add(-1) == 0 && !t.aborted.Load() {
 		t.latency.Observe(time.Since(t.published).Seconds())
 		t.batch.Ack()
+		if t.live != nil {
+			t.live.Delete(t)
+		}
 	}
 }
 
@@ -143,6 +154,7 @@ func New(cfg Config, log *slog.Logger) *Producer {
 		sem:       semaphore.NewWeighted(int64(cfg.MaxInFlight)),
 		in:        make(chan []sarama.ProducerMessage, 64),
 		retryWake: make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "logbox_kafka_produce_batch_latency_seconds",
 			Help:    "Time from handing a batch to the producer until Kafka acked all of it.",
@@ -166,23 +178,37 @@ func (p *Producer) Stats() ProducerStats {
 }
 
 // Publish queues every record of b for Kafka and returns; b.Ack is called
-// once, later, when Kafka has acked all of them. Publish blocks while
-// MaxInFlight records are unacked (also before Run has connected) and
-// returns only ctx's error; a batch Publish gave up on is never acked.
+// once, later, when Kafka has acked all of them, and b.Nack if Run
+// returns first (see pipeline.Batch). Publish blocks while MaxInFlight
+// records are unacked (also before Run has connected) and returns ctx's
+// error, or pipeline.ErrStopping once Run has returned; a batch Publish
+// gave up on is never acked.
 func (p *Producer) Publish(ctx context.Context, b *pipeline.Batch) error {
 	n := len(b.Records)
 	if n == 0 {
 		b.Ack()
 		return nil
 	}
-	t := &tracker{batch: b, published: time.Now(), latency: p.latency}
+	t := &tracker{batch: b, published: time.Now(), latency: p.latency, live: &p.live}
 	t.remaining.Store(int64(n))
+	// Stopping ends a wait for room as ctx does.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-p.stopped:
+			cancel(pipeline.ErrStopping)
+		case <-ctx.Done():
+		}
+	}()
 	var enc eventEncoder
+	p.live.Store(t, struct{}{})
 	for start := 0; start < n; start += p.cfg.MaxInFlight {
 		chunk := b.Records[start:min(start+p.cfg.MaxInFlight, n)]
 		if err := p.sem.Acquire(ctx, int64(len(chunk))); err != nil {
 			t.abort(int64(n - start))
-			return err
+			p.live.Delete(t)
+			return context.Cause(ctx)
 		}
 		p.inFlight.Add(int64(len(chunk)))
 		select {
@@ -191,10 +217,23 @@ func (p *Producer) Publish(ctx context.Context, b *pipeline.Batch) error {
 			p.inFlight.Add(-int64(len(chunk)))
 			p.sem.Release(int64(len(chunk)))
 			t.abort(int64(n - start))
-			return ctx.Err()
+			p.live.Delete(t)
+			return context.Cause(ctx)
 		}
 	}
 	return nil
+}
+
+// nackLive nacks every batch published and not acked: Run is returning.
+func (p *Producer) nackLive() {
+	p.stopOnce.Do(func() { close(p.stopped) })
+	p.live.Range(func(k, _ any) bool {
+		t := k.(*tracker)
+		t.aborted.Store(true)
+		t.batch.Nack(pipeline.ErrStopping)
+		p.live.Delete(k)
+		return true
+	})
 }
 
 // messages encodes recs, records of the batch t follows. The key is
@@ -323,6 +362,7 @@ func encode(r *pipeline.Record, limit int) (val []byte, cut bool) {
 // DrainTimeout, closes the producer and returns. Run returns only fatal
 // errors (a config sarama rejects); it returns nil when ctx ends.
 func (p *Producer) Run(ctx context.Context) error {
+	defer p.nackLive()
 	sc, err := p.cfg.saramaConfig()
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package kafkaout_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -448,7 +449,9 @@ func TestShutdownWhileDown(t *testing.T) {
 	}
 	acks.waitAcked(t, 10*time.Second)
 	cluster.Stop()
-	if err := p.Publish(ctx, acks.batch(makeRecords("down", 1, 10, ""))); err != nil {
+	// The batch in flight at shutdown is nacked, not left hanging.
+	nacked := make(chan error, 1)
+	if err := p.Publish(ctx, pipeline.NewBatchFunc(makeRecords("down", 1, 10, ""), func(err error) { nacked <- err })); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
 	pubCtx, pubCancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -470,5 +473,16 @@ func TestShutdownWhileDown(t *testing.T) {
 	t.Logf("Run returned %v after cancel", time.Since(start))
 	if n, total := acks.acked(); n != 1 {
 		t.Fatalf("%d of %d batches acked, want only the first", n, total)
+	}
+	select {
+	case err := <-nacked:
+		if !errors.Is(err, pipeline.ErrStopping) {
+			t.Fatalf("in-flight batch ended with %v, want a nack with ErrStopping", err)
+		}
+	default:
+		t.Fatal("the batch in flight at shutdown was neither acked nor nacked")
+	}
+	if err := p.Publish(ctx, acks.batch(makeRecords("down", 3, 1, ""))); !errors.Is(err, pipeline.ErrStopping) {
+		t.Fatalf("Publish after Run returned: %v, want ErrStopping", err)
 	}
 }
