@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/ingest/ingesttest"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -178,6 +180,10 @@ func checkSDKLines(t *testing.T, p *ingesttest.Pipe, tag string, base time.Time,
 		if !h.TS.Equal(want.ts) || h.Host != "web-7" || h.Source != Source {
 			t.Fatalf("record %d: ts %v host %q source %q, want %v web-7 %s", i, h.TS, h.Host, h.Source, want.ts, Source)
 		}
+		// The index takes the severity as the line's level.
+		if wantLevel := index.NormalizeLevel(want.level); !strings.EqualFold(h.Level, wantLevel) {
+			t.Fatalf("record %d: level %q, want %q", i, h.Level, wantLevel)
+		}
 		wantFields := map[string]string{
 			"service.name": "checkout", "host.name": "web-7", "deployment.environment": "test",
 			"scope.name": "shop/cart", "scope.version": "1.4.2",
@@ -190,8 +196,15 @@ func checkSDKLines(t *testing.T, p *ingesttest.Pipe, tag string, base time.Time,
 			}
 		}
 	}
-	// The fields answer queries.
+	// The fields and levels answer queries.
+	errors := 0
+	for i := range n {
+		if index.NormalizeLevel(recordOf(base, i).level) == "ERROR" {
+			errors++
+		}
+	}
 	for q, want := range map[string]int{
+		"level:error AND " + tag:                              errors,
 		"service.name:checkout AND " + tag:                    n,
 		"order.id:7 AND " + tag:                               1,
 		"trace_id:" + recordOf(base, 3).trace + " AND " + tag: 1,
