@@ -34,8 +34,8 @@ func TestParseLabels(t *testing.T) {
 	f(`{a="{b=\"c\", d}"}`, []label{{"a", `{b="c", d}`}})
 	f(`{_x1="v", X_="w"}`, []label{{"X_", "w"}, {"_x1", "v"}})
 	f(`{"service.name"="api", a="1"}`, []label{{"a", "1"}, {"service.name", "api"}})
-	f(`{a="", b="2"}`, []label{{"b", "2"}})            // an empty value is an absent label
-	f(`{a="\xff\x00z"}`, []label{{"a", "\uFFFDz"}})     // made valid, NUL dropped
+	f(`{a="", b="2"}`, []label{{"b", "2"}})         // an empty value is an absent label
+	f(`{a="\xff\x00z"}`, []label{{"a", "\uFFFDz"}}) // made valid, NUL dropped
 	f(`{a="日本語", b="x,y}=z"}`, []label{{"a", "日本語"}, {"b", "x,y}=z"}})
 
 	bad := []string{
