@@ -27,7 +27,8 @@ import (
 // batch it is sending when stop is closed.
 type lokiShipper struct {
 	url        string
-	batch      int // lines per batch
+	batch      int       // lines per batch
+	base       time.Time // the first line's time
 	stop, done chan struct{}
 
 	mu              sync.Mutex
@@ -39,41 +40,17 @@ type lokiShipper struct {
 func (s *lokiShipper) run() {
 	defer close(s.done)
 	hc := &http.Client{Timeout: 10 * time.Second}
-	base := time.Now().Add(-10 * time.Minute)
 	for n := 0; ; n++ {
 		select {
 		case <-s.stop:
 			return
 		default:
 		}
-		// Two streams, entries out of order within each; some lines carry
-		// structured metadata.
-		req := push.PushRequest{Streams: []push.Stream{
-			{Labels: `{job="lokibin", host="pushbox1", env="test"}`},
-			{Labels: `{job="lokibin", host="pushbox2", env="test"}`},
-		}}
-		for i := range s.batch {
-			tok := n*s.batch + i
-			e := push.Entry{
-				Timestamp: base.Add(time.Duration(tok) * time.Millisecond),
-				Line:      fmt.Sprintf("level=info msg=\"lokibin tok%07d\" batch=%d", tok, n),
-			}
-			if i%3 == 0 {
-				e.StructuredMetadata = push.LabelsAdapter{{Name: "trace_id", Value: fmt.Sprintf("t%d", tok)}}
-			}
-			st := &req.Streams[i%2]
-			if i%5 == 4 && len(st.Entries) > 0 { // out of order
-				st.Entries = append(st.Entries[:len(st.Entries)-1], e, st.Entries[len(st.Entries)-1])
-			} else {
-				st.Entries = append(st.Entries, e)
-			}
-		}
-		raw, err := req.Marshal()
+		body, err := s.build(n)
 		if err != nil {
 			s.fail(err)
 			return
 		}
-		body := snappy.Encode(nil, raw)
 		wait := 20 * time.Millisecond
 		for attempt := 0; ; attempt++ {
 			code, msg, err := s.send(hc, body)
@@ -99,6 +76,36 @@ func (s *lokiShipper) run() {
 		s.batches++
 		s.mu.Unlock()
 	}
+}
+
+// build is batch n: lines n*batch … (n+1)*batch-1 in two streams,
+// entries out of order within each, some with structured metadata.
+func (s *lokiShipper) build(n int) ([]byte, error) {
+	req := push.PushRequest{Streams: []push.Stream{
+		{Labels: `{job="lokibin", host="pushbox1", env="test"}`},
+		{Labels: `{job="lokibin", host="pushbox2", env="test"}`},
+	}}
+	for i := range s.batch {
+		tok := n*s.batch + i
+		e := push.Entry{
+			Timestamp: s.base.Add(time.Duration(tok) * time.Millisecond),
+			Line:      fmt.Sprintf("level=info msg=\"lokibin tok%07d\" batch=%d", tok, n),
+		}
+		if i%3 == 0 {
+			e.StructuredMetadata = push.LabelsAdapter{{Name: "trace_id", Value: fmt.Sprintf("t%d", tok)}}
+		}
+		st := &req.Streams[i%2]
+		if i%5 == 4 && len(st.Entries) > 0 { // out of order
+			st.Entries = append(st.Entries[:len(st.Entries)-1], e, st.Entries[len(st.Entries)-1])
+		} else {
+			st.Entries = append(st.Entries, e)
+		}
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return snappy.Encode(nil, raw), nil
 }
 
 func (s *lokiShipper) send(hc *http.Client, body []byte) (int, string, error) {
@@ -160,7 +167,8 @@ func lokiPushKill9(t *testing.T, bin string, extra []string) {
 	}
 	addr := u.Host // the same port after every restart: the client keeps its URL
 
-	s := &lokiShipper{url: p.url, batch: 200, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &lokiShipper{url: p.url, batch: 200, base: time.Now().Add(-10 * time.Minute),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 
 	const kills = 5
@@ -194,6 +202,29 @@ func lokiPushKill9(t *testing.T, bin string, extra []string) {
 	if batches < kills {
 		t.Fatalf("only %d batches answered across %d kills", batches, kills)
 	}
+
+	// A batch answered 204 whose answer the client did not get, then a
+	// SIGKILL: the client sends it again to the restarted logbox (the
+	// same body; logbox cannot tell it from a batch whose answer was
+	// lost), and it is indexed once.
+	last, err := s.build(batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	for i := range 2 {
+		code, msg, err := s.send(hc, last)
+		if err != nil || code != http.StatusNoContent {
+			t.Fatalf("the last batch, push %d: %d %q %v", i+1, code, msg, err)
+		}
+		if i == 0 {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			p = startBinary(t, bin, work, args(addr)...)
+		}
+	}
+	written += s.batch
+	batches++
 
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) && searchTotal(t, p.url, "lokibin") < uint64(written) {
