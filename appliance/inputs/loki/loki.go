@@ -8,12 +8,19 @@
 //   - Content-Type application/x-protobuf (or none, as Loki takes it): a
 //     snappy-compressed (block format) logproto PushRequest, what
 //     Promtail, Alloy and Fluent Bit send. A stream's Labels is Loki's
-//     label string, `{job="app", host="web1"}` (see parseLabels).
-//   - Content-Type application/json: Loki's JSON,
-//     {"streams":[{"stream":{"job":"app"},"values":[["<unix ns>","line"],
-//     ["<unix ns>","line",{"trace_id":"…"}]]}]}.
+//     label string, `{job="app", host="web1"}`: names bare or quoted,
+//     values double-quoted with Go's escapes (as Prometheus writes them)
+//     or back-quoted, equality only; a label with an empty value is
+//     absent, and a stream needs one label at least.
+//   - Content-Type application/json: Loki's JSON (below); the time is
+//     Unix nanoseconds as a string (or a number), the optional third
+//     element the entry's structured metadata.
 //   - Content-Encoding gzip or deflate on either (and snappy, which
 //     changes nothing: the protobuf is snappy-compressed anyway).
+//
+//	{"streams":[{"stream":{"job":"app","host":"web1"},
+//	  "values":[["1700000000000000000","a line"],
+//	            ["1700000000000000001","another",{"trace_id":"abc"}]]}]}
 //
 // Config.MaxBody bounds the body as sent and again once decompressed
 // (the snappy-decoded size is read from its header and checked before
@@ -25,10 +32,11 @@
 // invalid UTF-8 replaced, flagged as the tailer does), its timestamp the
 // line's time, its stream labels and structured metadata its fields
 // (names as they are; a stream label wins over metadata of the same
-// name), a detected_level also as level when there is no level. The
-// line's host is its `host` label, else its `hostname` label, else the
-// acceptor's host; its source is always "loki" (Source). The index
-// parses the line as it parses a tailed one (JSON, logfmt, levels).
+// name), a detected_level also as level when there is no level (the
+// index takes Fields["level"] as the line's level over one read in the
+// text). The line's host is its `host` label, else its `hostname`
+// label, else the acceptor's host; its source is always "loki" (Source).
+// The index parses the line as it parses a tailed one (JSON, logfmt).
 //
 // # When a push is acknowledged
 //
@@ -88,8 +96,8 @@ type Config struct {
 }
 
 // Handler serves Loki pushes into one Acceptor; safe for concurrent use.
-// It starts nothing and holds nothing to close: the lead closes the
-// Acceptor.
+// It starts nothing and holds nothing to close; whoever opened the
+// Acceptor closes it (after the HTTP server stops).
 type Handler struct {
 	acc *ingest.Acceptor
 	cfg Config

@@ -257,11 +257,15 @@ func TestPush(t *testing.T) {
 					},
 				},
 				{
+					Labels:  `{job="lv", level="error"}`,
+					Entries: []push.Entry{entry(at(8*time.Second), "lv1 INFO all is well")},
+				},
+				{
 					Labels:  `{job="nohost"}`,
 					Entries: []push.Entry{{Timestamp: at(9 * time.Second), Line: "lokitest p1h bad \xff utf8 and a \x00 NUL"}},
 				},
 			}})
-			want.add("p1a", 1, "p1b", 2, "p1c", 1, "p1d", 1, "p1e", 1, "p1f", 1, "p1twin", 2, "p1g", 1, "p1h", 1)
+			want.add("p1a", 1, "p1b", 2, "p1c", 1, "p1d", 1, "p1e", 1, "p1f", 1, "p1twin", 2, "p1g", 1, "p1h", 1, "lv1", 1)
 			if code := c.push(t, first); code != http.StatusNoContent {
 				t.Fatalf("first push: %d", code)
 			}
@@ -331,6 +335,12 @@ func TestPush(t *testing.T) {
 				t.Errorf("p1f: host %q source %q ts %v, want web1, loki, %v", h.Host, h.Source, h.TS, at(6*time.Second+7))
 			}
 			wantFields(t, h, map[string]string{"job": "app", "host": "web1", "detected_level": "warn", "level": "warn", "trace_id": "abc123"})
+			if h.Level != "WARN" {
+				t.Errorf("p1f: level %q, want WARN (its detected_level label)", h.Level)
+			}
+			if h := hit(t, p, "lv1"); h.Level != "ERROR" {
+				t.Errorf("lv1: level %q, want ERROR (its level label, not the INFO in its text)", h.Level)
+			}
 			h = hit(t, p, "p1g")
 			if h.Host != "dbé1" {
 				t.Errorf("p1g: host %q, want the hostname label", h.Host)
