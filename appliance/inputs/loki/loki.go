@@ -18,6 +18,8 @@
 //   - Content-Encoding gzip or deflate on either (and snappy, which
 //     changes nothing: the protobuf is snappy-compressed anyway).
 //
+// A JSON body:
+//
 //	{"streams":[{"stream":{"job":"app","host":"web1"},
 //	  "values":[["1700000000000000000","a line"],
 //	            ["1700000000000000001","another",{"trace_id":"abc"}]]}]}
