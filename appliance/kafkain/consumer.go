@@ -61,6 +61,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientID is the Kafka client id (default "logbox").
 	ClientID string
+	// HandoverWait is how long a batch handed to the writer is still
+	// waited for once its partition is revoked or the consumer stops,
+	// so that it is committed if written (default 5s).
+	HandoverWait time.Duration
 	// TLS, when set, is used for every broker connection; nil is
 	// plaintext.
 	TLS *tls.Config
@@ -83,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientID == "" {
 		c.ClientID = "logbox"
+	}
+	if c.HandoverWait <= 0 {
+		c.HandoverWait = 5 * time.Second
 	}
 	if c.Partitions == 0 {
 		c.Partitions = kafkaconn.DefaultPartitions
@@ -587,9 +594,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 }
 
 // index hands recs to the writer as one batch and waits for its ack
-// (true) or nack, or for ctx to end (false: a rebalance or shutdown; the
-// batch may still be written, and the index skips it when the next
-// owner reads it again). The writer retries passing failures itself.
+// (true) or nack (false). When ctx ends (a rebalance or shutdown) it waits
+// at most HandoverWait more; a batch written after that is read again by
+// the partition's next owner and skipped by the index. The writer retries
+// passing failures itself.
 func (c *Consumer) index(ctx context.Context, tp topicPartition, recs []pipeline.Record) bool {
 	done := make(chan error, 1)
 	b := pipeline.NewBatchFunc(recs, func(err error) { done <- err })
@@ -607,6 +615,19 @@ func (c *Consumer) index(ctx context.Context, tp topicPartition, recs []pipeline
 		c.indexed.Add(uint64(len(recs)))
 		return true
 	case <-ctx.Done():
+		// A rebalance or shutdown: the batch is in the writer already.
+		// Wait a little for it, so a batch written anyway is also
+		// committed and not read again by the partition's next owner.
+		t := time.NewTimer(c.cfg.HandoverWait)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			if err == nil {
+				c.indexed.Add(uint64(len(recs)))
+				return true
+			}
+		case <-t.C:
+		}
 		return false
 	}
 }
