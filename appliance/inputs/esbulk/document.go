@@ -260,7 +260,8 @@ func toLine(doc []byte, index, id string) (ingest.Line, error) {
 	found := false
 	for _, k := range lineKeys {
 		if v, ok := fields[k]; ok {
-			r.Line, found = v, true
+			// A line is kept without its newline (Docker's log has one).
+			r.Line, found = strings.TrimRight(v, "\r\n"), true
 			delete(fields, k)
 			break
 		}

@@ -44,7 +44,7 @@ func TestToLine(t *testing.T) {
 				"agent.version": "8.11.0", "tags": `["a","b"]`, "ok": "true", "ratio": "0.5", "index": "filebeat-8.11.0"}})
 	f("fluent bit", `{"@timestamp":"2024-03-05T10:11:12.345Z","log":"plain text\n","stream":"stdout","kubernetes":{"pod_name":"p-1","labels":{"app":"x"}}}`,
 		"fluent-bit", "abc",
-		want{line: "plain text\n", ts: ts, id: "fluent-bit/abc",
+		want{line: "plain text", ts: ts, id: "fluent-bit/abc",
 			fields: map[string]string{"stream": "stdout", "kubernetes.pod_name": "p-1", "kubernetes.labels.app": "x", "index": "fluent-bit"}})
 	f("msg, host string, epoch millis, level", `{"@timestamp":1709633472345,"msg":"m","host":"h1","level":"error"}`, "i", "",
 		want{line: "m", host: "h1", ts: ts, stream: "i\x00h1\x00", fields: map[string]string{"level": "error", "index": "i"}})
