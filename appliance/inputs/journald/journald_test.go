@@ -276,7 +276,7 @@ func TestBinaryAndOddEntries(t *testing.T) {
 			}
 			set(0, "MESSAGE", "jentry odd bin\x00ary \xff\xfe end")
 			set(1, "MESSAGE", "jentry odd first line\n\tsecond line")
-			set(2, "MESSAGE", "jentry odd long "+strings.Repeat("é", 100))
+			set(2, "MESSAGE", "jentry odd long "+strings.Repeat("é", 150000)) // 300 kB: longer than the read buffer
 			es[3] = append(es[3], field{"TAG", "red"}, field{"TAG", "blue"}, field{"BIG", strings.Repeat("x", 5000)})
 			es[4] = slices.DeleteFunc(es[4], func(f field) bool { return f.name == "MESSAGE" })
 			set(4, "MARK", "nomessage")
