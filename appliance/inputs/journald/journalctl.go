@@ -248,11 +248,14 @@ func (r *Reader) publish(ctx context.Context, recs []pipeline.Record, cursor str
 	p := r.track(cursor, len(recs))
 	b := pipeline.NewBatchFunc(recs, func(err error) { r.done(p, err) })
 	if err := r.cfg.Sink.Publish(ctx, b); err != nil {
-		// Not taken: as a nack, unless the process is stopping.
-		r.done(p, fmt.Errorf("sink refused the batch: %w", err))
 		if ctx.Err() != nil {
+			// Stopping: the batch was not taken, and is read again at
+			// the next start.
+			r.forget(p)
 			return ctx.Err()
 		}
+		// Not taken: as a nack.
+		r.done(p, fmt.Errorf("sink refused the batch: %w", err))
 		return errRetry
 	}
 	return nil

@@ -21,9 +21,16 @@
 // record is identified by its journal position (see Identity: FileID
 // "journal:<seqnum id>", Offset the entry's sequence number), and the
 // index skips an entry it holds. So every entry of the journal is
-// indexed once, across kills of logbox and of journalctl. An entry the
-// journal itself dropped (vacuumed, rotated away before it was read) is
-// not recovered; journalctl goes on from the closest later entry.
+// indexed once, across kills of logbox and of journalctl.
+//
+// What journalctl does not give is not recovered: an entry the journal
+// dropped (vacuumed, rotated away before it was read: journalctl goes on
+// from the closest later entry), or an entry a journal file receives
+// behind the position journalctl follows from (journalctl reads a
+// directory's files merged in time order; only entries merged from
+// another machine with a skewed clock arrive that way). Name a
+// directory, not a file, to follow a journal that journald rotates: a
+// file is read as it is, and its archived successor is another file.
 //
 // # Where reading starts
 //
@@ -40,7 +47,8 @@
 // # Records
 //
 // Line is MESSAGE (binary values too: NUL bytes removed, invalid UTF-8
-// replaced, longer than MaxMessageBytes cut; each flagged and counted);
+// replaced, longer than MaxMessageBytes cut; each flagged and counted;
+// empty for an entry without one, which is still indexed with its fields);
 // TS is __REALTIME_TIMESTAMP; Host is _HOSTNAME, else Config.Host; Source
 // and SourceName are "journald". Every other field of the entry becomes a
 // field under its journal name (_SYSTEMD_UNIT, SYSLOG_IDENTIFIER, _PID,
@@ -438,6 +446,20 @@ func (r *Reader) track(cursor string, n int) *inflight {
 	r.mu.Unlock()
 	r.read.Add(uint64(n))
 	return p
+}
+
+// forget undoes track for a batch the sink did not take because the
+// reader is stopping: it stays in pending, unacked, so the checkpoint
+// does not pass it.
+func (r *Reader) forget(p *inflight) {
+	r.mu.Lock()
+	if !p.resolved {
+		p.resolved = true
+		r.inflight -= p.n
+		r.read.Add(^uint64(p.n - 1))
+	}
+	r.mu.Unlock()
+	notify(r.wake)
 }
 
 // done answers p: acked (err nil) or not. The checkpoint moves over the

@@ -401,3 +401,49 @@ func TestLevelAndIdentity(t *testing.T) {
 		t.Errorf("hashed fallback: %q %d, %q %d, %q %d", id1, off1, id2, off2, id3, off3)
 	}
 }
+
+// stuckSink takes one batch and never answers it, then blocks.
+type stuckSink struct{ took chan struct{} }
+
+func (s stuckSink) Publish(ctx context.Context, b *pipeline.Batch) error {
+	select {
+	case s.took <- struct{}{}:
+		return nil
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A reader stopped while its writer neither answers nor takes batches
+// returns after DrainTimeout, with journalctl gone, nothing counted as
+// nacked and no checkpoint.
+func TestStopWhileStuck(t *testing.T) {
+	tl := needTools(t)
+	file := filepath.Join(t.TempDir(), "s.journal")
+	tl.write(t, file, entries("stuck", 0, 50))
+	sink := stuckSink{took: make(chan struct{}, 1)}
+	state := t.TempDir()
+	rr := start(t, journald.Config{Source: file, StateDir: state, Sink: sink, MaxBatch: 10, DrainTimeout: 300 * time.Millisecond})
+	waitFor(t, 10*time.Second, "a batch taken", func() bool { return len(sink.took) == 1 && rr.r.Stats().EntriesRead > 0 })
+	time.Sleep(100 * time.Millisecond)
+	pid := rr.r.Stats().PID
+	if pid == 0 {
+		t.Fatal("no journalctl PID while following")
+	}
+	began := time.Now()
+	rr.stop(t)
+	if el := time.Since(began); el > 5*time.Second {
+		t.Errorf("Run took %v to return", el)
+	}
+	st := rr.r.Stats()
+	if st.EntriesRead != 10 || st.EntriesNacked != 0 || st.EntriesAcked != 0 || st.Cursor != "" || st.PID != 0 || st.InFlight != 10 {
+		t.Errorf("stats %+v", st)
+	}
+	if c := readState(t, state); c != "" {
+		t.Errorf("state file %q", c)
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("journalctl %d still exists: %v", pid, err)
+	}
+}
