@@ -30,7 +30,7 @@ type metrics struct {
 	idxShards, idxBytes, idxDropped                                       *prometheus.Desc
 	etcdUp                                                                *prometheus.Desc
 	diskFree, diskMinFree, diskLow, idxPaused                             *prometheus.Desc
-	ledgerFiles, ledgerGap                                                *prometheus.Desc
+	ledgerFiles, ledgerGap, inputLines, inputRejected, inputInFlight      *prometheus.Desc
 	alertLeader, alertRules, alertEvals, alertEvalFails, alertEvalSecs    *prometheus.Desc
 	alertNotes, alertOutbox, alertInstances, alertTargetsFailing          *prometheus.Desc
 }
@@ -66,7 +66,7 @@ func newMetrics(a *Appliance) *metrics {
 		idxDocs:             d("index_documents", "Distinct lines held by the index."),
 		idxWritten:          d("index_documents_written_total", "Documents written (replays included)."),
 		idxBatches:          d("index_batches_total", "Index batches written."),
-		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
+		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer."),
 		idxShards:           d("index_shards", "Time shards of the index."),
 		idxBytes:            d("index_bytes", "Size of the index on disk."),
 		idxDropped:          d("index_shards_dropped_total", "Shards dropped by retention."),
@@ -85,6 +85,9 @@ func newMetrics(a *Appliance) *metrics {
 		alertOutbox:         d("alert_outbox", "Alert notifications waiting in etcd to be delivered."),
 		alertInstances:      d("alerts", "Alert instances by state (pending, firing).", "state"),
 		alertTargetsFailing: d("alert_targets_failing", "Notification targets whose last delivery failed."),
+		inputLines:          d("input_lines_total", "Lines of a push input or journald by result: acked (durable), retried (a resend recognised, among acked), failed, overloaded (answered 429), unacked (UDP), dropped.", "input", "result"),
+		inputRejected:       d("input_rejected_total", "Requests or frames a push input refused as malformed or too large.", "input"),
+		inputInFlight:       d("input_in_flight", "Lines a push input accepted that are not yet durable.", "input"),
 		ledgerGap:           d("ledger_gap_bytes", "Bytes acked downstream but missing from the index (or deleted before read), per source; 0 on a healthy box.", "source"),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
@@ -157,11 +160,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.idxDocs, float64(s.Docs))
 		counter(m.idxWritten, s.DocsWritten)
 		counter(m.idxBatches, s.BatchesWritten)
-		queued := 0 // batches waiting for the index writer (direct mode)
-		if a.writer != nil {
-			queued = a.writer.Queued()
-		}
-		gauge(m.idxQueued, float64(queued))
+		gauge(m.idxQueued, float64(a.queuedBatches()))
 		gauge(m.idxShards, float64(s.Shards))
 		gauge(m.idxBytes, float64(s.Bytes))
 		counter(m.idxDropped, s.ShardsDropped)
@@ -210,6 +209,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(m.alertInstances, float64(s.Pending), "pending")
 		gauge(m.alertInstances, float64(s.Firing), "firing")
 		gauge(m.alertTargetsFailing, float64(len(s.TargetsInTrouble)))
+	}
+	if a.inputs != nil {
+		for name, st := range a.inputs.status() {
+			for result, n := range map[string]uint64{"acked": st.Acked, "retried": st.Retried, "failed": st.Failed,
+				"overloaded": st.Overloaded, "unacked": st.Unacked, "dropped": st.Dropped} {
+				counter(m.inputLines, n, name, result)
+			}
+			counter(m.inputRejected, st.Rejected, name)
+			gauge(m.inputInFlight, float64(st.InFlight), name)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
