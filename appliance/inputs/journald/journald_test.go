@@ -118,16 +118,26 @@ func TestFollowAndRestartExactlyOnce(t *testing.T) {
 				}
 			}
 			// Journal fields and the level answer queries.
-			errs := 0
+			// The index takes the level from PRIORITY (0-3 error, 4 warn,
+			// 5-6 info, 7 debug); the field keeps syslog's name.
+			errs, severe, warns := 0, 0, 0
 			for _, e := range all {
-				if value(e, "PRIORITY") == "3" {
+				switch value(e, "PRIORITY") {
+				case "3":
 					errs++
+					severe++
+				case "0", "1", "2":
+					severe++
+				case "4":
+					warns++
 				}
 			}
 			for q, want := range map[string]int{
 				`_SYSTEMD_UNIT:beta.service`: 70,
 				`SYSLOG_IDENTIFIER:alpha`:    240,
 				`fields.level:err`:           errs,
+				`level:error`:                severe,
+				`level:warn`:                 warns,
 				`+_PID:4003 +_COMM:beta`:     10,
 			} {
 				if n := p.Count(q); n != want {
