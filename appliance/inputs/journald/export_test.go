@@ -120,3 +120,19 @@ func FuzzExport(f *testing.F) {
 		t.Fatal("more entries than bytes")
 	})
 }
+
+func TestTailBuffer(t *testing.T) {
+	var got []string
+	tb := &tailBuffer{max: 8, lines: 2, line: func(l string) { got = append(got, l) }}
+	for _, w := range []string{"Hint: you", " are not\n\nsecond\nthird\n", "0123456789"} {
+		if _, err := tb.Write([]byte(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || got[0] != "Hint: you are not" || got[1] != "second" {
+		t.Errorf("lines %q", got)
+	}
+	if tb.String() != "23456789" {
+		t.Errorf("tail %q", tb.String())
+	}
+}

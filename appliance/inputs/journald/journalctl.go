@@ -55,7 +55,16 @@ func (r *Reader) follow(ctx context.Context) (int, error) {
 	}
 	cmd := exec.Command(r.cfg.Journalctl, args...)
 	cmd.SysProcAttr = procAttr()
-	stderr := &tailBuffer{max: 4096}
+	// What journalctl says while it runs is said to the operator (a
+	// hint that the user logbox runs as sees only its own journal, a
+	// file it cannot read); a few lines a run, not a flood.
+	stderr := &tailBuffer{max: 4096, lines: 10, line: func(l string) {
+		if strings.Contains(l, "not seeing") || strings.Contains(l, "ermission") {
+			r.log.Warn("journalctl: " + l + " — entries logbox may not read are not collected; to collect the whole system journal, add the user logbox runs as to group systemd-journal (or adm)")
+			return
+		}
+		r.log.Warn("journalctl: " + l)
+	}}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -283,11 +292,15 @@ func (r *Reader) lastCursor(ctx context.Context) (string, error) {
 	return last.cursor, nil
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// tailBuffer keeps the last max bytes written to it, and calls line (if
+// set) with each of the first lines complete lines.
 type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
+	mu    sync.Mutex
+	max   int
+	b     []byte
+	lines int
+	line  func(string)
+	part  []byte // an incomplete line, for line
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -296,6 +309,23 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	if len(t.b) > t.max {
 		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	if t.line != nil && t.lines > 0 {
+		t.part = append(t.part, p...)
+		for t.lines > 0 {
+			i := bytes.IndexByte(t.part, '\n')
+			if i < 0 {
+				break
+			}
+			if l := strings.TrimSpace(string(t.part[:i])); l != "" {
+				t.line(l)
+				t.lines--
+			}
+			t.part = t.part[i+1:]
+		}
+		if len(t.part) > t.max || t.lines == 0 {
+			t.part = nil
+		}
 	}
 	return len(p), nil
 }
