@@ -323,7 +323,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 			}
 			t.part = t.part[i+1:]
 		}
-		if len(t.part) > t.max || t.lines == 0 {
+		if len(t.part) > 4096 || t.lines == 0 { // a runaway line is not a message
 			t.part = nil
 		}
 	}
