@@ -69,6 +69,8 @@ type Appliance struct {
 	consumer       *kafkain.Consumer
 	disk           *diskspace.Guard
 	inputs         *inputs // push inputs and journald; none when off
+	// comps is the process's component list, set before ready closes.
+	comps []*component
 	// live is cfg with what SIGHUP applied since (guarded by mu).
 	live Config
 }
@@ -116,12 +118,15 @@ func (a *Appliance) queuedBatches() int {
 }
 
 // component is one part of the process in the list Run builds: its name,
-// how it runs, and the shutdown step it stops at (see Run).
+// how it runs, the shutdown step it stops at (see Run), and what it adds
+// to /api/status and /metrics (status and collect may be nil).
 type component struct {
-	name string
-	step int
-	run  func(context.Context) error
-	st   *stage
+	name    string
+	step    int
+	run     func(context.Context) error
+	status  func(*Status)
+	collect func(*metrics, emitter)
+	st      *stage
 }
 
 // stage is one component with its own context, so shutdown can stop
@@ -323,7 +328,8 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	// doc comment; equal steps stop in list order).
 	var comps []*component
 	if a.indexes() {
-		comps = append(comps, &component{name: "retention", step: 6, run: a.idx.RunRetention})
+		comps = append(comps, &component{name: "index retention", step: 6, run: a.idx.RunRetention,
+			status: a.indexStatus, collect: a.indexMetrics})
 		// Every process that indexes stands for election; the one
 		// elected evaluates the rules (see package alerting).
 		ext := cfg.ExternalURL
@@ -343,7 +349,9 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 				return out, err
 			},
 		})
-		comps = append(comps, &component{name: "alerting", step: 2, run: a.alerting.Run})
+		comps = append(comps, &component{name: "alerting", step: 2, run: a.alerting.Run,
+			status:  func(st *Status) { as := a.alerting.Stats(); st.Alerts = &as },
+			collect: a.alertMetrics})
 	}
 	if a.indexes() && !a.direct() {
 		topics := append([]string{cfg.Topic}, cfg.KafkaIndexTopics...)
@@ -352,7 +360,9 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
 			Partitions: int32(cfg.KafkaPartitions), InstanceID: cfg.kafkaInstanceID(),
 		}, a.indexWriter(), a.log)
-		comps = append(comps, &component{name: "kafka consumer", step: 5, run: a.consumer.Run},
+		comps = append(comps, &component{name: "kafka consumer", step: 5, run: a.consumer.Run,
+			status:  func(st *Status) { cs := a.consumer.Stats(); st.Consumer = &cs },
+			collect: a.consumerMetrics},
 			// The consumer's writer stops after it: a batch in flight
 			// is written or given back before the index closes.
 			&component{name: "index writer (kafka)", step: 5, run: a.consumerWriter.Run})
@@ -361,16 +371,30 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		if a.writer != nil {
 			comps = append(comps, &component{name: "index writer", step: 3, run: a.writer.Run})
 		} else {
-			comps = append(comps, &component{name: "kafka producer", step: 3, run: a.producer.Run})
+			comps = append(comps, &component{name: "kafka producer", step: 3, run: a.producer.Run,
+				status:  func(st *Status) { ps := a.producer.Stats(); st.Producer = &ps },
+				collect: a.producerMetrics})
 		}
 		comps = append(comps, &component{name: "checkpoints", step: 4, run: cps.Run})
 		comps = append(comps, ins.components()...)
+		// The push inputs' doors close once their listeners stopped (the
+		// HTTP server first, syslog and journald just before), before the
+		// writer: a call still waiting gets its ack or the writer's nack.
+		comps = append(comps, &component{name: "inputs", step: 2, run: func(ctx context.Context) error {
+			<-ctx.Done()
+			ins.close()
+			return nil
+		}, status: func(st *Status) {
+			if a.cfg.pushInputs() {
+				st.Inputs = ins.status()
+			}
+		}, collect: a.inputMetrics})
 		a.tail = tailer.New(tailer.Config{
 			Host: cfg.Host, Zone: cfg.Zone, ScanInterval: cfg.ScanInterval, RotateWait: cfg.RotateWait,
 			PartialLineIdle: cfg.PartialLineIdle, Allowed: policy.CheckReal,
 			CloseInactive: cfg.CloseInactive, MaxOpenFiles: cfg.MaxOpenFiles,
 		}, sink, cps, a.log)
-		comps = append(comps, &component{name: "tailer", step: 2, run: func(ctx context.Context) error {
+		comps = append(comps, &component{name: "tailer", step: 2, status: a.tailStatus, collect: a.tailMetrics, run: func(ctx context.Context) error {
 			tg, tctx := errgroup.WithContext(ctx)
 			tg.Go(func() error { return a.tail.Run(tctx) })
 			if cfg.HostnetInterval > 0 {
@@ -393,7 +417,8 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			})
 		}})
 	}
-	comps = append(comps, &component{name: "disk space", step: 6, run: a.disk.Run})
+	comps = append(comps, &component{name: "disk space", step: 6, run: a.disk.Run, status: a.diskStatus, collect: a.diskMetrics})
+	a.comps = comps
 	for _, c := range comps {
 		c.st = a.start(g, c.name, watch(c.name, c.run))
 	}
@@ -420,21 +445,11 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	sctx, cancel := context.WithTimeout(context.Background(), to)
 	_ = srv.Shutdown(sctx) // 1
 	cancel()
-	// 2–6, in step order; the push inputs' doors close once their
-	// listeners have stopped and before the writer does.
-	slices.SortStableFunc(comps, func(x, y *component) int { return x.step - y.step })
-	closed := false
-	for _, c := range comps {
-		if c.step >= 3 && !closed {
-			ins.close()
-			closed = true
-		}
+	// 2–6, in step order.
+	for _, c := range slices.SortedStableFunc(slices.Values(comps), func(x, y *component) int { return x.step - y.step }) {
 		if !c.st.stop(to + time.Second) {
 			log.Warn("component did not stop in time; continuing shutdown", "stage", c.name)
 		}
-	}
-	if !closed {
-		ins.close()
 	}
 	err = errors.Join(g.Wait(), <-httpDone)
 	return err
@@ -709,55 +724,51 @@ func (a *Appliance) status(ctx context.Context) any {
 			st.InvalidAlerts = inv
 		}
 	}
-	if a.alerting != nil {
-		as := a.alerting.Stats()
-		st.Alerts = &as
-	}
 	st.Undelivered = map[string]map[string]uint64{}
-	if a.tail != nil {
-		if files := a.tail.Status(); files != nil {
-			st.Files = files
+	st.Settings = settingsStatus(a.effective())
+	for _, c := range a.comps {
+		if c.status != nil {
+			c.status(&st)
 		}
-		if srcs := a.tail.Sources(); srcs != nil {
-			st.Sources = srcs
-		}
-		sum := a.tail.Summary()
-		st.Tailing = &sum
-		st.Undelivered = a.tail.Undelivered()
-	}
-	if a.producer != nil {
-		ps := a.producer.Stats()
-		st.Producer = &ps
-	}
-	if a.consumer != nil {
-		cs := a.consumer.Stats()
-		st.Consumer = &cs
-	}
-	if a.inputs != nil && a.cfg.pushInputs() {
-		st.Inputs = a.inputs.status()
 	}
 	st.Ledger = a.ledger(st.Files)
-	eff := a.effective()
-	st.Settings = settingsStatus(eff)
-	if a.idx != nil {
-		st.Index = &IndexStatus{Stats: a.idx.Stats()}
-		st.Index.Queued = a.queuedBatches()
-		st.Retention = &RetentionStatus{
-			MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
-			MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),
-		}
-		if eff.Retention < 0 {
-			st.Retention.MaxAgeSeconds = -1
-		}
-	}
-	if a.disk != nil {
-		ds := a.disk.Status()
-		st.Disk = &DiskStatus{Status: ds, Paused: a.indexPaused(ds)}
-	}
 	if err := a.etcdHealth(ctx); err != nil {
 		st.Etcd.Error = err.Error()
 	} else {
 		st.Etcd.Healthy = true
 	}
 	return st
+}
+
+// tailStatus is the tailer's part of /api/status.
+func (a *Appliance) tailStatus(st *Status) {
+	if files := a.tail.Status(); files != nil {
+		st.Files = files
+	}
+	if srcs := a.tail.Sources(); srcs != nil {
+		st.Sources = srcs
+	}
+	sum := a.tail.Summary()
+	st.Tailing = &sum
+	st.Undelivered = a.tail.Undelivered()
+}
+
+// indexStatus is the index's part of /api/status: its counts, the
+// batches waiting for its writers, and the retention in force.
+func (a *Appliance) indexStatus(st *Status) {
+	eff := a.effective()
+	st.Index = &IndexStatus{Stats: a.idx.Stats(), Queued: a.queuedBatches()}
+	st.Retention = &RetentionStatus{
+		MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
+		MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),
+	}
+	if eff.Retention < 0 {
+		st.Retention.MaxAgeSeconds = -1
+	}
+}
+
+// diskStatus is the free-space floor's part of /api/status.
+func (a *Appliance) diskStatus(st *Status) {
+	ds := a.disk.Status()
+	st.Disk = &DiskStatus{Status: ds, Paused: a.indexPaused(ds)}
 }

@@ -29,6 +29,9 @@ type inputs struct {
 	// stats are the inputs' counters beyond their acceptors' (journald,
 	// the syslog listeners), by input name.
 	stats map[string]func() any
+	// counts are the acceptor-like counters of inputs without an
+	// acceptor (journald), by name.
+	counts map[string]func() ingest.Stats
 }
 
 const (
@@ -38,7 +41,7 @@ const (
 
 // openInputs opens the inputs cfg turns on, feeding sink.
 func (a *Appliance) openInputs(sink pipeline.Sink) (*inputs, error) {
-	ins := &inputs{stats: map[string]func() any{}}
+	ins := &inputs{stats: map[string]func() any{}, counts: map[string]func() ingest.Stats{}}
 	if sink == nil || !a.cfg.pushInputs() {
 		return ins, nil
 	}
@@ -117,7 +120,11 @@ func (ins *inputs) status() map[string]InputStatus {
 	}
 	for name, f := range ins.stats {
 		if _, ok := out[name]; !ok {
-			out[name] = InputStatus{Stats: ingest.Stats{Name: name}, Detail: f()}
+			st := ingest.Stats{Name: name}
+			if c := ins.counts[name]; c != nil {
+				st = c()
+			}
+			out[name] = InputStatus{Stats: st, Detail: f()}
 		}
 	}
 	return out
@@ -175,6 +182,10 @@ func (a *Appliance) addInputs(ins *inputs, sink pipeline.Sink) error {
 			return fmt.Errorf("--journald: %w", err)
 		}
 		ins.stats["journald"] = func() any { return r.Stats() }
+		ins.counts["journald"] = func() ingest.Stats {
+			js := r.Stats()
+			return ingest.Stats{Name: "journald", Acked: js.EntriesAcked, Failed: js.EntriesNacked, InFlight: int64(js.InFlight), LastError: js.LastError}
+		}
 		ins.comps = append(ins.comps, &component{name: "journald", step: 2, run: r.Run})
 	}
 	return nil
