@@ -20,6 +20,7 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/logbox/logbox/appliance/ingest"
@@ -325,6 +326,13 @@ func TestRefused(t *testing.T) {
 	if len(bomb) > limit {
 		t.Fatalf("bomb of %d bytes", len(bomb))
 	}
+	// A body string with invalid UTF-8, which proto.Marshal would refuse
+	// to write: ResourceLogs(1) > ScopeLogs(2) > LogRecords(2) > Body(5)
+	// > string_value(1).
+	nest := func(num protowire.Number, inner []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), inner)
+	}
+	badUTF8 := nest(1, nest(2, nest(2, nest(5, nest(1, []byte("bad \xff utf8"))))))
 	chunked := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) } // no length: sent chunked
 	cases := []struct {
 		name     string
@@ -338,6 +346,7 @@ func TestRefused(t *testing.T) {
 		{"no content type", "", "", bytes.NewReader(good), 415, true, "Content-Type"},
 		{"brotli", contentProto, "br", bytes.NewReader(good), 415, false, "Content-Encoding"},
 		{"bad protobuf", contentProto, "", bytes.NewReader([]byte{0x0a, 0xff, 0xff, 0xff, 0x0f, 1}), 400, false, "protobuf"},
+		{"invalid UTF-8", contentProto, "", bytes.NewReader(badUTF8), 400, false, "UTF-8"},
 		{"bad JSON", contentJSON, "", strings.NewReader(`{"resourceLogs":[{`), 400, true, "JSON"},
 		{"bad trace id", contentJSON, "", strings.NewReader(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"},"traceId":"0011"}]}]}]}`), 400, true, "traceId"},
 		{"bad gzip", contentProto, "gzip", bytes.NewReader(good), 400, false, "gzip"},
