@@ -226,7 +226,7 @@ func (s *Server) offer(ctx context.Context, batch []ingest.Line) bool {
 		case ctx.Err() != nil || errors.Is(err, ingest.ErrClosed):
 			return false
 		default:
-			s.linesFailed.Add(uint64(len(batch)))
+			s.linesLost.Add(uint64(len(batch)))
 			now := uint64(time.Now().UnixNano())
 			if last := s.lastFailLog.Load(); now-last > uint64(10*time.Second) && s.lastFailLog.CompareAndSwap(last, now) {
 				s.log.Warn("syslog lines lost: the pipeline refused a batch; see the index or Kafka errors for the cause", "lines", len(batch), "err", err)

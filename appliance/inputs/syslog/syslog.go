@@ -190,9 +190,9 @@ type Stats struct {
 	// OverloadWaits counts batches that waited and were offered again
 	// because too many lines were in flight.
 	OverloadWaits uint64 `json:"overload_waits"`
-	// LinesFailed are TCP and TLS lines the pipeline refused for good
-	// (the writer's nack, not shutdown): they are lost.
-	LinesFailed uint64 `json:"lines_failed"`
+	// LinesLost are TCP and TLS lines the pipeline refused for good
+	// (the writer's nack, not shutdown): the sender cannot be told.
+	LinesLost uint64 `json:"lines_lost"`
 }
 
 // Server is the syslog input: New, Listen, then Serve.
@@ -215,7 +215,7 @@ type Server struct {
 	open                                        atomic.Int64
 	total, refused, broken, tlsFailed           atomic.Uint64
 	frames, bytes, datagrams, dgramBytes, drops atomic.Uint64
-	overloadWaits, linesFailed, lastFailLog     atomic.Uint64
+	overloadWaits, linesLost, lastFailLog       atomic.Uint64
 }
 
 // New returns a server that hands its lines to acc (whose Name should be
@@ -259,6 +259,13 @@ func (s *Server) Listen() error {
 			s.log.Warn("could not set the UDP receive buffer; bursts may be dropped by the kernel", "err", err)
 		}
 	}
+	return nil
+}
+
+// Close closes the listeners of a server that will not Serve (its
+// start-up failed after Listen); Serve closes its own.
+func (s *Server) Close() error {
+	s.closeListeners()
 	return nil
 }
 
@@ -357,7 +364,7 @@ func (s *Server) Stats() Stats {
 		ConnsOpen: s.open.Load(), ConnsTotal: s.total.Load(), ConnsRefused: s.refused.Load(),
 		ConnsBroken: s.broken.Load(), TLSHandshakeFailures: s.tlsFailed.Load(),
 		Frames: s.frames.Load(), Bytes: s.bytes.Load(), Datagrams: s.datagrams.Load(), DatagramBytes: s.dgramBytes.Load(),
-		FramesDropped: s.drops.Load(), OverloadWaits: s.overloadWaits.Load(), LinesFailed: s.linesFailed.Load(),
+		FramesDropped: s.drops.Load(), OverloadWaits: s.overloadWaits.Load(), LinesLost: s.linesLost.Load(),
 	}
 }
 
