@@ -1,0 +1,223 @@
+package esbulk
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/logbox/logbox/appliance/ingest"
+)
+
+// Item error types, as Elasticsearch names them.
+const (
+	typeIllegalArgument = "illegal_argument_exception"
+	typeMapperParsing   = "mapper_parsing_exception"
+	typeValidation      = "action_request_validation_exception"
+	typeConflict        = "version_conflict_engine_exception"
+)
+
+// maxIDBytes is Elasticsearch's bound on an _id.
+const maxIDBytes = 512
+
+// item is one action of a bulk request and its answer.
+type item struct {
+	action string // "index", "create", "update" or "delete"
+	index  string
+	id     string // the client's _id, or the one given to the document
+	// line is the item's index into the lines handed to the Acceptor;
+	// -1 for an item answered with an error.
+	line    int
+	status  int
+	errType string
+	reason  string
+}
+
+func (it *item) fail(status int, typ, reason string) {
+	it.line, it.status, it.errType, it.reason = -1, status, typ, reason
+}
+
+// requestError fails a whole bulk request: the pairing of action and
+// document lines is lost, so no item can be answered (Elasticsearch does
+// the same).
+type requestError struct {
+	status int
+	typ    string
+	reason string
+}
+
+func (e *requestError) Error() string { return e.reason }
+
+// parseBulk reads a bulk body (NDJSON: an action line, then for index,
+// create and update a document line) into its items and the lines of the
+// good ones, in order. defIndex is the URL's index ("" for none). A
+// malformed action line fails the request (*requestError); a malformed
+// document, a missing index, an update or a delete fail only their item.
+// An _id given twice in one request is kept once: the later items with it
+// are answered 409, as Elasticsearch answers a create of a held _id.
+func parseBulk(body []byte, defIndex string) ([]item, []ingest.Line, error) {
+	var (
+		items []item
+		lines []ingest.Line
+		ids   map[string]struct{}
+	)
+	n := 0 // line number, from 1, for error messages
+	next := func() ([]byte, bool) {
+		if len(body) == 0 {
+			return nil, false
+		}
+		var l []byte
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			l, body = body[:i], body[i+1:]
+		} else {
+			l, body = body, nil
+		}
+		n++
+		return bytes.TrimRight(l, "\r"), true
+	}
+	for {
+		l, ok := next()
+		if !ok {
+			break
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		it, err := parseAction(l, n, defIndex)
+		if err != nil {
+			return nil, nil, err
+		}
+		if it.action == "delete" {
+			it.fail(400, typeIllegalArgument, "logbox keeps logs append-only: delete is not supported")
+			items = append(items, it)
+			continue
+		}
+		doc, ok := next()
+		switch {
+		case !ok:
+			it.fail(400, typeValidation, "Validation Failed: 1: source is missing;")
+		case it.action == "update":
+			it.fail(400, typeIllegalArgument, "logbox keeps logs append-only: update is not supported")
+		case it.status != 0:
+			// parseAction failed the item (no index, bad _id).
+		default:
+			line, err := toLine(doc, it.index, it.id)
+			if err != nil {
+				it.fail(400, typeMapperParsing, fmt.Sprintf("failed to parse document on line [%d]: %v", n, err))
+				break
+			}
+			if line.ID != "" {
+				if ids == nil {
+					ids = map[string]struct{}{}
+				}
+				if _, dup := ids[line.ID]; dup {
+					it.fail(409, typeConflict, fmt.Sprintf("[%s]: version conflict, document already exists (current version [1])", it.id))
+					break
+				}
+				ids[line.ID] = struct{}{}
+			}
+			it.line = len(lines)
+			lines = append(lines, line)
+		}
+		items = append(items, it)
+	}
+	return items, lines, nil
+}
+
+// parseAction reads action line l (line number n). Item-level problems
+// (no index, a bad _id) come back as a failed item.
+func parseAction(l []byte, n int, defIndex string) (item, error) {
+	malformed := func(why string) error {
+		return &requestError{status: 400, typ: typeIllegalArgument,
+			reason: fmt.Sprintf("Malformed action/metadata line [%d], %s", n, why)}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(l, &m); err != nil {
+		return item{}, malformed("expected a JSON object: " + err.Error())
+	}
+	if len(m) != 1 {
+		return item{}, malformed(fmt.Sprintf("expected one action, found %d", len(m)))
+	}
+	var it item
+	var raw json.RawMessage
+	for k, v := range m {
+		it.action, raw = k, v
+	}
+	switch it.action {
+	case "index", "create", "update", "delete":
+	default:
+		return item{}, malformed(fmt.Sprintf("expected one of [create, delete, index, update] but found [%s]", it.action))
+	}
+	var meta struct {
+		Index *string         `json:"_index"`
+		ID    json.RawMessage `json:"_id"`
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return item{}, malformed("expected an object of metadata: " + err.Error())
+	}
+	it.index, it.line = defIndex, -1
+	if meta.Index != nil {
+		it.index = *meta.Index
+	}
+	hasID := false
+	if len(meta.ID) > 0 && string(meta.ID) != "null" {
+		hasID = true
+		var s string
+		if err := json.Unmarshal(meta.ID, &s); err == nil {
+			it.id = s
+		} else if _, err := strconv.ParseFloat(string(meta.ID), 64); err == nil {
+			it.id = string(meta.ID) // a number: its text, as Elasticsearch takes it
+		} else {
+			return item{}, malformed("[_id] must be a string")
+		}
+	}
+	switch {
+	case it.index == "":
+		it.fail(400, typeValidation, "Validation Failed: 1: index is missing;")
+	case hasID && it.id == "":
+		it.fail(400, typeValidation, "Validation Failed: 1: if _id is specified it must not be empty;")
+	case len(it.id) > maxIDBytes:
+		it.fail(400, typeValidation, fmt.Sprintf("Validation Failed: 1: id [%s] is too long, must be no longer than 512 bytes but was: %d;", it.id, len(it.id)))
+	}
+	return it, nil
+}
+
+// appendString appends s as a JSON string (invalid UTF-8 as U+FFFD).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				switch c {
+				case '\n':
+					b = append(b, '\\', 'n')
+				case '\r':
+					b = append(b, '\\', 'r')
+				case '\t':
+					b = append(b, '\\', 't')
+				default:
+					b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				}
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+const hex = "0123456789abcdef"
