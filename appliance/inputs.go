@@ -1,12 +1,20 @@
 package appliance
 
 import (
-	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/logbox/logbox/appliance/ingest"
+	"github.com/logbox/logbox/appliance/inputs/esbulk"
+	"github.com/logbox/logbox/appliance/inputs/journald"
+	"github.com/logbox/logbox/appliance/inputs/loki"
+	"github.com/logbox/logbox/appliance/inputs/otlp"
+	"github.com/logbox/logbox/appliance/inputs/syslog"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -115,8 +123,81 @@ func (ins *inputs) status() map[string]InputStatus {
 	return out
 }
 
-// addInputs opens each input cfg names (filled in as the inputs land).
+// addInputs opens each input cfg names. The syslog listeners bind here,
+// so a taken port stops the start with the flag named.
 func (a *Appliance) addInputs(ins *inputs, sink pipeline.Sink) error {
-	_ = context.Background
+	cfg := a.cfg
+	body := a.inputMaxBody()
+	if cfg.OTLP {
+		acc, err := a.acceptor(ins, "otlp", sink)
+		if err != nil {
+			return err
+		}
+		ins.mounts = append(ins.mounts, otlp.New(acc, otlp.Config{MaxBody: body}, a.log).Mount)
+	}
+	if cfg.LokiPush {
+		acc, err := a.acceptor(ins, "loki", sink)
+		if err != nil {
+			return err
+		}
+		ins.mounts = append(ins.mounts, loki.New(acc, loki.Config{MaxBody: body}, a.log).Mount)
+	}
+	if cfg.ESBulk {
+		acc, err := a.acceptor(ins, "elasticsearch", sink)
+		if err != nil {
+			return err
+		}
+		ins.mounts = append(ins.mounts, esbulk.New(acc, esbulk.Config{MaxBody: body}, a.log).Mount)
+	}
+	if cfg.SyslogTCP != "" || cfg.SyslogUDP != "" || cfg.SyslogTLS != "" {
+		acc, err := a.acceptor(ins, "syslog", sink)
+		if err != nil {
+			return err
+		}
+		scfg := syslog.Config{TCP: cfg.SyslogTCP, UDP: cfg.SyslogUDP, TLS: cfg.SyslogTLS}
+		if cfg.SyslogTLS != "" {
+			if scfg.TLSConfig, err = syslogTLS(cfg.SyslogTLSCert, cfg.SyslogTLSKey, cfg.SyslogTLSClientCA); err != nil {
+				return err
+			}
+		}
+		srv := syslog.New(scfg, acc, a.log)
+		if err := srv.Listen(); err != nil {
+			return err
+		}
+		ins.stats["syslog"] = func() any { return srv.Stats() }
+		ins.comps = append(ins.comps, &component{name: "syslog", step: 2, run: srv.Serve})
+	}
+	if cfg.Journald != "" {
+		r, err := journald.New(journald.Config{
+			Source: cfg.Journald, StateDir: filepath.Join(cfg.DataDir, "inputs", "journald"), Host: cfg.Host, Sink: sink,
+		}, a.log)
+		if err != nil {
+			return fmt.Errorf("--journald: %w", err)
+		}
+		ins.stats["journald"] = func() any { return r.Stats() }
+		ins.comps = append(ins.comps, &component{name: "journald", step: 2, run: r.Run})
+	}
 	return nil
+}
+
+// syslogTLS is the syslog TLS listener's configuration: its certificate,
+// and with a client CA, clients must present a certificate it signed.
+func syslogTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--syslog-tls-cert/--syslog-tls-key: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--syslog-tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--syslog-tls-client-ca: no PEM certificate in %s", clientCA)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
