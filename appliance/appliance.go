@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,12 +59,18 @@ type Appliance struct {
 	invalid  map[string]string // source name → why its etcd entry was refused
 	etcdCli  *clientv3.Client
 	idx      *index.Index
-	writer   *indexwriter.Writer // direct mode: the tailers' sink
-	tail     *tailer.Manager
-	cps      *checkpoint.Store // nil on processes that do not tail
-	producer *kafkaout.Producer
-	consumer *kafkain.Consumer
-	disk     *diskspace.Guard
+	writer   *indexwriter.Writer // direct mode: the tailers' and inputs' sink
+	// consumerWriter is the Kafka consumer's sink on processes that
+	// index from Kafka.
+	consumerWriter *indexwriter.Writer
+	tail           *tailer.Manager
+	cps            *checkpoint.Store // nil on processes that do not tail
+	producer       *kafkaout.Producer
+	consumer       *kafkain.Consumer
+	disk           *diskspace.Guard
+	inputs         *inputs // push inputs and journald; none when off
+	// comps is the process's component list, set before ready closes.
+	comps []*component
 	// live is cfg with what SIGHUP applied since (guarded by mu).
 	live Config
 }
@@ -89,6 +96,38 @@ func (a *Appliance) Addr() string { return a.addr }
 func (a *Appliance) tails() bool   { return a.cfg.Role != RoleIndexer }
 func (a *Appliance) indexes() bool { return a.cfg.Role != RoleAgent }
 func (a *Appliance) direct() bool  { return len(a.cfg.Kafka) == 0 }
+
+// indexWriter returns the Kafka consumer's index writer, made on first
+// use.
+func (a *Appliance) indexWriter() *indexwriter.Writer {
+	if a.consumerWriter == nil {
+		a.consumerWriter = indexwriter.New(indexwriter.Config{Guard: a.disk}, a.idx, a.log)
+	}
+	return a.consumerWriter
+}
+
+// queuedBatches counts the batches waiting for the index writers.
+func (a *Appliance) queuedBatches() int {
+	n := 0
+	for _, w := range []*indexwriter.Writer{a.writer, a.consumerWriter} {
+		if w != nil {
+			n += w.Queued()
+		}
+	}
+	return n
+}
+
+// component is one part of the process in the list Run builds: its name,
+// how it runs, the shutdown step it stops at (see Run), and what it adds
+// to /api/status and /metrics (status and collect may be nil).
+type component struct {
+	name    string
+	step    int
+	run     func(context.Context) error
+	status  func(*Status)
+	collect func(*metrics, emitter)
+	st      *stage
+}
 
 // stage is one component with its own context, so shutdown can stop
 // components one at a time in a fixed order.
@@ -129,10 +168,12 @@ func (s *stage) stop(timeout time.Duration) bool {
 // goroutine it started has exited.
 //
 // Shutdown order (each step bounded by ShutdownTimeout):
-//  1. stop HTTP (no new requests, no new sources)
+//  1. stop HTTP (no new requests, no new sources; push requests in
+//     flight are answered once their lines are durable)
 //  2. stop alerting (a delivery in flight ends; its election lease is
-//     revoked, so another indexer takes over at once)
-//     then stop the settings watch and the tailers (no new lines read)
+//     revoked, so another indexer takes over at once), the syslog
+//     listeners and journald, then the settings watch and the tailers
+//     (no new lines read); then the push inputs' doors close
 //  3. drain in-flight lines to Kafka, or into the index in direct mode
 //  4. flush checkpoints (only acked offsets were ever set)
 //  5. stop the Kafka consumer (its offsets are committed after each
@@ -229,8 +270,27 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	// The writer toward durable storage: the tailers', the push inputs'
+	// and journald's sink (see pipeline.Batch for the contract).
+	var sink pipeline.Sink
+	if a.tails() {
+		if a.direct() {
+			a.writer = indexwriter.New(indexwriter.Config{Guard: a.disk}, a.idx, a.log)
+			sink = a.writer
+		} else {
+			a.producer = kafkaout.New(cfg.producerConfig(kafkaTLS), a.log)
+			sink = a.producer
+		}
+	}
+	ins, err := a.openInputs(sink)
+	if err != nil {
+		return err
+	}
+	a.inputs = ins
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		ins.close()
 		return fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
 	}
 	a.addr = ln.Addr().String()
@@ -239,6 +299,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	stop := make(chan struct{})
 	deps := a.httpDeps(store)
 	deps.Stop = stop
+	deps.Inputs = ins.mounts
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", met.handler())
 	mux.Handle("/", httpapi.New(deps, a.log))
@@ -250,7 +311,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	g := &errgroup.Group{}
 	failed := make(chan struct{})
 	var failOnce sync.Once
-	// Any stage returning an error starts the shutdown.
+	// Any component returning an error starts the shutdown.
 	watch := func(name string, fn func(context.Context) error) func(context.Context) error {
 		return func(ctx context.Context) error {
 			err := fn(ctx)
@@ -262,10 +323,13 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	var consumerStage, sinkStage, tailStage, cpStage, retentionStage, alertStage *stage
-	diskStage := a.start(g, "disk space", a.disk.Run)
+	// The process is this one list: each component with its name, how it
+	// runs, and its place in the shutdown order (step numbers as in Run's
+	// doc comment; equal steps stop in list order).
+	var comps []*component
 	if a.indexes() {
-		retentionStage = a.start(g, "retention", watch("retention", a.idx.RunRetention))
+		comps = append(comps, &component{name: "index retention", step: 6, run: a.idx.RunRetention,
+			status: a.indexStatus, collect: a.indexMetrics})
 		// Every process that indexes stands for election; the one
 		// elected evaluates the rules (see package alerting).
 		ext := cfg.ExternalURL
@@ -285,7 +349,9 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 				return out, err
 			},
 		})
-		alertStage = a.start(g, "alerting", watch("alerting", a.alerting.Run))
+		comps = append(comps, &component{name: "alerting", step: 2, run: a.alerting.Run,
+			status:  func(st *Status) { as := a.alerting.Stats(); st.Alerts = &as },
+			collect: a.alertMetrics})
 	}
 	if a.indexes() && !a.direct() {
 		topics := append([]string{cfg.Topic}, cfg.KafkaIndexTopics...)
@@ -293,27 +359,42 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup, TLS: kafkaTLS,
 			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
 			Partitions: int32(cfg.KafkaPartitions), InstanceID: cfg.kafkaInstanceID(),
-		}, a.idx, a.log)
-		consumerStage = a.start(g, "kafka consumer", watch("kafka consumer", a.consumer.Run))
+		}, a.indexWriter(), a.log)
+		comps = append(comps, &component{name: "kafka consumer", step: 5, run: a.consumer.Run,
+			status:  func(st *Status) { cs := a.consumer.Stats(); st.Consumer = &cs },
+			collect: a.consumerMetrics},
+			// The consumer's writer stops after it: a batch in flight
+			// is written or given back before the index closes.
+			&component{name: "index writer (kafka)", step: 5, run: a.consumerWriter.Run})
 	}
 	if a.tails() {
-		var sink pipeline.Sink
-		if a.direct() {
-			a.writer = indexwriter.New(indexwriter.Config{Guard: a.disk}, a.idx, a.log)
-			sink = a.writer
-			sinkStage = a.start(g, "index writer", watch("index writer", a.writer.Run))
+		if a.writer != nil {
+			comps = append(comps, &component{name: "index writer", step: 3, run: a.writer.Run})
 		} else {
-			a.producer = kafkaout.New(cfg.producerConfig(kafkaTLS), a.log)
-			sink = a.producer
-			sinkStage = a.start(g, "kafka producer", watch("kafka producer", a.producer.Run))
+			comps = append(comps, &component{name: "kafka producer", step: 3, run: a.producer.Run,
+				status:  func(st *Status) { ps := a.producer.Stats(); st.Producer = &ps },
+				collect: a.producerMetrics})
 		}
-		cpStage = a.start(g, "checkpoints", watch("checkpoints", cps.Run))
+		comps = append(comps, &component{name: "checkpoints", step: 4, run: cps.Run})
+		comps = append(comps, ins.components()...)
+		// The push inputs' doors close once their listeners stopped (the
+		// HTTP server first, syslog and journald just before), before the
+		// writer: a call still waiting gets its ack or the writer's nack.
+		comps = append(comps, &component{name: "inputs", step: 2, run: func(ctx context.Context) error {
+			<-ctx.Done()
+			ins.close()
+			return nil
+		}, status: func(st *Status) {
+			if a.cfg.pushInputs() {
+				st.Inputs = ins.status()
+			}
+		}, collect: a.inputMetrics})
 		a.tail = tailer.New(tailer.Config{
 			Host: cfg.Host, Zone: cfg.Zone, ScanInterval: cfg.ScanInterval, RotateWait: cfg.RotateWait,
 			PartialLineIdle: cfg.PartialLineIdle, Allowed: policy.CheckReal,
 			CloseInactive: cfg.CloseInactive, MaxOpenFiles: cfg.MaxOpenFiles,
 		}, sink, cps, a.log)
-		tailStage = a.start(g, "tailer", watch("tailer", func(ctx context.Context) error {
+		comps = append(comps, &component{name: "tailer", step: 2, status: a.tailStatus, collect: a.tailMetrics, run: func(ctx context.Context) error {
 			tg, tctx := errgroup.WithContext(ctx)
 			tg.Go(func() error { return a.tail.Run(tctx) })
 			if cfg.HostnetInterval > 0 {
@@ -327,14 +408,19 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 				})
 			})
 			return tg.Wait()
-		}))
+		}})
 	} else {
 		// Indexers still report refused entries in status.
-		tailStage = a.start(g, "settings watch", watch("settings watch", func(ctx context.Context) error {
+		comps = append(comps, &component{name: "settings watch", step: 2, run: func(ctx context.Context) error {
 			return store.Watch(ctx, "", func(st settings.State) {
 				a.setInvalid(st.Invalid, log)
 			})
-		}))
+		}})
+	}
+	comps = append(comps, &component{name: "disk space", step: 6, run: a.disk.Run, status: a.diskStatus, collect: a.diskMetrics})
+	a.comps = comps
+	for _, c := range comps {
+		c.st = a.start(g, c.name, watch(c.name, c.run))
 	}
 
 	httpDone := make(chan error, 1)
@@ -359,12 +445,10 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 	sctx, cancel := context.WithTimeout(context.Background(), to)
 	_ = srv.Shutdown(sctx) // 1
 	cancel()
-	for _, s := range []struct {
-		name string
-		st   *stage
-	}{{"alerting", alertStage}, {"tailer", tailStage}, {"sink", sinkStage}, {"checkpoints", cpStage}, {"consumer", consumerStage}, {"retention", retentionStage}, {"disk space", diskStage}} { // 2–6
-		if !s.st.stop(to + time.Second) {
-			log.Warn("stage did not stop in time; continuing shutdown", "stage", s.name)
+	// 2–6, in step order.
+	for _, c := range slices.SortedStableFunc(slices.Values(comps), func(x, y *component) int { return x.step - y.step }) {
+		if !c.st.stop(to + time.Second) {
+			log.Warn("component did not stop in time; continuing shutdown", "stage", c.name)
 		}
 	}
 	err = errors.Join(g.Wait(), <-httpDone)
@@ -580,6 +664,10 @@ type Status struct {
 	// whether it is the one evaluating (leader), its counters, and the
 	// rules and notification targets in trouble.
 	Alerts *alerting.Stats `json:"alerts,omitempty"`
+	// Inputs are the push inputs and journald, by name: lines acked,
+	// retried (a client's resend recognised), failed, refused for
+	// overload, in flight, and the last error.
+	Inputs map[string]InputStatus `json:"inputs,omitempty"`
 }
 
 // IndexStatus is the index's counts, with the batches waiting for the
@@ -636,54 +724,51 @@ func (a *Appliance) status(ctx context.Context) any {
 			st.InvalidAlerts = inv
 		}
 	}
-	if a.alerting != nil {
-		as := a.alerting.Stats()
-		st.Alerts = &as
-	}
 	st.Undelivered = map[string]map[string]uint64{}
-	if a.tail != nil {
-		if files := a.tail.Status(); files != nil {
-			st.Files = files
+	st.Settings = settingsStatus(a.effective())
+	for _, c := range a.comps {
+		if c.status != nil {
+			c.status(&st)
 		}
-		if srcs := a.tail.Sources(); srcs != nil {
-			st.Sources = srcs
-		}
-		sum := a.tail.Summary()
-		st.Tailing = &sum
-		st.Undelivered = a.tail.Undelivered()
-	}
-	if a.producer != nil {
-		ps := a.producer.Stats()
-		st.Producer = &ps
-	}
-	if a.consumer != nil {
-		cs := a.consumer.Stats()
-		st.Consumer = &cs
 	}
 	st.Ledger = a.ledger(st.Files)
-	eff := a.effective()
-	st.Settings = settingsStatus(eff)
-	if a.idx != nil {
-		st.Index = &IndexStatus{Stats: a.idx.Stats()}
-		if a.writer != nil {
-			st.Index.Queued = a.writer.Queued()
-		}
-		st.Retention = &RetentionStatus{
-			MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
-			MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),
-		}
-		if eff.Retention < 0 {
-			st.Retention.MaxAgeSeconds = -1
-		}
-	}
-	if a.disk != nil {
-		ds := a.disk.Status()
-		st.Disk = &DiskStatus{Status: ds, Paused: a.indexPaused(ds)}
-	}
 	if err := a.etcdHealth(ctx); err != nil {
 		st.Etcd.Error = err.Error()
 	} else {
 		st.Etcd.Healthy = true
 	}
 	return st
+}
+
+// tailStatus is the tailer's part of /api/status.
+func (a *Appliance) tailStatus(st *Status) {
+	if files := a.tail.Status(); files != nil {
+		st.Files = files
+	}
+	if srcs := a.tail.Sources(); srcs != nil {
+		st.Sources = srcs
+	}
+	sum := a.tail.Summary()
+	st.Tailing = &sum
+	st.Undelivered = a.tail.Undelivered()
+}
+
+// indexStatus is the index's part of /api/status: its counts, the
+// batches waiting for its writers, and the retention in force.
+func (a *Appliance) indexStatus(st *Status) {
+	eff := a.effective()
+	st.Index = &IndexStatus{Stats: a.idx.Stats(), Queued: a.queuedBatches()}
+	st.Retention = &RetentionStatus{
+		MaxAge: retentionString(eff.Retention), MaxBytes: eff.RetentionBytes, ShardSpan: durationString(eff.ShardSpan),
+		MaxAgeSeconds: int64(eff.Retention / time.Second), ShardSpanSeconds: int64(eff.ShardSpan / time.Second),
+	}
+	if eff.Retention < 0 {
+		st.Retention.MaxAgeSeconds = -1
+	}
+}
+
+// diskStatus is the free-space floor's part of /api/status.
+func (a *Appliance) diskStatus(st *Status) {
+	ds := a.disk.Status()
+	st.Disk = &DiskStatus{Status: ds, Paused: a.indexPaused(ds)}
 }

@@ -97,6 +97,29 @@ type Config struct {
 	// HostnetInterval samples /proc/net into records this often; 0 = off.
 	HostnetInterval time.Duration
 
+	// Push inputs (each off when empty or false); they run on processes
+	// that tail (roles all and agent) and hand their lines to the same
+	// writer as the tailer. See appliance/ingest and appliance/inputs.
+	//
+	// SyslogTCP, SyslogUDP and SyslogTLS are listen addresses; SyslogTLS
+	// needs SyslogTLSCert and SyslogTLSKey, and with SyslogTLSClientCA
+	// asks clients for a certificate signed by it.
+	SyslogTCP, SyslogUDP, SyslogTLS                string
+	SyslogTLSCert, SyslogTLSKey, SyslogTLSClientCA string
+	// OTLP serves POST /v1/logs, LokiPush POST /loki/api/v1/push and
+	// ESBulk the Elasticsearch bulk API (/_bulk, and all of it under
+	// /es/) on the HTTP port, behind its auth.
+	OTLP, LokiPush, ESBulk bool
+	// Journald follows a journal: "local" (the system journal), a
+	// directory or a journal file.
+	Journald string
+	// InputMaxBody caps a push request's body, compressed and
+	// decompressed (default 16 MiB); InputMaxInFlight caps the lines one
+	// input holds accepted and not yet durable (default 200000): past
+	// it, clients are answered 429.
+	InputMaxBody     int64
+	InputMaxInFlight int
+
 	// ScanInterval is how often source globs are re-expanded.
 	ScanInterval time.Duration
 	// RotateWait is how long a rotated or deleted file is still read after
@@ -226,6 +249,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--external-url: %q is not an http(s) URL", c.ExternalURL))
 		}
 	}
+	errs = append(errs, c.validateInputs()...)
 	if c.HostnetInterval < 0 {
 		errs = append(errs, errors.New("--hostnet-interval: must not be negative (0 turns it off)"))
 	}
@@ -283,4 +307,29 @@ func (c *Config) indexConfig() index.Config {
 		ShardSpan: c.ShardSpan, Retention: c.Retention, RetentionBytes: c.RetentionBytes,
 		MaxFieldsPerLine: c.MaxFieldsPerLine, MaxFieldNames: c.MaxFieldNames,
 	}
+}
+
+// pushInputs tells whether any push or journal input is on.
+func (c Config) pushInputs() bool {
+	return c.SyslogTCP != "" || c.SyslogUDP != "" || c.SyslogTLS != "" || c.OTLP || c.LokiPush || c.ESBulk || c.Journald != ""
+}
+
+func (c Config) validateInputs() []error {
+	var errs []error
+	if c.pushInputs() && c.Role == RoleIndexer {
+		errs = append(errs, errors.New("--syslog-*, --otlp, --loki-push, --elasticsearch-bulk, --journald: inputs run where lines are collected (--role all or agent), not on an indexer"))
+	}
+	if c.SyslogTLS != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == "") {
+		errs = append(errs, errors.New("--syslog-tls needs --syslog-tls-cert and --syslog-tls-key"))
+	}
+	if c.SyslogTLS == "" && (c.SyslogTLSCert != "" || c.SyslogTLSKey != "" || c.SyslogTLSClientCA != "") {
+		errs = append(errs, errors.New("--syslog-tls-cert, --syslog-tls-key, --syslog-tls-client-ca: set --syslog-tls too"))
+	}
+	if c.InputMaxBody < 0 {
+		errs = append(errs, errors.New("--input-max-body: must not be negative"))
+	}
+	if c.InputMaxInFlight < 0 {
+		errs = append(errs, errors.New("--input-max-in-flight: must not be negative"))
+	}
+	return errs
 }

@@ -30,7 +30,7 @@ type metrics struct {
 	idxShards, idxBytes, idxDropped                                       *prometheus.Desc
 	etcdUp                                                                *prometheus.Desc
 	diskFree, diskMinFree, diskLow, idxPaused                             *prometheus.Desc
-	ledgerFiles, ledgerGap                                                *prometheus.Desc
+	ledgerFiles, ledgerGap, inputLines, inputRejected, inputInFlight      *prometheus.Desc
 	alertLeader, alertRules, alertEvals, alertEvalFails, alertEvalSecs    *prometheus.Desc
 	alertNotes, alertOutbox, alertInstances, alertTargetsFailing          *prometheus.Desc
 }
@@ -66,7 +66,7 @@ func newMetrics(a *Appliance) *metrics {
 		idxDocs:             d("index_documents", "Distinct lines held by the index."),
 		idxWritten:          d("index_documents_written_total", "Documents written (replays included)."),
 		idxBatches:          d("index_batches_total", "Index batches written."),
-		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer (direct mode)."),
+		idxQueued:           d("index_queued_batches", "Batches waiting for the index writer."),
 		idxShards:           d("index_shards", "Time shards of the index."),
 		idxBytes:            d("index_bytes", "Size of the index on disk."),
 		idxDropped:          d("index_shards_dropped_total", "Shards dropped by retention."),
@@ -85,6 +85,9 @@ func newMetrics(a *Appliance) *metrics {
 		alertOutbox:         d("alert_outbox", "Alert notifications waiting in etcd to be delivered."),
 		alertInstances:      d("alerts", "Alert instances by state (pending, firing).", "state"),
 		alertTargetsFailing: d("alert_targets_failing", "Notification targets whose last delivery failed."),
+		inputLines:          d("input_lines_total", "Lines of a push input or journald by result: acked (durable), retried (a resend recognised, among acked), failed, overloaded (answered 429), unacked (UDP), dropped.", "input", "result"),
+		inputRejected:       d("input_rejected_total", "Requests or frames a push input refused as malformed or too large.", "input"),
+		inputInFlight:       d("input_in_flight", "Lines a push input accepted that are not yet durable.", "input"),
 		ledgerGap:           d("ledger_gap_bytes", "Bytes acked downstream but missing from the index (or deleted before read), per source; 0 on a healthy box.", "source"),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.http, m)
@@ -96,120 +99,41 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	prometheus.DescribeByCollect(m, ch)
 }
 
-// Collect is part of prometheus.Collector.
+// emitter sends const metrics to a Collect channel.
+type emitter struct{ ch chan<- prometheus.Metric }
+
+func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// Collect is part of prometheus.Collector: every component's metrics
+// (component.collect), then the process's own (ledger, etcd).
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	e := emitter{ch}
 	a := m.a
+	for _, c := range a.comps {
+		if c.collect != nil {
+			c.collect(m, e)
+		}
+	}
 	var files []tailer.FileStatus
 	if a.tail != nil {
 		files = a.tail.Status()
-		for src, t := range a.tail.Totals() {
-			counter(m.linesRead, t.LinesRead, src)
-			counter(m.linesAcked, t.LinesAcked, src)
-			counter(m.bytesRead, t.BytesRead, src)
-		}
-		for src, reasons := range a.tail.Undelivered() {
-			for reason, n := range reasons {
-				counter(m.undelivered, n, src, reason)
-			}
-		}
-		lag, open := map[string]float64{}, map[string]float64{}
-		for _, f := range files {
-			if f.FileID == "" {
-				continue // refused, not open
-			}
-			lag[f.Source] += float64(f.LagBytes)
-			open[f.Source]++
-		}
-		for src, v := range lag {
-			gauge(m.lagBytes, v, src)
-			gauge(m.openFiles, open[src], src)
-		}
-	}
-	if a.producer != nil {
-		s := a.producer.Stats()
-		counter(m.prodSent, s.Sent)
-		counter(m.prodAcked, s.Acked)
-		counter(m.prodErrors, s.Errors)
-		counter(m.prodRetries, s.Retries)
-		gauge(m.prodInFlight, float64(s.InFlight))
-		counter(m.prodTrunc, s.Truncated)
-		for _, c := range a.producer.Collectors() {
-			c.Collect(ch)
-		}
-	}
-	if a.consumer != nil {
-		s := a.consumer.Stats()
-		counter(m.consConsumed, s.Consumed)
-		counter(m.consIndexed, s.Indexed)
-		counter(m.consCommits, s.Commits)
-		for _, l := range s.Lag {
-			gauge(m.consLag, float64(l.Lag), l.Topic, strconv.Itoa(int(l.Partition)))
-		}
-	}
-	if a.idx != nil {
-		s := a.idx.Stats()
-		gauge(m.idxDocs, float64(s.Docs))
-		counter(m.idxWritten, s.DocsWritten)
-		counter(m.idxBatches, s.BatchesWritten)
-		queued := 0 // batches waiting for the index writer (direct mode)
-		if a.writer != nil {
-			queued = a.writer.Queued()
-		}
-		gauge(m.idxQueued, float64(queued))
-		gauge(m.idxShards, float64(s.Shards))
-		gauge(m.idxBytes, float64(s.Bytes))
-		counter(m.idxDropped, s.ShardsDropped)
-		for _, c := range a.idx.Collectors() {
-			c.Collect(ch)
-		}
-	}
-	if a.disk != nil {
-		s := a.disk.Status()
-		b := map[bool]float64{true: 1}
-		low, paused := b[s.Low], b[a.indexPaused(s)]
-		gauge(m.diskFree, float64(s.FreeBytes))
-		gauge(m.diskMinFree, float64(s.MinFreeBytes))
-		gauge(m.diskLow, low)
-		gauge(m.idxPaused, paused)
 	}
 	if l := a.ledger(files); l != nil {
 		for _, s := range l.Sources {
-			gauge(m.ledgerGap, float64(s.GapBytes), s.Source)
+			e.gauge(m.ledgerGap, float64(s.GapBytes), s.Source)
 			for state, n := range map[string]int{
 				ledger.StateComplete: s.Complete, ledger.StateCatchingUp: s.CatchingUp,
 				ledger.StateGap: s.WithGaps, ledger.StateUnknown: s.Unknown, ledger.StateShipped: s.Shipped,
 			} {
-				gauge(m.ledgerFiles, float64(n), s.Source, state)
+				e.gauge(m.ledgerFiles, float64(n), s.Source, state)
 			}
 		}
-	}
-	if a.alerting != nil {
-		s := a.alerting.Stats()
-		gauge(m.alertLeader, map[bool]float64{true: 1}[s.Leader])
-		gauge(m.alertRules, float64(s.Rules))
-		counter(m.alertEvals, s.Evaluations)
-		counter(m.alertEvalFails, s.EvaluationFailures)
-		buckets := make(map[float64]uint64, len(s.EvaluationSeconds.Bounds))
-		for i, b := range s.EvaluationSeconds.Bounds {
-			buckets[b] = s.EvaluationSeconds.Counts[i]
-		}
-		ch <- prometheus.MustNewConstHistogram(m.alertEvalSecs, s.EvaluationSeconds.Count, s.EvaluationSeconds.Sum, buckets)
-		for kind, n := range s.Notifications {
-			counter(m.alertNotes, n.Sent, kind, "sent")
-			counter(m.alertNotes, n.Failed, kind, "failed")
-			counter(m.alertNotes, n.Retried, kind, "retried")
-			counter(m.alertNotes, n.Dropped, kind, "dropped")
-		}
-		gauge(m.alertOutbox, float64(s.Outbox))
-		gauge(m.alertInstances, float64(s.Pending), "pending")
-		gauge(m.alertInstances, float64(s.Firing), "firing")
-		gauge(m.alertTargetsFailing, float64(len(s.TargetsInTrouble)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -217,7 +141,117 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	if a.etcdHealth(ctx) == nil {
 		up = 1
 	}
-	gauge(m.etcdUp, up)
+	e.gauge(m.etcdUp, up)
+}
+
+// tailMetrics are the tailer's: lines and bytes per source, lag, open
+// files.
+func (a *Appliance) tailMetrics(m *metrics, e emitter) {
+	for src, t := range a.tail.Totals() {
+		e.counter(m.linesRead, t.LinesRead, src)
+		e.counter(m.linesAcked, t.LinesAcked, src)
+		e.counter(m.bytesRead, t.BytesRead, src)
+	}
+	for src, reasons := range a.tail.Undelivered() {
+		for reason, n := range reasons {
+			e.counter(m.undelivered, n, src, reason)
+		}
+	}
+	lag, open := map[string]float64{}, map[string]float64{}
+	for _, f := range a.tail.Status() {
+		if f.FileID == "" {
+			continue // refused, not open
+		}
+		lag[f.Source] += float64(f.LagBytes)
+		open[f.Source]++
+	}
+	for src, v := range lag {
+		e.gauge(m.lagBytes, v, src)
+		e.gauge(m.openFiles, open[src], src)
+	}
+}
+
+func (a *Appliance) producerMetrics(m *metrics, e emitter) {
+	s := a.producer.Stats()
+	e.counter(m.prodSent, s.Sent)
+	e.counter(m.prodAcked, s.Acked)
+	e.counter(m.prodErrors, s.Errors)
+	e.counter(m.prodRetries, s.Retries)
+	e.gauge(m.prodInFlight, float64(s.InFlight))
+	e.counter(m.prodTrunc, s.Truncated)
+	for _, c := range a.producer.Collectors() {
+		c.Collect(e.ch)
+	}
+}
+
+func (a *Appliance) consumerMetrics(m *metrics, e emitter) {
+	s := a.consumer.Stats()
+	e.counter(m.consConsumed, s.Consumed)
+	e.counter(m.consIndexed, s.Indexed)
+	e.counter(m.consCommits, s.Commits)
+	for _, l := range s.Lag {
+		e.gauge(m.consLag, float64(l.Lag), l.Topic, strconv.Itoa(int(l.Partition)))
+	}
+}
+
+func (a *Appliance) indexMetrics(m *metrics, e emitter) {
+	s := a.idx.Stats()
+	e.gauge(m.idxDocs, float64(s.Docs))
+	e.counter(m.idxWritten, s.DocsWritten)
+	e.counter(m.idxBatches, s.BatchesWritten)
+	e.gauge(m.idxQueued, float64(a.queuedBatches()))
+	e.gauge(m.idxShards, float64(s.Shards))
+	e.gauge(m.idxBytes, float64(s.Bytes))
+	e.counter(m.idxDropped, s.ShardsDropped)
+	for _, c := range a.idx.Collectors() {
+		c.Collect(e.ch)
+	}
+}
+
+func (a *Appliance) diskMetrics(m *metrics, e emitter) {
+	s := a.disk.Status()
+	b := map[bool]float64{true: 1}
+	e.gauge(m.diskFree, float64(s.FreeBytes))
+	e.gauge(m.diskMinFree, float64(s.MinFreeBytes))
+	e.gauge(m.diskLow, b[s.Low])
+	e.gauge(m.idxPaused, b[a.indexPaused(s)])
+}
+
+func (a *Appliance) alertMetrics(m *metrics, e emitter) {
+	s := a.alerting.Stats()
+	e.gauge(m.alertLeader, map[bool]float64{true: 1}[s.Leader])
+	e.gauge(m.alertRules, float64(s.Rules))
+	e.counter(m.alertEvals, s.Evaluations)
+	e.counter(m.alertEvalFails, s.EvaluationFailures)
+	buckets := make(map[float64]uint64, len(s.EvaluationSeconds.Bounds))
+	for i, b := range s.EvaluationSeconds.Bounds {
+		buckets[b] = s.EvaluationSeconds.Counts[i]
+	}
+	e.ch <- prometheus.MustNewConstHistogram(m.alertEvalSecs, s.EvaluationSeconds.Count, s.EvaluationSeconds.Sum, buckets)
+	for kind, n := range s.Notifications {
+		e.counter(m.alertNotes, n.Sent, kind, "sent")
+		e.counter(m.alertNotes, n.Failed, kind, "failed")
+		e.counter(m.alertNotes, n.Retried, kind, "retried")
+		e.counter(m.alertNotes, n.Dropped, kind, "dropped")
+	}
+	e.gauge(m.alertOutbox, float64(s.Outbox))
+	e.gauge(m.alertInstances, float64(s.Pending), "pending")
+	e.gauge(m.alertInstances, float64(s.Firing), "firing")
+	e.gauge(m.alertTargetsFailing, float64(len(s.TargetsInTrouble)))
+}
+
+func (a *Appliance) inputMetrics(m *metrics, e emitter) {
+	if a.inputs == nil {
+		return
+	}
+	for name, st := range a.inputs.status() {
+		for result, n := range map[string]uint64{"acked": st.Acked, "retried": st.Retried, "failed": st.Failed,
+			"overloaded": st.Overloaded, "unacked": st.Unacked, "dropped": st.Dropped} {
+			e.counter(m.inputLines, n, name, result)
+		}
+		e.counter(m.inputRejected, st.Rejected, name)
+		e.gauge(m.inputInFlight, float64(st.InFlight), name)
+	}
 }
 
 // handler serves /metrics.

@@ -64,6 +64,18 @@ var runSettings = []runSetting{
 	{field: "MaxFieldNames", flag: "max-field-names"},
 	{field: "HostnetInterval", flag: "hostnet-interval"},
 	{field: "ExternalURL", flag: "external-url"},
+	{field: "SyslogTCP", flag: "syslog-tcp"},
+	{field: "SyslogUDP", flag: "syslog-udp"},
+	{field: "SyslogTLS", flag: "syslog-tls"},
+	{field: "SyslogTLSCert", flag: "syslog-tls-cert"},
+	{field: "SyslogTLSKey", flag: "syslog-tls-key"},
+	{field: "SyslogTLSClientCA", flag: "syslog-tls-client-ca"},
+	{field: "OTLP", flag: "otlp"},
+	{field: "LokiPush", flag: "loki-push"},
+	{field: "ESBulk", flag: "elasticsearch-bulk"},
+	{field: "Journald", flag: "journald"},
+	{field: "InputMaxBody", flag: "input-max-body"},
+	{field: "InputMaxInFlight", flag: "input-max-in-flight"},
 	{field: "ShutdownTimeout", flag: "shutdown-timeout"},
 	// The credential files are re-read on every SIGHUP; another path
 	// needs a restart.

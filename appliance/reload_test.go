@@ -54,6 +54,13 @@ func TestReloadAppliesOrNames(t *testing.T) {
 	// change makes one setting differ from base, validly. Settings not
 	// named get a change by their kind.
 	change := map[string]func(c *Config){
+		// The syslog TLS flags only go together.
+		"SyslogTLS":     func(c *Config) { c.SyslogTLS, c.SyslogTLSCert, c.SyslogTLSKey = "127.0.0.1:0", "c.pem", "k.pem" },
+		"SyslogTLSCert": func(c *Config) { c.SyslogTLS, c.SyslogTLSCert, c.SyslogTLSKey = "127.0.0.1:0", "c.pem", "k.pem" },
+		"SyslogTLSKey":  func(c *Config) { c.SyslogTLS, c.SyslogTLSCert, c.SyslogTLSKey = "127.0.0.1:0", "c.pem", "k.pem" },
+		"SyslogTLSClientCA": func(c *Config) {
+			c.SyslogTLS, c.SyslogTLSCert, c.SyslogTLSKey, c.SyslogTLSClientCA = "127.0.0.1:0", "c.pem", "k.pem", "ca.pem"
+		},
 		"HTTPAddr":      func(c *Config) { c.HTTPAddr = "127.0.0.1:1" },
 		"Role":          func(c *Config) { c.Role, c.Kafka = RoleIndexer, []string{"127.0.0.1:1"} },
 		"Kafka":         func(c *Config) { c.Kafka = []string{"127.0.0.1:1"} },

@@ -666,6 +666,13 @@ func parseRecord(line string, readTS time.Time, static map[string]string, now ti
 	ex := extracted{ts: readTS, static: static}
 	pc := parseCtx{line: line, readTS: readTS, now: now, loc: loc, static: static, max: maxPerDoc}
 	p.parse(&ex, &pc)
+	// A level the sender gave apart from the line (an OTLP severity, a
+	// journal PRIORITY, a Loki level label) wins over one read in it.
+	if lv := static["level"]; lv != "" {
+		if l := NormalizeLevel(lv); l != "" {
+			ex.level = l
+		}
+	}
 	return ex
 }
 

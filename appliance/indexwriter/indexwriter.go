@@ -90,7 +90,7 @@ func New(cfg Config, ix Indexer, log *slog.Logger) *Writer {
 		ix:  ix,
 		// The component keeps the name the index writer logged under
 		// before it left the index package.
-		log:   log.With("component", "index"),
+		log:     log.With("component", "index"),
 		queue:   make(chan *pipeline.Batch, cfg.QueueBatches),
 		stopped: make(chan struct{}),
 	}

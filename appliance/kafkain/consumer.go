@@ -1,8 +1,10 @@
 // Package kafkain consumes logbox events from Kafka with a sarama consumer
-// group and hands them to the index in batches. A Kafka offset is committed
-// only after the batch holding it is durable in the index; anything
-// consumed but not yet indexed is consumed again after a restart or a
-// rebalance, so the index must be idempotent (see pipeline.Record.ID).
+// group. It is an input like the tailer: it emits each partition's
+// messages as pipeline.Batch values to the index writer, and the batch's
+// ack is what marks its offsets for commit (the delivery contract is on
+// pipeline.Batch). Anything consumed but not yet acked is consumed again
+// after a restart or a rebalance, and the index skips what it holds (see
+// pipeline.Record.ID).
 package kafkain
 
 import (
@@ -29,13 +31,6 @@ import (
 	"github.com/logbox/logbox/appliance/kafkaconn"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
-
-// Indexer is the index. When Index returns nil the records are durable.
-// Index may be called concurrently, once per partition being consumed; it
-// must not keep recs after it returns. ctx ends on a rebalance or shutdown.
-type Indexer interface {
-	Index(ctx context.Context, recs []pipeline.Record) error
-}
 
 // Config configures the Consumer. Zero values mean the documented default.
 type Config struct {
@@ -66,6 +61,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientID is the Kafka client id (default "logbox").
 	ClientID string
+	// HandoverWait is how long a batch handed to the writer is still
+	// waited for once its partition is revoked or the consumer stops,
+	// so that it is committed if written (default 5s).
+	HandoverWait time.Duration
 	// TLS, when set, is used for every broker connection; nil is
 	// plaintext.
 	TLS *tls.Config
@@ -88,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientID == "" {
 		c.ClientID = "logbox"
+	}
+	if c.HandoverWait <= 0 {
+		c.HandoverWait = 5 * time.Second
 	}
 	if c.Partitions == 0 {
 		c.Partitions = kafkaconn.DefaultPartitions
@@ -202,7 +204,9 @@ type ConsumerStats struct {
 	// ECSEvents counts messages decoded as Filebeat / ECS-style events
 	// (a "message" and no "line").
 	ECSEvents uint64
-	// IndexErrors counts failed Index calls (each is retried).
+	// IndexErrors counts batches the writer gave back unwritten (a
+	// nack: it was stopping); their offsets stay uncommitted. Passing
+	// failures are retried by the writer and not counted here.
 	IndexErrors uint64
 	// Lag is per partition currently or last claimed, sorted.
 	Lag []PartitionLag
@@ -211,9 +215,9 @@ type ConsumerStats struct {
 // Consumer reads topics as a member of a consumer group and indexes what
 // it reads. Create it with New, start it with Run.
 type Consumer struct {
-	cfg Config
-	idx Indexer
-	log *slog.Logger
+	cfg  Config
+	sink pipeline.Sink
+	log  *slog.Logger
 
 	consumed, indexed, commits, fallbacks, ecs, indexErrs, sessions atomic.Uint64
 
@@ -231,16 +235,17 @@ type topicPartition struct {
 }
 
 // New returns a Consumer for cfg (defaults applied; call cfg.Validate
-// first) that indexes into idx. It starts nothing. log may be nil.
-func New(cfg Config, idx Indexer, log *slog.Logger) *Consumer {
+// first) that hands its batches to sink (the index writer). It starts
+// nothing. log may be nil.
+func New(cfg Config, sink pipeline.Sink, log *slog.Logger) *Consumer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Consumer{
-		cfg: cfg.withDefaults(),
-		idx: idx,
-		log: log.With("component", "kafkain"),
-		lag: map[topicPartition]int64{},
+		cfg:  cfg.withDefaults(),
+		sink: sink,
+		log:  log.With("component", "kafkain"),
+		lag:  map[topicPartition]int64{},
 		// Dials as sarama would with Net.DialTimeout 10s.
 		conns: newConns(10 * time.Second),
 	}
@@ -491,7 +496,7 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 // ConsumeClaim batches the partition's messages, indexes each batch and
-// marks its last offset for commit only after Index returned nil. It
+// marks its last offset for commit only once the writer acked it. It
 // reads and decodes the next batch while the one before is indexed.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	c := h.c
@@ -509,7 +514,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 
 	// One batch is indexed (by the goroutine below, in order) while the
 	// next is read and decoded here; a batch's last offset is marked once
-	// Index returned nil for it, and ConsumeClaim returns only after the
+	// the writer acked it, and ConsumeClaim returns only after the
 	// batch in hand is indexed or given up.
 	type job struct {
 		batch []pipeline.Record
@@ -588,31 +593,42 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	}
 }
 
-// index calls Index until it succeeds (true) or ctx ends (false).
+// index hands recs to the writer as one batch and waits for its ack
+// (true) or nack (false). When ctx ends (a rebalance or shutdown) it waits
+// at most HandoverWait more; a batch written after that is read again by
+// the partition's next owner and skipped by the index. The writer retries
+// passing failures itself.
 func (c *Consumer) index(ctx context.Context, tp topicPartition, recs []pipeline.Record) bool {
-	delay := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := c.idx.Index(ctx, recs)
-		if err == nil {
-			c.indexed.Add(uint64(len(recs)))
-			return true
-		}
-		c.indexErrs.Add(1)
-		if ctx.Err() != nil {
+	done := make(chan error, 1)
+	b := pipeline.NewBatchFunc(recs, func(err error) { done <- err })
+	if err := c.sink.Publish(ctx, b); err != nil {
+		return false
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			c.indexErrs.Add(1)
+			c.log.Warn("the index writer gave a batch back; its kafka offsets stay uncommitted and are read again",
+				"topic", tp.topic, "partition", tp.partition, "records", len(recs), "err", err)
 			return false
 		}
-		lvl := slog.LevelDebug
-		if attempt == 1 || attempt%20 == 0 {
-			lvl = slog.LevelWarn
-		}
-		c.log.Log(ctx, lvl, "index failed; the batch is retried and its kafka offsets stay uncommitted; check the index (disk space, permissions)",
-			"topic", tp.topic, "partition", tp.partition, "records", len(recs), "attempt", attempt, "err", err)
+		c.indexed.Add(uint64(len(recs)))
+		return true
+	case <-ctx.Done():
+		// A rebalance or shutdown: the batch is in the writer already.
+		// Wait a little for it, so a batch written anyway is also
+		// committed and not read again by the partition's next owner.
+		t := time.NewTimer(c.cfg.HandoverWait)
+		defer t.Stop()
 		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(delay):
+		case err := <-done:
+			if err == nil {
+				c.indexed.Add(uint64(len(recs)))
+				return true
+			}
+		case <-t.C:
 		}
-		delay = min(delay*2, 5*time.Second)
+		return false
 	}
 }
 

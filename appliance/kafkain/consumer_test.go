@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/logbox/logbox/appliance/indexwriter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -52,6 +53,12 @@ func (m *memIndex) Index(ctx context.Context, recs []pipeline.Record) error {
 		m.recs[r.ID()] = r
 	}
 	return nil
+}
+
+func (m *memIndex) failedCalls() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failed
 }
 
 func (m *memIndex) snapshot() map[string]pipeline.Record {
@@ -231,7 +238,7 @@ func TestConsumeIndexCommit(t *testing.T) {
 
 	cfg := kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: group, BatchSize: 100, FlushInterval: 20 * time.Millisecond}
 	idx := newMemIndex(true)
-	c := kafkain.New(cfg, idx, testLogger(t))
+	c := kafkain.New(cfg, writerFor(t, idx), testLogger(t))
 	stop := runConsumer(t, c)
 	got := idx.waitLen(t, n+len(raws), 30*time.Second)
 	checkIndexed(t, want, got)
@@ -270,7 +277,7 @@ func TestConsumeIndexCommit(t *testing.T) {
 	// A second consumer in the group starts at the commits: it gets only
 	// what is new.
 	idx2 := newMemIndex(true)
-	c2 := kafkain.New(cfg, idx2, testLogger(t))
+	c2 := kafkain.New(cfg, writerFor(t, idx2), testLogger(t))
 	more, keys, vals := events("b", n, 5)
 	produce(t, cluster.Brokers, topic, keys, vals)
 	runConsumer(t, c2)
@@ -320,11 +327,12 @@ func TestIndexFailureNoCommit(t *testing.T) {
 
 	idx := newMemIndex(false)
 	c := kafkain.New(kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: group,
-		BatchSize: 50, FlushInterval: 10 * time.Millisecond}, idx, testLogger(t))
+		BatchSize: 50, FlushInterval: 10 * time.Millisecond}, writerFor(t, idx), testLogger(t))
 	runConsumer(t, c)
 
 	deadline := time.Now().Add(20 * time.Second)
-	for c.Stats().IndexErrors < 4 {
+	// The writer retries the failing index; the consumer waits.
+	for idx.failedCalls() < 4 {
 		if time.Now().After(deadline) {
 			t.Fatalf("Index not called: stats %+v", c.Stats())
 		}
@@ -356,7 +364,7 @@ func TestBrokerLateTopicMissing(t *testing.T) {
 	topic := kafkatest.UniqueName(t, "fresh")
 	idx := newMemIndex(true)
 	c := kafkain.New(kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Partitions: 5,
-		Group: kafkatest.UniqueName(t, "group"), FlushInterval: 10 * time.Millisecond}, idx, testLogger(t))
+		Group: kafkatest.UniqueName(t, "group"), FlushInterval: 10 * time.Millisecond}, writerFor(t, idx), testLogger(t))
 	cluster.Stop()
 	runConsumer(t, c)
 	time.Sleep(300 * time.Millisecond)
@@ -450,7 +458,7 @@ func TestConsumeFilebeatEvents(t *testing.T) {
 	produce(t, cluster.Brokers, topic, keys, vals)
 	cfg := kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: kafkatest.UniqueName(t, "g"), BatchSize: 8, FlushInterval: 20 * time.Millisecond}
 	idx := newMemIndex(true)
-	c := kafkain.New(cfg, idx, testLogger(t))
+	c := kafkain.New(cfg, writerFor(t, idx), testLogger(t))
 	runConsumer(t, c)
 	got := idx.waitLen(t, n, 30*time.Second)
 	waitCommitted(t, cluster.Brokers, cfg.Group, topic, 10*time.Second)
@@ -501,4 +509,17 @@ func TestInstanceID(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// writerFor runs the index writer in front of idx, as the process does:
+// the consumer hands it batches and commits on their acks. It stops at
+// the test's end, after the consumers (cleanups run last first).
+func writerFor(t testing.TB, idx indexwriter.Indexer) pipeline.Sink {
+	t.Helper()
+	w := indexwriter.New(indexwriter.Config{FlushInterval: 10 * time.Millisecond}, idx, testLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
 }

@@ -106,8 +106,8 @@ func TestRebalance(t *testing.T) {
 	g := &groupIndex{times: map[string][]indexing{}, per: map[string]int{}}
 	cfg := kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: group,
 		BatchSize: batchSize, FlushInterval: 20 * time.Millisecond}
-	stopA := runConsumer(t, kafkain.New(cfg, member{g, "a"}, testLogger(t)))
-	runConsumer(t, kafkain.New(cfg, member{g, "b"}, testLogger(t)))
+	stopA := runConsumer(t, kafkain.New(cfg, writerFor(t, member{g, "a"}), testLogger(t)))
+	runConsumer(t, kafkain.New(cfg, writerFor(t, member{g, "b"}), testLogger(t)))
 
 	// Both get partitions.
 	for {

@@ -78,7 +78,7 @@ func TestRestartAfterKill(t *testing.T) {
 	cfg := kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: group,
 		InstanceID: kafkain.InstanceID("killbox", t.TempDir()), BatchSize: 20, FlushInterval: 20 * time.Millisecond}
 	run := func() (c *kafkain.Consumer, cancel func(), done chan error) {
-		c = kafkain.New(cfg, idx, testLogger(t))
+		c = kafkain.New(cfg, writerFor(t, idx), testLogger(t))
 		ctx, cancel := context.WithCancel(context.Background())
 		done = make(chan error, 1)
 		go func() { done <- c.Run(ctx) }()
@@ -169,7 +169,7 @@ func TestStopWhileJoinWaits(t *testing.T) {
 	_, _, vals := events("stop", 0, 10)
 	produce(t, cluster.Brokers, topic, vals, vals)
 
-	a := kafkain.New(cfg, idx, testLogger(t))
+	a := kafkain.New(cfg, writerFor(t, idx), testLogger(t))
 	actx, acancel := context.WithCancel(context.Background())
 	adone := make(chan error, 1)
 	go func() { adone <- a.Run(actx) }()
@@ -183,7 +183,7 @@ func TestStopWhileJoinWaits(t *testing.T) {
 		<-joins
 	}
 
-	b := kafkain.New(cfg, idx, testLogger(t))
+	b := kafkain.New(cfg, writerFor(t, idx), testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

@@ -65,7 +65,7 @@ func consumeWith(t *testing.T, brokers []string, topic string, s secure) *memInd
 	idx := newMemIndex(true)
 	c := kafkain.New(kafkain.Config{Brokers: brokers, Topics: []string{topic}, Group: kafkatest.UniqueName(t, "g"),
 		FlushInterval: 10 * time.Millisecond, TLS: s.tls,
-		SASLMechanism: s.mech, SASLUser: s.user, SASLPassword: s.password}, idx, testLogger(t))
+		SASLMechanism: s.mech, SASLUser: s.user, SASLPassword: s.password}, writerFor(t, idx), testLogger(t))
 	runConsumer(t, c)
 	return idx
 }

@@ -82,9 +82,11 @@ func Start(t testing.TB, mode Mode) *Pipe {
 		topic := kafkatest.UniqueName(t, "logs")
 		prod := kafkaout.New(kafkaout.Config{Brokers: kc.Brokers, Topic: topic, Partitions: 3}, Quiet)
 		run(prod.Run)
+		w := indexwriter.New(indexwriter.Config{FlushInterval: 20 * time.Millisecond}, ix, Quiet)
 		cons := kafkain.New(kafkain.Config{Brokers: kc.Brokers, Topics: []string{topic}, Partitions: 3,
-			Group: kafkatest.UniqueName(t, "group"), FlushInterval: 20 * time.Millisecond}, ix, Quiet)
+			Group: kafkatest.UniqueName(t, "group"), FlushInterval: 20 * time.Millisecond}, w, Quiet)
 		run(cons.Run)
+		run(w.Run)
 		p.Sink = prod
 	default:
 		t.Fatalf("ingesttest: unknown mode %q", mode)
