@@ -272,7 +272,7 @@ func esBulkKill9(t *testing.T, bin string, extra []string) {
 		t.Fatalf("search: %v %s", err, raw)
 	}
 	h := out.Hits[0]
-	if h.Host != "shipper-1" || h.Source != "/var/log/shop.log" || h.Line != "esbin tok0012345 GET /cart 200" ||
+	if h.Host != "shipper-1" || h.Source != "bulk" || h.Fields["log.file.path"] != "/var/log/shop.log" || h.Line != "esbin tok0012345 GET /cart 200" ||
 		h.Fields["index"] != "esbinidx" || h.Fields["seq"] != "12345" || h.Fields["level"] != "info" || h.Fields["withid"] != "true" ||
 		!h.TS.Equal(base.Add(12345*time.Millisecond)) {
 		t.Fatalf("hit %+v", h)

@@ -97,7 +97,7 @@ func TestJournaldKill9(t *testing.T) {
 			w := &journalWriter{remote: remote, path: filepath.Join(jdir, "app.journal"), stop: make(chan struct{}), done: make(chan struct{})}
 			w.write(t, 300) // the journal exists before logbox starts
 			go w.run(t)
-			args := []string{"--data", "data", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "crashbox", "--journald", "journal"}
+			args := []string{"--data", "data", "--http", "127.0.0.1:0", "--etcd-listen", "127.0.0.1:0", "--host", "crashbox", "--journald=journal"}
 			if kafka {
 				k := kafkatest.Start(t)
 				args = append(args, "--kafka", strings.Join(k.Brokers, ","),

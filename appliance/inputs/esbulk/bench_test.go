@@ -38,7 +38,7 @@ func bulkBody(b []byte, req, n int) []byte {
 func BenchmarkBulk(b *testing.B) {
 	const docs = 1000
 	p := ingesttest.Start(b, ingesttest.Direct)
-	acc := p.Acceptor("elasticsearch", "")
+	acc := p.Acceptor("bulk", "")
 	r := chi.NewRouter()
 	esbulk.New(acc, esbulk.Config{}, ingesttest.Quiet).Mount(r)
 	srv := httptest.NewServer(r)

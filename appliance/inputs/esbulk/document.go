@@ -311,10 +311,10 @@ func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Lin
 			break
 		}
 	}
-	if v, ok := fields["log.file.path"]; ok && v != "" {
-		r.Source = v
-		delete(fields, "log.file.path")
-	}
+	// The source names the input ("bulk", the acceptor's name, as for
+	// every pushed line); the shipper's file stays the field
+	// log.file.path, and is part of the stream.
+	path := fields["log.file.path"]
 	if v, ok := fields["log.level"]; ok {
 		fields["level"] = v
 		delete(fields, "log.level")
@@ -325,7 +325,7 @@ func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Lin
 	if id != "" {
 		l.ID = index + "/" + id
 	} else {
-		l.Stream = index + "\x00" + r.Host + "\x00" + r.Source
+		l.Stream = index + "\x00" + r.Host + "\x00" + path
 	}
 	return l, nil
 }

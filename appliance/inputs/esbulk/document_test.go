@@ -40,8 +40,8 @@ func TestToLine(t *testing.T) {
 	f("filebeat", `{"@timestamp":"2024-03-05T10:11:12.345Z","message":"GET /x 200","host":{"name":"web-1","os":{"family":"debian"}},
 		"log":{"file":{"path":"/var/log/app.log"},"offset":1234,"level":"warn"},"agent":{"type":"filebeat","version":"8.11.0"},
 		"tags":["a","b"],"ok":true,"ratio":0.5,"nothing":null,"empty":{}}`, "filebeat-8.11.0", "",
-		want{line: "GET /x 200", host: "web-1", source: "/var/log/app.log", ts: ts, stream: "filebeat-8.11.0\x00web-1\x00/var/log/app.log",
-			fields: map[string]string{"host.os.family": "debian", "log.offset": "1234", "level": "warn", "agent.type": "filebeat",
+		want{line: "GET /x 200", host: "web-1", ts: ts, stream: "filebeat-8.11.0\x00web-1\x00/var/log/app.log",
+			fields: map[string]string{"log.file.path": "/var/log/app.log", "host.os.family": "debian", "log.offset": "1234", "level": "warn", "agent.type": "filebeat",
 				"agent.version": "8.11.0", "tags": `["a","b"]`, "ok": "true", "ratio": "0.5", "index": "filebeat-8.11.0"}})
 	f("fluent bit", `{"@timestamp":"2024-03-05T10:11:12.345Z","log":"plain text\n","stream":"stdout","kubernetes":{"pod_name":"p-1","labels":{"app":"x"}}}`,
 		"fluent-bit", "abc",
