@@ -79,6 +79,31 @@ func (f dayDuration) Set(v string) error {
 }
 
 // sizeFlag is a byte size flag that also takes units ("512MiB", "2GiB").
+// journaldFlag is --journald: alone it follows the local journal
+// ("local"), --journald=PATH a journal directory or file.
+type journaldFlag struct{ s *string }
+
+func (f journaldFlag) IsBoolFlag() bool { return true }
+
+func (f journaldFlag) String() string {
+	if f.s == nil {
+		return ""
+	}
+	return *f.s
+}
+
+func (f journaldFlag) Set(v string) error {
+	switch v {
+	case "true":
+		*f.s = "local"
+	case "false", "":
+		*f.s = ""
+	default:
+		*f.s = v
+	}
+	return nil
+}
+
 type sizeFlag struct{ n *int64 }
 
 func (f sizeFlag) String() string {
@@ -162,7 +187,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.BoolVar(&c.OTLP, "otlp", false, "accept OTLP/HTTP logs on POST /v1/logs of the --http port (protobuf or JSON, gzip)")
 	fs.BoolVar(&c.LokiPush, "loki-push", false, "accept Loki pushes on POST /loki/api/v1/push of the --http port (snappy protobuf or JSON)")
 	fs.BoolVar(&c.ESBulk, "elasticsearch-bulk", false, "accept Elasticsearch bulk requests on the --http port: POST /_bulk, /{index}/_bulk, and the API clients need under /es/")
-	fs.StringVar(&c.Journald, "journald", "", "follow a systemd journal: local (the system journal), a directory or a journal file; its cursor is the checkpoint")
+	fs.Var(journaldFlag{&c.Journald}, "journald", "follow the local systemd journal; --journald=DIR or =FILE follows that journal directory or file instead; its cursor is the checkpoint")
 	fs.Var(sizeFlag{&c.InputMaxBody}, "input-max-body", "largest push request body, compressed and decompressed (`SIZE`, default 16MiB)")
 	fs.IntVar(&c.InputMaxInFlight, "input-max-in-flight", 0, "lines one push input holds before they are durable; past it clients get 429 (default 200000)")
 	fs.DurationVar(&c.HostnetInterval, "hostnet-interval", 0, "sample host network health (/proc/net/dev drops and errors, TCP states) into searchable records this often; 0 = off")

@@ -227,7 +227,7 @@ func lokiPushKill9(t *testing.T, bin string, extra []string) {
 	batches++
 
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && searchTotal(t, p.url, "lokibin") < uint64(written) {
+	for time.Now().Before(deadline) && lokiExactTotal(t, p.url, "lokibin") < uint64(written) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	seen, total := allTokens(t, p.url, "lokibin")

@@ -150,7 +150,7 @@ func (a *Appliance) addInputs(ins *inputs, sink pipeline.Sink) error {
 		ins.mounts = append(ins.mounts, loki.New(acc, loki.Config{MaxBody: body}, a.log).Mount)
 	}
 	if cfg.ESBulk {
-		acc, err := a.acceptor(ins, "elasticsearch", sink)
+		acc, err := a.acceptor(ins, "bulk", sink)
 		if err != nil {
 			return err
 		}

@@ -37,12 +37,11 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,9 +253,13 @@ func (a *Acceptor) reserve(n int) bool {
 }
 
 // key is the line's identity hash; occurrence tells the k-th identical
-// line of one call apart from the first.
+// line of one call apart from the first. The fields are combined by a
+// sum of their hashes, so their order does not matter and nothing is
+// sorted or allocated.
 func key(l *Line, occurrence int) uint64 {
-	d := xxhash.New()
+	var d xxhash.Digest
+	d.Reset()
+	var num [8]byte
 	if l.ID != "" {
 		_, _ = d.WriteString("id\x00")
 		_, _ = d.WriteString(l.ID)
@@ -264,29 +267,27 @@ func key(l *Line, occurrence int) uint64 {
 		r := &l.Record
 		_, _ = d.WriteString("s\x00")
 		_, _ = d.WriteString(l.Stream)
-		_, _ = d.WriteString("\x00")
-		_, _ = d.WriteString(strconv.FormatInt(r.TS.UnixNano(), 10))
-		_, _ = d.WriteString("\x00")
+		binary.LittleEndian.PutUint64(num[:], uint64(r.TS.UnixNano()))
+		_, _ = d.Write(num[:])
 		_, _ = d.WriteString(r.Host)
 		_, _ = d.WriteString("\x00")
 		_, _ = d.WriteString(r.Line)
-		if len(r.Fields) > 0 {
-			keys := make([]string, 0, len(r.Fields))
-			for k := range r.Fields {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				_, _ = d.WriteString("\x00")
-				_, _ = d.WriteString(k)
-				_, _ = d.WriteString("=")
-				_, _ = d.WriteString(r.Fields[k])
-			}
+		var fields uint64
+		var fd xxhash.Digest
+		for k, v := range r.Fields {
+			fd.Reset()
+			_, _ = fd.WriteString(k)
+			_, _ = fd.WriteString("\x00")
+			_, _ = fd.WriteString(v)
+			fields += fd.Sum64()
 		}
+		binary.LittleEndian.PutUint64(num[:], fields)
+		_, _ = d.Write(num[:])
 	}
 	if occurrence > 0 {
+		binary.LittleEndian.PutUint64(num[:], uint64(occurrence))
 		_, _ = d.WriteString("\x00#")
-		_, _ = d.WriteString(strconv.Itoa(occurrence))
+		_, _ = d.Write(num[:])
 	}
 	return d.Sum64()
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/logbox/logbox/appliance/ingest"
@@ -61,30 +61,37 @@ func parseBulk(body []byte, defIndex string) ([]item, []ingest.Line, error) {
 		items []item
 		lines []ingest.Line
 		ids   map[string]struct{}
+		docs  docParser
 	)
-	n := 0 // line number, from 1, for error messages
-	next := func() ([]byte, bool) {
-		if len(body) == 0 {
-			return nil, false
+	// One copy of the body as a string: the lines' text and values are
+	// its substrings.
+	src := string(body)
+	pos, n := 0, 0 // n: line number, from 1, for error messages
+	next := func() ([]byte, string, bool) {
+		if pos >= len(body) {
+			return nil, "", false
 		}
-		var l []byte
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			l, body = body[:i], body[i+1:]
-		} else {
-			l, body = body, nil
+		end := len(body)
+		if i := bytes.IndexByte(body[pos:], '\n'); i >= 0 {
+			end = pos + i
 		}
+		start := pos
+		pos = end + 1
 		n++
-		return bytes.TrimRight(l, "\r"), true
+		if end > start && body[end-1] == '\r' {
+			end--
+		}
+		return body[start:end], src[start:end], true
 	}
 	for {
-		l, ok := next()
+		l, ls, ok := next()
 		if !ok {
 			break
 		}
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		it, err := parseAction(l, n, defIndex)
+		it, err := parseAction(l, ls, n, defIndex)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -93,7 +100,7 @@ func parseBulk(body []byte, defIndex string) ([]item, []ingest.Line, error) {
 			items = append(items, it)
 			continue
 		}
-		doc, ok := next()
+		doc, dsrc, ok := next()
 		switch {
 		case !ok:
 			it.fail(400, typeValidation, "Validation Failed: 1: source is missing;")
@@ -102,7 +109,7 @@ func parseBulk(body []byte, defIndex string) ([]item, []ingest.Line, error) {
 		case it.status != 0:
 			// parseAction failed the item (no index, bad _id).
 		default:
-			line, err := toLine(doc, it.index, it.id)
+			line, err := docs.toLine(doc, dsrc, it.index, it.id)
 			if err != nil {
 				it.fail(400, typeMapperParsing, fmt.Sprintf("failed to parse document on line [%d]: %v", n, err))
 				break
@@ -125,52 +132,77 @@ func parseBulk(body []byte, defIndex string) ([]item, []ingest.Line, error) {
 	return items, lines, nil
 }
 
-// parseAction reads action line l (line number n). Item-level problems
-// (no index, a bad _id) come back as a failed item.
-func parseAction(l []byte, n int, defIndex string) (item, error) {
+// parseAction reads action line l (src as a string; line number n).
+// Item-level problems (no index, a bad _id) come back as a failed item.
+func parseAction(l []byte, src string, n int, defIndex string) (item, error) {
 	malformed := func(why string) error {
 		return &requestError{status: 400, typ: typeIllegalArgument,
 			reason: fmt.Sprintf("Malformed action/metadata line [%d], %s", n, why)}
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(l, &m); err != nil {
-		return item{}, malformed("expected a JSON object: " + err.Error())
+	l, src = bytes.TrimSpace(l), strings.TrimSpace(src)
+	if len(l) == 0 || l[0] != '{' || len(l) != len(src) || !json.Valid(l) {
+		return item{}, malformed("expected a JSON object")
 	}
-	if len(m) != 1 {
-		return item{}, malformed(fmt.Sprintf("expected one action, found %d", len(m)))
+	f := flattener{data: l, src: src, pos: 1}
+	f.ws()
+	if f.peek() != '"' {
+		return item{}, malformed("expected one action, found none")
 	}
-	var it item
-	var raw json.RawMessage
-	for k, v := range m {
-		it.action, raw = k, v
-	}
+	it := item{action: f.str(), index: defIndex, line: -1}
+	f.ws()
+	f.pos++ // ':'
+	f.ws()
 	switch it.action {
 	case "index", "create", "update", "delete":
 	default:
 		return item{}, malformed(fmt.Sprintf("expected one of [create, delete, index, update] but found [%s]", it.action))
 	}
-	var meta struct {
-		Index *string         `json:"_index"`
-		ID    json.RawMessage `json:"_id"`
+	if f.peek() != '{' {
+		return item{}, malformed("expected an object of metadata")
 	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return item{}, malformed("expected an object of metadata: " + err.Error())
-	}
-	it.index, it.line = defIndex, -1
-	if meta.Index != nil {
-		it.index = *meta.Index
-	}
+	f.pos++
 	hasID := false
-	if len(meta.ID) > 0 && string(meta.ID) != "null" {
-		hasID = true
-		var s string
-		if err := json.Unmarshal(meta.ID, &s); err == nil {
-			it.id = s
-		} else if _, err := strconv.ParseFloat(string(meta.ID), 64); err == nil {
-			it.id = string(meta.ID) // a number: its text, as Elasticsearch takes it
-		} else {
-			return item{}, malformed("[_id] must be a string")
+	for f.err == nil {
+		f.ws()
+		c := f.peek()
+		if c == '}' {
+			f.pos++
+			break
 		}
+		if c == ',' {
+			f.pos++
+			continue
+		}
+		key := f.str()
+		f.ws()
+		f.pos++ // ':'
+		f.ws()
+		switch key {
+		case "_index":
+			if f.peek() != '"' {
+				return item{}, malformed("[_index] must be a string")
+			}
+			it.index = f.str()
+		case "_id":
+			switch c := f.peek(); {
+			case c == '"':
+				it.id, hasID = f.str(), true
+			case c == 'n':
+				f.skip() // null: none
+			case c == '-' || (c >= '0' && c <= '9'):
+				start := f.pos
+				f.skip()
+				it.id, hasID = src[start:f.pos], true // a number: its text, as Elasticsearch takes it
+			default:
+				return item{}, malformed("[_id] must be a string")
+			}
+		default:
+			f.skip()
+		}
+	}
+	f.ws()
+	if f.err != nil || f.peek() != '}' {
+		return item{}, malformed("expected one action")
 	}
 	switch {
 	case it.index == "":

@@ -23,33 +23,61 @@ var (
 	errTooDeep   = fmt.Errorf("the document nests objects deeper than %d levels", maxDepth)
 )
 
+// maxKeys bounds the key strings one request's documents share.
+const maxKeys = 4096
+
+// docParser reads the documents of one bulk request. Documents of one
+// sender repeat their keys: the parser makes each key's string once.
+// Not safe for concurrent use.
+type docParser struct {
+	keys map[string]string
+	buf  bytes.Buffer
+}
+
 // flatten adds a JSON object's leaves to out under dotted keys:
 // {"host":{"name":"a"}} gives "host.name" = "a". Strings are their text,
 // numbers and booleans their JSON text, arrays their compact JSON text;
 // nulls, empty objects and empty keys are left out. A key seen twice
 // keeps its last value. doc must be one JSON object (leading and trailing
-// white space allowed).
-func flatten(doc []byte, out map[string]string) error {
-	doc = bytes.TrimSpace(doc)
-	if len(doc) == 0 || doc[0] != '{' {
+// white space allowed); src is doc as a string (values are its
+// substrings, so no value is copied).
+func (p *docParser) flatten(doc []byte, src string, out map[string]string) error {
+	doc, src = bytes.TrimSpace(doc), strings.TrimSpace(src)
+	if len(doc) == 0 || doc[0] != '{' || len(src) != len(doc) {
 		return errNotObject
 	}
 	if !json.Valid(doc) {
 		return errors.New("the document is not valid JSON")
 	}
-	f := flattener{data: doc, out: out}
+	f := flattener{data: doc, src: src, out: out, p: p}
 	f.object(nil, 1)
 	return f.err
+}
+
+// key returns path as a string, the one made before for an equal path.
+func (p *docParser) key(path []byte) string {
+	if k, ok := p.keys[string(path)]; ok {
+		return k
+	}
+	k := string(path)
+	if p.keys == nil {
+		p.keys = make(map[string]string, 64)
+	}
+	if len(p.keys) < maxKeys {
+		p.keys[k] = k
+	}
+	return k
 }
 
 // flattener walks a document json.Valid accepted; it still checks every
 // index, so that no input makes it panic.
 type flattener struct {
 	data []byte
+	src  string // data as a string
 	pos  int
 	out  map[string]string
 	err  error
-	buf  bytes.Buffer
+	p    *docParser
 }
 
 func (f *flattener) ws() {
@@ -128,16 +156,17 @@ func (f *flattener) value(path []byte, skip bool, depth int) {
 		if skip || f.err != nil {
 			return
 		}
-		f.buf.Reset()
-		if err := json.Compact(&f.buf, f.data[start:f.pos]); err != nil {
+		b := &f.p.buf
+		b.Reset()
+		if err := json.Compact(b, f.data[start:f.pos]); err != nil {
 			f.err = errors.New("the document is not valid JSON")
 			return
 		}
-		f.out[string(path)] = f.buf.String()
+		f.out[f.p.key(path)] = b.String()
 	case '"':
 		s := f.str()
 		if !skip {
-			f.out[string(path)] = s
+			f.out[f.p.key(path)] = s
 		}
 	case 'n':
 		f.pos += 4 // null: a missing value, as Elasticsearch takes it
@@ -154,7 +183,7 @@ func (f *flattener) value(path []byte, skip bool, depth int) {
 			return
 		}
 		if !skip {
-			f.out[string(path)] = string(f.data[start:f.pos])
+			f.out[f.p.key(path)] = f.src[start:f.pos]
 		}
 	}
 }
@@ -223,7 +252,7 @@ func (f *flattener) str() string {
 	}
 	raw := f.data[start:end]
 	if !escaped && utf8.Valid(raw) {
-		return string(raw[1 : len(raw)-1])
+		return f.src[start+1 : end-1]
 	}
 	// Escapes and invalid UTF-8 (replaced by U+FFFD) as encoding/json
 	// reads them.
@@ -239,10 +268,11 @@ func (f *flattener) str() string {
 var lineKeys = []string{"message", "log", "msg"}
 
 // toLine maps one bulk document of index to the line logbox keeps (see
-// the package doc for the mapping). id is the item's _id ("" for none).
-func toLine(doc []byte, index, id string) (ingest.Line, error) {
+// the package doc for the mapping); src is doc as a string. id is the
+// item's _id ("" for none).
+func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Line, error) {
 	fields := make(map[string]string, 16)
-	if err := flatten(doc, fields); err != nil {
+	if err := p.flatten(doc, src, fields); err != nil {
 		return ingest.Line{}, err
 	}
 	var r pipeline.Record
@@ -267,11 +297,11 @@ func toLine(doc []byte, index, id string) (ingest.Line, error) {
 		}
 	}
 	if !found {
-		var b bytes.Buffer
-		if err := json.Compact(&b, doc); err == nil {
-			r.Line = b.String()
+		p.buf.Reset()
+		if err := json.Compact(&p.buf, doc); err == nil {
+			r.Line = p.buf.String()
 		} else {
-			r.Line = string(bytes.TrimSpace(doc))
+			r.Line = strings.TrimSpace(src)
 		}
 	}
 	for _, k := range []string{"host.name", "host", "hostname"} {
@@ -281,10 +311,10 @@ func toLine(doc []byte, index, id string) (ingest.Line, error) {
 			break
 		}
 	}
-	if v, ok := fields["log.file.path"]; ok && v != "" {
-		r.Source = v
-		delete(fields, "log.file.path")
-	}
+	// The source names the input ("bulk", the acceptor's name, as for
+	// every pushed line); the shipper's file stays the field
+	// log.file.path, and is part of the stream.
+	path := fields["log.file.path"]
 	if v, ok := fields["log.level"]; ok {
 		fields["level"] = v
 		delete(fields, "log.level")
@@ -295,7 +325,7 @@ func toLine(doc []byte, index, id string) (ingest.Line, error) {
 	if id != "" {
 		l.ID = index + "/" + id
 	} else {
-		l.Stream = index + "\x00" + r.Host + "\x00" + r.Source
+		l.Stream = index + "\x00" + r.Host + "\x00" + path
 	}
 	return l, nil
 }

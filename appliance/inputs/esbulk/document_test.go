@@ -20,7 +20,8 @@ func TestToLine(t *testing.T) {
 	}
 	f := func(name, doc, index, id string, w want) {
 		t.Helper()
-		l, err := toLine([]byte(doc), index, id)
+		var p docParser
+		l, err := p.toLine([]byte(doc), doc, index, id)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			return
@@ -39,8 +40,8 @@ func TestToLine(t *testing.T) {
 	f("filebeat", `{"@timestamp":"2024-03-05T10:11:12.345Z","message":"GET /x 200","host":{"name":"web-1","os":{"family":"debian"}},
 		"log":{"file":{"path":"/var/log/app.log"},"offset":1234,"level":"warn"},"agent":{"type":"filebeat","version":"8.11.0"},
 		"tags":["a","b"],"ok":true,"ratio":0.5,"nothing":null,"empty":{}}`, "filebeat-8.11.0", "",
-		want{line: "GET /x 200", host: "web-1", source: "/var/log/app.log", ts: ts, stream: "filebeat-8.11.0\x00web-1\x00/var/log/app.log",
-			fields: map[string]string{"host.os.family": "debian", "log.offset": "1234", "level": "warn", "agent.type": "filebeat",
+		want{line: "GET /x 200", host: "web-1", ts: ts, stream: "filebeat-8.11.0\x00web-1\x00/var/log/app.log",
+			fields: map[string]string{"log.file.path": "/var/log/app.log", "host.os.family": "debian", "log.offset": "1234", "level": "warn", "agent.type": "filebeat",
 				"agent.version": "8.11.0", "tags": `["a","b"]`, "ok": "true", "ratio": "0.5", "index": "filebeat-8.11.0"}})
 	f("fluent bit", `{"@timestamp":"2024-03-05T10:11:12.345Z","log":"plain text\n","stream":"stdout","kubernetes":{"pod_name":"p-1","labels":{"app":"x"}}}`,
 		"fluent-bit", "abc",
@@ -62,7 +63,8 @@ func TestToLine(t *testing.T) {
 		want{line: "m", ts: ts, stream: "i\x00\x00", fields: map[string]string{"index": "i"}})
 
 	for _, bad := range []string{``, `[]`, `"x"`, `{"a":}`, `{"a":1}{`, `{"a":1} x`, strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)} {
-		if _, err := toLine([]byte(bad), "i", ""); err == nil {
+		var p docParser
+		if _, err := p.toLine([]byte(bad), bad, "i", ""); err == nil {
 			t.Errorf("%q: taken, want an error", bad)
 		}
 	}
@@ -257,8 +259,9 @@ func FuzzFlatten(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		got := map[string]string{}
-		err := flatten(doc, got)
-		if _, lerr := toLine(doc, "i", "x"); (lerr == nil) != (err == nil) {
+		var p docParser
+		err := p.flatten(doc, string(doc), got)
+		if _, lerr := p.toLine(doc, string(doc), "i", "x"); (lerr == nil) != (err == nil) {
 			t.Fatalf("toLine and flatten disagree: %v, %v", lerr, err)
 		}
 		if err != nil {

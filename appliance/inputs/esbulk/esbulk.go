@@ -36,10 +36,11 @@
 // milliseconds; else "timestamp", Vector's name) is the line's time; the
 // text is message, else log (Fluent Bit, Docker), else msg, else the
 // whole document as compact JSON; host.name (else host when it is a
-// string, else hostname) is the line's host; log.file.path its source
-// (else the input's name, so that a sender's lines stay in one stream
-// and, through Kafka, one partition); log.level (or level) becomes the
-// field level, the index name the field index, and every other key a field
+// string, else hostname) is the line's host; the source is the input's
+// name ("bulk", as for every pushed line, so that a sender's lines stay
+// in one stream and, through Kafka, one partition), the shipper's file
+// staying the field log.file.path; log.level (or level) becomes the
+// field level (the line's level), the index name the field index, and every other key a field
 // (numbers and booleans as their JSON text, arrays as compact JSON).
 //
 // # When an item is acknowledged

@@ -188,7 +188,7 @@ func checkOnce(t *testing.T, p *ingesttest.Pipe, k kind, n int) {
 			t.Errorf("%s: index field %q, want %q", tok, h.Fields["index"], k.index)
 		}
 		if _, ok := want["message"]; ok { // Filebeat
-			if h.Line != want["message"] || h.Host != "web-1" || h.Source != "/var/log/app.log" ||
+			if h.Line != want["message"] || h.Host != "web-1" || h.Fields["log.file.path"] != "/var/log/app.log" ||
 				h.Fields["level"] != "info" || h.Fields["http.response.status_code"] != fmt.Sprint(200+i%3) ||
 				h.Fields["tags"] != `["t1","t2"]` || h.Fields["host.os.family"] != "debian" || h.Fields["log.offset"] != fmt.Sprint(i*100) {
 				t.Errorf("%s: hit %+v", tok, h)
@@ -224,7 +224,7 @@ func TestGoClientBulk(t *testing.T) {
 				{"root", "", "filebeat-8.11.0"},
 			} {
 				t.Run(at.name, func(t *testing.T) {
-					e := serve(t, p, "elasticsearch-"+at.name, esbulk.Config{}, nil, nil)
+					e := serve(t, p, "bulk-"+at.name, esbulk.Config{}, nil, nil)
 					ks := make([]kind, 0, len(kinds))
 					for _, k := range kinds {
 						k.word = at.name + k.word
@@ -307,7 +307,7 @@ func TestLostAnswerRetried(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			p := ingesttest.Start(t, mode)
 			drop := &dropFirstAnswer{}
-			e := serve(t, p, "elasticsearch", esbulk.Config{}, nil, func(h http.Handler) http.Handler { drop.next = h; return drop })
+			e := serve(t, p, "bulk", esbulk.Config{}, nil, func(h http.Handler) http.Handler { drop.next = h; return drop })
 			es := client(t, e.url+"/es", elasticsearch.Config{})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -393,7 +393,7 @@ func TestItemErrors(t *testing.T) {
 	for _, mode := range ingesttest.Modes {
 		t.Run(string(mode), func(t *testing.T) {
 			p := ingesttest.Start(t, mode)
-			e := serve(t, p, "elasticsearch", esbulk.Config{}, nil, nil)
+			e := serve(t, p, "bulk", esbulk.Config{}, nil, nil)
 			body := strings.Join([]string{
 				`{"index":{"_id":"a1"}}`, `{"message":"itemerr good one","@timestamp":"2024-03-05T10:00:00Z"}`,
 				`{"update":{"_id":"a1"}}`, `{"doc":{"message":"itemerr changed"}}`,
@@ -517,7 +517,7 @@ func TestGzipAndBodyLimit(t *testing.T) {
 	for _, mode := range ingesttest.Modes {
 		t.Run(string(mode), func(t *testing.T) {
 			p := ingesttest.Start(t, mode)
-			e := serve(t, p, "elasticsearch", esbulk.Config{MaxBody: 32 << 10}, nil, nil)
+			e := serve(t, p, "bulk", esbulk.Config{MaxBody: 32 << 10}, nil, nil)
 			es := client(t, e.url+"/es", elasticsearch.Config{CompressRequestBody: true})
 			k := kind{word: "gzipped", index: "filebeat-8.11.0", action: "create", withID: true, doc: filebeat}
 			send(t, es, []kind{k}, 100, "")
@@ -676,7 +676,7 @@ func TestStartupRequests(t *testing.T) {
 	for _, mode := range ingesttest.Modes {
 		t.Run(string(mode), func(t *testing.T) {
 			p := ingesttest.Start(t, mode)
-			e := serve(t, p, "elasticsearch", esbulk.Config{}, nil, nil)
+			e := serve(t, p, "bulk", esbulk.Config{}, nil, nil)
 			es := client(t, e.url+"/es", elasticsearch.Config{})
 
 			res, err := es.Info()

@@ -114,7 +114,7 @@ func BenchmarkDecodeProtobuf(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		lines, err := decodeProtobuf(body, DefaultMaxBody)
+		lines, err := decodeProtobuf(body, DefaultMaxBody, nil)
 		if err != nil || len(lines) != 1000 {
 			b.Fatal(len(lines), err)
 		}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -53,6 +54,38 @@ func unsupported(format string, args ...any) error {
 	return &requestError{code: http.StatusUnsupportedMediaType, err: fmt.Errorf(format, args...)}
 }
 
+// errBusy: the pushes being decoded hold the memory budget; 429.
+var errBusy = &requestError{code: http.StatusTooManyRequests,
+	err: errors.New("too many pushes are being read at once; retry later")}
+
+// memBudget bounds the bytes that pushes being read and decoded hold at
+// once: bodies, decompressed bodies and what is decoded from them.
+// Decoded lines leave it when they reach the acceptor, whose in-flight
+// bound takes over. Safe for concurrent use; a nil budget bounds nothing.
+type memBudget struct {
+	held  atomic.Int64
+	limit int64
+}
+
+// reserve takes n bytes into *held, or returns errBusy.
+func (b *memBudget) reserve(n int64, held *int64) error {
+	if b == nil {
+		return nil
+	}
+	if b.held.Add(n) > b.limit {
+		b.held.Add(-n)
+		return errBusy
+	}
+	*held += n
+	return nil
+}
+
+func (b *memBudget) release(n int64) {
+	if b != nil {
+		b.held.Add(-n)
+	}
+}
+
 // Buffers for bodies and decoded bodies, reused across requests; what
 // is decoded from them is copied (gogo's and encoding/json's strings
 // are), so they go back once a request is decoded. Buffers grown past
@@ -85,9 +118,10 @@ func readLimited(buf *bytes.Buffer, r io.Reader, limit int64) (over bool, err er
 // anyway), gzip or deflate (raw, as Loki reads it); Content-Type
 // application/x-protobuf (or none, as Loki takes it) for a
 // snappy-compressed PushRequest, application/json for Loki's JSON. The
-// body is bounded by limit before and after decompression. Errors are
+// body is bounded by limit before and after decompression, and what
+// decoding holds by mem (at most 3 × limit for one push). Errors are
 // *requestError.
-func decodeRequest(r *http.Request, limit int64) ([]ingest.Line, error) {
+func decodeRequest(r *http.Request, limit int64, mem *memBudget) ([]ingest.Line, error) {
 	ct := r.Header.Get("Content-Type")
 	kind := "protobuf"
 	if ct != "" {
@@ -112,6 +146,16 @@ func decodeRequest(r *http.Request, limit int64) ([]ingest.Line, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge("the request body", r.ContentLength, limit)
 	}
+	var held int64
+	defer func() { mem.release(held) }()
+	// The body's length when sent with one, else the most it may be.
+	reserve := r.ContentLength
+	if reserve < 0 {
+		reserve = limit
+	}
+	if err := mem.reserve(reserve, &held); err != nil {
+		return nil, err
+	}
 
 	body := getBuf()
 	defer putBuf(body)
@@ -125,6 +169,10 @@ func decodeRequest(r *http.Request, limit int64) ([]ingest.Line, error) {
 	raw := body.Bytes()
 
 	if enc == "gzip" || enc == "x-gzip" || enc == "deflate" {
+		// Its decompressed size is known only once decompressed.
+		if err := mem.reserve(limit, &held); err != nil {
+			return nil, err
+		}
 		var zr io.ReadCloser
 		if enc == "deflate" {
 			zr = flate.NewReader(bytes.NewReader(raw))
@@ -149,20 +197,33 @@ func decodeRequest(r *http.Request, limit int64) ([]ingest.Line, error) {
 	}
 
 	if kind == "json" {
+		// What JSON decodes to is about as large as the JSON.
+		if err := mem.reserve(int64(len(raw)), &held); err != nil {
+			return nil, err
+		}
 		return decodeJSON(raw)
 	}
-	return decodeProtobuf(raw, limit)
+	return decodeProtobuf(raw, limit, func(n int) error {
+		// The snappy-decoded body, and the strings decoded from it.
+		return mem.reserve(2*int64(n), &held)
+	})
 }
 
 // decodeProtobuf decodes a snappy-compressed (block format) PushRequest.
-// The decoded size is checked against limit before anything is decoded.
-func decodeProtobuf(raw []byte, limit int64) ([]ingest.Line, error) {
+// The decoded size is checked against limit, and given to reserve (when
+// not nil), before anything is decoded.
+func decodeProtobuf(raw []byte, limit int64, reserve func(n int) error) ([]ingest.Line, error) {
 	n, err := snappy.DecodedLen(raw)
 	if err != nil {
 		return nil, badRequest("snappy: %w", err)
 	}
 	if int64(n) > limit {
 		return nil, tooLarge("the snappy-decoded body", int64(n), limit)
+	}
+	if reserve != nil {
+		if err := reserve(n); err != nil {
+			return nil, err
+		}
 	}
 	dst := getBuf()
 	defer putBuf(dst)

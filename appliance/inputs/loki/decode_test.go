@@ -64,9 +64,9 @@ func FuzzDecode(f *testing.F) {
 				}
 			}
 		}
-		lines, err := decodeProtobuf(snappy.Encode(nil, data), limit)
+		lines, err := decodeProtobuf(snappy.Encode(nil, data), limit, nil)
 		check("protobuf", lines, err)
-		lines, err = decodeProtobuf(data, limit)
+		lines, err = decodeProtobuf(data, limit, nil)
 		check("snappy block", lines, err)
 		lines, err = decodeJSON(data)
 		check("json", lines, err)
@@ -74,7 +74,7 @@ func FuzzDecode(f *testing.F) {
 			r := httptest.NewRequest(http.MethodPost, PushPath, bytes.NewReader(data))
 			r.Header.Set("Content-Type", "application/json")
 			r.Header.Set("Content-Encoding", enc)
-			lines, err = decodeRequest(r, limit)
+			lines, err = decodeRequest(r, limit, &memBudget{limit: 3 * limit})
 			check(enc, lines, err)
 		}
 	})

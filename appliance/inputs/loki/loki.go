@@ -69,9 +69,12 @@
 // bad labels or an entry without a timestamp (nothing of the push is
 // taken; clients do not retry it); 413 for a body over MaxBody; 415 for
 // an unknown Content-Type or Content-Encoding; 429 with Retry-After when
-// too many lines are in flight, 503 with Retry-After when logbox is
-// stopping or could not write the lines (ingest.Status). GET /ready
-// answers "ready" as Loki does, for clients that check it.
+// too many lines are in flight or too many pushes are being read at once
+// (Config.MaxBody), 503 with Retry-After when logbox is stopping or
+// could not write the lines (ingest.Status). Refused pushes, 429s for
+// reading included, count as the acceptor's Rejected, with the reason in
+// its LastError. GET /ready answers "ready" as Loki does, for clients
+// that check it.
 package loki
 
 import (
@@ -93,7 +96,11 @@ const DefaultMaxBody = 16 << 20
 // Config configures the input.
 type Config struct {
 	// MaxBody bounds a push's body in bytes, as sent and decompressed
-	// (default DefaultMaxBody); larger pushes are answered 413.
+	// (default DefaultMaxBody); larger pushes are answered 413. Pushes
+	// being read and decoded at once hold at most 8 × MaxBody bytes
+	// (a gzip or deflate push counts MaxBody for its decompressed body
+	// until it is decompressed); one more is answered 429 with
+	// Retry-After, so many clients at once make memory wait, not grow.
 	MaxBody int64
 }
 
@@ -103,6 +110,7 @@ type Config struct {
 type Handler struct {
 	acc *ingest.Acceptor
 	cfg Config
+	mem *memBudget
 	log *slog.Logger
 }
 
@@ -112,7 +120,8 @@ func New(acc *ingest.Acceptor, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
-	return &Handler{acc: acc, cfg: cfg, log: log.With("component", "input", "input", "loki")}
+	return &Handler{acc: acc, cfg: cfg, mem: &memBudget{limit: 8 * cfg.MaxBody},
+		log: log.With("component", "input", "input", "loki")}
 }
 
 // Mount adds POST /loki/api/v1/push and GET /ready to r.
@@ -125,7 +134,7 @@ func (h *Handler) Mount(r chi.Router) {
 }
 
 func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
-	lines, err := decodeRequest(r, h.cfg.MaxBody)
+	lines, err := decodeRequest(r, h.cfg.MaxBody, h.mem)
 	if err != nil {
 		code := http.StatusBadRequest
 		var re *requestError
@@ -133,6 +142,9 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
 			code = re.code
 		}
 		h.acc.Reject(1, err.Error())
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
 		h.log.Debug("push refused", "status", code, "err", err, "user_agent", r.UserAgent())
 		http.Error(w, err.Error(), code)
 		return

@@ -542,3 +542,79 @@ func TestOverloadAndNack(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// Pushes being read hold the memory budget (8 × MaxBody): a client that
+// opens more at once than it allows is answered 429 with Retry-After at
+// once, and the budget comes back when the pushes end, however they end.
+func TestReadBudget(t *testing.T) {
+	sink := blockSink{got: make(chan *pipeline.Batch, 4)}
+	go func() {
+		for b := range sink.got {
+			b.Ack()
+		}
+	}()
+	defer close(sink.got)
+	acc, err := ingest.New(ingest.Config{Name: "loki", Host: "h", Sink: sink}, ingesttest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.Close()
+	const maxBody = 1024
+	h := New(acc, Config{MaxBody: maxBody}, ingesttest.Quiet)
+	r := chi.NewRouter()
+	h.Mount(r)
+	url := serve(t, r)
+	c := newClient(url)
+
+	// Eight pushes without a length, their bodies never finished: each
+	// holds MaxBody.
+	var writers []*io.PipeWriter
+	errc := make(chan error, 8)
+	for range 8 {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, url+PushPath, pr)
+			req.Header.Set("Content-Type", "application/x-protobuf")
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		if _, err := pw.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.mem.held.Load() != 8*maxBody {
+		if time.Now().After(deadline) {
+			t.Fatalf("pushes being read hold %d bytes, want %d", h.mem.held.Load(), 8*maxBody)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	small := protoRequest(t, &push.PushRequest{Streams: []push.Stream{{Labels: `{a="b"}`,
+		Entries: []push.Entry{{Timestamp: time.Now(), Line: "fits"}}}}})
+	code, hdr, msg, err := c.send(context.Background(), small)
+	if err != nil || code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+		t.Fatalf("a push over the read budget: %d %q Retry-After %q %v", code, msg, hdr.Get("Retry-After"), err)
+	}
+	for _, pw := range writers {
+		pw.CloseWithError(errors.New("client gone"))
+	}
+	for range writers {
+		<-errc
+	}
+	for h.mem.held.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still held after the pushes ended", h.mem.held.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, msg, err := c.send(context.Background(), small); err != nil || code != http.StatusNoContent {
+		t.Fatalf("a push once the budget is back: %d %q %v", code, msg, err)
+	}
+	if h.mem.held.Load() != 0 {
+		t.Fatalf("a finished push left %d bytes held", h.mem.held.Load())
+	}
+}

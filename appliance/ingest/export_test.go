@@ -1,0 +1,4 @@
+package ingest
+
+// Key exposes the identity hash to the tests.
+var Key = key
