@@ -23,16 +23,16 @@ type metrics struct {
 	reg  *prometheus.Registry
 	http *prometheus.HistogramVec
 
-	linesRead, linesAcked, bytesRead, undelivered, lagBytes, openFiles    *prometheus.Desc
-	prodSent, prodAcked, prodErrors, prodRetries, prodInFlight, prodTrunc *prometheus.Desc
-	consConsumed, consIndexed, consCommits, consLag                       *prometheus.Desc
-	idxDocs, idxWritten, idxBatches, idxQueued                            *prometheus.Desc
-	idxShards, idxBytes, idxDropped                                       *prometheus.Desc
-	etcdUp                                                                *prometheus.Desc
-	diskFree, diskMinFree, diskLow, idxPaused                             *prometheus.Desc
-	ledgerFiles, ledgerGap, inputLines, inputRejected, inputInFlight      *prometheus.Desc
-	alertLeader, alertRules, alertEvals, alertEvalFails, alertEvalSecs    *prometheus.Desc
-	alertNotes, alertOutbox, alertInstances, alertTargetsFailing          *prometheus.Desc
+	linesRead, linesAcked, bytesRead, undelivered, lagBytes, openFiles          *prometheus.Desc
+	prodSent, prodAcked, prodErrors, prodRetries, prodInFlight, prodTrunc       *prometheus.Desc
+	consConsumed, consIndexed, consCommits, consLag                             *prometheus.Desc
+	idxDocs, idxWritten, idxBatches, idxQueued                                  *prometheus.Desc
+	idxShards, idxBytes, idxDropped                                             *prometheus.Desc
+	etcdUp                                                                      *prometheus.Desc
+	diskFree, diskMinFree, diskLow, idxPaused                                   *prometheus.Desc
+	ledgerFiles, ledgerGap, inputLines, inputRejected, inputInFlight, inputBusy *prometheus.Desc
+	alertLeader, alertRules, alertEvals, alertEvalFails, alertEvalSecs          *prometheus.Desc
+	alertNotes, alertOutbox, alertInstances, alertTargetsFailing                *prometheus.Desc
 }
 
 func newMetrics(a *Appliance) *metrics {
@@ -87,6 +87,7 @@ func newMetrics(a *Appliance) *metrics {
 		alertTargetsFailing: d("alert_targets_failing", "Notification targets whose last delivery failed."),
 		inputLines:          d("input_lines_total", "Lines of a push input or journald by result: acked (durable), retried (a resend recognised, among acked), failed, overloaded (answered 429), unacked (UDP), dropped.", "input", "result"),
 		inputRejected:       d("input_rejected_total", "Requests or frames a push input refused as malformed or too large.", "input"),
+		inputBusy:           d("input_requests_busy_total", "Push requests answered 429 before they were read: the input held --input-max-in-flight lines.", "input"),
 		inputInFlight:       d("input_in_flight", "Lines a push input accepted that are not yet durable.", "input"),
 		ledgerGap:           d("ledger_gap_bytes", "Bytes acked downstream but missing from the index (or deleted before read), per source; 0 on a healthy box.", "source"),
 	}
@@ -250,6 +251,7 @@ func (a *Appliance) inputMetrics(m *metrics, e emitter) {
 			e.counter(m.inputLines, n, name, result)
 		}
 		e.counter(m.inputRejected, st.Rejected, name)
+		e.counter(m.inputBusy, st.RequestsBusy, name)
 		e.gauge(m.inputInFlight, float64(st.InFlight), name)
 	}
 }

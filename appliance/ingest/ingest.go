@@ -133,8 +133,10 @@ type Stats struct {
 	// Failed: lines of calls answered with an error after they were
 	// taken (the writer nacked them, or the client went away first).
 	Failed uint64 `json:"lines_failed"`
-	// Overloaded: lines refused with ErrOverloaded (429).
-	Overloaded uint64 `json:"lines_overloaded"`
+	// Overloaded: lines refused with ErrOverloaded (429);
+	// RequestsBusy: requests answered 429 before they were read (Busy).
+	Overloaded   uint64 `json:"lines_overloaded"`
+	RequestsBusy uint64 `json:"requests_busy"`
 	// Unacked: lines taken without an ack to wait for (UDP syslog);
 	// Dropped: such lines refused because too many were in flight.
 	Unacked uint64 `json:"lines_unacked,omitempty"`
@@ -172,7 +174,7 @@ type Acceptor struct {
 	turn    uint64 // ticket whose batch is handed on next
 	turnCnd *sync.Cond
 
-	acked, retried, failed, overloaded, unacked, dropped, rejected atomic.Uint64
+	acked, retried, failed, overloaded, unacked, dropped, rejected, busy atomic.Uint64
 
 	errMu   sync.Mutex
 	lastErr string
@@ -213,6 +215,19 @@ func (a *Acceptor) Close() error {
 	return a.ids.close()
 }
 
+// Busy reports whether the lines in flight have reached MaxInFlight, and
+// counts the call when they have: an HTTP input then answers 429 with
+// Retry-After before it reads and decodes the body, so a client faster
+// than the index costs neither memory nor the CPU of decoding what would
+// be refused anyway.
+func (a *Acceptor) Busy() bool {
+	if a.inflight.Load() < int64(a.cfg.MaxInFlight) {
+		return false
+	}
+	a.busy.Add(1)
+	return true
+}
+
 // Reject counts n requests or frames the input refused as malformed or
 // too large.
 func (a *Acceptor) Reject(n int, why string) {
@@ -236,7 +251,7 @@ func (a *Acceptor) Stats() Stats {
 	a.errMu.Unlock()
 	return Stats{
 		Name: a.cfg.Name, Acked: a.acked.Load(), Retried: a.retried.Load(), Failed: a.failed.Load(),
-		Overloaded: a.overloaded.Load(), Unacked: a.unacked.Load(), Dropped: a.dropped.Load(), Rejected: a.rejected.Load(),
+		Overloaded: a.overloaded.Load(), RequestsBusy: a.busy.Load(), Unacked: a.unacked.Load(), Dropped: a.dropped.Load(), Rejected: a.rejected.Load(),
 		InFlight: a.inflight.Load(), IDs: n, LastError: le, LastErrorAt: at,
 	}
 }

@@ -223,6 +223,12 @@ func (h *Handler) Mount(r chi.Router) {
 // bulk answers a bulk request (see the package doc).
 func (h *Handler) bulk(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if h.acc.Busy() {
+		// Refused before the body is read: overload costs no memory.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "es_rejected_execution_exception", ingest.ErrOverloaded.Error())
+		return
+	}
 	body, rerr := h.readBody(w, r)
 	if rerr != nil {
 		h.acc.Reject(1, rerr.reason)

@@ -134,6 +134,12 @@ func (h *Handler) Mount(r chi.Router) {
 }
 
 func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
+	if h.acc.Busy() {
+		// Refused before the body is read: overload costs no memory.
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, ingest.ErrOverloaded.Error(), http.StatusTooManyRequests)
+		return
+	}
 	lines, err := decodeRequest(r, h.cfg.MaxBody, h.mem)
 	if err != nil {
 		code := http.StatusBadRequest

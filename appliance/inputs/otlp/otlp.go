@@ -124,6 +124,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, f, http.StatusRequestEntityTooLarge, codeResourceExhausted, h.tooLarge())
 		return
 	}
+	if h.acc.Busy() {
+		// Refused before the body is read: overload costs no memory.
+		w.Header().Set("Retry-After", "1")
+		h.write(w, f, http.StatusTooManyRequests, &statuspb.Status{Code: int32(codeResourceExhausted), Message: ingest.ErrOverloaded.Error()})
+		return
+	}
 
 	buf, _ := h.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
