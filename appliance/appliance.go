@@ -290,7 +290,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		ins.close()
+		ins.abandon()
 		return fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
 	}
 	a.addr = ln.Addr().String()

@@ -32,6 +32,9 @@ type inputs struct {
 	// counts are the acceptor-like counters of inputs without an
 	// acceptor (journald), by name.
 	counts map[string]func() ingest.Stats
+	// unserved release what was opened for components that will not
+	// run (the syslog listeners), when the start fails after opening.
+	unserved []func() error
 }
 
 const (
@@ -46,7 +49,7 @@ func (a *Appliance) openInputs(sink pipeline.Sink) (*inputs, error) {
 		return ins, nil
 	}
 	if err := a.addInputs(ins, sink); err != nil {
-		ins.close()
+		ins.abandon()
 		return nil, err
 	}
 	return ins, nil
@@ -84,6 +87,18 @@ func (ins *inputs) components() []*component {
 		return nil
 	}
 	return ins.comps
+}
+
+// abandon releases everything the inputs opened, for a start that fails
+// before their components run.
+func (ins *inputs) abandon() {
+	if ins == nil {
+		return
+	}
+	for _, f := range ins.unserved {
+		_ = f()
+	}
+	ins.close()
 }
 
 // close closes the acceptors: calls still waiting for an ack get it or
@@ -171,6 +186,7 @@ func (a *Appliance) addInputs(ins *inputs, sink pipeline.Sink) error {
 		if err := srv.Listen(); err != nil {
 			return err
 		}
+		ins.unserved = append(ins.unserved, srv.Close)
 		ins.stats["syslog"] = func() any { return srv.Stats() }
 		ins.comps = append(ins.comps, &component{name: "syslog", step: 2, run: srv.Serve})
 	}
