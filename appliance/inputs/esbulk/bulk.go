@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/logbox/logbox/appliance/jsonstr"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/logbox/logbox/appliance/ingest"
 )
@@ -215,41 +215,7 @@ func parseAction(l []byte, src string, n int, defIndex string) (item, error) {
 	return it, nil
 }
 
-// appendString appends s as a JSON string (invalid UTF-8 as U+FFFD).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				switch c {
-				case '\n':
-					b = append(b, '\\', 'n')
-				case '\r':
-					b = append(b, '\\', 'r')
-				case '\t':
-					b = append(b, '\\', 't')
-				default:
-					b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-				}
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
-}
+// appendString appends s as a JSON string (invalid UTF-8 as U+FFFD), as
+// encoding/json writes it.
+func appendString(b []byte, s string) []byte { return jsonstr.Append(b, s) }
 
-const hex = "0123456789abcdef"
