@@ -218,4 +218,3 @@ func parseAction(l []byte, src string, n int, defIndex string) (item, error) {
 // appendString appends s as a JSON string (invalid UTF-8 as U+FFFD), as
 // encoding/json writes it.
 func appendString(b []byte, s string) []byte { return jsonstr.Append(b, s) }
-
