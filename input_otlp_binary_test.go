@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/logbox/logbox/appliance/kafkatest"
 	"io"
 	"net/http"
 	"net/url"
@@ -89,11 +90,27 @@ func TestOTLPBinaryKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the binary")
 	}
-	began := time.Now()
 	bin := buildBinary(t)
+	for _, mode := range []string{"direct", "kafka"} {
+		t.Run(mode, func(t *testing.T) {
+			var extra []string
+			if mode == "kafka" {
+				// The broker outlives the kills: the records logbox acked
+				// are in Kafka, and a resend after a kill is skipped.
+				k := kafkatest.Start(t)
+				extra = []string{"--kafka", strings.Join(k.Brokers, ","),
+					"--topic", kafkatest.UniqueName(t, "otlp"), "--kafka-group", kafkatest.UniqueName(t, "otlp")}
+			}
+			otlpKill9(t, bin, extra)
+		})
+	}
+}
+
+func otlpKill9(t *testing.T, bin string, extra []string) {
+	began := time.Now()
 	work, _, rng := crashWorkdir(t, 3)
 	args := func(addr string) []string {
-		return []string{"--data", "data", "--http", addr, "--etcd-listen", "127.0.0.1:0", "--host", "otlpbox", "--otlp"}
+		return append([]string{"--data", "data", "--http", addr, "--etcd-listen", "127.0.0.1:0", "--host", "otlpbox", "--otlp"}, extra...)
 	}
 	p := startBinary(t, bin, work, args("127.0.0.1:0")...)
 	addr := strings.TrimPrefix(p.url, "http://")
