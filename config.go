@@ -189,6 +189,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.BoolVar(&c.ESBulk, "elasticsearch-bulk", false, "accept Elasticsearch bulk requests on the --http port: POST /_bulk, /{index}/_bulk, and the API clients need under /es/")
 	fs.Var(journaldFlag{&c.Journald}, "journald", "follow the local systemd journal; --journald=DIR or =FILE follows that journal directory or file instead; its cursor is the checkpoint")
 	fs.Var(sizeFlag{&c.InputMaxBody}, "input-max-body", "largest push request body, compressed and decompressed (`SIZE`, default 16MiB)")
+	fs.IntVar(&c.InputRetryIDs, "input-retry-ids", 0, "identities each push input remembers to recognise a client's retry, for 15 minutes at most (default 2000000, about 50 B each)")
 	fs.IntVar(&c.InputMaxInFlight, "input-max-in-flight", 0, "lines one push input holds before they are durable; past it clients get 429 (default 200000)")
 	fs.DurationVar(&c.HostnetInterval, "hostnet-interval", 0, "sample host network health (/proc/net/dev drops and errors, TCP states) into searchable records this often; 0 = off")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound for each shutdown step")

@@ -27,11 +27,11 @@ func TestInputFlags(t *testing.T) {
 		}
 	}
 	rc, err := loadRunConfig([]string{"--syslog-tcp", ":5514", "--syslog-udp", ":5514", "--otlp", "--loki-push", "--elasticsearch-bulk",
-		"--input-max-body", "1MiB", "--input-max-in-flight", "5000"}, io.Discard)
+		"--input-max-body", "1MiB", "--input-max-in-flight", "5000", "--input-retry-ids", "7000000"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc.SyslogTCP != ":5514" || rc.SyslogUDP != ":5514" || !rc.OTLP || !rc.LokiPush || !rc.ESBulk || rc.InputMaxBody != 1<<20 || rc.InputMaxInFlight != 5000 {
+	if rc.SyslogTCP != ":5514" || rc.SyslogUDP != ":5514" || !rc.OTLP || !rc.LokiPush || !rc.ESBulk || rc.InputMaxBody != 1<<20 || rc.InputMaxInFlight != 5000 || rc.InputRetryIDs != 7000000 {
 		t.Errorf("config %+v", rc.Config)
 	}
 	for _, bad := range [][]string{

@@ -119,6 +119,10 @@ type Config struct {
 	// it, clients are answered 429.
 	InputMaxBody     int64
 	InputMaxInFlight int
+	// InputRetryIDs caps the identities each push input remembers for
+	// recognising a client's retry (default 2000000, about 50 B each);
+	// they are kept 15 minutes at most.
+	InputRetryIDs int
 
 	// ScanInterval is how often source globs are re-expanded.
 	ScanInterval time.Duration
@@ -327,6 +331,9 @@ func (c Config) validateInputs() []error {
 	}
 	if c.InputMaxBody < 0 {
 		errs = append(errs, errors.New("--input-max-body: must not be negative"))
+	}
+	if c.InputRetryIDs < 0 {
+		errs = append(errs, errors.New("--input-retry-ids: must not be negative"))
 	}
 	if c.InputMaxInFlight < 0 {
 		errs = append(errs, errors.New("--input-max-in-flight: must not be negative"))

@@ -59,7 +59,7 @@ func (a *Appliance) openInputs(sink pipeline.Sink) (*inputs, error) {
 func (a *Appliance) acceptor(ins *inputs, name string, sink pipeline.Sink) (*ingest.Acceptor, error) {
 	acc, err := ingest.New(ingest.Config{
 		Name: name, Host: a.cfg.Host, Dir: filepath.Join(a.cfg.DataDir, "inputs", name), Sink: sink,
-		MaxInFlight: a.inputMaxInFlight(),
+		MaxInFlight: a.inputMaxInFlight(), MaxIDs: a.cfg.InputRetryIDs,
 	}, a.log)
 	if err != nil {
 		return nil, err

@@ -76,6 +76,7 @@ var runSettings = []runSetting{
 	{field: "Journald", flag: "journald"},
 	{field: "InputMaxBody", flag: "input-max-body"},
 	{field: "InputMaxInFlight", flag: "input-max-in-flight"},
+	{field: "InputRetryIDs", flag: "input-retry-ids"},
 	{field: "ShutdownTimeout", flag: "shutdown-timeout"},
 	// The credential files are re-read on every SIGHUP; another path
 	// needs a restart.

@@ -165,3 +165,32 @@ func TestKeyParts(t *testing.T) {
 		t.Error("a client id does not decide the identity alone")
 	}
 }
+
+// MaxIDs bounds what is remembered: an old line is forgotten (its resend
+// indexed again), a recent one still recognised, and the count of
+// identities stays near the bound.
+func TestMaxIDs(t *testing.T) {
+	p := ingesttest.Start(t, ingesttest.Direct)
+	a, err := ingest.New(ingest.Config{Name: "t", Host: "h", Dir: t.TempDir(), Sink: p.Sink, MaxIDs: 8}, ingesttest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	base := time.Now().Add(-time.Minute)
+	all := lines(base, 0, 40, "s")
+	for i := range all {
+		if _, err := a.Accept(ctx, all[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := a.Stats().IDs; n > 12 {
+		t.Fatalf("%d identities remembered with MaxIDs 8", n)
+	}
+	if res, err := a.Accept(ctx, lines(base, 39, 1, "s")); err != nil || res.Retried != 1 {
+		t.Fatalf("the newest line's resend: %+v %v, want recognised", res, err)
+	}
+	if res, err := a.Accept(ctx, lines(base, 0, 1, "s")); err != nil || res.Retried != 0 {
+		t.Fatalf("the oldest line's resend: %+v %v, want forgotten", res, err)
+	}
+}
