@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -147,6 +148,26 @@ func TestJournaldKill9(t *testing.T) {
 			t.Logf("%d kills, %d entries written: %d indexed, %d missing, %d doubled", kills, written, total, missing, doubled)
 			if missing > 0 || doubled > 0 || total != uint64(written) {
 				p.dumpLog(t, "entries lost or doubled")
+				// Whether a missing entry is in the journal at all, and how
+				// far the pipeline got: tells journalctl's side from logbox's.
+				for i := 0; i < written; i++ {
+					if seen[i] != 0 {
+						continue
+					}
+					out, err := exec.Command("journalctl", "--directory="+jdir, "--no-pager", "-o", "export",
+						"--grep", fmt.Sprintf("tok%07d", i)).CombinedOutput()
+					t.Logf("token %d in the journal (journalctl --grep): %v\n%s", i, err, out)
+					break
+				}
+				resp, err := http.Get(p.url + "/api/status")
+				if err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					var st map[string]json.RawMessage
+					if json.Unmarshal(body, &st) == nil {
+						t.Logf("status: inputs %s\nkafka_producer %s\nkafka_consumer %s\nindex %s", st["inputs"], st["kafka_producer"], st["kafka_consumer"], st["index"])
+					}
+				}
 				t.Fatalf("%d written, %d indexed: %d missing, %d doubled", written, total, missing, doubled)
 			}
 			// The restart read on from a saved cursor, not from the
