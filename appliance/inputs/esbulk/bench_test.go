@@ -37,11 +37,26 @@ func bulkBody(b []byte, req, n int) []byte {
 // index); an operation is one request, answered once durable.
 func BenchmarkBulk(b *testing.B) {
 	for _, clients := range []int{8, 32} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchBulk(b, clients) })
+		b.Run(fmt.Sprintf("filebeat/clients=%d", clients), func(b *testing.B) { benchBulk(b, clients, bulkBody) })
 	}
+	b.Run("fluentbit/clients=32", func(b *testing.B) { benchBulk(b, 32, fluentBody) })
 }
 
-func benchBulk(b *testing.B, clients int) {
+// fluentBody appends a bulk request of n documents as Fluent Bit's es
+// output sends a container's lines (log, stream, a few Kubernetes
+// fields), each distinct.
+func fluentBody(b []byte, req, n int) []byte {
+	t0 := base.Add(time.Duration(req) * time.Second)
+	for i := range n {
+		b = append(b, `{"create":{"_index":"fluent-bit"}}`+"\n"...)
+		b = fmt.Appendf(b, `{"@timestamp":"%s","log":"10.0.0.%d - - GET /api/v1/orders/%d HTTP/1.1 200 %d req=%dn%d\n","stream":"stdout",`+
+			`"kubernetes":{"pod_name":"shop-%d","namespace_name":"prod","container_name":"nginx"}}`+"\n",
+			t0.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano), i%250, i, 512+i, req, i, req%4)
+	}
+	return b
+}
+
+func benchBulk(b *testing.B, clients int, body func([]byte, int, int) []byte) {
 	const docs = 1000
 	p := ingesttest.Start(b, ingesttest.Direct)
 	acc := p.Acceptor("bulk", "")
@@ -55,7 +70,7 @@ func benchBulk(b *testing.B, clients int) {
 	// them ready: what is measured is logbox's side (on the same cores).
 	bodies := make([][]byte, b.N)
 	for i := range bodies {
-		bodies[i] = bulkBody(nil, i, docs)
+		bodies[i] = body(nil, i, docs)
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
