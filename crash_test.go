@@ -335,10 +335,19 @@ func crashKill9(t *testing.T, bin string, k *kafkatest.Cluster, split bool) {
 	}
 }
 
-// searchTotal is how many lines the search for q counts.
+// searchTotal is how many lines the search for q counts (estimated past
+// 10 000 for text queries); exactTotal counts them exactly.
 func searchTotal(t *testing.T, base, q string) uint64 {
+	return total(t, base+"/api/search?limit=1&q="+url.QueryEscape(q))
+}
+
+func exactTotal(t *testing.T, base, q string) uint64 {
+	return total(t, base+"/api/search?limit=1&track_total=true&q="+url.QueryEscape(q))
+}
+
+func total(t *testing.T, u string) uint64 {
 	t.Helper()
-	resp, err := http.Get(base + "/api/search?limit=1&q=" + url.QueryEscape(q))
+	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -227,7 +226,7 @@ func lokiPushKill9(t *testing.T, bin string, extra []string) {
 	batches++
 
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && lokiExactTotal(t, p.url, "lokibin") < uint64(written) {
+	for time.Now().Before(deadline) && exactTotal(t, p.url, "lokibin") < uint64(written) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	seen, total := allTokens(t, p.url, "lokibin")
@@ -247,25 +246,8 @@ func lokiPushKill9(t *testing.T, bin string, extra []string) {
 		{`+source:loki +lokibin`, written},
 		{`trace_id:t0`, 1},
 	} {
-		if n := lokiExactTotal(t, p.url, q.q); n != uint64(q.want) {
+		if n := exactTotal(t, p.url, q.q); n != uint64(q.want) {
 			t.Errorf("%s: %d lines, want %d", q.q, n, q.want)
 		}
 	}
-}
-
-// lokiExactTotal is how many lines match q, counted exactly.
-func lokiExactTotal(t *testing.T, base, q string) uint64 {
-	t.Helper()
-	resp, err := http.Get(base + "/api/search?limit=1&track_total=true&q=" + url.QueryEscape(q))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var res struct {
-		Total uint64 `json:"total"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		t.Fatal(err)
-	}
-	return res.Total
 }

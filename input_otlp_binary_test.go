@@ -245,20 +245,3 @@ func otlpKill9(t *testing.T, bin string, extra []string) {
 		t.Fatalf("hit %+v", h)
 	}
 }
-
-// exactTotal is how many lines the search for q counts, counted exactly.
-func exactTotal(t *testing.T, base, q string) uint64 {
-	t.Helper()
-	resp, err := http.Get(base + "/api/search?limit=1&track_total=true&q=" + url.QueryEscape(q))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var res struct {
-		Total uint64 `json:"total"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		t.Fatal(err)
-	}
-	return res.Total
-}
