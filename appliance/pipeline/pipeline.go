@@ -59,6 +59,16 @@ type Record struct {
 	// Topic is the Kafka topic the record goes to; empty means the default.
 	// It is routing information, not part of the event.
 	Topic string `json:"-"`
+	// Part is the Kafka partition an indexer read the record from, as
+	// "topic/partition" (PartName); empty for a line that did not come
+	// through Kafka. The index keeps it with the line's block, so the
+	// fleet can ask each indexer for the partitions it answers for.
+	Part string `json:"-"`
+}
+
+// PartName names a Kafka partition as Record.Part and the fleet do.
+func PartName(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
 }
 
 // Flags a record can carry; each is also a reason counted by the stage that
