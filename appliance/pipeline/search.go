@@ -26,6 +26,9 @@ type SearchRequest struct {
 	// (then SearchResult.TotalRelation is "gte"), so the newest page of a
 	// common term does not wait for a count of all its lines.
 	ExactTotal bool
+	// WithSort fills each hit's Sort: the fleet merges answers of several
+	// indexers by it and passes the last one on as the cursor.
+	WithSort bool
 }
 
 // TotalBound is how far a search counts without ExactTotal.
@@ -45,6 +48,9 @@ type Hit struct {
 	Flags  []string          `json:"flags,omitempty"`
 	// Anchor marks the hit a context request was made for.
 	Anchor bool `json:"anchor,omitempty"`
+	// Sort is the hit's place in the order of every index (a cursor that
+	// fetches what comes after it), when SearchRequest.WithSort asked.
+	Sort string `json:"sort,omitempty"`
 	// Ingested is when the line was read (TS is the time parsed from the
 	// line when it has one, else the same).
 	Ingested time.Time `json:"ingested,omitzero"`
