@@ -7,6 +7,7 @@ import (
 	"encoding/gob"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -135,4 +136,20 @@ func DecodeStatsState(b []byte) (StatsState, error) {
 		return st, fmt.Errorf("decode stats state: %w", err)
 	}
 	return st, nil
+}
+
+// CompareSort orders two hits' sort keys (pipeline.Hit.Sort) as a search
+// lists them, newest first; a key that does not decode sorts last.
+func CompareSort(a, b string) int {
+	ka, ea := decodeCursor(a)
+	kb, eb := decodeCursor(b)
+	switch {
+	case ea != nil && eb != nil:
+		return strings.Compare(a, b)
+	case ea != nil:
+		return 1
+	case eb != nil:
+		return -1
+	}
+	return -cmpKey(&ka, &kb)
 }
