@@ -5,6 +5,12 @@
 // pipeline.Batch). Anything consumed but not yet acked is consumed again
 // after a restart or a rebalance, and the index skips what it holds (see
 // pipeline.Record.ID).
+//
+// For the fleet (several indexers answering together), every record
+// carries its partition as Record.Part, the consumer keeps the Kafka
+// offsets its index holds as a pipeline.Coverage (coverage.go), and it can
+// read from Kafka what a partition moved to it lacks below where the
+// group's claim starts (gap fill, fill.go).
 package kafkain
 
 import (
@@ -205,7 +211,8 @@ type ConsumerStats struct {
 	// Sessions counts group sessions begun: the first join, and one per
 	// rebalance after it.
 	Sessions uint64
-	// Consumed counts messages read from Kafka (replays included).
+	// Consumed counts messages read from Kafka (replays and gap fill
+	// included).
 	Consumed uint64
 	// Indexed counts records Index accepted.
 	Indexed uint64
