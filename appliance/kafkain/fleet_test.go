@@ -244,8 +244,11 @@ func TestCoverageSurvivesRestart(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "coverage.json")
 	cfg := kafkain.Config{Brokers: cluster.Brokers, Topics: []string{topic}, Group: group, BatchSize: 40,
 		FlushInterval: 20 * time.Millisecond, CoverageFile: file, FillGaps: true}
-	c1 := kafkain.New(cfg, writerFor(t, newCountIndex()), testLogger(t))
+	idx1 := newCountIndex()
+	c1 := kafkain.New(cfg, writerFor(t, idx1), testLogger(t))
 	stop1 := runConsumer(t, c1)
+	// (The group exists once something is indexed: offsets can be asked.)
+	idx1.waitLen(t, n, 30*time.Second)
 	waitCommitted(t, cluster.Brokers, group, topic, 30*time.Second)
 	_, hwm := offsets(t, cluster.Brokers, group, topic)
 	waitCoverage(t, c1, fullCoverage(topic, hwm), 5*time.Second)
