@@ -33,7 +33,7 @@ var fleetClient = &http.Client{Timeout: 30 * time.Second}
 
 // fleetGet GETs u with the token and returns the status and body; a
 // transport error fails the test.
-func fleetGet(t *testing.T, u string) (int, []byte) {
+func fleetGet(t testing.TB, u string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest("GET", u, nil)
 	if err != nil {
@@ -54,7 +54,7 @@ func fleetGet(t *testing.T, u string) (int, []byte) {
 
 // fleetJSON GETs u and decodes a 200 answer into out; any other status
 // fails the test with the body.
-func fleetJSON(t *testing.T, u string, out any) {
+func fleetJSON(t testing.TB, u string, out any) {
 	t.Helper()
 	code, b := fleetGet(t, u)
 	if code != http.StatusOK {
@@ -76,7 +76,7 @@ type fleetMissing struct {
 // fleetPartial reads an answer's "partial" and, when it is a list, its
 // "missing" (a facets answer's own "missing" is a count of lines
 // without the field, not a list of ranges).
-func fleetPartial(t *testing.T, b []byte) (partial bool, missing []fleetMissing) {
+func fleetPartial(t testing.TB, b []byte) (partial bool, missing []fleetMissing) {
 	t.Helper()
 	var a struct {
 		Partial bool            `json:"partial"`
@@ -155,7 +155,7 @@ func fleetTokens(t *testing.T, base, q string) (seen map[int]int, total uint64, 
 // path. Line i of an agent (its i-th line, i counted from first) is
 // stamped base + i×100 ms; its level, status and latency follow from the
 // token, so every aggregate has something to count.
-func writeFleetLines(t *testing.T, path string, base time.Time, first, from, n int) {
+func writeFleetLines(t testing.TB, path string, base time.Time, first, from, n int) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -175,9 +175,12 @@ func writeFleetLines(t *testing.T, path string, base time.Time, first, from, n i
 		status := []int{200, 200, 200, 201, 404, 500}[tok%6]
 		b = fmt.Appendf(b, "%s level=%s status=%d latency_ms=%d msg=fleetline id=tok%07d\n",
 			base.Add(time.Duration(i)*100*time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00"), level, status, (tok*7919)%1000, tok)
-	}
-	if _, err := f.Write(b); err != nil {
-		t.Fatal(err)
+		if len(b) >= 1<<20 || tok == from+n-1 {
+			if _, err := f.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			b = b[:0]
+		}
 	}
 }
 
@@ -224,7 +227,7 @@ func (st fleetStatus) indexers() []fleetMember {
 	return out
 }
 
-func fleetStatusOf(t *testing.T, base string) fleetStatus {
+func fleetStatusOf(t testing.TB, base string) fleetStatus {
 	t.Helper()
 	var st fleetStatus
 	fleetJSON(t, base+"/api/status", &st)
@@ -235,7 +238,7 @@ func fleetStatusOf(t *testing.T, base string) fleetStatus {
 // fleet's partial and missing (ranges), facet values ordered by count
 // then value and stats rows in JSON order, so ties and group order
 // (which no request fixed) do not count as differences.
-func canonicalAnswer(t *testing.T, b []byte) string {
+func canonicalAnswer(t testing.TB, b []byte) string {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
