@@ -884,8 +884,8 @@ function offsetRange(from, to) {
   const f = Number(from);
   const t = Number(to);
   if (!Number.isFinite(f) || !Number.isFinite(t)) return `${printable(from)}–${printable(to)}`;
-  if (t - f <= 1) return fmtNum(f);
-  return `${fmtNum(f)}–${fmtNum(t - 1)}`;
+  if (t - f <= 1) return String(f);
+  return `${f}–${t - 1}`;
 }
 
 // missingRanges returns the well-formed entries of an answer's "missing".
@@ -4280,7 +4280,7 @@ const statusView = {
     const card = this.card('Indexers', 'fleet', complete ? 'ok' : 'bad');
     card.classList.add('full');
 
-    const summary = el('p', complete ? 'fleet-summary good' : 'fleet-summary bad');
+    const summary = el('p', complete ? 'fleet-summary complete' : 'fleet-summary partial');
     summary.dataset.fleet = complete ? 'complete' : 'partial';
     if (complete) {
       summary.append(el('strong', '', 'complete'), document.createTextNode(': the live indexers hold every partition in full, so answers are whole.'));
@@ -4378,10 +4378,10 @@ const statusView = {
         if (miss.length) tr.classList.add('fleet-gap');
         const start = Number(p.start);
         const end = Number(p.end);
-        const span = Number.isFinite(start) && Number.isFinite(end) && end <= start ? `empty (at ${fmtNum(end)})` : offsetRange(p.start, p.end);
+        const span = Number.isFinite(start) && Number.isFinite(end) && end <= start ? `empty (at ${end})` : offsetRange(p.start, p.end);
         tr.append(textEl('td', 'fleet-part', p.partition), el('td', 'fleet-span', span),
           textEl('td', 'fleet-holders', holders.length ? holders.join(', ') : 'none'),
-          textEl('td', full.length ? 'fleet-complete' : 'fleet-complete bad', full.length ? full.join(', ') : 'none'),
+          textEl('td', full.length || !miss.length ? 'fleet-complete' : 'fleet-complete bad', full.length ? full.join(', ') : 'none'),
           el('td', miss.length ? 'fleet-missing bad' : 'fleet-missing', miss.length ? miss.map((m) => offsetRange(m.from, m.to)).join(', ') : '—'));
         ptb.append(tr);
       }
