@@ -932,20 +932,23 @@ const partialAnswers = {
   got: new Map(), // kind → its missing ranges (an empty list: partial, not saying where)
 
   // note records the answer data of kind (null: none, or a failed one).
+  // A facets answer's "missing" is its count of lines without the field:
+  // its ranges are "missing_ranges".
   note(kind, data) {
-    if (data && typeof data === 'object' && data.partial === true) this.got.set(kind, missingRanges(data.missing));
-    else this.got.delete(kind);
+    if (data && typeof data === 'object' && data.partial === true) {
+      this.got.set(kind, missingRanges(Array.isArray(data.missing) ? data.missing : data.missing_ranges));
+    } else this.got.delete(kind);
     this.render();
   },
 
-  // forget drops the kinds that start with prefix (their answers are
-  // about to be replaced).
+  // forget drops the kinds named, and 'facets' every 'facets:FIELD'
+  // (their answers are about to be replaced).
   forget(...prefixes) {
     for (const k of [...this.got.keys()]) if (prefixes.some((p) => k === p || k.startsWith(p + ':'))) this.got.delete(k);
     this.render();
   },
 
-  // shownKinds says whether kind belongs to what the active view shows.
+  // shownKind says whether kind belongs to what the active view shows.
   shownKind(kind) {
     if (activeView === 'visualize') return kind === 'stats';
     if (activeView !== 'discover') return false;
