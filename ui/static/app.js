@@ -4309,11 +4309,14 @@ const statusView = {
       ['ranges missing', fmtNum(missing.length), 'fleet-missing', missing.length ? 'bad' : ''],
     ]).classList.add('fleet-metrics');
 
-    const head = (names) => {
+    // head makes the header row and labels the body's cells with it
+    // (a narrow window shows the labels beside the values).
+    const head = (names, tbody) => {
       const thead = el('thead');
       const tr = el('tr');
       for (const [h, cls] of names) tr.append(el('th', cls || '', h));
       thead.append(tr);
+      for (const row of tbody.rows) [...row.cells].forEach((td, i) => { if (names[i]) td.dataset.label = names[i][0]; });
       return thead;
     };
 
@@ -4359,7 +4362,7 @@ const statusView = {
         textEl('td', 'fleet-assigned', assigned.length ? assigned.join(', ') : '—'), lag, covTd, updated);
       itb.append(tr);
     }
-    it.append(head([['indexer'], ['group'], ['address'], ['host'], ['assigned partitions'], ['lag', 'num'], ['holds (offsets)'], ['updated']]), itb);
+    it.append(head([['indexer'], ['group'], ['address'], ['host'], ['assigned partitions'], ['lag', 'num'], ['holds (offsets)'], ['updated']], itb), itb);
     if (indexers.length) card.append(it);
     else card.append(el('p', 'muted', 'No live indexer is registered.'));
 
@@ -4388,7 +4391,7 @@ const statusView = {
           el('td', miss.length ? 'fleet-missing bad' : 'fleet-missing', miss.length ? miss.map((m) => offsetRange(m.from, m.to)).join(', ') : '—'));
         ptb.append(tr);
       }
-      pt.append(head([['partition'], ['offsets'], ['holders'], ['complete holders'], ['missing']]), ptb);
+      pt.append(head([['partition'], ['offsets'], ['holders'], ['complete holders'], ['missing']], ptb), ptb);
       card.append(pt);
     }
     card.append(el('p', 'card-note', 'Each partition is answered by one live indexer that holds it; a partition moved to an indexer that lacks its older lines is read again from Kafka (“filling”) as far as the topic still keeps them.'));
