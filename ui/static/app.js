@@ -930,6 +930,16 @@ const PARTIAL_SHOWN = 3; // missing ranges the banner names; the rest are counte
 // (Discover; patterns only while listed) and 'stats' (Visualize).
 const partialAnswers = {
   got: new Map(), // kind → its missing ranges (an empty list: partial, not saying where)
+  whole: false,   // the last status said the live indexers now hold every partition in full
+
+  // fleetNow takes the fleet of each /api/status: once it is complete,
+  // a partial answer shown can be asked again.
+  fleetNow(f) {
+    const whole = Boolean(f && typeof f === 'object' && f.complete === true);
+    if (whole === this.whole) return;
+    this.whole = whole;
+    this.render();
+  },
 
   // note records the answer data of kind (null: none, or a failed one).
   // A facets answer's "missing" is its count of lines without the field:
@@ -997,6 +1007,13 @@ const partialAnswers = {
     }
     const effect = el('span', 'partial-effect', ' Lines from there are missing from the results and counts, until an indexer that holds them is back or has read them again from Kafka (see Status).');
     b.replaceChildren(title, what, effect);
+    if (this.whole) {
+      const again = el('button', 'link partial-again', 'The indexers hold every partition now: ask again');
+      again.type = 'button';
+      again.id = 'partial-again';
+      again.addEventListener('click', () => runQuery());
+      b.append(document.createTextNode(' '), again);
+    }
     show(b, true);
   },
 };
@@ -4613,6 +4630,7 @@ const statusPoll = {
       return;
     }
     renderDiskBanner(st.disk);
+    partialAnswers.fleetNow(st.fleet);
     // Only the elected evaluator counts alerts; the Alerts view counts
     // them from the rules while it is shown.
     if (st.alerts && st.alerts.leader === true && activeView !== 'alerts') renderAlertsTab(st.alerts.firing);
