@@ -79,6 +79,28 @@ func (f dayDuration) Set(v string) error {
 }
 
 // sizeFlag is a byte size flag that also takes units ("512MiB", "2GiB").
+// negBool is a boolean flag, default true, stored as its negation (so
+// the zero Config keeps the default): --kafka-fill-gaps=false sets *off.
+type negBool struct{ off *bool }
+
+func (f negBool) IsBoolFlag() bool { return true }
+
+func (f negBool) String() string {
+	if f.off == nil || !*f.off {
+		return "true"
+	}
+	return "false"
+}
+
+func (f negBool) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q: want true or false", v)
+	}
+	*f.off = !b
+	return nil
+}
+
 // journaldFlag is --journald: alone it follows the local journal
 // ("local"), --journald=PATH a journal directory or file.
 type journaldFlag struct{ s *string }
@@ -143,7 +165,7 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.Var(listFlag{&c.Kafka}, "kafka", "comma-separated Kafka brokers; empty = direct mode (no Kafka)")
 	fs.StringVar(&c.Topic, "topic", c.Topic, "default topic for sources that name none")
 	fs.Var(listFlag{&c.Collect}, "collect", "glob to collect; creates a source for it at start if absent (repeatable)")
-	fs.StringVar(&c.Role, "role", c.Role, "all | agent (tail+ship) | indexer (consume+index+serve)")
+	fs.StringVar(&c.Role, "role", c.Role, "all | agent (tail+ship) | indexer (consume+index+serve) | query (answer for the fleet, index nothing)")
 	fs.Var(listFlag{&c.EtcdEndpoints}, "etcd-endpoints", "use this etcd cluster instead of the embedded one")
 	fs.StringVar(&c.EtcdListen, "etcd-listen", c.EtcdListen, "client address of the embedded etcd")
 	fs.StringVar(&c.EtcdCredentialsFile, "etcd-credentials-file", "", "etcd user:password file (what etcdctl --user takes); default <data>/etcd-credentials for the embedded etcd, created at first start; with --etcd-endpoints, the file of that etcd")
@@ -177,6 +199,8 @@ func loadRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.Var(sizeFlag{&c.MinFreeDisk}, "min-free-disk", "free-space floor of the data dir's disk, a `SIZE` in bytes or with a unit (512MiB, 2GiB): below it indexing pauses (nothing lost) and /readyz answers 503; 0 turns it off")
 	fs.IntVar(&c.MaxFieldsPerLine, "max-fields-per-line", c.MaxFieldsPerLine, "parsed JSON/logfmt fields indexed per line; the rest are dropped and flagged")
 	fs.IntVar(&c.MaxFieldNames, "max-field-names", c.MaxFieldNames, "distinct field names one index shard takes (no mapping explosion)")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "how the fleet's other processes reach this one's API, e.g. http://10.0.0.5:7070 (default: http://<--http address>); an indexer registers it in etcd")
+	fs.Var(negBool{&c.KafkaNoFillGaps}, "kafka-fill-gaps", "an indexer that takes over a partition reads its older offsets it lacks from Kafka (default true)")
 	fs.StringVar(&c.ExternalURL, "external-url", "", "the page's address as people reach it, for links in alert notifications (default: http://<--http address>)")
 	fs.StringVar(&c.SyslogTCP, "syslog-tcp", "", "receive syslog (RFC 5424/3164, octet-counted or LF-framed) over TCP on this `ADDR`, e.g. :5514")
 	fs.StringVar(&c.SyslogUDP, "syslog-udp", "", "receive syslog over UDP on this `ADDR` (UDP cannot be acknowledged: lost datagrams are lost)")

@@ -27,6 +27,7 @@ import (
 	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/checkpoint"
 	"github.com/logbox/logbox/appliance/diskspace"
+	"github.com/logbox/logbox/appliance/fleet"
 	"github.com/logbox/logbox/appliance/hostnet"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
@@ -67,8 +68,13 @@ type Appliance struct {
 	cps            *checkpoint.Store // nil on processes that do not tail
 	producer       *kafkaout.Producer
 	consumer       *kafkain.Consumer
-	disk           *diskspace.Guard
-	inputs         *inputs // push inputs and journald; none when off
+	// fleetDir and router: the fleet's live indexers and the answers for
+	// all of them (Kafka mode, on indexers and --role query).
+	fleetDir *fleet.Directory
+	router   *fleet.Router
+	started  time.Time
+	disk     *diskspace.Guard
+	inputs   *inputs // push inputs and journald; none when off
 	// comps is the process's component list, set before ready closes.
 	comps []*component
 	// live is cfg with what SIGHUP applied since (guarded by mu).
@@ -93,8 +99,8 @@ func (a *Appliance) Ready() <-chan struct{} { return a.ready }
 // Addr is the HTTP address actually bound; valid after Ready.
 func (a *Appliance) Addr() string { return a.addr }
 
-func (a *Appliance) tails() bool   { return a.cfg.Role != RoleIndexer }
-func (a *Appliance) indexes() bool { return a.cfg.Role != RoleAgent }
+func (a *Appliance) tails() bool   { return a.cfg.Role == RoleAll || a.cfg.Role == RoleAgent }
+func (a *Appliance) indexes() bool { return a.cfg.Role == RoleAll || a.cfg.Role == RoleIndexer }
 func (a *Appliance) direct() bool  { return len(a.cfg.Kafka) == 0 }
 
 // indexWriter returns the Kafka consumer's index writer, made on first
@@ -294,6 +300,12 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on --http %s: %w", cfg.HTTPAddr, err)
 	}
 	a.addr = ln.Addr().String()
+	a.started = time.Now().UTC()
+	if err := a.setupFleet(kafkaTLS); err != nil {
+		ins.abandon()
+		ln.Close()
+		return fmt.Errorf("fleet: %w", err)
+	}
 	met := newMetrics(a)
 	// Shutdown does not end streams (live tail); closing stop does.
 	stop := make(chan struct{})
@@ -359,6 +371,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			Brokers: cfg.Kafka, Topics: topics, Group: cfg.KafkaGroup, TLS: kafkaTLS,
 			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUser, SASLPassword: cfg.KafkaSASLPassword,
 			Partitions: int32(cfg.KafkaPartitions), InstanceID: cfg.kafkaInstanceID(),
+			CoverageFile: a.coverageFile(), FillGaps: !cfg.KafkaNoFillGaps,
 		}, a.indexWriter(), a.log)
 		comps = append(comps, &component{name: "kafka consumer", step: 5, run: a.consumer.Run,
 			status:  func(st *Status) { cs := a.consumer.Stats(); st.Consumer = &cs },
@@ -417,6 +430,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			})
 		}})
 	}
+	comps = append(comps, a.fleetComponents()...)
 	comps = append(comps, &component{name: "disk space", step: 6, run: a.disk.Run, status: a.diskStatus, collect: a.diskMetrics})
 	a.comps = comps
 	for _, c := range comps {
@@ -555,6 +569,14 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 		d.Search = a.idx
 		d.Patterns, d.PatternsPipe = patterns.New(a.idx), index.PatternsPipe
 	}
+	if a.router != nil {
+		// Answers for the whole fleet; another indexer's own requests
+		// (local=1) are answered by this index alone.
+		d.Search, d.Explore = a.router, a.router
+		if a.idx != nil {
+			d.Local, d.LocalFind, d.LocalStats = a.idx, a.idx, a.localStatsState
+		}
+	}
 	return d
 }
 
@@ -639,8 +661,11 @@ type Status struct {
 	Producer       *kafkaout.ProducerStats      `json:"kafka_producer,omitempty"`
 	Consumer       *kafkain.ConsumerStats       `json:"kafka_consumer,omitempty"`
 	Index          *IndexStatus                 `json:"index,omitempty"`
-	Retention      *RetentionStatus             `json:"retention,omitempty"`
-	Etcd           EtcdStatus                   `json:"etcd"`
+	// Fleet is the fleet's indexers and partitions as this process sees
+	// them (Kafka mode, on indexers and --role query).
+	Fleet     *fleet.View      `json:"fleet,omitempty"`
+	Retention *RetentionStatus `json:"retention,omitempty"`
+	Etcd      EtcdStatus       `json:"etcd"`
 	// Disk is the free space of the data dir's disk against
 	// --min-free-disk.
 	Disk *DiskStatus `json:"disk,omitempty"`

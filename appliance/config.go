@@ -22,6 +22,7 @@ const (
 	RoleAll     = "all"     // tail, ship (or index directly), consume, index, serve
 	RoleAgent   = "agent"   // tail and ship to Kafka only
 	RoleIndexer = "indexer" // consume from Kafka, index, serve
+	RoleQuery   = "query"   // answer for the fleet's indexers, index nothing
 )
 
 // Config is everything main.go reads from flags, env and the config file.
@@ -94,6 +95,12 @@ type Config struct {
 	// ExternalURL is the page's address as people reach it (links in
 	// alert notifications); empty: http://<the HTTP listen address>.
 	ExternalURL string
+	// AdvertiseURL is how the fleet's other processes reach this one's
+	// API (an indexer registers it); empty: http://<the HTTP address>.
+	AdvertiseURL string
+	// KafkaNoFillGaps turns off reading from Kafka the older offsets of a
+	// partition an indexer takes over without holding them.
+	KafkaNoFillGaps bool
 	// HostnetInterval samples /proc/net into records this often; 0 = off.
 	HostnetInterval time.Duration
 
@@ -202,12 +209,12 @@ func (c *Config) Validate() error {
 	}
 	switch c.Role {
 	case RoleAll:
-	case RoleAgent, RoleIndexer:
+	case RoleAgent, RoleIndexer, RoleQuery:
 		if len(c.Kafka) == 0 {
-			errs = append(errs, fmt.Errorf("--role %s needs --kafka: agents and indexers meet only through Kafka", c.Role))
+			errs = append(errs, fmt.Errorf("--role %s needs --kafka: agents, indexers and query processes meet only through Kafka", c.Role))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("--role: %q is not one of all, agent, indexer", c.Role))
+		errs = append(errs, fmt.Errorf("--role: %q is not one of all, agent, indexer, query", c.Role))
 	}
 	if strings.TrimSpace(c.Host) == "" {
 		errs = append(errs, errors.New("--host: must not be empty"))
@@ -247,6 +254,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.indexConfig().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--advertise-url: %q is not an http(s) URL", c.AdvertiseURL))
+		}
 	}
 	if c.ExternalURL != "" {
 		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

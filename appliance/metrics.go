@@ -26,6 +26,7 @@ type metrics struct {
 	linesRead, linesAcked, bytesRead, undelivered, lagBytes, openFiles          *prometheus.Desc
 	prodSent, prodAcked, prodErrors, prodRetries, prodInFlight, prodTrunc       *prometheus.Desc
 	consConsumed, consIndexed, consCommits, consLag                             *prometheus.Desc
+	fleetIndexers, fleetMissing, fleetRequests                                  *prometheus.Desc
 	idxDocs, idxWritten, idxBatches, idxQueued                                  *prometheus.Desc
 	idxShards, idxBytes, idxDropped                                             *prometheus.Desc
 	etcdUp                                                                      *prometheus.Desc
@@ -62,6 +63,9 @@ func newMetrics(a *Appliance) *metrics {
 		consConsumed:        d("kafka_consume_messages_total", "Messages consumed."),
 		consIndexed:         d("kafka_consume_indexed_total", "Consumed records written to the index."),
 		consCommits:         d("kafka_consume_commits_total", "Offset commits of durable batches."),
+		fleetIndexers:       d("fleet_indexers", "Live indexers registered in etcd."),
+		fleetMissing:        d("fleet_partitions_missing", "Kafka partition ranges no live indexer holds (answers are partial)."),
+		fleetRequests:       d("fleet_fanout_requests_total", "Requests this process made to indexers for fleet answers, by result.", "result"),
 		consLag:             d("kafka_consumer_lag", "Messages behind the high-water mark, per claimed partition.", "topic", "partition"),
 		idxDocs:             d("index_documents", "Distinct lines held by the index."),
 		idxWritten:          d("index_documents_written_total", "Documents written (replays included)."),

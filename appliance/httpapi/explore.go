@@ -14,6 +14,22 @@ import (
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
+// scope carries the caller's credentials on ctx (the fleet asks other
+// indexers with them) and, for a request of another indexer (local=1),
+// the partitions it asks for; local says to answer from this process's
+// own index.
+func (s *server) scope(ctx context.Context, r *http.Request) (_ context.Context, local bool) {
+	ctx = pipeline.WithAuth(ctx, r.Header.Get("Authorization"))
+	q := r.URL.Query()
+	if q.Get("local") != "1" || s.d.Local == nil || s.d.LocalFind == nil {
+		return ctx, false
+	}
+	if p := q.Get("partitions"); p != "" {
+		ctx = pipeline.WithParts(ctx, strings.Split(p, ","))
+	}
+	return ctx, true
+}
+
 // explorer returns the Explorer, or answers 501 and nil on roles without
 // an index.
 func (s *server) explorer(w http.ResponseWriter) Explorer {
@@ -52,6 +68,10 @@ func serveExplore[T any](s *server, w http.ResponseWriter, r *http.Request,
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
 	defer cancel()
+	ctx, local := s.scope(ctx, r)
+	if local {
+		ex = s.d.Local
+	}
 	res, err := call(ctx, ex, sr)
 	if err != nil {
 		s.fail(w, r, err)
@@ -92,6 +112,10 @@ func (s *server) facets(w http.ResponseWriter, r *http.Request) {
 // {"columns":[…],"rows":[[…],…],"total":N,"groups_capped":false}
 func (s *server) stats(w http.ResponseWriter, r *http.Request) {
 	if s.statsPatterns(w, r) {
+		return
+	}
+	if r.URL.Query().Get("state") == "1" {
+		s.statsState(w, r)
 		return
 	}
 	serveExplore(s, w, r, func(ctx context.Context, ex Explorer, sr pipeline.SearchRequest) (pipeline.StatsResult, error) {
@@ -233,7 +257,10 @@ func (s *server) tail(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("last_event_id"); v != "" && req.LastEventID == "" {
 		req.LastEventID = v
 	}
-	ctx := r.Context()
+	ctx, local := s.scope(r.Context(), r)
+	if local {
+		ex = s.d.Local
+	}
 	st, err := func() (pipeline.TailStream, error) {
 		qctx, cancel := context.WithTimeout(ctx, s.d.QueryTimeout)
 		defer cancel()
@@ -331,4 +358,28 @@ func csvCell(v string) string {
 		return "'" + v
 	}
 	return v
+}
+
+// statsState answers another indexer's local=1&state=1 stats request
+// with this index's stats state for the partitions asked (binary).
+func (s *server) statsState(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
+	defer cancel()
+	ctx, local := s.scope(ctx, r)
+	if !local || s.d.LocalStats == nil {
+		writeError(w, http.StatusBadRequest, "state=1 is for the fleet's own requests (local=1) to an indexer")
+		return
+	}
+	sr, err := s.searchRequest(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, err := s.d.LocalStats(ctx, pipeline.StatsRequest{Query: sr.Query, From: sr.From, To: sr.To})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(b)
 }

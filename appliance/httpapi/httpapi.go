@@ -104,6 +104,14 @@ type Deps struct {
 	// Elasticsearch bulk) at the router's root, behind the same auth as
 	// the API (the guard wraps the whole router).
 	Inputs []func(r chi.Router)
+	// Local, when set, answers the requests another indexer of the fleet
+	// makes (local=1, with partitions=topic/N,…): this process's own
+	// index, scoped to those partitions, while Search and Explore answer
+	// for the whole fleet. LocalStats answers local=1&state=1 on
+	// /api/stats with the stats state (index.StatsState, encoded).
+	Local      Explorer
+	LocalFind  Searcher
+	LocalStats func(ctx context.Context, req pipeline.StatsRequest) ([]byte, error)
 	// Stop, when closed, ends open tails: http.Server.Shutdown does not
 	// end streaming responses by itself (wire it with RegisterOnShutdown).
 	Stop <-chan struct{}
@@ -296,7 +304,12 @@ func (s *server) search(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
 	defer cancel()
-	res, err := s.d.Search.Search(ctx, req)
+	ctx, local := s.scope(ctx, r)
+	find := s.d.Search
+	if local {
+		find, req.WithSort = s.d.LocalFind, true
+	}
+	res, err := find.Search(ctx, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -135,6 +135,8 @@ func (ix *Index) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 				mn, mx = min(mn, t), max(mx, t)
 			}
 		}
+		first, last := time.Unix(0, mn).UTC(), time.Unix(0, mx).UTC()
+		res.First, res.Last = &first, &last
 		if from.IsZero() {
 			from = time.Unix(0, mn).UTC()
 		}

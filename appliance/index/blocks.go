@@ -35,6 +35,9 @@ import (
 //	      length + bytes each) | uvarint n | varint first offset | varint
 //	      last offset | n × varint ts delta | n × level code | cover |
 //	      uvarint raw payload length | S2-compressed payload
+//	      (the source name is followed by NUL and the Kafka partition,
+//	      blockInfo.Part, when the lines came through Kafka: every layout
+//	      carries it the same way, and a name holds no NUL)
 //	cover (files that start with blockMagic2 only): uvarint runs |
 //	      per run varint start - first offset, uvarint length
 //
@@ -356,7 +359,7 @@ func encodeBlock(seq uint64, info *blockInfo, lines []storedLine, version int, m
 	body = binary.AppendUvarint(body, seq)
 	body = appendStr(body, info.Host)
 	body = appendStr(body, info.Source)
-	body = appendStr(body, info.SourceName)
+	body = appendStr(body, joinSourceName(info))
 	body = appendStr(body, info.FileID)
 	body = binary.AppendUvarint(body, uint64(n))
 	body = binary.AppendVarint(body, b.firstOff)
@@ -805,6 +808,7 @@ func decodeMeta(body []byte, bodyPos int64, version int, intern func(blockInfo) 
 	r := &bodyReader{b: body}
 	b := &block{seq: r.uvarint()}
 	info := blockInfo{Host: r.str(false), Source: r.str(false), SourceName: r.str(false), FileID: r.str(false)}
+	info.SourceName, info.Part = splitSourceName(info.SourceName)
 	n := r.uvarint()
 	if r.err != nil || n == 0 || n > uint64(len(body)) {
 		return nil, errCorrupt
@@ -1483,4 +1487,19 @@ func (bf *blockFile) readNumColumn(b *block, name string) (starts []int32, nums 
 		return nil, nil, true, fmt.Errorf("column %s of block %d: %w", name, b.seq, r.err)
 	}
 	return starts, nums, true, nil
+}
+
+// joinSourceName is the source name field of a block's body: the name,
+// then NUL and the partition when there is one (see the layout above).
+func joinSourceName(info *blockInfo) string {
+	if info.Part == "" {
+		return info.SourceName
+	}
+	return info.SourceName + "\x00" + info.Part
+}
+
+// splitSourceName reads joinSourceName's field back.
+func splitSourceName(s string) (name, part string) {
+	name, part, _ = strings.Cut(s, "\x00")
+	return name, part
 }

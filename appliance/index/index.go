@@ -404,7 +404,7 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 		idx  []int // into keep/parsed
 	}
 	// A block holds lines of one file read under one path and source.
-	type groupKey struct{ file, source, sourceName string }
+	type groupKey struct{ file, source, sourceName, part string }
 	type shardWork struct {
 		sh     *shard
 		groups []*group
@@ -428,10 +428,10 @@ func (ix *Index) Index(ctx context.Context, recs []pipeline.Record) error {
 			byShard[sh] = sw
 			work = append(work, sw)
 		}
-		fk := groupKey{keys[i], r.Source, r.SourceName}
+		fk := groupKey{keys[i], r.Source, r.SourceName, r.Part}
 		g := sw.byFile[fk]
 		if g == nil {
-			g = &group{info: &blockInfo{Host: r.Host, Source: r.Source, SourceName: r.SourceName, FileID: r.FileID}}
+			g = &group{info: &blockInfo{Host: r.Host, Source: r.Source, SourceName: r.SourceName, FileID: r.FileID, Part: r.Part}}
 			sw.byFile[fk] = g
 			sw.groups = append(sw.groups, g)
 		}

@@ -36,6 +36,11 @@ type kn struct {
 // blockInfo is what every line of a block shares.
 type blockInfo struct {
 	Host, Source, SourceName, FileID string
+	// Part is the Kafka partition the lines were read from
+	// (pipeline.Record.Part); empty for lines that did not come through
+	// Kafka. A query scoped with pipeline.WithParts sees only the blocks
+	// of its partitions.
+	Part string
 }
 
 // Log tokens.

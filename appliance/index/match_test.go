@@ -209,12 +209,12 @@ func testCorpus() []testLine {
 		return line, lvl, flags, nil, nil
 	}
 	files := []file{
-		{blockInfo{"web-1", "/var/log/nginx/access.log", "nginx", "f1"}, nginx},
-		{blockInfo{"web-2", "/var/log/nginx/access.log", "nginx", "f2"}, nginx},
-		{blockInfo{"web-1", "/var/log/app/app.log", "app", "f3"}, app},
-		{blockInfo{"db-1", "/var/log/app/app.log", "app", "f4"}, app},
-		{blockInfo{"web-2", "/var/log/app/events.json", "events", "f5"}, events},
-		{blockInfo{"db-1", "/var/log/misc.log", "", "f6"}, miscGen},
+		{blockInfo{"web-1", "/var/log/nginx/access.log", "nginx", "f1", ""}, nginx},
+		{blockInfo{"web-2", "/var/log/nginx/access.log", "nginx", "f2", ""}, nginx},
+		{blockInfo{"web-1", "/var/log/app/app.log", "app", "f3", ""}, app},
+		{blockInfo{"db-1", "/var/log/app/app.log", "app", "f4", ""}, app},
+		{blockInfo{"web-2", "/var/log/app/events.json", "events", "f5", ""}, events},
+		{blockInfo{"db-1", "/var/log/misc.log", "", "f6", ""}, miscGen},
 	}
 	var out []testLine
 	for fi, f := range files {

@@ -126,6 +126,7 @@ func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]
 	}
 	var out []*block
 	var bloomBuf []byte
+	parts, scoped := pipeline.PartsOf(ctx)
 	for _, sh := range ix.shardList() {
 		if sh.end.UnixNano() <= from || sh.start.UnixNano() >= to {
 			continue
@@ -138,7 +139,7 @@ func (ix *Index) candidates(ctx context.Context, m *matcher, from, to int64) ([]
 		bloom := hasBloom(cq)
 		// keep adds b when it is in range and its Bloom filter lets it.
 		keep := func(b *block) error {
-			if b.maxTS < from || b.minTS >= to {
+			if b.maxTS < from || b.minTS >= to || scoped && !parts[b.info.Part] {
 				return nil
 			}
 			if bloom {
@@ -698,6 +699,9 @@ func (ix *Index) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 		h, err := ix.hit(f, m, !req.NoHighlights)
 		if err != nil {
 			return res, fmt.Errorf("search %q: %w", req.Query, err)
+		}
+		if req.WithSort {
+			h.Sort = encodeCursor(f.key)
 		}
 		res.Hits = append(res.Hits, h)
 	}

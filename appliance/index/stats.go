@@ -76,24 +76,41 @@ type statsWorker struct {
 // per group, exact over every matching line in the range.
 func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pipeline.StatsResult, error) {
 	res := pipeline.StatsResult{Columns: []string{}, Rows: [][]any{}}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	qs, plan, m, err := compilePiped(req.Query)
-	if err != nil {
-		return res, err
-	}
-	if plan == nil {
-		if _, _, ok, _ := PatternsPipe(req.Query); ok {
-			return res, &pipeline.QueryError{Msg: "a patterns pipe is answered by the patterns engine (/api/patterns, /api/stats), not by the index alone"}
-		}
-		return res, &pipeline.QueryError{Msg: "needs a stats pipe, e.g. error | stats count() by (host)", Pos: len(req.Query) + 1}
-	}
-	lo, hi, err := timeRange(req.From, req.To)
+	plan, groups, total, capped, err := ix.statsGroups(ctx, req)
 	if err != nil {
 		return res, err
 	}
 	res.Columns = plan.columns()
+	res.Total = total
+	res.GroupsCapped = capped
+	res.By = len(plan.by)
+	if len(plan.by) == 0 && len(groups) == 0 {
+		groups[""] = &statGroup{accs: make([]statAcc, len(plan.funcs))}
+	}
+	res.Rows = plan.rows(groups)
+	return res, nil
+}
+
+// statsGroups runs a stats query up to its groups (merged over the
+// workers), before they are laid out as rows.
+func (ix *Index) statsGroups(ctx context.Context, req pipeline.StatsRequest) (*statsPlan, map[string]*statGroup, uint64, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, 0, false, err
+	}
+	qs, plan, m, err := compilePiped(req.Query)
+	if err != nil {
+		return nil, nil, 0, false, err
+	}
+	if plan == nil {
+		if _, _, ok, _ := PatternsPipe(req.Query); ok {
+			return nil, nil, 0, false, &pipeline.QueryError{Msg: "a patterns pipe is answered by the patterns engine (/api/patterns, /api/stats), not by the index alone"}
+		}
+		return nil, nil, 0, false, &pipeline.QueryError{Msg: "needs a stats pipe, e.g. error | stats count() by (host)", Pos: len(req.Query) + 1}
+	}
+	lo, hi, err := timeRange(req.From, req.To)
+	if err != nil {
+		return nil, nil, 0, false, err
+	}
 	ws := make([]statsWorker, workers())
 	for w := range ws {
 		ws[w].groups = map[string]*statGroup{}
@@ -121,17 +138,10 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 		err = decodeErr.get()
 	}
 	if err != nil {
-		return res, fmt.Errorf("stats %q: %w", req.Query, err)
+		return nil, nil, 0, false, fmt.Errorf("stats %q: %w", req.Query, err)
 	}
-	res.Total = total
 	groups, capped := plan.merge(ws)
-	res.GroupsCapped = capped
-	res.By = len(plan.by)
-	if len(plan.by) == 0 && len(groups) == 0 {
-		groups[""] = &statGroup{accs: make([]statAcc, len(plan.funcs))}
-	}
-	res.Rows = plan.rows(groups)
-	return res, nil
+	return plan, groups, total, capped, nil
 }
 
 // wholeFunc offers run a way to count a whole block without its lines,

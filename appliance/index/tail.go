@@ -25,6 +25,10 @@ type subscription struct {
 	m      *matcher
 	ready  chan struct{} // capacity 1: "pending changed"
 	closed chan struct{}
+	// parts, when scoped, are the Kafka partitions the tail is for
+	// (pipeline.WithParts on Tail's context).
+	parts  map[string]bool
+	scoped bool
 
 	mu       sync.Mutex
 	pending  []lineRef
@@ -56,6 +60,7 @@ func (ix *Index) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.T
 		ready:  make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
+	s.parts, s.scoped = pipeline.PartsOf(ctx)
 	// Register before looking up the resume point: a line indexed in
 	// between is then either pending or found by the resume, never missed.
 	ix.subsMu.Lock()
@@ -203,7 +208,7 @@ func (s *subscription) Next(ctx context.Context) (pipeline.TailChunk, error) {
 	s.ix.searchMu.RLock()
 	defer s.ix.searchMu.RUnlock()
 	for _, r := range refs {
-		if r.b.sh.isGone() {
+		if r.b.sh.isGone() || s.scoped && !s.parts[r.b.info.Part] {
 			continue
 		}
 		lines, err := s.ix.lines(r.b, true)

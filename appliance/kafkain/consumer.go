@@ -5,6 +5,12 @@
 // pipeline.Batch). Anything consumed but not yet acked is consumed again
 // after a restart or a rebalance, and the index skips what it holds (see
 // pipeline.Record.ID).
+//
+// For the fleet (several indexers answering together), every record
+// carries its partition as Record.Part, the consumer keeps the Kafka
+// offsets its index holds as a pipeline.Coverage (coverage.go), and it can
+// read from Kafka what a partition moved to it lacks below where the
+// group's claim starts (gap fill, fill.go).
 package kafkain
 
 import (
@@ -73,6 +79,19 @@ type Config struct {
 	SASLMechanism string
 	SASLUser      string
 	SASLPassword  string
+	// CoverageFile, when set, keeps Coverage across restarts: loaded
+	// when Run starts, rewritten atomically at most about once a second
+	// while it changes, and once when Run ends. Empty: coverage starts
+	// empty at every start.
+	CoverageFile string
+	// FillGaps turns on gap fill: when a claim of a partition starts
+	// above offsets of it that Kafka still holds and Coverage lacks, they
+	// are read from Kafka and indexed (see fill.go). The zero value is
+	// off; the appliance turns it on unless told not to. Use it with a
+	// CoverageFile, or every start reads the claimed partitions again
+	// from their earliest offsets (nothing is indexed twice, but it takes
+	// time).
+	FillGaps bool
 }
 
 func (c Config) withDefaults() Config {
@@ -192,7 +211,8 @@ type ConsumerStats struct {
 	// Sessions counts group sessions begun: the first join, and one per
 	// rebalance after it.
 	Sessions uint64
-	// Consumed counts messages read from Kafka (replays included).
+	// Consumed counts messages read from Kafka (replays and gap fill
+	// included).
 	Consumed uint64
 	// Indexed counts records Index accepted.
 	Indexed uint64
@@ -210,6 +230,12 @@ type ConsumerStats struct {
 	IndexErrors uint64
 	// Lag is per partition currently or last claimed, sorted.
 	Lag []PartitionLag
+	// Filling are the partitions (PartName) a gap filler is filling or
+	// waiting to fill (see Filling).
+	Filling []string
+	// FilledLines counts records gap fillers read and the writer acked
+	// (also counted in Consumed and Indexed).
+	FilledLines uint64
 }
 
 // Consumer reads topics as a member of a consumer group and indexes what
@@ -219,7 +245,7 @@ type Consumer struct {
 	sink pipeline.Sink
 	log  *slog.Logger
 
-	consumed, indexed, commits, fallbacks, ecs, indexErrs, sessions atomic.Uint64
+	consumed, indexed, commits, fallbacks, ecs, indexErrs, sessions, filled atomic.Uint64
 
 	lagMu sync.Mutex
 	lag   map[topicPartition]int64
@@ -227,6 +253,19 @@ type Consumer struct {
 	// conns opens every broker connection, so Run can cut a request that
 	// waits at the coordinator when it must stop.
 	conns *conns
+
+	// covMu guards the coverage and the claims.
+	covMu      sync.Mutex
+	cov        pipeline.Coverage
+	covVersion uint64         // bumped by every change of cov
+	covSaved   uint64         // the covVersion last written to CoverageFile
+	assigned   map[string]int // PartName → claims under way
+	// saveMu serializes coverage file writes; covFailing is under it.
+	saveMu     sync.Mutex
+	covFailing bool
+
+	// fillers are Run's gap fillers; nil before Run.
+	fillers atomic.Pointer[fillers]
 }
 
 type topicPartition struct {
@@ -242,10 +281,12 @@ func New(cfg Config, sink pipeline.Sink, log *slog.Logger) *Consumer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Consumer{
-		cfg:  cfg.withDefaults(),
-		sink: sink,
-		log:  log.With("component", "kafkain"),
-		lag:  map[topicPartition]int64{},
+		cfg:      cfg.withDefaults(),
+		sink:     sink,
+		log:      log.With("component", "kafkain"),
+		lag:      map[topicPartition]int64{},
+		cov:      pipeline.Coverage{},
+		assigned: map[string]int{},
 		// Dials as sarama would with Net.DialTimeout 10s.
 		conns: newConns(10 * time.Second),
 	}
@@ -262,6 +303,8 @@ func (c *Consumer) Stats() ConsumerStats {
 		DecodeFallbacks: c.fallbacks.Load(),
 		ECSEvents:       c.ecs.Load(),
 		IndexErrors:     c.indexErrs.Load(),
+		Filling:         c.Filling(),
+		FilledLines:     c.filled.Load(),
 	}
 	c.lagMu.Lock()
 	for tp, l := range c.lag {
@@ -353,16 +396,25 @@ func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 // sarama rejects); it returns nil when ctx ends, within seconds even if a
 // request was waiting at the group coordinator. Records consumed but not
 // yet indexed when ctx ends are not committed. Run may be called once.
+// It loads the coverage from Config.CoverageFile first and writes it a
+// last time before it returns, once every claim and gap filler ended.
 func (c *Consumer) Run(ctx context.Context) error {
 	sc, err := c.saramaConfig()
 	if err != nil {
 		return err
 	}
+	c.loadCoverage()
+	defer c.saveCoverage()
 	client, group, err := c.connect(ctx, sc)
 	if err != nil {
 		return nil // ctx ended before Kafka was reachable
 	}
 	defer client.Close()
+	// Fillers use the client: they end before it closes, and after the
+	// group (whose claims start them).
+	fills := newFillers(ctx, client, func() (sarama.Client, error) { return sarama.NewClient(c.cfg.Brokers, sc) })
+	c.fillers.Store(fills)
+	defer fills.close()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -388,6 +440,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.conns.cutAll()
 		}
 	})
+	if c.cfg.CoverageFile != "" {
+		// Run returns only once ctx ended, and saves once more then.
+		wg.Go(func() { c.persistCoverage(ctx) })
+	}
 	wg.Go(func() {
 		for err := range group.Errors() {
 			c.log.Warn("kafka consumer error; indexing of the affected partitions is delayed until it clears; check broker health",
@@ -498,16 +554,23 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 // ConsumeClaim batches the partition's messages, indexes each batch and
 // marks its last offset for commit only once the writer acked it. It
 // reads and decodes the next batch while the one before is indexed.
+// Acked batches extend the coverage: within the claim they are taken as
+// contiguous, from its first message on.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	c := h.c
 	ctx := sess.Context()
 	tp := topicPartition{claim.Topic(), claim.Partition()}
+	part := pipeline.PartName(tp.topic, tp.partition)
+	c.claimed(part, 1)
+	defer c.claimed(part, -1)
+	c.claimStarts(tp, claim.InitialOffset())
 	// Lag is known from the claim on, not only once a message arrives: an
 	// idle partition shows 0, one with a backlog its size.
 	// (A new group starts at a sentinel: at most everything is behind.)
 	c.setLag(tp, claim.HighWaterMarkOffset()-max(claim.InitialOffset(), 0))
 	batch := make([]pipeline.Record, 0, c.cfg.BatchSize)
 	var last *sarama.ConsumerMessage
+	var first int64 // the offset of batch[0]
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -518,6 +581,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	// batch in hand is indexed or given up.
 	type job struct {
 		batch []pipeline.Record
+		first int64 // the offset of batch[0]
 		last  *sarama.ConsumerMessage
 	}
 	jobs := make(chan job)
@@ -525,6 +589,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	indexed := make(chan struct{})
 	go func() {
 		defer close(indexed)
+		covered := int64(-1) // the end of what this claim covered
 		for j := range jobs {
 			if !c.index(ctx, tp, j.batch) {
 				close(failed)
@@ -532,6 +597,11 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				}
 				return
 			}
+			if covered < 0 {
+				covered = j.first
+			}
+			c.addCoverage(part, covered, j.last.Offset+1)
+			covered = j.last.Offset + 1
 			c.log.Debug("indexed batch", "topic", tp.topic, "partition", tp.partition, "records", len(j.batch), "offset", j.last.Offset)
 			// Marked only now that the index holds the batch; the
 			// committer sends it to Kafka.
@@ -551,7 +621,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			return true
 		}
 		select {
-		case jobs <- job{batch, last}:
+		case jobs <- job{batch, first, last}:
 		case <-failed:
 			return false
 		case <-ctx.Done():
@@ -571,6 +641,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			c.consumed.Add(1)
 			if len(batch) == 0 {
 				timer.Reset(c.cfg.FlushInterval)
+				first = msg.Offset
 			}
 			batch = append(batch, c.decode(msg))
 			last = msg
@@ -655,9 +726,12 @@ const (
 )
 
 // decode turns a message into a Record: a logbox event as it was produced,
-// anything else as a raw line identified by its Kafka position.
+// anything else as a raw line identified by its Kafka position. Part names
+// the message's partition. The group path and the gap fillers both decode
+// with it.
 func (c *Consumer) decode(msg *sarama.ConsumerMessage) pipeline.Record {
 	r, kind := decodeValue(msg.Value, msg.Topic, msg.Partition, msg.Offset, msgTime(msg))
+	r.Part = pipeline.PartName(msg.Topic, msg.Partition)
 	switch kind {
 	case decodedECS:
 		c.ecs.Add(1)

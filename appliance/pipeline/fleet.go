@@ -94,3 +94,20 @@ func PartsOf(ctx context.Context) (map[string]bool, bool) {
 	set, ok := ctx.Value(partsKey{}).(map[string]bool)
 	return set, ok
 }
+
+type authKey struct{}
+
+// WithAuth carries the caller's Authorization header, so the fleet asks
+// other indexers with the same credentials.
+func WithAuth(ctx context.Context, header string) context.Context {
+	if header == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, authKey{}, header)
+}
+
+// AuthOf returns the header WithAuth set.
+func AuthOf(ctx context.Context) string {
+	s, _ := ctx.Value(authKey{}).(string)
+	return s
+}

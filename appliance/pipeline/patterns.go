@@ -61,6 +61,10 @@ type PatternsResult struct {
 	// answer keeps: the lines past that cap are counted in the template
 	// marked Other, so the counts still add up to Total.
 	Overflow bool `json:"overflow,omitempty"`
+	// Partial, with Missing, says the answer lacks the lines of Kafka
+	// partition ranges no live indexer holds (the fleet; see Coverage).
+	Partial bool           `json:"partial,omitempty"`
+	Missing []MissingRange `json:"missing,omitempty"`
 }
 
 // Pattern is one log template.

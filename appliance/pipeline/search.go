@@ -26,6 +26,9 @@ type SearchRequest struct {
 	// (then SearchResult.TotalRelation is "gte"), so the newest page of a
 	// common term does not wait for a count of all its lines.
 	ExactTotal bool
+	// WithSort fills each hit's Sort: the fleet merges answers of several
+	// indexers by it and passes the last one on as the cursor.
+	WithSort bool
 }
 
 // TotalBound is how far a search counts without ExactTotal.
@@ -45,6 +48,9 @@ type Hit struct {
 	Flags  []string          `json:"flags,omitempty"`
 	// Anchor marks the hit a context request was made for.
 	Anchor bool `json:"anchor,omitempty"`
+	// Sort is the hit's place in the order of every index (a cursor that
+	// fetches what comes after it), when SearchRequest.WithSort asked.
+	Sort string `json:"sort,omitempty"`
 	// Ingested is when the line was read (TS is the time parsed from the
 	// line when it has one, else the same).
 	Ingested time.Time `json:"ingested,omitzero"`
@@ -69,6 +75,10 @@ type SearchResult struct {
 	Hits          []Hit  `json:"hits"`
 	// Cursor, when not empty, fetches the page after the last hit.
 	Cursor string `json:"cursor,omitempty"`
+	// Partial, with Missing, says the answer lacks the lines of Kafka
+	// partition ranges no live indexer holds (the fleet; see Coverage).
+	Partial bool           `json:"partial,omitempty"`
+	Missing []MissingRange `json:"missing,omitempty"`
 }
 
 // QueryError is a problem with the caller's query (syntax, cursor), not with
@@ -119,6 +129,14 @@ type HistogramResult struct {
 	IntervalSeconds int64 `json:"interval_seconds"`
 	// Total is the number of matching lines in the range.
 	Total uint64 `json:"total"`
+	// First and Last are the oldest and newest matching line's ts when
+	// an end of the range was open (the range came from them).
+	First *time.Time `json:"first,omitempty"`
+	Last  *time.Time `json:"last,omitempty"`
+	// Partial, with Missing, says the answer lacks the lines of Kafka
+	// partition ranges no live indexer holds (the fleet; see Coverage).
+	Partial bool           `json:"partial,omitempty"`
+	Missing []MissingRange `json:"missing,omitempty"`
 }
 
 // FacetsRequest asks for the most frequent values of Field among matching lines.
@@ -149,6 +167,10 @@ type FacetsResult struct {
 	Other int `json:"other"`
 	// Missing counts matching lines without the field.
 	Missing int `json:"missing"`
+	// Partial, with MissingRanges, says the answer lacks the lines of
+	// Kafka partition ranges no live indexer holds (the fleet).
+	Partial       bool           `json:"partial,omitempty"`
+	MissingRanges []MissingRange `json:"missing_ranges,omitempty"`
 }
 
 // StatsRequest is a query with a stats pipe (QUERY | stats … by (…) |
@@ -177,6 +199,10 @@ type StatsResult struct {
 	// GroupsCapped says there were more groups than an answer keeps
 	// (10 000): lines of the groups past that are not counted.
 	GroupsCapped bool `json:"groups_capped"`
+	// Partial, with Missing, says the answer lacks the lines of Kafka
+	// partition ranges no live indexer holds (the fleet; see Coverage).
+	Partial bool           `json:"partial,omitempty"`
+	Missing []MissingRange `json:"missing,omitempty"`
 }
 
 // ContextRequest asks for the lines around the line with ID, from the same

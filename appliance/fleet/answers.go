@@ -1,0 +1,336 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/logbox/logbox/appliance/pipeline"
+)
+
+// Search merges the indexers' pages: each is asked for the page after
+// the same cursor (the order is one across every index), the hits are
+// merged newest first, duplicates by line identity dropped, and the
+// cursor is the last hit's sort key.
+func (r *Router) Search(ctx context.Context, req pipeline.SearchRequest) (pipeline.SearchResult, error) {
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var mu sync.Mutex
+	var parts []pipeline.SearchResult
+	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
+		var res pipeline.SearchResult
+		if a.self {
+			sreq := req
+			sreq.WithSort = true
+			var err error
+			if res, err = r.Local.Search(scoped(ctx, a), sreq); err != nil {
+				return err
+			}
+		} else {
+			v := url.Values{"q": {req.Query}, "limit": {strconv.Itoa(limit)}}
+			timeParam(v, "from", req.From)
+			timeParam(v, "to", req.To)
+			if req.Cursor != "" {
+				v.Set("cursor", req.Cursor)
+			}
+			if req.ExactTotal {
+				v.Set("track_total", "true")
+			}
+			if err := r.getJSON(ctx, a, "/api/search", v, &res); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		parts = append(parts, res)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return pipeline.SearchResult{}, err
+	}
+	out := pipeline.SearchResult{Hits: []pipeline.Hit{}}
+	more := false
+	var hits []pipeline.Hit
+	for _, p := range parts {
+		out.Total += p.Total
+		if p.TotalRelation != "" {
+			out.TotalRelation = p.TotalRelation
+		}
+		more = more || p.Cursor != ""
+		hits = append(hits, p.Hits...)
+		out.Missing = append(out.Missing, p.Missing...)
+	}
+	slices.SortStableFunc(hits, func(a, b pipeline.Hit) int { return r.CompareSort(a.Sort, b.Sort) })
+	seen := make(map[string]bool, len(hits))
+	for _, h := range hits {
+		if seen[h.ID] {
+			if out.TotalRelation == "" && out.Total > 0 {
+				out.Total--
+			}
+			continue
+		}
+		seen[h.ID] = true
+		if len(out.Hits) < limit {
+			out.Hits = append(out.Hits, h)
+		} else {
+			more = true
+		}
+	}
+	if more && len(out.Hits) == limit {
+		out.Cursor = out.Hits[limit-1].Sort
+	}
+	if !req.WithSort {
+		for i := range out.Hits {
+			out.Hits[i].Sort = ""
+		}
+	}
+	out.Missing = append(out.Missing, missing...)
+	out.Partial = len(out.Missing) > 0
+	return out, nil
+}
+
+// Histogram sums the indexers' buckets over one layout: with an open
+// end, a first round finds the oldest and newest matching line of each,
+// then all are asked over the same closed range, as one index lays it.
+func (r *Router) Histogram(ctx context.Context, req pipeline.HistogramRequest) (pipeline.HistogramResult, error) {
+	if req.From.IsZero() || req.To.IsZero() {
+		first, err := r.histogram(ctx, req)
+		if err != nil || first.Total == 0 {
+			return first, err
+		}
+		if req.From.IsZero() {
+			req.From = *first.First
+		}
+		if req.To.IsZero() {
+			req.To = first.Last.Add(1)
+		}
+		res, err := r.histogram(ctx, req)
+		if err == nil {
+			res.First, res.Last = first.First, first.Last
+		}
+		return res, err
+	}
+	return r.histogram(ctx, req)
+}
+
+func (r *Router) histogram(ctx context.Context, req pipeline.HistogramRequest) (pipeline.HistogramResult, error) {
+	var mu sync.Mutex
+	var parts []pipeline.HistogramResult
+	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
+		var res pipeline.HistogramResult
+		if a.self {
+			var err error
+			if res, err = r.Local.Histogram(scoped(ctx, a), req); err != nil {
+				return err
+			}
+		} else {
+			v := url.Values{"q": {req.Query}}
+			if req.Buckets > 0 {
+				v.Set("buckets", strconv.Itoa(req.Buckets))
+			}
+			timeParam(v, "from", req.From)
+			timeParam(v, "to", req.To)
+			if err := r.getJSON(ctx, a, "/api/histogram", v, &res); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		parts = append(parts, res)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return pipeline.HistogramResult{}, err
+	}
+	out := pipeline.HistogramResult{Buckets: []pipeline.HistogramBucket{}}
+	for _, p := range parts {
+		out.Total += p.Total
+		out.Missing = append(out.Missing, p.Missing...)
+		if p.First != nil && (out.First == nil || p.First.Before(*out.First)) {
+			out.First = p.First
+		}
+		if p.Last != nil && (out.Last == nil || p.Last.After(*out.Last)) {
+			out.Last = p.Last
+		}
+		if len(p.Buckets) == 0 {
+			continue
+		}
+		if len(out.Buckets) == 0 {
+			out.Buckets = slices.Clone(p.Buckets)
+			out.Interval, out.IntervalSeconds = p.Interval, p.IntervalSeconds
+			continue
+		}
+		if p.Interval != out.Interval || len(p.Buckets) != len(out.Buckets) || !p.Buckets[0].TS.Equal(out.Buckets[0].TS) {
+			return out, fmt.Errorf("histogram: indexers laid out different buckets (%s × %d from %s, %s × %d from %s); are their versions the same?",
+				out.Interval, len(out.Buckets), out.Buckets[0].TS, p.Interval, len(p.Buckets), p.Buckets[0].TS)
+		}
+		for i := range p.Buckets {
+			out.Buckets[i].Count += p.Buckets[i].Count
+		}
+	}
+	out.Missing = append(out.Missing, missing...)
+	out.Partial = len(out.Missing) > 0
+	return out, nil
+}
+
+// Facets sums the indexers' value counts. Each is asked for up to 1000
+// values (exact while a field has no more on one indexer); the merged
+// top Size are answered, the rest counted in Other.
+func (r *Router) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeline.FacetsResult, error) {
+	size := req.Size
+	if size <= 0 {
+		size = 10
+	}
+	wide := req
+	wide.Size = 1000
+	var mu sync.Mutex
+	var parts []pipeline.FacetsResult
+	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
+		var res pipeline.FacetsResult
+		if a.self {
+			var err error
+			if res, err = r.Local.Facets(scoped(ctx, a), wide); err != nil {
+				return err
+			}
+		} else {
+			v := url.Values{"q": {req.Query}, "field": {req.Field}, "size": {"1000"}}
+			timeParam(v, "from", req.From)
+			timeParam(v, "to", req.To)
+			if err := r.getJSON(ctx, a, "/api/facets", v, &res); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		parts = append(parts, res)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return pipeline.FacetsResult{}, err
+	}
+	out := pipeline.FacetsResult{Field: req.Field, Values: []pipeline.FacetValue{}}
+	counts := map[string]int{}
+	for _, p := range parts {
+		out.Total += p.Total
+		out.Other += p.Other
+		out.Missing += p.Missing
+		out.MissingRanges = append(out.MissingRanges, p.MissingRanges...)
+		for _, v := range p.Values {
+			counts[v.Value] += v.Count
+		}
+	}
+	for v, n := range counts {
+		out.Values = append(out.Values, pipeline.FacetValue{Value: v, Count: n})
+	}
+	slices.SortFunc(out.Values, func(a, b pipeline.FacetValue) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		if a.Value < b.Value {
+			return -1
+		}
+		if a.Value > b.Value {
+			return 1
+		}
+		return 0
+	})
+	if len(out.Values) > size {
+		for _, v := range out.Values[size:] {
+			out.Other += v.Count
+		}
+		out.Values = out.Values[:size]
+	}
+	out.MissingRanges = append(out.MissingRanges, missing...)
+	out.Partial = len(out.MissingRanges) > 0
+	return out, nil
+}
+
+// StatsQuery merges the indexers' stats states exactly (index.MergeStats).
+func (r *Router) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pipeline.StatsResult, error) {
+	var mu sync.Mutex
+	var states [][]byte
+	var inner []pipeline.MissingRange
+	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
+		var st []byte
+		if a.self {
+			var err error
+			if st, err = r.StatsState(scoped(ctx, a), req); err != nil {
+				return err
+			}
+		} else {
+			v := url.Values{"q": {req.Query}, "state": {"1"}}
+			timeParam(v, "from", req.From)
+			timeParam(v, "to", req.To)
+			var err error
+			if st, err = r.get(ctx, a, "/api/stats", v); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		states = append(states, st)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return pipeline.StatsResult{}, err
+	}
+	res, err := r.MergeStats(req.Query, states)
+	if err != nil {
+		return res, err
+	}
+	res.Missing = append(inner, missing...)
+	res.Partial = len(res.Missing) > 0
+	return res, nil
+}
+
+// Context asks the local index, then each live indexer, for the lines
+// around a hit: the first that holds it answers.
+func (r *Router) Context(ctx context.Context, req pipeline.ContextRequest) (pipeline.ContextResult, error) {
+	if r.Local != nil {
+		res, err := r.Local.Context(ctx, req)
+		if err == nil || !errors.Is(err, pipeline.ErrHitNotFound) {
+			return res, err
+		}
+	}
+	for _, m := range r.Dir.Members() {
+		if m.ID == r.Self || m.Addr == "" {
+			continue
+		}
+		var res pipeline.ContextResult
+		v := url.Values{"id": {req.ID}, "before": {strconv.Itoa(req.Before)}, "after": {strconv.Itoa(req.After)}}
+		if err := r.getJSON(ctx, ask{m: m, all: true}, "/api/context", v, &res); err == nil {
+			return res, nil
+		}
+	}
+	return pipeline.ContextResult{}, fmt.Errorf("%q: %w", req.ID, pipeline.ErrHitNotFound)
+}
+
+// Tail follows the local index's new lines. (A fleet-wide live tail is
+// not built yet: see the README's fleet section.)
+func (r *Router) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.TailStream, error) {
+	if r.Local == nil {
+		return nil, errors.New("live tail on --role query is not built yet; tail an indexer")
+	}
+	return r.Local.Tail(ctx, req)
+}
+
+func (r *Router) getJSON(ctx context.Context, a ask, path string, v url.Values, out any) error {
+	body, err := r.get(ctx, a, path, v)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("ask indexer %s: %s: %w", a.m.ID, path, err)
+	}
+	return nil
+}
+
+var _ = time.Second
