@@ -364,3 +364,11 @@ func timeParam(v url.Values, name string, t time.Time) {
 		v.Set(name, t.UTC().Format(time.RFC3339Nano))
 	}
 }
+
+// Whole reports whether this process's own index answers for the whole
+// fleet now (it is the only holder asked, for every partition), and the
+// ranges no live indexer holds.
+func (r *Router) Whole(ctx context.Context) (bool, []pipeline.MissingRange) {
+	asks, missing, _ := r.plan(ctx, nil, nil)
+	return len(asks) == 1 && asks[0].all, missing
+}
