@@ -573,6 +573,10 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 		// Answers for the whole fleet; another indexer's own requests
 		// (local=1) are answered by this index alone.
 		d.Search, d.Explore = a.router, a.router
+		d.Patterns = &fleetPatterns{router: a.router, fleet: patterns.New(a.router)}
+		if a.idx != nil {
+			d.Patterns.(*fleetPatterns).local = patterns.New(a.idx)
+		}
 		if a.idx != nil {
 			d.Local, d.LocalFind, d.LocalStats = a.idx, a.idx, a.localStatsState
 		}

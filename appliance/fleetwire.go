@@ -13,6 +13,7 @@ import (
 	"github.com/logbox/logbox/appliance/fleet"
 	"github.com/logbox/logbox/appliance/index"
 	"github.com/logbox/logbox/appliance/kafkaauth"
+	"github.com/logbox/logbox/appliance/patterns"
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
@@ -133,4 +134,26 @@ func (a *Appliance) fleetMetrics(m *metrics, e emitter) {
 	e.counter(m.fleetRequests, req-fail, "ok")
 	e.counter(m.fleetRequests, fail, "failed")
 	_ = strconv.Itoa
+}
+
+// fleetPatterns answers /api/patterns for the fleet: from the local index
+// (its precomputed keys) while it answers for the whole fleet, else mined
+// from every indexer's lines through the router; partial as the router
+// sees the fleet.
+type fleetPatterns struct {
+	router       *fleet.Router
+	local, fleet *patterns.Miner
+}
+
+func (p *fleetPatterns) Patterns(ctx context.Context, req pipeline.PatternsRequest) (pipeline.PatternsResult, error) {
+	whole, missing := p.router.Whole(ctx)
+	m := p.fleet
+	if whole && p.local != nil {
+		m = p.local
+	}
+	res, err := m.Patterns(ctx, req)
+	if err == nil && len(missing) > 0 {
+		res.Partial, res.Missing = true, missing
+	}
+	return res, err
 }

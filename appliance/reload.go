@@ -64,6 +64,8 @@ var runSettings = []runSetting{
 	{field: "MaxFieldNames", flag: "max-field-names"},
 	{field: "HostnetInterval", flag: "hostnet-interval"},
 	{field: "ExternalURL", flag: "external-url"},
+	{field: "AdvertiseURL", flag: "advertise-url"},
+	{field: "KafkaNoFillGaps", flag: "kafka-fill-gaps"},
 	{field: "SyslogTCP", flag: "syslog-tcp"},
 	{field: "SyslogUDP", flag: "syslog-udp"},
 	{field: "SyslogTLS", flag: "syslog-tls"},
@@ -215,6 +217,8 @@ func settingsStatus(c Config) map[string]string {
 			out[s.flag] = durationString(time.Duration(f.Int()))
 		case f.Kind() == reflect.Slice:
 			out[s.flag] = strings.Join(f.Interface().([]string), ",")
+		case s.field == "KafkaNoFillGaps":
+			out[s.flag] = strconv.FormatBool(!f.Bool()) // the flag is its negation
 		case f.Kind() == reflect.Bool:
 			out[s.flag] = strconv.FormatBool(f.Bool())
 		default:

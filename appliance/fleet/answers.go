@@ -313,15 +313,6 @@ func (r *Router) Context(ctx context.Context, req pipeline.ContextRequest) (pipe
 	return pipeline.ContextResult{}, fmt.Errorf("%q: %w", req.ID, pipeline.ErrHitNotFound)
 }
 
-// Tail follows the local index's new lines. (A fleet-wide live tail is
-// not built yet: see the README's fleet section.)
-func (r *Router) Tail(ctx context.Context, req pipeline.TailRequest) (pipeline.TailStream, error) {
-	if r.Local == nil {
-		return nil, errors.New("live tail on --role query is not built yet; tail an indexer")
-	}
-	return r.Local.Tail(ctx, req)
-}
-
 func (r *Router) getJSON(ctx context.Context, a ask, path string, v url.Values, out any) error {
 	body, err := r.get(ctx, a, path, v)
 	if err != nil {

@@ -230,11 +230,18 @@ func (r *Router) View(ctx context.Context) View {
 // fails is left out and its partitions asked of the next best holder
 // (up to three rounds). It returns what stays missing.
 func (r *Router) fanout(ctx context.Context, call func(ctx context.Context, a ask) error) ([]pipeline.MissingRange, error) {
+	return r.fanoutRounds(ctx, 3, call)
+}
+
+// fanoutRounds is fanout with at most rounds rounds; with one, a member
+// that fails fails the whole call (for streams: what one gave before it
+// failed cannot be asked of another without counting it twice).
+func (r *Router) fanoutRounds(ctx context.Context, rounds int, call func(ctx context.Context, a ask) error) ([]pipeline.MissingRange, error) {
 	exclude := map[string]bool{}
 	var want map[string]bool
 	var missing []pipeline.MissingRange
 	var lastErr error
-	for round := 0; round < 3; round++ {
+	for round := 0; round < rounds; round++ {
 		asks, miss, mk := r.plan(ctx, want, exclude)
 		missing = append(missing, miss...)
 		if len(asks) == 0 {
@@ -266,7 +273,7 @@ func (r *Router) fanout(ctx context.Context, call func(ctx context.Context, a as
 		}
 		var qe *pipeline.QueryError
 		var fe *pipeline.FieldError
-		if errors.As(lastErr, &qe) || errors.As(lastErr, &fe) {
+		if rounds == 1 || errors.As(lastErr, &qe) || errors.As(lastErr, &fe) {
 			return nil, lastErr // the caller's mistake: every indexer says the same
 		}
 		want = map[string]bool{}
@@ -281,7 +288,7 @@ func (r *Router) fanout(ctx context.Context, call func(ctx context.Context, a as
 				return nil, lastErr
 			}
 		}
-		if round == 2 {
+		if round == rounds-1 {
 			for p := range want {
 				rg := mk[p]
 				missing = append(missing, pipeline.MissingRange{Partition: p, From: rg[0], To: rg[1]})
@@ -356,4 +363,12 @@ func timeParam(v url.Values, name string, t time.Time) {
 	if !t.IsZero() {
 		v.Set(name, t.UTC().Format(time.RFC3339Nano))
 	}
+}
+
+// Whole reports whether this process's own index answers for the whole
+// fleet now (it is the only holder asked, for every partition), and the
+// ranges no live indexer holds.
+func (r *Router) Whole(ctx context.Context) (bool, []pipeline.MissingRange) {
+	asks, missing, _ := r.plan(ctx, nil, nil)
+	return len(asks) == 1 && asks[0].all, missing
 }

@@ -171,6 +171,10 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) {
 	page := func() (pipeline.SearchResult, error) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.d.QueryTimeout)
 		defer cancel()
+		ctx, local := s.scope(ctx, r)
+		if local {
+			return s.d.LocalFind.Search(ctx, req)
+		}
 		return s.d.Search.Search(ctx, req)
 	}
 	res, err := page()

@@ -537,6 +537,7 @@ function showView(view) {
   if (view === 'alerts') alertsView.start();
   else alertsView.stop();
   if (view !== 'discover') contextPanel.close();
+  partialAnswers.render();
 }
 
 // ---------------------------------------------------------------------------
@@ -775,6 +776,7 @@ async function search(append) {
     discover.params = params;
     discover.highlight = highlighter(params.q);
     updateExportLinks(params);
+    partialAnswers.forget('search', 'histogram', 'facets');
     discover.histogramDone = histogram.load(params);
     facets.load(params, null);
     tail.queryChanged(params.q);
@@ -793,6 +795,7 @@ async function search(append) {
 
   try {
     const data = await api('GET', '/api/search', { params, signal: controller.signal });
+    partialAnswers.note('search', data);
     const hits = (data && Array.isArray(data.hits)) ? data.hits : [];
     const frag = document.createDocumentFragment();
     if (!append) discover.ids = new Set();
@@ -820,6 +823,7 @@ async function search(append) {
   } catch (err) {
     if (err.name === 'AbortError') return;
     if (!append) {
+      partialAnswers.note('search', null);
       results.replaceChildren();
       discover.ids = new Set();
       discover.cursor = '';
@@ -868,6 +872,153 @@ function addFilter(field, value, negate) {
 }
 
 // ---------------------------------------------------------------------------
+// The fleet of indexers (issue 16): several indexers split the Kafka
+// partitions, and an answer the live indexers cannot give in full says so
+// ("partial": true, "missing": [{partition, from, to}]). Offsets are
+// Kafka's: a range [from, to) of one partition ("topic/partition"); the
+// page shows its first and last offset.
+
+// offsetRange renders the Kafka offsets [from, to) as "first–last", or
+// "first" for one offset.
+function offsetRange(from, to) {
+  const f = Number(from);
+  const t = Number(to);
+  if (!Number.isFinite(f) || !Number.isFinite(t)) return `${printable(from)}–${printable(to)}`;
+  if (t - f <= 1) return String(f);
+  return `${f}–${t - 1}`;
+}
+
+// missingRanges returns the well-formed entries of an answer's "missing".
+function missingRanges(list) {
+  if (!Array.isArray(list)) return [];
+  return list.filter((m) => m && typeof m === 'object' && typeof m.partition === 'string' &&
+    Number.isFinite(Number(m.from)) && Number.isFinite(Number(m.to)));
+}
+
+// comparePart orders partition names ("topic/3") by topic, then number.
+function comparePart(a, b) {
+  const split = (p) => {
+    const s = String(p);
+    const i = s.lastIndexOf('/');
+    return i < 0 ? [s, -1] : [s.slice(0, i), Number(s.slice(i + 1))];
+  };
+  const [ta, na] = split(a);
+  const [tb, nb] = split(b);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  if (na !== nb) return (Number.isFinite(na) ? na : -1) - (Number.isFinite(nb) ? nb : -1);
+  return 0;
+}
+
+// coverageRanges reads one partition's coverage: [[from, to], …] (or
+// {from, to} objects), the offsets [from, to) an indexer holds.
+function coverageRanges(list) {
+  if (!Array.isArray(list)) return [];
+  const out = [];
+  for (const r of list) {
+    const from = Array.isArray(r) ? r[0] : r && r.from;
+    const to = Array.isArray(r) ? r[1] : r && r.to;
+    if (Number.isFinite(Number(from)) && Number.isFinite(Number(to))) out.push([Number(from), Number(to)]);
+  }
+  return out;
+}
+
+const PARTIAL_SHOWN = 3; // missing ranges the banner names; the rest are counted
+
+// partialAnswers keeps which of the answers shown are partial and shows
+// the banner over Discover and Visualize while one of those its view
+// shows is. Kinds: 'search', 'histogram', 'facets:FIELD', 'patterns'
+// (Discover; patterns only while listed) and 'stats' (Visualize).
+const partialAnswers = {
+  got: new Map(), // kind → its missing ranges (an empty list: partial, not saying where)
+  whole: false,   // the last status said the live indexers now hold every partition in full
+
+  // fleetNow takes the fleet of each /api/status: once it is complete,
+  // a partial answer shown can be asked again.
+  fleetNow(f) {
+    const whole = Boolean(f && typeof f === 'object' && f.complete === true);
+    if (whole === this.whole) return;
+    this.whole = whole;
+    this.render();
+  },
+
+  // note records the answer data of kind (null: none, or a failed one).
+  // A facets answer's "missing" is its count of lines without the field:
+  // its ranges are "missing_ranges".
+  note(kind, data) {
+    if (data && typeof data === 'object' && data.partial === true) {
+      this.got.set(kind, missingRanges(Array.isArray(data.missing) ? data.missing : data.missing_ranges));
+    } else this.got.delete(kind);
+    this.render();
+  },
+
+  // forget drops the kinds named, and 'facets' every 'facets:FIELD'
+  // (their answers are about to be replaced).
+  forget(...prefixes) {
+    for (const k of [...this.got.keys()]) if (prefixes.some((p) => k === p || k.startsWith(p + ':'))) this.got.delete(k);
+    this.render();
+  },
+
+  // shownKind says whether kind belongs to what the active view shows.
+  shownKind(kind) {
+    if (activeView === 'visualize') return kind === 'stats';
+    if (activeView !== 'discover') return false;
+    if (kind === 'patterns') return discover.mode === 'patterns';
+    return kind === 'search' || kind === 'histogram' || kind.startsWith('facets:');
+  },
+
+  render() {
+    const b = $('partial-banner');
+    if (!b) return;
+    let partial = false;
+    const seen = new Set();
+    const ranges = [];
+    for (const [kind, list] of this.got) {
+      if (!this.shownKind(kind)) continue;
+      partial = true;
+      for (const m of list) {
+        const key = `${m.partition}\u0000${m.from}\u0000${m.to}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        ranges.push(m);
+      }
+    }
+    if (!partial) {
+      b.replaceChildren();
+      delete b.dataset.missing;
+      show(b, false);
+      return;
+    }
+    ranges.sort((x, y) => comparePart(x.partition, y.partition) || Number(x.from) - Number(y.from));
+    b.dataset.missing = String(ranges.length);
+    const title = el('strong', 'partial-title', 'Partial answer: ');
+    const what = el('span', 'partial-what');
+    if (!ranges.length) {
+      what.append(document.createTextNode('some Kafka offsets are held by no live indexer.'));
+    } else {
+      what.append(document.createTextNode('no live indexer holds '));
+      ranges.slice(0, PARTIAL_SHOWN).forEach((m, i) => {
+        if (i > 0) what.append(document.createTextNode(i === Math.min(ranges.length, PARTIAL_SHOWN) - 1 && ranges.length <= PARTIAL_SHOWN ? ' and ' : ', '));
+        const r = el('span', 'partial-range');
+        r.append(textEl('code', 'partial-part', m.partition), document.createTextNode(' offsets ' + offsetRange(m.from, m.to)));
+        what.append(r);
+      });
+      if (ranges.length > PARTIAL_SHOWN) what.append(document.createTextNode(` and ${fmtNum(ranges.length - PARTIAL_SHOWN)} more`));
+      what.append(document.createTextNode('.'));
+    }
+    const effect = el('span', 'partial-effect', ' Lines from there are missing from the results and counts, until an indexer that holds them is back or has read them again from Kafka (see Status).');
+    b.replaceChildren(title, what, effect);
+    if (this.whole) {
+      const again = el('button', 'link partial-again', 'The indexers hold every partition now: ask again');
+      again.type = 'button';
+      again.id = 'partial-again';
+      again.addEventListener('click', () => runQuery());
+      b.append(document.createTextNode(' '), again);
+    }
+    show(b, true);
+  },
+};
+
+// ---------------------------------------------------------------------------
 // Histogram: SVG bars over the range; drag to zoom in, click a bar to narrow.
 
 const histogram = {
@@ -893,10 +1044,12 @@ const histogram = {
       });
       this.data = data && Array.isArray(data.buckets) ? data : { buckets: [] };
       this.params = params;
+      partialAnswers.note('histogram', data);
       this.render();
     } catch (err) {
       if (err.name === 'AbortError') return;
       this.data = null;
+      partialAnswers.note('histogram', null);
       chart.replaceChildren();
       $('histogram-label').textContent = err.position ? 'No chart: the query has an error (see above).' : 'No chart: ' + printable(err.message);
     } finally {
@@ -1064,6 +1217,7 @@ const facets = {
     const box = hits ? this.extraBox : this.fixedBox;
     const sections = [];
     results.forEach((r, i) => {
+      partialAnswers.note('facets:' + fields[i], r.status === 'fulfilled' ? r.value : null);
       if (r.status === 'fulfilled' && r.value) sections.push(this.renderField(fields[i], r.value));
     });
     if (!hits && !sections.length) {
@@ -1542,6 +1696,7 @@ const patterns = {
     try {
       const data = await api('GET', '/api/patterns', { params: req, signal: controller.signal });
       this.data = data && typeof data === 'object' ? data : { total: 0, patterns: [] };
+      partialAnswers.note('patterns', data);
       this.shownNew = Boolean(req.compare_from);
       this.render();
       if (this.newOn && !canCompare) $('patterns-status').textContent = 'new: needs a time range';
@@ -1549,6 +1704,7 @@ const patterns = {
       if (err.name === 'AbortError') return;
       this.key = '';
       this.data = null;
+      partialAnswers.note('patterns', null);
       $('patterns-body').replaceChildren();
       show($('patterns-table'), false);
       show($('patterns-empty'), false);
@@ -1592,7 +1748,7 @@ const patterns = {
     const templates = Number(d.templates) || list.length;
     let summary = `${plural(templates, 'template', 'templates')} in ${plural(total, 'line', 'lines')}`;
     if (showNew) summary += ` · ${fmtNum(Number.isFinite(d.new) ? d.new : list.filter((p) => p.new === true).length)} new`;
-    if (d.partial) summary += ' · partial: not every indexer answered';
+    if (d.partial) summary += ' · partial (see above)';
     $('patterns-summary').textContent = summary;
     setText($('patterns-status'), d.overflow ? 'More distinct lines than one answer keeps: the rest are counted under “other lines”.' : '');
   },
@@ -1672,6 +1828,7 @@ function setMode(mode) {
   }
   $('view-discover').classList.toggle('patterns-mode', pat);
   show($('patterns'), pat);
+  partialAnswers.render();
   if (pat && activeView === 'discover') patterns.ensure(discover.params);
 }
 
@@ -1967,6 +2124,7 @@ const viz = {
       const s = await this.statsQuery(q, range, controller.signal);
       sent = s.sent;
       const data = await api('GET', '/api/stats', { params: { q: sent, from: range.from, to: range.to }, signal: controller.signal });
+      partialAnswers.note('stats', data);
       this.sent = sent;
       this.model = statsModel(data, statsPipe(sent));
       queryError.clear();
@@ -1977,6 +2135,7 @@ const viz = {
       this.render();
     } catch (err) {
       if (err.name === 'AbortError') return;
+      partialAnswers.note('stats', null);
       this.model = null;
       this.sent = sent;
       // Asked again (back from Discover, which clears the error), it runs
@@ -4091,6 +4250,9 @@ const statusView = {
       ]);
     }
     cards.push(ixCard);
+    // In a fleet the indexers come first: whether answers are whole.
+    const fleetCard = this.fleetCard(st.fleet);
+    if (fleetCard) cards.unshift(fleetCard);
     const alertsCard = this.alertsCard(st.alerts, st.invalid_alerts);
     if (alertsCard) cards.push(alertsCard);
     cards.push(this.diskCard(st.disk));
@@ -4121,6 +4283,136 @@ const statusView = {
     cards.push(this.settingsCard(st.settings));
 
     $('status-cards').replaceChildren(...cards);
+  },
+
+  // fleetCard is the fleet of indexers (/api/status "fleet"): which
+  // indexers are live, what each holds of which partition, and whether
+  // the live ones together hold every partition in full; null when the
+  // status has no fleet (direct mode, or a logbox without one).
+  fleetCard(f) {
+    if (!f || typeof f !== 'object') return null;
+    const objects = (v) => (Array.isArray(v) ? v.filter((x) => x && typeof x === 'object') : []);
+    const strings = (v) => (Array.isArray(v) ? v.filter((x) => typeof x === 'string') : []);
+    const indexers = objects(f.indexers).sort((a, b) => (String(a.id) < String(b.id) ? -1 : String(a.id) > String(b.id) ? 1 : 0));
+    const parts = objects(f.partitions).sort((a, b) => comparePart(a.partition, b.partition));
+    const missing = missingRanges(f.missing);
+    const complete = f.complete === true;
+    const card = this.card('Indexers', 'fleet', complete ? 'ok' : 'bad');
+    card.classList.add('full');
+
+    const summary = el('p', complete ? 'fleet-summary complete' : 'fleet-summary partial');
+    summary.dataset.fleet = complete ? 'complete' : 'partial';
+    if (complete) {
+      summary.append(el('strong', '', 'complete'), document.createTextNode(': the live indexers hold every partition in full, so answers are whole.'));
+    } else {
+      const n = missing.length;
+      summary.append(el('strong', '', n ? `partial: ${plural(n, 'range', 'ranges')} missing` : 'partial'),
+        document.createTextNode(': answers lack the lines of Kafka offsets no live indexer holds'));
+      if (n) {
+        summary.append(document.createTextNode(' ('));
+        missing.slice(0, 8).forEach((m, i) => {
+          if (i) summary.append(document.createTextNode(', '));
+          summary.append(textEl('code', '', m.partition), document.createTextNode(' ' + offsetRange(m.from, m.to)));
+        });
+        if (n > 8) summary.append(document.createTextNode(`, and ${fmtNum(n - 8)} more`));
+        summary.append(document.createTextNode(')'));
+      }
+      summary.append(document.createTextNode('.'));
+    }
+    card.append(summary);
+    this.metrics(card, [
+      ['live indexers', fmtNum(indexers.length), 'fleet-indexers'],
+      ['partitions', fmtNum(parts.length), 'fleet-partitions'],
+      ['ranges missing', fmtNum(missing.length), 'fleet-missing', missing.length ? 'bad' : ''],
+    ]).classList.add('fleet-metrics');
+
+    // head makes the header row and labels the body's cells with it
+    // (a narrow window shows the labels beside the values).
+    const head = (names, tbody) => {
+      const thead = el('thead');
+      const tr = el('tr');
+      for (const [h, cls] of names) tr.append(el('th', cls || '', h));
+      thead.append(tr);
+      for (const row of tbody.rows) [...row.cells].forEach((td, i) => { if (names[i]) td.dataset.label = names[i][0]; });
+      return thead;
+    };
+
+    const it = el('table', 'mini fleet-table');
+    it.dataset.table = 'indexers';
+    const itb = el('tbody');
+    for (const ix of indexers) {
+      const tr = el('tr');
+      tr.dataset.indexer = String(ix.id ?? '');
+      const id = textEl('td', 'fleet-id', ix.id);
+      if (f.self !== undefined && ix.id === f.self) id.append(el('span', 'badge fleet-self', 'this process'));
+      const lagMap = ix.lag && typeof ix.lag === 'object' ? ix.lag : {};
+      const lagSum = Object.values(lagMap).reduce((s, v) => s + (Number(v) || 0), 0);
+      const lag = el('td', 'num fleet-lag', fmtNum(lagSum));
+      lag.title = Object.entries(lagMap).sort(([a], [b]) => comparePart(a, b)).map(([p, v]) => `${printable(p)}: ${fmtNum(v)}`).join('\n');
+      const assigned = strings(ix.assigned).sort(comparePart);
+      const filling = new Set(strings(ix.filling));
+      const cov = ix.coverage && typeof ix.coverage === 'object' ? ix.coverage : {};
+      const covTd = el('td', 'fleet-coverage');
+      const covParts = [...new Set([...assigned, ...Object.keys(cov)])].sort(comparePart);
+      for (const p of covParts) {
+        const line = el('div', 'fleet-cov');
+        line.dataset.partition = p;
+        line.append(textEl('code', 'fleet-part', p), document.createTextNode(' '));
+        const ranges = coverageRanges(cov[p]);
+        line.append(el('span', 'fleet-ranges', ranges.length ? ranges.map(([a, b]) => offsetRange(a, b)).join(', ') : 'none yet'));
+        if (filling.has(p)) {
+          const b = el('span', 'badge fleet-filling', 'filling');
+          b.title = 'Reading the older offsets of this partition from Kafka';
+          line.append(document.createTextNode(' '), b);
+          line.classList.add('filling');
+        }
+        if (!assigned.includes(p)) {
+          line.classList.add('not-assigned');
+          line.title = 'Held from before; not assigned to this indexer now';
+        }
+        covTd.append(line);
+      }
+      if (!covParts.length) covTd.append(el('span', 'muted', 'none'));
+      const updated = el('td', 'fleet-updated', ix.updated ? ago(ix.updated) : '—');
+      if (ix.updated) updated.title = printable(ix.updated) + (ix.started ? `\nstarted ${printable(ix.started)}` : '');
+      tr.append(id, textEl('td', 'fleet-group', ix.group ?? ''), textEl('td', 'fleet-addr', ix.addr ?? ''), textEl('td', 'fleet-host', ix.host ?? ''),
+        textEl('td', 'fleet-assigned', assigned.length ? assigned.join(', ') : '—'), lag, covTd, updated);
+      itb.append(tr);
+    }
+    it.append(head([['indexer'], ['group'], ['address'], ['host'], ['assigned partitions'], ['lag', 'num'], ['holds (offsets)'], ['updated']], itb), itb);
+    if (indexers.length) card.append(it);
+    else card.append(el('p', 'muted', 'No live indexer is registered.'));
+
+    if (parts.length) {
+      const byPart = new Map();
+      for (const m of missing) {
+        if (!byPart.has(m.partition)) byPart.set(m.partition, []);
+        byPart.get(m.partition).push(m);
+      }
+      const pt = el('table', 'mini fleet-table');
+      pt.dataset.table = 'partitions';
+      const ptb = el('tbody');
+      for (const p of parts) {
+        const tr = el('tr');
+        tr.dataset.partition = String(p.partition ?? '');
+        const holders = strings(p.holders);
+        const full = strings(p.complete_holders);
+        const miss = byPart.get(p.partition) || [];
+        if (miss.length) tr.classList.add('fleet-gap');
+        const start = Number(p.start);
+        const end = Number(p.end);
+        const span = Number.isFinite(start) && Number.isFinite(end) && end <= start ? `empty (at ${end})` : offsetRange(p.start, p.end);
+        tr.append(textEl('td', 'fleet-part', p.partition), el('td', 'fleet-span', span),
+          textEl('td', 'fleet-holders', holders.length ? holders.join(', ') : 'none'),
+          textEl('td', full.length || !miss.length ? 'fleet-complete' : 'fleet-complete bad', full.length ? full.join(', ') : 'none'),
+          el('td', miss.length ? 'fleet-missing bad' : 'fleet-missing', miss.length ? miss.map((m) => offsetRange(m.from, m.to)).join(', ') : '—'));
+        ptb.append(tr);
+      }
+      pt.append(head([['partition'], ['offsets'], ['holders'], ['complete holders'], ['missing']], ptb), ptb);
+      card.append(pt);
+    }
+    card.append(el('p', 'card-note', 'Each partition is answered by one live indexer that holds it; a partition moved to an indexer that lacks its older lines is read again from Kafka (“filling”) as far as the topic still keeps them.'));
+    return card;
   },
 
   // ledgerCard sums the completeness ledger per source.
@@ -4338,6 +4630,7 @@ const statusPoll = {
       return;
     }
     renderDiskBanner(st.disk);
+    partialAnswers.fleetNow(st.fleet);
     // Only the elected evaluator counts alerts; the Alerts view counts
     // them from the rules while it is shown.
     if (st.alerts && st.alerts.leader === true && activeView !== 'alerts') renderAlertsTab(st.alerts.firing);
