@@ -73,14 +73,15 @@ type fleetMissing struct {
 	To        int64  `json:"to"`
 }
 
-// fleetPartial reads an answer's "partial" and, when it is a list, its
-// "missing" (a facets answer's own "missing" is a count of lines
-// without the field, not a list of ranges).
+// fleetPartial reads an answer's "partial" and its ranges: "missing",
+// or in a facets answer, whose "missing" counts the lines without the
+// field, "missing_ranges".
 func fleetPartial(t testing.TB, b []byte) (partial bool, missing []fleetMissing) {
 	t.Helper()
 	var a struct {
-		Partial bool            `json:"partial"`
-		Missing json.RawMessage `json:"missing"`
+		Partial       bool            `json:"partial"`
+		Missing       json.RawMessage `json:"missing"`
+		MissingRanges []fleetMissing  `json:"missing_ranges"`
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
 		t.Fatalf("answer: %v in %.300s", err, b)
@@ -90,7 +91,7 @@ func fleetPartial(t testing.TB, b []byte) (partial bool, missing []fleetMissing)
 			t.Fatalf("answer's missing: %v in %s", err, a.Missing)
 		}
 	}
-	return a.Partial, missing
+	return a.Partial, append(missing, a.MissingRanges...)
 }
 
 // fleetPage is one page of a search answer.
@@ -235,7 +236,7 @@ func fleetStatusOf(t testing.TB, base string) fleetStatus {
 }
 
 // canonicalAnswer is an aggregate answer as JSON to compare: without the
-// fleet's partial and missing (ranges), facet values ordered by count
+// fleet's partial and missing ranges, facet values ordered by count
 // then value and stats rows in JSON order, so ties and group order
 // (which no request fixed) do not count as differences.
 func canonicalAnswer(t testing.TB, b []byte) string {
@@ -245,6 +246,7 @@ func canonicalAnswer(t testing.TB, b []byte) string {
 		t.Fatalf("answer: %v in %.300s", err, b)
 	}
 	delete(m, "partial")
+	delete(m, "missing_ranges")
 	if _, isList := m["missing"].([]any); isList {
 		delete(m, "missing")
 	}
