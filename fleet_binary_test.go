@@ -658,4 +658,11 @@ func TestFleet(t *testing.T) {
 		live := st.indexers()
 		return len(live) == 1 && live[0].Host == "idx-a2" && len(live[0].Assigned) == 6 && st.Fleet.Complete
 	})
+	// /metrics says the same.
+	code, metrics := fleetGet(t, query.url+"/metrics")
+	for _, line := range []string{"logbox_fleet_indexers 1", "logbox_fleet_partitions_missing 0"} {
+		if code != http.StatusOK || !slices.Contains(strings.Split(string(metrics), "\n"), line) {
+			t.Errorf("/metrics of the query process (%d) has no line %q", code, line)
+		}
+	}
 }
