@@ -165,6 +165,17 @@ func BenchmarkFanout(b *testing.B) {
 		time.Sleep(time.Second)
 	}
 	b.Logf("%d lines indexed by both fleets in %v", lines, time.Since(began).Round(time.Second))
+	// The three share the partitions: a query through one asks the others.
+	st := fleetStatusOf(b, three[0].url)
+	live := st.indexers()
+	if len(live) != 3 {
+		b.Fatalf("the fleet of three lists %d indexers: %+v", len(live), live)
+	}
+	for _, m := range live {
+		if len(m.Assigned) == 0 || len(m.Assigned) == 6 {
+			b.Fatalf("indexer %s holds %v; want the 6 partitions shared by the three", m.Host, m.Assigned)
+		}
+	}
 
 	q := url.QueryEscape
 	from, to := base.Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339)
