@@ -69,6 +69,7 @@ func TestReloadAppliesOrNames(t *testing.T) {
 		"EtcdEndpoints": func(c *Config) { c.EtcdEndpoints = []string{"http://127.0.0.1:1"} },
 		"ShardSpan":     func(c *Config) { c.ShardSpan = 2 * time.Hour },
 		"ExternalURL":   func(c *Config) { c.ExternalURL = "https://logs.example.com" },
+		"AdvertiseURL":  func(c *Config) { c.AdvertiseURL = "http://10.0.0.5:7070" },
 		"Retention":     func(c *Config) { c.Retention = 3 * 24 * time.Hour },
 		"MinFreeDisk":   func(c *Config) { c.MinFreeDisk = 7 << 20 },
 	}

@@ -50,6 +50,39 @@ type Router struct {
 	Log         *slog.Logger
 
 	requests, failures atomic.Uint64
+
+	// down holds the members that failed to answer, until when they are
+	// not asked (while their lease has not lapsed yet).
+	downMu sync.Mutex
+	down   map[string]time.Time
+}
+
+// downFor is how long a member that did not answer is not asked.
+const downFor = 5 * time.Second
+
+// markDown notes that m did not answer; it logs once per outage.
+func (r *Router) markDown(m Member, err error) {
+	r.downMu.Lock()
+	defer r.downMu.Unlock()
+	if r.down == nil {
+		r.down = map[string]time.Time{}
+	}
+	if until, ok := r.down[m.ID]; !ok || time.Now().After(until) {
+		r.Log.Warn("fleet: an indexer did not answer; its partitions are asked of other holders for a while", "indexer", m.ID, "addr", m.Addr, "for", downFor, "err", err)
+	}
+	r.down[m.ID] = time.Now().Add(downFor)
+}
+
+// isDown reports whether m failed lately.
+func (r *Router) isDown(id string) bool {
+	r.downMu.Lock()
+	defer r.downMu.Unlock()
+	until, ok := r.down[id]
+	if ok && time.Now().After(until) {
+		delete(r.down, id)
+		return false
+	}
+	return ok
 }
 
 // Stats are the router's counters, for /metrics.
@@ -156,7 +189,7 @@ func (r *Router) plan(ctx context.Context, want map[string]bool, exclude map[str
 		bestScore := int64(-1)
 		for i := range members {
 			m := &members[i]
-			if exclude[m.ID] || m.Addr == "" && m.ID != r.Self {
+			if exclude[m.ID] || m.Addr == "" && m.ID != r.Self || m.ID != r.Self && r.isDown(m.ID) {
 				continue
 			}
 			if len(m.Coverage[p]) == 0 && !slices.Contains(m.Assigned, p) {
@@ -261,6 +294,11 @@ func (r *Router) fanoutRounds(ctx context.Context, rounds int, call func(ctx con
 					failed = append(failed, a)
 					lastErr = err
 					mu.Unlock()
+					var qe *pipeline.QueryError
+					var fe *pipeline.FieldError
+					if !a.self && ctx.Err() == nil && !errors.As(err, &qe) && !errors.As(err, &fe) {
+						r.markDown(a.m, err)
+					}
 				}
 			}()
 		}
@@ -278,7 +316,6 @@ func (r *Router) fanoutRounds(ctx context.Context, rounds int, call func(ctx con
 		}
 		want = map[string]bool{}
 		for _, a := range failed {
-			r.Log.Warn("fleet: an indexer did not answer; asking another holder", "indexer", a.m.ID, "addr", a.m.Addr, "err", lastErr)
 			exclude[a.m.ID] = true
 			for _, p := range a.parts {
 				want[p] = true
