@@ -99,6 +99,7 @@ type fleetPage struct {
 	Total  uint64 `json:"total"`
 	Cursor string `json:"cursor"`
 	Hits   []struct {
+		ID   string    `json:"id"`
 		TS   time.Time `json:"ts"`
 		Line string    `json:"line"`
 	} `json:"hits"`
@@ -126,7 +127,10 @@ func fleetTokens(t *testing.T, base, q string) (seen map[int]int, total uint64, 
 		if err := json.Unmarshal(b, &res); err != nil {
 			t.Fatalf("GET %s: %v", u, err)
 		}
-		if p, _ := fleetPartial(t, b); p {
+		if p, miss := fleetPartial(t, b); p {
+			if !partial {
+				t.Logf("GET %s: partial, missing %+v", u, miss)
+			}
 			partial = true
 		}
 		if page == 0 {
@@ -289,6 +293,8 @@ func fleetAggregates(base time.Time) []string {
 		"/api/stats?q=" + q("fleetline | stats count() by (host, level)"),
 		"/api/stats?q=" + q("fleetline | stats count() as n, sum(latency_ms) as total, avg(latency_ms) as mean, quantile(0.9, latency_ms) as p90, max(latency_ms) by (host, status)"),
 		"/api/stats?q=" + q("fleetline | stats count_distinct(id) as ids, min(latency_ms)"),
+		// Templates mined from every indexer's lines equal one index's.
+		"/api/patterns?limit=50&q=fleetline",
 	}
 }
 
@@ -510,6 +516,7 @@ func TestFleet(t *testing.T) {
 	}{{"A1", a1}, {"A2", a2}, {"B1", b1}, {"query", query}} {
 		checkFleetComplete(t, c.name, c.p.url, written, want, paths)
 	}
+	checkFleetExportAndContext(t, "query", query.url, written)
 
 	// The fleet section: the three indexers, each group holding all 6
 	// partitions; A1's partitions are what A2 must take over.
@@ -663,6 +670,47 @@ func TestFleet(t *testing.T) {
 	for _, line := range []string{"logbox_fleet_indexers 1", "logbox_fleet_partitions_missing 0"} {
 		if code != http.StatusOK || !slices.Contains(strings.Split(string(metrics), "\n"), line) {
 			t.Errorf("/metrics of the query process (%d) has no line %q", code, line)
+		}
+	}
+}
+
+// checkFleetExportAndContext checks through the process at base that the
+// export streams every line once and that the lines around a hit are
+// found on whichever indexer holds it.
+func checkFleetExportAndContext(t *testing.T, name, base string, written int) {
+	t.Helper()
+	code, b := fleetGet(t, base+"/api/export?format=ndjson&q=fleetline")
+	if code != http.StatusOK {
+		t.Fatalf("through %s: export: %d %.300s", name, code, b)
+	}
+	seen := map[int]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		m := crashTok.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("through %s: export line without token: %.200q", name, l)
+		}
+		n, _ := strconv.Atoi(m[1])
+		seen[n]++
+	}
+	if missing, doubled := countTokens(t, seen, written); missing > 0 || doubled > 0 {
+		t.Errorf("through %s: export has %d missing, %d doubled of %d", name, missing, doubled, written)
+	}
+	var page fleetPage
+	fleetJSON(t, base+"/api/search?limit=5&q=fleetline", &page)
+	for _, h := range page.Hits {
+		var ctxRes struct {
+			Hits []struct {
+				ID     string `json:"id"`
+				Anchor bool   `json:"anchor"`
+			} `json:"hits"`
+		}
+		fleetJSON(t, base+"/api/context?before=2&after=2&id="+url.QueryEscape(h.ID), &ctxRes)
+		found := false
+		for _, c := range ctxRes.Hits {
+			found = found || c.Anchor && c.ID == h.ID
+		}
+		if !found || len(ctxRes.Hits) < 2 {
+			t.Errorf("through %s: context of %s: %d lines, anchor found %v", name, h.ID, len(ctxRes.Hits), found)
 		}
 	}
 }

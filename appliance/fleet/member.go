@@ -41,8 +41,9 @@ type Member struct {
 }
 
 // Registrar keeps this indexer's Member in etcd under a lease while it
-// runs: rewritten every Every, gone when the process stops (revoked) or
-// dies (the lease lapses after TTL).
+// runs: rewritten every Every, and within a quarter second when the
+// partitions it consumes or fills change (a rebalance), gone when the
+// process stops (revoked) or dies (the lease lapses after TTL).
 type Registrar struct {
 	Client *clientv3.Client
 	// Self returns the current Member (ID and Addr set).
@@ -62,8 +63,10 @@ func (r *Registrar) Run(ctx context.Context) error {
 		every = 2 * time.Second
 	}
 	var lease clientv3.LeaseID
-	t := time.NewTicker(every)
+	t := time.NewTicker(min(every, 250*time.Millisecond))
 	defer t.Stop()
+	var lastPut time.Time
+	var last Member
 	for {
 		if lease == 0 {
 			gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -82,8 +85,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 				r.Log.Warn("fleet: cannot take a lease in etcd; retrying", "err", err)
 			}
 		}
-		if lease != 0 {
-			m := r.Self()
+		m := r.Self()
+		changed := !slices.Equal(m.Assigned, last.Assigned) || !slices.Equal(m.Filling, last.Filling)
+		if lease != 0 && (changed || time.Since(lastPut) >= every) {
 			m.Updated = time.Now().UTC()
 			b, err := json.Marshal(m)
 			if err != nil {
@@ -95,6 +99,8 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				r.Log.Warn("fleet: cannot register in etcd; retrying", "err", err)
 				lease = 0 // the lease may have lapsed: take a new one
+			} else if err == nil {
+				lastPut, last = time.Now(), m
 			}
 		}
 		select {

@@ -14,12 +14,11 @@ import (
 	"github.com/logbox/logbox/appliance/pipeline"
 )
 
-// scope carries the caller's credentials on ctx (the fleet asks other
-// indexers with them) and, for a request of another indexer (local=1),
-// the partitions it asks for; local says to answer from this process's
-// own index.
+// scope carries, for a request of another indexer (local=1), the
+// partitions it asks for on ctx; local says to answer from this
+// process's own index. (The caller's credentials are on every request's
+// context already: carryAuth.)
 func (s *server) scope(ctx context.Context, r *http.Request) (_ context.Context, local bool) {
-	ctx = pipeline.WithAuth(ctx, r.Header.Get("Authorization"))
 	q := r.URL.Query()
 	if q.Get("local") != "1" || s.d.Local == nil || s.d.LocalFind == nil {
 		return ctx, false

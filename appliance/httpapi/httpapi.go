@@ -152,7 +152,7 @@ func New(d Deps, log *slog.Logger) http.Handler {
 	}
 	s := &server{d: d, log: log.With("component", "http"), tails: newTailLimiter(d.MaxTailsPerClient, d.MaxTails)}
 	r := chi.NewRouter()
-	r.Use(s.recoverer, securityHeaders)
+	r.Use(s.recoverer, securityHeaders, carryAuth)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -472,4 +472,16 @@ func (s *server) deleteSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// carryAuth puts the caller's Authorization header on the request's
+// context: the fleet asks other indexers with the same credentials
+// (pipeline.AuthOf), whatever the handler.
+func carryAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); h != "" {
+			r = r.WithContext(pipeline.WithAuth(r.Context(), h))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
