@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/logbox/logbox/appliance/pipeline"
 )
@@ -23,36 +22,20 @@ func (r *Router) Search(ctx context.Context, req pipeline.SearchRequest) (pipeli
 	if limit <= 0 {
 		limit = 100
 	}
-	var mu sync.Mutex
-	var parts []pipeline.SearchResult
-	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
-		var res pipeline.SearchResult
-		if a.self {
-			sreq := req
-			sreq.WithSort = true
-			var err error
-			if res, err = r.Local.Search(scoped(ctx, a), sreq); err != nil {
-				return err
-			}
-		} else {
-			v := url.Values{"q": {req.Query}, "limit": {strconv.Itoa(limit)}}
-			timeParam(v, "from", req.From)
-			timeParam(v, "to", req.To)
-			if req.Cursor != "" {
-				v.Set("cursor", req.Cursor)
-			}
-			if req.ExactTotal {
-				v.Set("track_total", "true")
-			}
-			if err := r.getJSON(ctx, a, "/api/search", v, &res); err != nil {
-				return err
-			}
-		}
-		mu.Lock()
-		parts = append(parts, res)
-		mu.Unlock()
-		return nil
-	})
+	v := url.Values{"q": {req.Query}, "limit": {strconv.Itoa(limit)}}
+	timeParam(v, "from", req.From)
+	timeParam(v, "to", req.To)
+	if req.Cursor != "" {
+		v.Set("cursor", req.Cursor)
+	}
+	if req.ExactTotal {
+		v.Set("track_total", "true")
+	}
+	sreq := req
+	sreq.WithSort = true
+	parts, missing, err := gather(ctx, r, func(ctx context.Context) (pipeline.SearchResult, error) {
+		return r.Local.Search(ctx, sreq)
+	}, remoteJSON[pipeline.SearchResult](r, "/api/search", v))
 	if err != nil {
 		return pipeline.SearchResult{}, err
 	}
@@ -122,31 +105,15 @@ func (r *Router) Histogram(ctx context.Context, req pipeline.HistogramRequest) (
 }
 
 func (r *Router) histogram(ctx context.Context, req pipeline.HistogramRequest) (pipeline.HistogramResult, error) {
-	var mu sync.Mutex
-	var parts []pipeline.HistogramResult
-	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
-		var res pipeline.HistogramResult
-		if a.self {
-			var err error
-			if res, err = r.Local.Histogram(scoped(ctx, a), req); err != nil {
-				return err
-			}
-		} else {
-			v := url.Values{"q": {req.Query}}
-			if req.Buckets > 0 {
-				v.Set("buckets", strconv.Itoa(req.Buckets))
-			}
-			timeParam(v, "from", req.From)
-			timeParam(v, "to", req.To)
-			if err := r.getJSON(ctx, a, "/api/histogram", v, &res); err != nil {
-				return err
-			}
-		}
-		mu.Lock()
-		parts = append(parts, res)
-		mu.Unlock()
-		return nil
-	})
+	v := url.Values{"q": {req.Query}}
+	if req.Buckets > 0 {
+		v.Set("buckets", strconv.Itoa(req.Buckets))
+	}
+	timeParam(v, "from", req.From)
+	timeParam(v, "to", req.To)
+	parts, missing, err := gather(ctx, r, func(ctx context.Context) (pipeline.HistogramResult, error) {
+		return r.Local.Histogram(ctx, req)
+	}, remoteJSON[pipeline.HistogramResult](r, "/api/histogram", v))
 	if err != nil {
 		return pipeline.HistogramResult{}, err
 	}
@@ -191,28 +158,12 @@ func (r *Router) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	}
 	wide := req
 	wide.Size = 1000
-	var mu sync.Mutex
-	var parts []pipeline.FacetsResult
-	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
-		var res pipeline.FacetsResult
-		if a.self {
-			var err error
-			if res, err = r.Local.Facets(scoped(ctx, a), wide); err != nil {
-				return err
-			}
-		} else {
-			v := url.Values{"q": {req.Query}, "field": {req.Field}, "size": {"1000"}}
-			timeParam(v, "from", req.From)
-			timeParam(v, "to", req.To)
-			if err := r.getJSON(ctx, a, "/api/facets", v, &res); err != nil {
-				return err
-			}
-		}
-		mu.Lock()
-		parts = append(parts, res)
-		mu.Unlock()
-		return nil
-	})
+	v := url.Values{"q": {req.Query}, "field": {req.Field}, "size": {"1000"}}
+	timeParam(v, "from", req.From)
+	timeParam(v, "to", req.To)
+	parts, missing, err := gather(ctx, r, func(ctx context.Context) (pipeline.FacetsResult, error) {
+		return r.Local.Facets(ctx, wide)
+	}, remoteJSON[pipeline.FacetsResult](r, "/api/facets", v))
 	if err != nil {
 		return pipeline.FacetsResult{}, err
 	}
@@ -255,29 +206,13 @@ func (r *Router) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 
 // StatsQuery merges the indexers' stats states exactly (index.MergeStats).
 func (r *Router) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pipeline.StatsResult, error) {
-	var mu sync.Mutex
-	var states [][]byte
-	var inner []pipeline.MissingRange
-	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
-		var st []byte
-		if a.self {
-			var err error
-			if st, err = r.StatsState(scoped(ctx, a), req); err != nil {
-				return err
-			}
-		} else {
-			v := url.Values{"q": {req.Query}, "state": {"1"}}
-			timeParam(v, "from", req.From)
-			timeParam(v, "to", req.To)
-			var err error
-			if st, err = r.get(ctx, a, "/api/stats", v); err != nil {
-				return err
-			}
-		}
-		mu.Lock()
-		states = append(states, st)
-		mu.Unlock()
-		return nil
+	v := url.Values{"q": {req.Query}, "state": {"1"}}
+	timeParam(v, "from", req.From)
+	timeParam(v, "to", req.To)
+	states, missing, err := gather(ctx, r, func(ctx context.Context) ([]byte, error) {
+		return r.StatsState(ctx, req)
+	}, func(ctx context.Context, a ask) ([]byte, error) {
+		return r.get(ctx, a, "/api/stats", v)
 	})
 	if err != nil {
 		return pipeline.StatsResult{}, err
@@ -286,7 +221,7 @@ func (r *Router) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 	if err != nil {
 		return res, err
 	}
-	res.Missing = append(inner, missing...)
+	res.Missing = missing
 	res.Partial = len(res.Missing) > 0
 	return res, nil
 }
@@ -324,4 +259,37 @@ func (r *Router) getJSON(ctx context.Context, a ask, path string, v url.Values, 
 	return nil
 }
 
-var _ = time.Second
+// gather asks every planned member (see fanout) with local (this
+// process's index, its context scoped to the member's partitions) or
+// remote, and returns their answers and what stays missing.
+func gather[T any](ctx context.Context, r *Router, local func(ctx context.Context) (T, error), remote func(ctx context.Context, a ask) (T, error)) ([]T, []pipeline.MissingRange, error) {
+	var mu sync.Mutex
+	var out []T
+	missing, err := r.fanout(ctx, func(ctx context.Context, a ask) error {
+		var v T
+		var err error
+		if a.self {
+			v, err = local(scoped(ctx, a))
+		} else {
+			v, err = remote(ctx, a)
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out = append(out, v)
+		mu.Unlock()
+		return nil
+	})
+	return out, missing, err
+}
+
+// remoteJSON is a gather remote that GETs path with params and decodes
+// the JSON answer.
+func remoteJSON[T any](r *Router, path string, v url.Values) func(ctx context.Context, a ask) (T, error) {
+	return func(ctx context.Context, a ask) (T, error) {
+		var res T
+		err := r.getJSON(ctx, a, path, v, &res)
+		return res, err
+	}
+}

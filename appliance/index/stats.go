@@ -80,15 +80,20 @@ func (ix *Index) StatsQuery(ctx context.Context, req pipeline.StatsRequest) (pip
 	if err != nil {
 		return res, err
 	}
-	res.Columns = plan.columns()
+	plan.answer(&res, groups, total, capped)
+	return res, nil
+}
+
+// answer lays the groups out as res's columns and rows.
+func (p *statsPlan) answer(res *pipeline.StatsResult, groups map[string]*statGroup, total uint64, capped bool) {
+	res.Columns = p.columns()
 	res.Total = total
 	res.GroupsCapped = capped
-	res.By = len(plan.by)
-	if len(plan.by) == 0 && len(groups) == 0 {
-		groups[""] = &statGroup{accs: make([]statAcc, len(plan.funcs))}
+	res.By = len(p.by)
+	if len(p.by) == 0 && len(groups) == 0 {
+		groups[""] = &statGroup{accs: make([]statAcc, len(p.funcs))}
 	}
-	res.Rows = plan.rows(groups)
-	return res, nil
+	res.Rows = p.rows(groups)
 }
 
 // statsGroups runs a stats query up to its groups (merged over the

@@ -109,13 +109,7 @@ func MergeStats(query string, states []StatsState) (pipeline.StatsResult, error)
 	if len(ws) > 0 {
 		groups, capped = plan.merge(ws)
 	}
-	res.Columns = plan.columns()
-	res.GroupsCapped = capped
-	res.By = len(plan.by)
-	if len(plan.by) == 0 && len(groups) == 0 {
-		groups[""] = &statGroup{accs: make([]statAcc, len(plan.funcs))}
-	}
-	res.Rows = plan.rows(groups)
+	plan.answer(&res, groups, res.Total, capped)
 	return res, nil
 }
 
