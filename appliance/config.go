@@ -210,6 +210,9 @@ func (c *Config) Validate() error {
 	switch c.Role {
 	case RoleAll:
 	case RoleAgent, RoleIndexer, RoleQuery:
+		if c.Role == RoleQuery && len(c.Collect) > 0 {
+			errs = append(errs, errors.New("--collect: a --role query process collects nothing; give it to an agent"))
+		}
 		if len(c.Kafka) == 0 {
 			errs = append(errs, fmt.Errorf("--role %s needs --kafka: agents, indexers and query processes meet only through Kafka", c.Role))
 		}
@@ -332,8 +335,8 @@ func (c Config) pushInputs() bool {
 
 func (c Config) validateInputs() []error {
 	var errs []error
-	if c.pushInputs() && c.Role == RoleIndexer {
-		errs = append(errs, errors.New("--syslog-*, --otlp, --loki-push, --elasticsearch-bulk, --journald: inputs run where lines are collected (--role all or agent), not on an indexer"))
+	if c.pushInputs() && (c.Role == RoleIndexer || c.Role == RoleQuery) {
+		errs = append(errs, fmt.Errorf("--syslog-*, --otlp, --loki-push, --elasticsearch-bulk, --journald: inputs run where lines are collected (--role all or agent), not on --role %s", c.Role))
 	}
 	if c.SyslogTLS != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == "") {
 		errs = append(errs, errors.New("--syslog-tls needs --syslog-tls-cert and --syslog-tls-key"))
