@@ -188,16 +188,16 @@ func parseAction(l []byte, src string, n int, defIndex string) (item, error) {
 			case c == '"':
 				it.id, hasID = f.str(), true
 			case c == 'n':
-				f.skip() // null: none
+				f.skip(1) // null: none
 			case c == '-' || (c >= '0' && c <= '9'):
 				start := f.pos
-				f.skip()
+				f.skip(1)
 				it.id, hasID = src[start:f.pos], true // a number: its text, as Elasticsearch takes it
 			default:
 				return item{}, malformed("[_id] must be a string")
 			}
 		default:
-			f.skip()
+			f.skip(1)
 		}
 	}
 	f.ws()
