@@ -36,11 +36,14 @@ type docParser struct {
 	// seq are the keys of the last document's leaves in order: the next
 	// document of a sender most often has the same, found without a
 	// lookup.
-	seq   []string
-	path  []byte // the flattened key being built
-	lastN int    // how many leaves the last document had
-	buf   bytes.Buffer
+	seq    []string
+	path   []byte  // the flattened key being built
+	leaves []field // the document's leaves, in order
+	buf    bytes.Buffer
 }
+
+// field is a flattened leaf: its dotted key and its value.
+type field struct{ k, v string }
 
 // errInvalid is any document encoding/json's json.Valid would refuse.
 var errInvalid = errors.New("the document is not valid JSON")
@@ -49,23 +52,24 @@ var errInvalid = errors.New("the document is not valid JSON")
 // (its scanner's maxNestingDepth); a deeper document is not valid JSON.
 const maxNesting = 10000
 
-// flatten adds a JSON object's leaves to out under dotted keys:
+// flatten returns a JSON object's leaves under dotted keys, in order:
 // {"host":{"name":"a"}} gives "host.name" = "a". Strings are their text,
 // numbers and booleans their JSON text, arrays their compact JSON text;
 // nulls, empty objects and empty keys are left out. A key seen twice
-// keeps its last value. doc must be one JSON object (leading and trailing
+// is there twice (its last value counts). doc must be one JSON object (leading and trailing
 // white space allowed); src is doc as a string (values are its
 // substrings, so no value is copied). It refuses what json.Valid refuses
-// (errInvalid), checking the document as it walks it once.
-func (p *docParser) flatten(doc []byte, src string, out map[string]string) error {
+// (errInvalid), checking the document as it walks it once. The leaves
+// are p's until the next call.
+func (p *docParser) flatten(doc []byte, src string) ([]field, error) {
 	doc, src = bytes.TrimSpace(doc), strings.TrimSpace(src)
 	if len(doc) == 0 || doc[0] != '{' || len(src) != len(doc) {
-		return errNotObject
+		return nil, errNotObject
 	}
 	if p.path == nil {
 		p.path = make([]byte, 0, 256)
 	}
-	f := flattener{data: doc, src: src, out: out, p: p}
+	f := flattener{data: doc, src: src, p: p, out: p.leaves[:0]}
 	f.object(p.path[:0], 1)
 	if f.err == nil && f.pos != len(doc) {
 		f.err = errInvalid // something after the object
@@ -75,8 +79,8 @@ func (p *docParser) flatten(doc []byte, src string, out map[string]string) error
 		// reported as such, however deep.
 		f.err = errInvalid
 	}
-	p.lastN = f.n
-	return f.err
+	p.leaves = f.out
+	return f.out, f.err
 }
 
 // key returns path as a string, the one made before for an equal path.
@@ -96,15 +100,14 @@ func (p *docParser) key(path []byte) string {
 
 // flattener walks a JSON document, checking it as json.Valid does; it
 // checks every index, so that no input makes it panic. parseAction uses
-// it on lines json.Valid accepted, without out and p.
+// it on lines json.Valid accepted, without p.
 type flattener struct {
 	data []byte
 	src  string // data as a string
 	pos  int
-	out  map[string]string
+	out  []field // the leaves
 	err  error
 	p    *docParser
-	n    int // leaves added to out
 }
 
 // fail records that the document is not valid JSON and stops the walk.
@@ -133,11 +136,16 @@ func (f *flattener) peek() byte {
 	return 0
 }
 
-// leafKey returns path as a string for out: the key of the last
-// document's n-th leaf when it is the same, else the parser's.
+// leaf adds the leaf path = v to out.
+func (f *flattener) leaf(path []byte, v string) {
+	f.out = append(f.out, field{f.leafKey(path), v})
+}
+
+// leafKey returns path as a string for the next leaf: the key of the
+// last document's leaf at that place when it is the same, else the
+// parser's.
 func (f *flattener) leafKey(path []byte) string {
-	p, n := f.p, f.n
-	f.n++
+	p, n := f.p, len(f.out)
 	if n < len(p.seq) && p.seq[n] == string(path) {
 		return p.seq[n]
 	}
@@ -222,11 +230,11 @@ func (f *flattener) value(path []byte, skip bool, depth int) {
 		if skip || f.err != nil {
 			return
 		}
-		f.out[f.leafKey(path)] = f.compact(start, f.pos)
+		f.leaf(path, f.compact(start, f.pos))
 	case '"':
 		s := f.str()
 		if !skip && f.err == nil {
-			f.out[f.leafKey(path)] = s
+			f.leaf(path, s)
 		}
 	case 'n':
 		// null: a missing value, as Elasticsearch takes it
@@ -238,12 +246,12 @@ func (f *flattener) value(path []byte, skip bool, depth int) {
 			f.literal("false")
 		}
 		if !skip && f.err == nil {
-			f.out[f.leafKey(path)] = f.src[start:f.pos]
+			f.leaf(path, f.src[start:f.pos])
 		}
 	default:
 		f.number()
 		if !skip && f.err == nil {
-			f.out[f.leafKey(path)] = f.src[start:f.pos]
+			f.leaf(path, f.src[start:f.pos])
 		}
 	}
 }
@@ -563,36 +571,95 @@ func hex4(s []byte) rune {
 	return r
 }
 
-// lineKeys name the line's text, first found first (Filebeat and
-// Logstash: message; Fluent Bit and Docker: log; many loggers: msg).
-var lineKeys = []string{"message", "log", "msg"}
+// The keys toLine reads (see the package doc).
+const (
+	kOther = iota
+	kAtTimestamp
+	kTimestamp
+	// The line's text, first found first (Filebeat and Logstash:
+	// message; Fluent Bit and Docker: log; many loggers: msg).
+	kMessage
+	kLog
+	kMsg
+	// The line's host, first found first.
+	kHostName
+	kHost
+	kHostname
+	kLogFilePath
+	kLogLevel
+	kIndex
+	nKinds
+)
+
+func kindOf(k string) int {
+	switch k {
+	case "@timestamp":
+		return kAtTimestamp
+	case "timestamp":
+		return kTimestamp
+	case "message":
+		return kMessage
+	case "log":
+		return kLog
+	case "msg":
+		return kMsg
+	case "host.name":
+		return kHostName
+	case "host":
+		return kHost
+	case "hostname":
+		return kHostname
+	case "log.file.path":
+		return kLogFilePath
+	case "log.level":
+		return kLogLevel
+	case "index":
+		return kIndex
+	}
+	return kOther
+}
 
 // toLine maps one bulk document of index to the line logbox keeps (see
 // the package doc for the mapping); src is doc as a string. id is the
 // item's _id ("" for none).
 func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Line, error) {
-	fields := make(map[string]string, max(p.lastN+1, 8))
-	if err := p.flatten(doc, src, fields); err != nil {
+	leaves, err := p.flatten(doc, src)
+	if err != nil {
 		return ingest.Line{}, err
 	}
+	// The last value of each key toLine reads (a key's last value is
+	// its value), 1 + its place in leaves (0: none).
+	var at [nKinds]int
+	for i := range leaves {
+		at[kindOf(leaves[i].k)] = i + 1
+	}
+	value := func(kind int) (string, bool) {
+		if i := at[kind]; i > 0 {
+			return leaves[i-1].v, true
+		}
+		return "", false
+	}
+	// drop: the kinds that do not stay fields.
+	var drop [nKinds]bool
+	drop[kIndex] = true // the item's index wins
 	var r pipeline.Record
-	if v, ok := fields["@timestamp"]; ok {
+	if v, ok := value(kAtTimestamp); ok {
 		if t, ok := parseTime(v); ok {
 			r.TS = t
-			delete(fields, "@timestamp")
+			drop[kAtTimestamp] = true
 		}
-	} else if v, ok := fields["timestamp"]; ok {
+	} else if v, ok := value(kTimestamp); ok {
 		// Vector's default name; kept as a field too, as the sender named it.
 		if t, ok := parseTime(v); ok {
 			r.TS = t
 		}
 	}
 	found := false
-	for _, k := range lineKeys {
-		if v, ok := fields[k]; ok {
+	for kind := kMessage; kind <= kMsg; kind++ {
+		if v, ok := value(kind); ok {
 			// A line is kept without its newline (Docker's log has one).
 			r.Line, found = strings.TrimRight(v, "\r\n"), true
-			delete(fields, k)
+			drop[kind] = true
 			break
 		}
 	}
@@ -604,20 +671,36 @@ func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Lin
 			r.Line = strings.TrimSpace(src)
 		}
 	}
-	for _, k := range []string{"host.name", "host", "hostname"} {
-		if v, ok := fields[k]; ok && v != "" && v[0] != '[' {
+	for kind := kHostName; kind <= kHostname; kind++ {
+		if v, ok := value(kind); ok && v != "" && v[0] != '[' {
 			r.Host = v
-			delete(fields, k)
+			drop[kind] = true
 			break
 		}
 	}
 	// The source names the input ("bulk", the acceptor's name, as for
 	// every pushed line); the shipper's file stays the field
 	// log.file.path, and is part of the stream.
-	path := fields["log.file.path"]
-	if v, ok := fields["log.level"]; ok {
-		fields["level"] = v
-		delete(fields, "log.level")
+	path, _ := value(kLogFilePath)
+	level, hasLevel := value(kLogLevel)
+	drop[kLogLevel] = true
+	n := 1 // index
+	if hasLevel {
+		n++
+	}
+	for i := range at {
+		if at[i] > 0 && drop[i] {
+			n--
+		}
+	}
+	fields := make(map[string]string, len(leaves)+n)
+	for _, l := range leaves {
+		if k := kindOf(l.k); k == kOther || !drop[k] {
+			fields[l.k] = l.v
+		}
+	}
+	if hasLevel {
+		fields["level"] = level
 	}
 	fields["index"] = index
 	r.Fields = fields

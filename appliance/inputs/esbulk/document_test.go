@@ -61,6 +61,13 @@ func TestToLine(t *testing.T) {
 		want{line: "m", ts: ts, stream: "i\x00\x00", fields: map[string]string{"timestamp": "2024-03-05T11:11:12.345+01:00", "index": "i"}})
 	f("a time without zone is UTC", `{"@timestamp":"2024-03-05T10:11:12.345","message":"m"}`, "i", "",
 		want{line: "m", ts: ts, stream: "i\x00\x00", fields: map[string]string{"index": "i"}})
+	f("repeated keys: the last value counts", `{"message":"a","message":"b\n","@timestamp":"bad","@timestamp":"2024-03-05T10:11:12.345Z",`+
+		`"host":{"name":""},"host":"h","log":{"level":"warn","file":{"path":"/p"}},"level":"info","index":"x","log.file.path":"/q"}`, "i", "",
+		want{line: "b", host: "h", ts: ts, stream: "i\x00h\x00/q",
+			fields: map[string]string{"host.name": "", "level": "warn", "log.file.path": "/q", "index": "i"}})
+	f("an unreadable last time stays; timestamp is not read then", `{"@timestamp":"2024-03-05T10:11:12.345Z","@timestamp":"bad","timestamp":"2024-03-05T10:11:12.345Z","log":"l","msg":"m"}`, "i", "",
+		want{line: "l", stream: "i\x00\x00",
+			fields: map[string]string{"@timestamp": "bad", "timestamp": "2024-03-05T10:11:12.345Z", "msg": "m", "index": "i"}})
 
 	for _, bad := range []string{``, `[]`, `"x"`, `{"a":}`, `{"a":1}{`, `{"a":1} x`, strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)} {
 		var p docParser
@@ -263,9 +270,14 @@ func FuzzFlatten(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		got := map[string]string{}
 		var p docParser
-		err := p.flatten(doc, string(doc), got)
+		// A document before, as of a sender: its keys are the ones
+		// flatten tries first.
+		prev := `{"a":{"b":"c","d":1},"message":"m","e":[1]}`
+		if _, err := p.flatten([]byte(prev), prev); err != nil {
+			t.Fatal(err)
+		}
+		got, err := flattenMap(&p, doc)
 		if _, lerr := p.toLine(doc, string(doc), "i", "x"); (lerr == nil) != (err == nil) {
 			t.Fatalf("toLine and flatten disagree: %v, %v", lerr, err)
 		}
@@ -302,6 +314,16 @@ func FuzzFlatten(f *testing.F) {
 			t.Fatalf("%q:\nflatten   %v\nreference %v", doc, got, want)
 		}
 	})
+}
+
+// flattenMap is p.flatten as a map, a key's last value kept.
+func flattenMap(p *docParser, doc []byte) (map[string]string, error) {
+	leaves, err := p.flatten(doc, string(doc))
+	m := map[string]string{}
+	for _, l := range leaves {
+		m[l.k] = l.v
+	}
+	return m, err
 }
 
 // hasRepeatedKey reports whether some object of doc repeats a key.
@@ -395,7 +417,7 @@ func TestFlattenNesting(t *testing.T) {
 			doc = `{"":` + doc[len(`{"a":`):]
 		}
 		var p docParser
-		err := p.flatten([]byte(doc), doc, map[string]string{})
+		_, err := p.flatten([]byte(doc), doc)
 		valid := json.Valid([]byte(doc))
 		if (err == nil) != valid {
 			t.Errorf("%s×%d: flatten %v, json.Valid %v", c.open, c.n, err, valid)
