@@ -982,12 +982,7 @@ func lineFields(static map[string]string, leaves []leaf) ([]kv, []kn) {
 	// then merged with the leaves into the front: the i-th field written
 	// is never a static one not yet read.
 	st := fields[len(leaves):]
-	i := 0
-	for k, v := range static {
-		st[i] = kv{K: k, V: v}
-		i++
-	}
-	slices.SortFunc(st, byKey)
+	sortedStatic(static, st)
 	var numBuf [32]kn
 	nums := numBuf[:0]
 	w, s := 0, 0
@@ -1020,6 +1015,49 @@ func lineFields(static map[string]string, leaves []leaf) ([]kv, []kn) {
 }
 
 func byKey(a, b kv) int { return strings.Compare(a.K, b.K) }
+
+// staticOrder is the sorted names of the last static fields one
+// goroutine laid out: the lines of a batch mostly come with the same
+// names (one sender's), which are then looked up in that order instead
+// of gathered and sorted.
+type staticOrder struct{ keys []string }
+
+var staticOrders = sync.Pool{New: func() any { return new(staticOrder) }}
+
+// sortedStatic fills st (len(static) long) with static's fields, sorted
+// by name.
+func sortedStatic(static map[string]string, st []kv) {
+	o := staticOrders.Get().(*staticOrder)
+	defer staticOrders.Put(o)
+	if len(o.keys) == len(st) {
+		// The same number of distinct names: the same names if each
+		// is there.
+		same := true
+		for i, k := range o.keys {
+			v, ok := static[k]
+			if !ok {
+				same = false
+				break
+			}
+			st[i] = kv{K: k, V: v}
+		}
+		if same {
+			return
+		}
+	}
+	i := 0
+	for k, v := range static {
+		st[i] = kv{K: k, V: v}
+		i++
+	}
+	slices.SortFunc(st, byKey)
+	// The names are kept while the pool keeps o (it drops it within two
+	// garbage collections).
+	o.keys = o.keys[:0]
+	for _, f := range st {
+		o.keys = append(o.keys, f.K)
+	}
+}
 
 // staticLeaves returns a source's static fields as leaves; numeric ones
 // (hostnet counters) are numbers too, so that they answer ranges.

@@ -29,11 +29,24 @@ func TestLineFields(t *testing.T) {
 	names := []string{"a", "a.b", "a_b", "b", "host.name", "level", "log.offset", "n", "z"}
 	values := []string{"x", "1", "-0", "007", "1.5", "8.11.0", "1e3", "", "-", "123456789012345", "1234567890123456"}
 	rng := rand.New(rand.NewPCG(1, 2))
+	var prevStatic map[string]string
 	for i := range 2000 {
 		static := map[string]string{}
-		for range rng.IntN(len(names) + 1) {
-			static[names[rng.IntN(len(names))]] = values[rng.IntN(len(values))]
+		if i%2 == 1 {
+			// The names of the case before (as a sender's lines have
+			// them), or as many others.
+			for k := range prevStatic {
+				if rng.IntN(4) == 0 {
+					k = names[rng.IntN(len(names))]
+				}
+				static[k] = values[rng.IntN(len(values))]
+			}
+		} else {
+			for range rng.IntN(len(names) + 1) {
+				static[names[rng.IntN(len(names))]] = values[rng.IntN(len(values))]
+			}
 		}
+		prevStatic = static
 		var leaves []leaf
 		for j := range rng.IntN(6) {
 			v := values[rng.IntN(len(values))]
