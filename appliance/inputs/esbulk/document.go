@@ -39,6 +39,7 @@ type docParser struct {
 	seq    []string
 	path   []byte  // the flattened key being built
 	leaves []field // the document's leaves, in order
+	kinds  []uint8 // the kinds of leaves' keys (toLine)
 	buf    bytes.Buffer
 }
 
@@ -630,9 +631,13 @@ func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Lin
 	// The last value of each key toLine reads (a key's last value is
 	// its value), 1 + its place in leaves (0: none).
 	var at [nKinds]int
+	kinds := p.kinds[:0]
 	for i := range leaves {
-		at[kindOf(leaves[i].k)] = i + 1
+		k := kindOf(leaves[i].k)
+		kinds = append(kinds, uint8(k))
+		at[k] = i + 1
 	}
+	p.kinds = kinds
 	value := func(kind int) (string, bool) {
 		if i := at[kind]; i > 0 {
 			return leaves[i-1].v, true
@@ -694,8 +699,8 @@ func (p *docParser) toLine(doc []byte, src string, index, id string) (ingest.Lin
 		}
 	}
 	fields := make(map[string]string, len(leaves)+n)
-	for _, l := range leaves {
-		if k := kindOf(l.k); k == kOther || !drop[k] {
+	for i, l := range leaves {
+		if !drop[kinds[i]] {
 			fields[l.k] = l.v
 		}
 	}
