@@ -56,12 +56,12 @@ const maxNesting = 10000
 // flatten returns a JSON object's leaves under dotted keys, in order:
 // {"host":{"name":"a"}} gives "host.name" = "a". Strings are their text,
 // numbers and booleans their JSON text, arrays their compact JSON text;
-// nulls, empty objects and empty keys are left out. A key seen twice
-// is there twice (its last value counts). doc must be one JSON object (leading and trailing
-// white space allowed); src is doc as a string (values are its
-// substrings, so no value is copied). It refuses what json.Valid refuses
-// (errInvalid), checking the document as it walks it once. The leaves
-// are p's until the next call.
+// nulls, empty objects and empty keys are left out. A key seen twice is
+// there twice (its last value counts). doc must be one JSON object
+// (leading and trailing white space allowed); src is doc as a string
+// (values are its substrings, so no value is copied). It refuses what
+// json.Valid refuses (errInvalid), checking the document as it walks it
+// once. The leaves are p's until the next call.
 func (p *docParser) flatten(doc []byte, src string) ([]field, error) {
 	doc, src = bytes.TrimSpace(doc), strings.TrimSpace(src)
 	if len(doc) == 0 || doc[0] != '{' || len(src) != len(doc) {
