@@ -117,6 +117,11 @@ func blockDoc(b *block, lines []storedLine) *document.Document {
 		seen[k] = struct{}{}
 		return true
 	}
+	// Lines of one format name the same fields in the same order: a
+	// line's j-th name (and number bucket) that is the line before's
+	// was seen with it, and needs no look-up.
+	var prev *storedLine
+	var buckets, prevBuckets []seenKey // the number buckets of l's and prev's Nums
 	for i := range lines {
 		l := &lines[i]
 		for _, f := range l.Flags {
@@ -124,23 +129,28 @@ func blockDoc(b *block, lines []storedLine) *document.Document {
 				kw("flags", f)
 			}
 		}
-		for _, f := range l.Fields {
-			if once(seenKey{kind: 'k', s: f.K}) {
+		for j, f := range l.Fields {
+			if (prev == nil || j >= len(prev.Fields) || prev.Fields[j].K != f.K) && once(seenKey{kind: 'k', s: f.K}) {
 				kw("fnames", f.K)
 			}
 			if b.version < 3 && once(seenKey{kind: 'v', s: f.V}) {
 				text.extra = append(text.extra, f.V)
 			}
 		}
-		for _, f := range l.Nums {
-			if once(seenKey{kind: 'k', s: f.K}) {
+		buckets = buckets[:0]
+		for j, f := range l.Nums {
+			if (prev == nil || j >= len(prev.Nums) || prev.Nums[j].K != f.K) && once(seenKey{kind: 'k', s: f.K}) {
 				kw("fnames", f.K)
 			}
 			sign, e := bucketOf(f.V)
-			if once(seenKey{kind: 'n', s: f.K, e: e, sign: sign}) {
+			k := seenKey{kind: 'n', s: f.K, e: e, sign: sign}
+			buckets = append(buckets, k)
+			if (j >= len(prevBuckets) || prevBuckets[j] != k) && once(k) {
 				kw("numb", f.K+"="+numBucket(f.V))
 			}
 		}
+		prev = l
+		buckets, prevBuckets = prevBuckets, buckets
 	}
 	return d
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -793,6 +794,18 @@ func number(s string) (float64, bool) {
 	}
 	// What ParseFloat would refuse is refused here without its error
 	// (an allocation): no digit ("-"), two dots (an IPv4 address).
+	if len(s) <= 15 {
+		// Digits alone (a count, a status code): the integer, exact in
+		// a float64, as ParseFloat reads it.
+		var n int64
+		i := 0
+		for ; i < len(s) && isDigit(s[i]); i++ {
+			n = n*10 + int64(s[i]-'0')
+		}
+		if i == len(s) {
+			return float64(n), true
+		}
+	}
 	digit, dots := false, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -948,6 +961,101 @@ func (ex *extracted) build() {
 			}
 			ex.num[l.path] = appendNum(ex.num[l.path], l.num)
 		}
+	}
+}
+
+// lineFields returns a line's fields and numbers, sorted by name: the
+// source's static fields (numeric ones are numbers too, as staticLeaves
+// has them) merged with the parsed leaves, a static value first and a
+// name's parsed values in their order. It sorts leaves.
+func lineFields(static map[string]string, leaves []leaf) ([]kv, []kn) {
+	n := len(static) + len(leaves)
+	if n == 0 {
+		return nil, nil
+	}
+	byPath := func(a, b leaf) int { return strings.Compare(a.path, b.path) }
+	if !slices.IsSortedFunc(leaves, byPath) {
+		slices.SortStableFunc(leaves, byPath)
+	}
+	fields := make([]kv, n)
+	// The static fields, sorted, at the end (their names are distinct),
+	// then merged with the leaves into the front: the i-th field written
+	// is never a static one not yet read.
+	st := fields[len(leaves):]
+	sortedStatic(static, st)
+	var numBuf [32]kn
+	nums := numBuf[:0]
+	w, s := 0, 0
+	for _, lf := range leaves {
+		for s < len(st) && st[s].K <= lf.path {
+			f := st[s]
+			s++
+			if x, ok := number(f.V); ok {
+				nums = append(nums, kn{K: f.K, V: x})
+			}
+			fields[w] = f
+			w++
+		}
+		fields[w] = kv{K: lf.path, V: lf.str}
+		w++
+		if lf.isN {
+			nums = append(nums, kn{K: lf.path, V: lf.num})
+		}
+	}
+	// The static fields after the last leaf are in place already.
+	for ; s < len(st); s++ {
+		if x, ok := number(st[s].V); ok {
+			nums = append(nums, kn{K: st[s].K, V: x})
+		}
+	}
+	if len(nums) == 0 {
+		return fields, nil
+	}
+	return fields, slices.Clone(nums)
+}
+
+func byKey(a, b kv) int { return strings.Compare(a.K, b.K) }
+
+// staticOrder is the sorted names of the last static fields one
+// goroutine laid out: the lines of a batch mostly come with the same
+// names (one sender's), which are then looked up in that order instead
+// of gathered and sorted.
+type staticOrder struct{ keys []string }
+
+var staticOrders = sync.Pool{New: func() any { return new(staticOrder) }}
+
+// sortedStatic fills st (len(static) long) with static's fields, sorted
+// by name.
+func sortedStatic(static map[string]string, st []kv) {
+	o := staticOrders.Get().(*staticOrder)
+	defer staticOrders.Put(o)
+	if len(o.keys) == len(st) {
+		// The same number of distinct names: the same names if each
+		// is there.
+		same := true
+		for i, k := range o.keys {
+			v, ok := static[k]
+			if !ok {
+				same = false
+				break
+			}
+			st[i] = kv{K: k, V: v}
+		}
+		if same {
+			return
+		}
+	}
+	i := 0
+	for k, v := range static {
+		st[i] = kv{K: k, V: v}
+		i++
+	}
+	slices.SortFunc(st, byKey)
+	// The names are kept while the pool keeps o (it drops it within two
+	// garbage collections).
+	o.keys = o.keys[:0]
+	for _, f := range st {
+		o.keys = append(o.keys, f.K)
 	}
 }
 

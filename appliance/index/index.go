@@ -32,7 +32,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -565,30 +564,8 @@ func (ix *Index) stored(r *pipeline.Record, ex *extracted, now time.Time) stored
 	// The parsed leaves and the source's static fields (whose names the
 	// parsers leave alone; a static value comes first), sorted by name
 	// straight into the line, a name's values in turn.
-	leaves := ex.leaves
+	l.Fields, l.Nums = lineFields(ex.static, ex.leaves)
 	ex.leaves = nil
-	if len(ex.static) > 0 {
-		leaves = append(staticLeaves(ex.static), leaves...)
-	}
-	slices.SortStableFunc(leaves, func(a, b leaf) int { return strings.Compare(a.path, b.path) })
-	nums := 0
-	if len(leaves) > 0 {
-		l.Fields = make([]kv, len(leaves))
-	}
-	for i, f := range leaves {
-		l.Fields[i] = kv{K: f.path, V: f.str}
-		if f.isN {
-			nums++
-		}
-	}
-	if nums > 0 {
-		l.Nums = make([]kn, 0, nums)
-		for _, f := range leaves {
-			if f.isN {
-				l.Nums = append(l.Nums, kn{K: f.path, V: f.num})
-			}
-		}
-	}
 	return l
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/logbox/logbox/appliance/jsonstr"
 	"strings"
+	"unsafe"
 
 	"github.com/logbox/logbox/appliance/ingest"
 )
@@ -56,16 +57,23 @@ func (e *requestError) Error() string { return e.reason }
 // document, a missing index, an update or a delete fail only their item.
 // An _id given twice in one request is kept once: the later items with it
 // are answered 409, as Elasticsearch answers a create of a held _id.
+// The items' and lines' strings share body's memory: body must not change
+// after the call.
 func parseBulk(body []byte, defIndex string) ([]item, []ingest.Line, error) {
+	// Most items are an action and a document line.
+	guess := bytes.Count(body, []byte{'\n'})/2 + 1
 	var (
-		items []item
-		lines []ingest.Line
+		items = make([]item, 0, guess)
+		lines = make([]ingest.Line, 0, guess)
 		ids   map[string]struct{}
 		docs  docParser
 	)
-	// One copy of the body as a string: the lines' text and values are
-	// its substrings.
-	src := string(body)
+	// The body as a string, without a copy (it is not changed): the
+	// lines' text and values are its substrings.
+	var src string
+	if len(body) > 0 {
+		src = unsafe.String(&body[0], len(body))
+	}
 	pos, n := 0, 0 // n: line number, from 1, for error messages
 	next := func() ([]byte, string, bool) {
 		if pos >= len(body) {
@@ -188,16 +196,16 @@ func parseAction(l []byte, src string, n int, defIndex string) (item, error) {
 			case c == '"':
 				it.id, hasID = f.str(), true
 			case c == 'n':
-				f.skip() // null: none
+				f.skip(1) // null: none
 			case c == '-' || (c >= '0' && c <= '9'):
 				start := f.pos
-				f.skip()
+				f.skip(1)
 				it.id, hasID = src[start:f.pos], true // a number: its text, as Elasticsearch takes it
 			default:
 				return item{}, malformed("[_id] must be a string")
 			}
 		default:
-			f.skip()
+			f.skip(1)
 		}
 	}
 	f.ws()

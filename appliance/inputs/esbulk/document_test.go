@@ -61,6 +61,13 @@ func TestToLine(t *testing.T) {
 		want{line: "m", ts: ts, stream: "i\x00\x00", fields: map[string]string{"timestamp": "2024-03-05T11:11:12.345+01:00", "index": "i"}})
 	f("a time without zone is UTC", `{"@timestamp":"2024-03-05T10:11:12.345","message":"m"}`, "i", "",
 		want{line: "m", ts: ts, stream: "i\x00\x00", fields: map[string]string{"index": "i"}})
+	f("repeated keys: the last value counts", `{"message":"a","message":"b\n","@timestamp":"bad","@timestamp":"2024-03-05T10:11:12.345Z",`+
+		`"host":{"name":""},"host":"h","log":{"level":"warn","file":{"path":"/p"}},"level":"info","index":"x","log.file.path":"/q"}`, "i", "",
+		want{line: "b", host: "h", ts: ts, stream: "i\x00h\x00/q",
+			fields: map[string]string{"host.name": "", "level": "warn", "log.file.path": "/q", "index": "i"}})
+	f("an unreadable last time stays; timestamp is not read then", `{"@timestamp":"2024-03-05T10:11:12.345Z","@timestamp":"bad","timestamp":"2024-03-05T10:11:12.345Z","log":"l","msg":"m"}`, "i", "",
+		want{line: "l", stream: "i\x00\x00",
+			fields: map[string]string{"@timestamp": "bad", "timestamp": "2024-03-05T10:11:12.345Z", "msg": "m", "index": "i"}})
 
 	for _, bad := range []string{``, `[]`, `"x"`, `{"a":}`, `{"a":1}{`, `{"a":1} x`, strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)} {
 		var p docParser
@@ -254,15 +261,37 @@ func FuzzFlatten(f *testing.F) {
 		`{"@timestamp":"2024-03-05T10:11:12.345Z","message":"m","host":{"name":"h"},"a":[1,{"b":"c"}]}`,
 		`{"a":{"b":{"c":"\u00e9\n"}},"d":true,"e":null,"f":-1.5e3,"":1,"g":{"":2}}`,
 		`{"a":"\xff"}`, `{}`, `{"a":{}}`, `[1]`, `{"a":1,"a":{"b":2}}`,
+		`{"a":"\ud83d\ude00 \ud83d \udc00x \ud83d\u0041 \"\\\/\b\f\n\r\t","b":"caf\u00E9 \xc3"}`,
+		`{"a": [ 1 , {"b" : "c d" , "e":[ ]}, "\" x" ] ,"f":{ "g" : [true,false,null,-0.5E+2] }}`,
+		`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":1e}`, `{"a":tru}`, `{"a":nul}`, `{"a":[1,]}`, `{"a":{"b":1,}}`,
+		`{"a":"\x"}`, `{"a":"\u12"}`, "{\"a\":\"\t\"}", `{"a":[}`, `{"a":{]}`, `{"a" 1}`, `{"a":1 "b":2}`, `{"a":1}}`,
+		`{"":{"x":[1,{"y":}]}}`, ` {"a":1} `, "{\"a\":1}\u00a0",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		got := map[string]string{}
 		var p docParser
-		err := p.flatten(doc, string(doc), got)
+		// A document before, as of a sender: its keys are the ones
+		// flatten tries first.
+		prev := `{"a":{"b":"c","d":1},"message":"m","e":[1]}`
+		if _, err := p.flatten([]byte(prev), prev); err != nil {
+			t.Fatal(err)
+		}
+		got, err := flattenMap(&p, doc)
 		if _, lerr := p.toLine(doc, string(doc), "i", "x"); (lerr == nil) != (err == nil) {
 			t.Fatalf("toLine and flatten disagree: %v, %v", lerr, err)
+		}
+		// flatten checks the document as it walks it: it takes what
+		// json.Valid takes, unless its objects nest too deep.
+		trimmed := bytes.TrimSpace(doc)
+		valid := len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
+		switch {
+		case err == nil && !valid:
+			t.Fatalf("flatten took %q, json.Valid refuses it", doc)
+		case err != nil && valid && !errors.Is(err, errTooDeep):
+			t.Fatalf("flatten refused %q (%v), json.Valid takes it", doc, err)
+		case errors.Is(err, errTooDeep) && !valid:
+			t.Fatalf("flatten refused %q as too deep, but it is not valid JSON", doc)
 		}
 		if err != nil {
 			return
@@ -285,6 +314,16 @@ func FuzzFlatten(f *testing.F) {
 			t.Fatalf("%q:\nflatten   %v\nreference %v", doc, got, want)
 		}
 	})
+}
+
+// flattenMap is p.flatten as a map, a key's last value kept.
+func flattenMap(p *docParser, doc []byte) (map[string]string, error) {
+	leaves, err := p.flatten(doc, string(doc))
+	m := map[string]string{}
+	for _, l := range leaves {
+		m[l.k] = l.v
+	}
+	return m, err
 }
 
 // hasRepeatedKey reports whether some object of doc repeats a key.
@@ -364,4 +403,28 @@ func FuzzParseBulk(f *testing.F) {
 			t.Fatalf("answer is not JSON: %s", b)
 		}
 	})
+}
+
+// TestFlattenNesting: arrays and skipped objects may nest as deeply as
+// encoding/json lets them (10 000 levels), not deeper.
+func TestFlattenNesting(t *testing.T) {
+	for _, c := range []struct {
+		open, close string
+		n           int
+	}{{`[`, `]`, 9999}, {`[`, `]`, 10000}, {`{"":`, `}`, 9999}, {`{"":`, `}`, 10000}, {`[{"b":`, `}]`, 4999}, {`[{"b":`, `}]`, 5000}} {
+		doc := `{"a":` + strings.Repeat(c.open, c.n) + `1` + strings.Repeat(c.close, c.n) + `}`
+		if c.open == `{"":` {
+			doc = `{"":` + doc[len(`{"a":`):]
+		}
+		var p docParser
+		_, err := p.flatten([]byte(doc), doc)
+		valid := json.Valid([]byte(doc))
+		if (err == nil) != valid {
+			t.Errorf("%s×%d: flatten %v, json.Valid %v", c.open, c.n, err, valid)
+		}
+		// 10 000 levels in all are valid, one more is not.
+		if valid != (c.n%1000 == 999) {
+			t.Errorf("%s×%d: json.Valid %v", c.open, c.n, valid)
+		}
+	}
 }
