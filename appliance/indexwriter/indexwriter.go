@@ -193,6 +193,8 @@ func (w *Writer) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	// waited: a pending batch has a client waiting on its ack.
+	var waited bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,12 +223,17 @@ func (w *Writer) Run(ctx context.Context) error {
 				timer.Reset(w.cfg.FlushInterval)
 			}
 			add(b)
-			if len(recs) >= w.cfg.BatchSize {
+			waited = waited || b.Waited
+			// A client waits on a batch and nothing more is queued: write
+			// now (group commit); what arrives meanwhile goes next.
+			if len(recs) >= w.cfg.BatchSize || waited && len(w.queue) == 0 {
 				timer.Stop()
 				flush(ctx)
+				waited = false
 			}
 		case <-timer.C:
 			flush(ctx)
+			waited = false
 		}
 	}
 }

@@ -242,3 +242,48 @@ func TestStopNacksWhatIsLeft(t *testing.T) {
 		t.Fatalf("Publish after Run: %v, want ErrStopping", err)
 	}
 }
+
+// TestWaitedBatchNotHeld: a batch a client waits on (a push request) is
+// written as soon as nothing more is queued, not after the flush
+// interval; a tailer's batch still waits the interval for company.
+func TestWaitedBatchNotHeld(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ix := openIndex(t, index.Config{})
+	w := indexwriter.New(indexwriter.Config{FlushInterval: time.Hour}, ix, quiet)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	acked := make(chan error, 1)
+	tailed := pipeline.NewBatchFunc(recs(time.Now().Add(-time.Hour), 10, "tailed"), func(err error) { acked <- err })
+	if err := w.Publish(ctx, tailed); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-acked:
+		t.Fatalf("a tailer's batch was written before the flush interval (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	pushed := make(chan error, 1)
+	b := pipeline.NewBatchFunc(recs(time.Now().Add(-time.Hour), 10, "pushed"), func(err error) { pushed <- err })
+	b.Waited = true
+	if err := w.Publish(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan error{pushed, acked} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waited batch (and the one queued before it) not written long before the hour's flush interval")
+		}
+	}
+	res, err := ix.Search(ctx, pipeline.SearchRequest{Query: "request", Limit: 1, ExactTotal: true})
+	if err != nil || res.Total != 20 {
+		t.Fatalf("index holds %d (%v), want 20", res.Total, err)
+	}
+}

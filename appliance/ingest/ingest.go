@@ -410,6 +410,7 @@ func (a *Acceptor) Accept(ctx context.Context, lines []Line) (Result, error) {
 		release()
 		done <- err
 	})
+	b.Waited = true // the client's request waits on it
 	// Batches are handed on in ticket order, so the index sees each
 	// input's offsets in order.
 	perr := werr

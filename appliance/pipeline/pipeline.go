@@ -138,8 +138,13 @@ func RecordID(host, fileID string, offset int64) string {
 // line is indexed once whatever was retried.
 type Batch struct {
 	Records []Record
-	done    func(error)
-	once    sync.Once
+	// Waited says a client waits on this batch's ack (a push request):
+	// a writer that batches for size writes it as soon as nothing more is
+	// queued, instead of waiting its flush interval for more (group
+	// commit: what arrives meanwhile goes in the next write).
+	Waited bool
+	done   func(error)
+	once   sync.Once
 }
 
 // NewBatch returns a batch whose Ack runs ack once; a Nack runs nothing
