@@ -159,6 +159,8 @@ type Acceptor struct {
 	cfg    Config
 	log    *slog.Logger
 	fileID string
+	// pipelined: the input keeps many batches in flight (SetPipelined).
+	pipelined atomic.Bool
 
 	inflight atomic.Int64
 	// stop ends Send's hand-over when the acceptor closes.
@@ -410,7 +412,9 @@ func (a *Acceptor) Accept(ctx context.Context, lines []Line) (Result, error) {
 		release()
 		done <- err
 	})
-	b.Waited = true // the client's request waits on it
+	// The client's request waits on it: the writer need not hold it for
+	// company, unless the input keeps many in flight anyway.
+	b.Waited = !a.pipelined.Load()
 	// Batches are handed on in ticket order, so the index sees each
 	// input's offsets in order.
 	perr := werr
@@ -509,3 +513,9 @@ func Status(err error) (code int, retryAfter string) {
 		return http.StatusServiceUnavailable, "5"
 	}
 }
+
+// SetPipelined says the input keeps many batches in flight at once
+// (syslog, up to 32 a connection): its batches are not marked
+// pipeline.Batch.Waited, so a writer that batches for size fills bigger
+// writes with them instead of writing each as soon as the queue is empty.
+func (a *Acceptor) SetPipelined() { a.pipelined.Store(true) }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/logbox/logbox/appliance/index"
+	"github.com/logbox/logbox/appliance/indexwriter"
 	"github.com/logbox/logbox/appliance/ingest"
 	"github.com/logbox/logbox/appliance/ingest/ingesttest"
 	"github.com/logbox/logbox/appliance/pipeline"
@@ -192,5 +195,44 @@ func TestMaxIDs(t *testing.T) {
 	}
 	if res, err := a.Accept(ctx, lines(base, 0, 1, "s")); err != nil || res.Retried != 0 {
 		t.Fatalf("the oldest line's resend: %+v %v, want forgotten", res, err)
+	}
+}
+
+// TestWaitedUnlessPipelined: a pushed batch is written by the index
+// writer as soon as nothing more is queued (its client waits on it), even
+// with an hour's flush interval; an input that keeps many in flight
+// (SetPipelined, syslog) leaves its batches to fill bigger writes.
+func TestWaitedUnlessPipelined(t *testing.T) {
+	ix, err := index.Open(index.Config{Dir: filepath.Join(t.TempDir(), "idx")}, ingesttest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	w := indexwriter.New(indexwriter.Config{FlushInterval: time.Hour}, ix, ingesttest.Quiet)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	line := func(s string) []ingest.Line {
+		return []ingest.Line{{Record: pipeline.Record{Line: s, Source: "test"}}}
+	}
+	acc, err := ingest.New(ingest.Config{Name: "waited", Host: "h", Sink: w}, ingesttest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := acc.Accept(actx, line("waited line")); err != nil {
+		t.Fatalf("a waited batch was not written well before the hour: %v", err)
+	}
+	piped, err := ingest.New(ingest.Config{Name: "piped", Host: "h", Sink: w}, ingesttest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	piped.SetPipelined()
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer pcancel()
+	if _, err := piped.Accept(pctx, line("pipelined line")); err == nil {
+		t.Fatal("a pipelined input's batch was written at once; it should wait the flush interval for company")
 	}
 }

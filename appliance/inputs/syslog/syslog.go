@@ -222,6 +222,9 @@ type Server struct {
 // Name). It binds nothing yet.
 func New(cfg Config, acc *ingest.Acceptor, log *slog.Logger) *Server {
 	cfg = cfg.withDefaults()
+	// A connection keeps up to Window batches in flight: they are
+	// written in big writes, not each at once (ingest.Acceptor.SetPipelined).
+	acc.SetPipelined()
 	return &Server{cfg: cfg, acc: acc, log: log.With("component", "syslog"), conns: map[net.Conn]struct{}{}, budget: semaphore.NewWeighted(int64(cfg.MaxBuffer))}
 }
 
