@@ -545,6 +545,7 @@ func TestFleet(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	checkFleetAlert(t, query.url, written)
 
 	// 2. A1 dies; B1 holds every partition.
 	if err := a1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -713,4 +714,46 @@ func checkFleetExportAndContext(t *testing.T, name, base string, written int) {
 			t.Errorf("through %s: context of %s: %d lines, anchor found %v", name, h.ID, len(ctxRes.Hits), found)
 		}
 	}
+}
+
+// checkFleetAlert saves an alert rule counting every line and waits for
+// its value: the whole fleet's count, whichever indexer evaluates it (a
+// group-A indexer holds part of the lines; it asks the others with its
+// own token, as no caller's is there to pass on).
+func checkFleetAlert(t *testing.T, base string, written int) {
+	t.Helper()
+	rule := `{"name":"fleetcount","query":"fleetline | stats count() as n","every":"1s","window":"24h","condition":{"op":">","value":0}}`
+	req, err := http.NewRequest("POST", base+"/api/alerts", strings.NewReader(rule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+fleetToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := fleetClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/alerts: %d %s", resp.StatusCode, b)
+	}
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		var rs struct {
+			State string   `json:"state"`
+			Value *float64 `json:"value"`
+			Error string   `json:"error"`
+		}
+		fleetJSON(t, base+"/api/alerts/fleetcount", &rs)
+		last = fmt.Sprintf("state %q value <none> error %q", rs.State, rs.Error)
+		if rs.Value != nil {
+			last = fmt.Sprintf("state %q value %v error %q", rs.State, *rs.Value, rs.Error)
+		}
+		if rs.Value != nil && *rs.Value == float64(written) && rs.State == "firing" {
+			t.Logf("alert rule over the fleet: %s", last)
+			return
+		}
+	}
+	t.Errorf("alert rule counting the fleet's %d lines: %s after 30s", written, last)
 }

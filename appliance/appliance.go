@@ -72,9 +72,12 @@ type Appliance struct {
 	// all of them (Kafka mode, on indexers and --role query).
 	fleetDir *fleet.Directory
 	router   *fleet.Router
-	started  time.Time
-	disk     *diskspace.Guard
-	inputs   *inputs // push inputs and journald; none when off
+	// localMiner mines the local index's patterns; fleetMiner every
+	// indexer's lines through the router.
+	localMiner, fleetMiner *patterns.Miner
+	started                time.Time
+	disk                   *diskspace.Guard
+	inputs                 *inputs // push inputs and journald; none when off
 	// comps is the process's component list, set before ready closes.
 	comps []*component
 	// live is cfg with what SIGHUP applied since (guarded by mu).
@@ -250,6 +253,7 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+		a.localMiner = patterns.New(a.idx)
 		defer func() { // 6
 			if cerr := a.idx.Close(); cerr != nil && err == nil {
 				err = cerr
@@ -348,12 +352,16 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 		if ext == "" {
 			ext = "http://" + a.addr
 		}
-		miner := patterns.New(a.idx)
+		// In a fleet, rules read the whole fleet's lines (the router).
+		var querier alerting.Querier = a.idx
+		if a.router != nil {
+			querier = a.router
+		}
 		a.alerting = alerting.New(alerting.Config{
-			Etcd: a.etcdCli, Querier: a.idx, Decode: a.alerts.Decode, ExternalURL: ext,
+			Etcd: a.etcdCli, Querier: querier, Decode: a.alerts.Decode, ExternalURL: ext,
 			ID: cfg.Host + "/" + a.addr, Logger: a.log,
 			NewPatterns: func(ctx context.Context, q string, from, to, cmpFrom, cmpTo time.Time) ([]string, error) {
-				ps, err := miner.NewPatterns(ctx, q, from, to, cmpFrom, cmpTo)
+				ps, err := a.miner(ctx).NewPatterns(ctx, q, from, to, cmpFrom, cmpTo)
 				out := make([]string, len(ps))
 				for i, p := range ps {
 					out[i] = p.Pattern
@@ -567,16 +575,13 @@ func (a *Appliance) httpDeps(store *settings.Store) httpapi.Deps {
 	d.StatsColumns = index.StatsFuncColumns
 	if a.idx != nil {
 		d.Search = a.idx
-		d.Patterns, d.PatternsPipe = patterns.New(a.idx), index.PatternsPipe
+		d.Patterns, d.PatternsPipe = a.localMiner, index.PatternsPipe
 	}
 	if a.router != nil {
 		// Answers for the whole fleet; another indexer's own requests
 		// (local=1) are answered by this index alone.
 		d.Search, d.Explore = a.router, a.router
-		d.Patterns = &fleetPatterns{router: a.router, fleet: patterns.New(a.router)}
-		if a.idx != nil {
-			d.Patterns.(*fleetPatterns).local = patterns.New(a.idx)
-		}
+		d.Patterns, d.PatternsPipe = &fleetPatterns{a: a}, index.PatternsPipe
 		if a.idx != nil {
 			d.Local, d.LocalFind, d.LocalStats = a.idx, a.idx, a.localStatsState
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -72,7 +74,11 @@ func (a *Appliance) setupFleet(kafkaTLS *tls.Config) error {
 		r.Self, r.Local = a.memberID(), a.idx
 		r.StatsState = a.localStatsState
 	}
+	if tok := firstToken(a.cfg.AuthTokenFile); tok != "" {
+		r.Credential = func() string { return "Bearer " + tok }
+	}
 	a.router = r
+	a.fleetMiner = patterns.New(r)
 	return nil
 }
 
@@ -136,24 +142,46 @@ func (a *Appliance) fleetMetrics(m *metrics, e emitter) {
 	_ = strconv.Itoa
 }
 
-// fleetPatterns answers /api/patterns for the fleet: from the local index
-// (its precomputed keys) while it answers for the whole fleet, else mined
-// from every indexer's lines through the router; partial as the router
-// sees the fleet.
-type fleetPatterns struct {
-	router       *fleet.Router
-	local, fleet *patterns.Miner
+// miner is the patterns miner for a question asked now: the local
+// index's (its precomputed keys) while it answers for the whole fleet (or
+// outside one), else one that mines every indexer's lines through the
+// router.
+func (a *Appliance) miner(ctx context.Context) *patterns.Miner {
+	if a.router == nil {
+		return a.localMiner
+	}
+	if whole, _ := a.router.Whole(ctx); whole && a.localMiner != nil {
+		return a.localMiner
+	}
+	return a.fleetMiner
 }
 
+// fleetPatterns answers /api/patterns for the fleet (see miner); partial
+// as the router sees the fleet.
+type fleetPatterns struct{ a *Appliance }
+
 func (p *fleetPatterns) Patterns(ctx context.Context, req pipeline.PatternsRequest) (pipeline.PatternsResult, error) {
-	whole, missing := p.router.Whole(ctx)
-	m := p.fleet
-	if whole && p.local != nil {
-		m = p.local
-	}
-	res, err := m.Patterns(ctx, req)
-	if err == nil && len(missing) > 0 {
+	res, err := p.a.miner(ctx).Patterns(ctx, req)
+	if _, missing := p.a.router.Whole(ctx); err == nil && len(missing) > 0 {
 		res.Partial, res.Missing = true, missing
 	}
 	return res, err
+}
+
+// firstToken is the first token of an --auth-token-file (the process's
+// own credential towards the fleet's other indexers), "" without one.
+func firstToken(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			return l
+		}
+	}
+	return ""
 }

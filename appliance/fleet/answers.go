@@ -148,17 +148,17 @@ func (r *Router) histogram(ctx context.Context, req pipeline.HistogramRequest) (
 	return out, nil
 }
 
-// Facets sums the indexers' value counts. Each is asked for up to 1000
-// values (exact while a field has no more on one indexer); the merged
-// top Size are answered, the rest counted in Other.
+// Facets sums the indexers' value counts. Each is asked for every value
+// of the field, so the sums are exact; the merged top Size are answered,
+// the rest counted in Other.
 func (r *Router) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeline.FacetsResult, error) {
 	size := req.Size
 	if size <= 0 {
 		size = 10
 	}
 	wide := req
-	wide.Size = 1000
-	v := url.Values{"q": {req.Query}, "field": {req.Field}, "size": {"1000"}}
+	wide.All = true
+	v := url.Values{"q": {req.Query}, "field": {req.Field}, "all": {"1"}}
 	timeParam(v, "from", req.From)
 	timeParam(v, "to", req.To)
 	parts, missing, err := gather(ctx, r, func(ctx context.Context) (pipeline.FacetsResult, error) {

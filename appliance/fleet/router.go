@@ -46,8 +46,12 @@ type Router struct {
 	StatsState  func(ctx context.Context, req pipeline.StatsRequest) ([]byte, error)
 	MergeStats  func(query string, states [][]byte) (pipeline.StatsResult, error)
 	CompareSort func(a, b string) int
-	Client      *http.Client
-	Log         *slog.Logger
+	// Credential, when set, is the Authorization header of the
+	// process's own requests (alert rules), which have no caller's to
+	// pass on: the fleet's indexers take the same tokens.
+	Credential func() string
+	Client     *http.Client
+	Log        *slog.Logger
 
 	requests, failures atomic.Uint64
 
@@ -361,7 +365,7 @@ func (r *Router) get(ctx context.Context, a ask, path string, params url.Values)
 	if err != nil {
 		return nil, fmt.Errorf("ask indexer %s: %w", a.m.ID, err)
 	}
-	if h := pipeline.AuthOf(ctx); h != "" {
+	if h := r.authorization(ctx); h != "" {
 		req.Header.Set("Authorization", h)
 	}
 	resp, err := r.Client.Do(req)
@@ -408,4 +412,16 @@ func timeParam(v url.Values, name string, t time.Time) {
 func (r *Router) Whole(ctx context.Context) (bool, []pipeline.MissingRange) {
 	asks, missing, _ := r.plan(ctx, nil, nil)
 	return len(asks) == 1 && asks[0].all, missing
+}
+
+// authorization is the Authorization header to ask another indexer with:
+// the caller's, else the process's own credential.
+func (r *Router) authorization(ctx context.Context) string {
+	if h := pipeline.AuthOf(ctx); h != "" {
+		return h
+	}
+	if r.Credential != nil {
+		return r.Credential()
+	}
+	return ""
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/logbox/logbox/appliance/pipeline"
 )
 
 // LocalScanner reads the text of the local index's matching lines (the
@@ -83,7 +82,7 @@ func (r *Router) scanRemote(ctx context.Context, a ask, query string, from, to t
 	if err != nil {
 		return 0, fmt.Errorf("scan indexer %s: %w", a.m.ID, err)
 	}
-	if h := pipeline.AuthOf(ctx); h != "" {
+	if h := r.authorization(ctx); h != "" {
 		req.Header.Set("Authorization", h)
 	}
 	client := &http.Client{Transport: r.Client.Transport}

@@ -156,7 +156,7 @@ func (t *fleetTail) pumpRemote(ctx context.Context, r *Router, a ask, req pipeli
 	if req.LastEventID != "" {
 		hr.Header.Set("Last-Event-ID", req.LastEventID)
 	}
-	if h := pipeline.AuthOf(ctx); h != "" {
+	if h := r.authorization(ctx); h != "" {
 		hr.Header.Set("Authorization", h)
 	}
 	// No overall timeout: a tail is long; the server's heartbeats keep it.

@@ -103,7 +103,10 @@ func (s *server) facets(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return pipeline.FacetsResult{}, err
 		}
-		return ex.Facets(ctx, pipeline.FacetsRequest{Query: sr.Query, From: sr.From, To: sr.To, Field: field, Size: size})
+		// all=1: every value, for the fleet's merge (its own requests
+		// only, local=1).
+		all := r.URL.Query().Get("all") == "1" && r.URL.Query().Get("local") == "1"
+		return ex.Facets(ctx, pipeline.FacetsRequest{Query: sr.Query, From: sr.From, To: sr.To, Field: field, Size: size, All: all})
 	})
 }
 

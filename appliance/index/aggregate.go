@@ -266,6 +266,9 @@ func (ix *Index) Facets(ctx context.Context, req pipeline.FacetsRequest) (pipeli
 	if size > MaxFacetSize {
 		return res, &pipeline.FieldError{Field: "size", Msg: fmt.Sprintf("at most %d", MaxFacetSize)}
 	}
+	if req.All {
+		size = math.MaxInt
+	}
 	m, err := compile(req.Query)
 	if err != nil {
 		return res, err

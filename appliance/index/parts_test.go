@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -103,5 +104,29 @@ func TestPartsScope(t *testing.T) {
 	f, err := ix.Facets(ctx, pipeline.FacetsRequest{Query: "", From: base, To: testNow, Field: "source_name"})
 	if err != nil || len(f.Values) != 1 || f.Values[0].Value != "app" || f.Values[0].Count != 605 {
 		t.Fatalf("source_name facet after reopen: %+v %v, want app 605 (the partition is not part of the name)", f, err)
+	}
+}
+
+// TestFacetsAll: All returns every value of the field, past MaxFacetSize
+// (the fleet sums them), with Other 0.
+func TestFacetsAll(t *testing.T) {
+	ctx := context.Background()
+	ix := openWith(t, Config{Dir: filepath.Join(t.TempDir(), "idx")})
+	defer ix.Close()
+	n := MaxFacetSize + 300
+	rs := recs(testNow.Add(-time.Hour), n, "f")
+	for i := range rs {
+		rs[i].Fields = map[string]string{"req": fmt.Sprintf("r%05d", i)}
+	}
+	if err := ix.Index(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ix.Facets(ctx, pipeline.FacetsRequest{Query: "request", Field: "fields.req", Size: 5, All: true})
+	if err != nil || len(f.Values) != n || f.Other != 0 || f.Total != uint64(n) {
+		t.Fatalf("all: %d values, other %d, total %d, %v; want %d, 0", len(f.Values), f.Other, f.Total, err, n)
+	}
+	f, err = ix.Facets(ctx, pipeline.FacetsRequest{Query: "request", Field: "fields.req", Size: 5})
+	if err != nil || len(f.Values) != 5 || f.Other != n-5 {
+		t.Fatalf("top 5: %d values, other %d, %v", len(f.Values), f.Other, err)
 	}
 }

@@ -148,6 +148,9 @@ type FacetsRequest struct {
 	Field string
 	// Size is how many values to return (default 10, at most 1000).
 	Size int
+	// All returns every value, Size ignored: the fleet sums the counts
+	// of several indexers, exact only with all of each one's values.
+	All bool
 }
 
 // FacetValue is one value and the number of matching lines having it.
