@@ -300,7 +300,8 @@ func (r *Router) fanoutRounds(ctx context.Context, rounds int, call func(ctx con
 					mu.Unlock()
 					var qe *pipeline.QueryError
 					var fe *pipeline.FieldError
-					if !a.self && ctx.Err() == nil && !errors.As(err, &qe) && !errors.As(err, &fe) {
+					var re *refusedError
+					if !a.self && ctx.Err() == nil && !errors.As(err, &qe) && !errors.As(err, &fe) && !errors.As(err, &re) {
 						r.markDown(a.m, err)
 					}
 				}
@@ -380,6 +381,9 @@ func (r *Router) get(ctx context.Context, a ask, path string, params url.Values)
 	if resp.StatusCode == http.StatusBadRequest {
 		return nil, &pipeline.QueryError{Msg: remoteError(body)}
 	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return nil, &refusedError{id: a.m.ID, status: resp.Status}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("ask indexer %s: %s: %s", a.m.ID, resp.Status, remoteError(body))
 	}
@@ -424,4 +428,13 @@ func (r *Router) authorization(ctx context.Context) string {
 		return r.Credential()
 	}
 	return ""
+}
+
+// refusedError: an indexer refused the credentials of one request. It is
+// not down (the next request may carry good ones): its partitions are
+// missing from this answer only.
+type refusedError struct{ id, status string }
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("ask indexer %s: %s: the fleet's indexers must take the same credentials (--auth-token-file, --auth-htpasswd)", e.id, e.status)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logbox/logbox/appliance/auth"
 	"github.com/logbox/logbox/appliance/fleet"
 	"github.com/logbox/logbox/appliance/httpapi"
 	"github.com/logbox/logbox/appliance/index"
@@ -325,5 +327,73 @@ func TestRouterTailAndScan(t *testing.T) {
 	}
 	if sum != 60 {
 		t.Fatalf("scan called each %d times, want 60", sum)
+	}
+}
+
+// TestRouterCredentials: an indexer behind the API's auth is asked with
+// the caller's Authorization header; a request of the process itself (an
+// alert rule: no caller) with the router's own Credential; with neither,
+// the indexer refuses and its partition is missing.
+func TestRouterCredentials(t *testing.T) {
+	ctx := context.Background()
+	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	const token = "fleet-credential-0123456789"
+	tokFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	guard, err := auth.New(auth.Config{TokenFile: tokFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := openIndex(t, lines("t/0", 40))
+	h := httpapi.New(httpapi.Deps{Search: ix, Local: ix, LocalFind: ix, Now: func() time.Time { return now }}, quiet)
+	srv := httptest.NewServer(guard.Middleware(h))
+	t.Cleanup(srv.Close)
+	register(t, e, fleet.Member{ID: "a1", Addr: srv.URL, Coverage: cov("t/0")})
+	dir := fleet.NewDirectory(e.Client(), quiet)
+	dctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = dir.Run(dctx) }()
+	t.Cleanup(func() { stop(); wg.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); len(dir.Members()) < 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("member not seen")
+		}
+	}
+	newRouter := func(cred func() string) *fleet.Router {
+		return &fleet.Router{Dir: dir, CompareSort: index.CompareSort, MergeStats: mergeStates, Credential: cred,
+			Client: &http.Client{Timeout: 10 * time.Second}, Log: quiet,
+			Marks: func(context.Context) (map[string]pipeline.OffsetRange, error) {
+				return map[string]pipeline.OffsetRange{"t/0": {0, 100}}, nil
+			}}
+	}
+	req := pipeline.SearchRequest{Query: "request", Limit: 1, ExactTotal: true}
+	// The caller's header is passed on.
+	res, err := newRouter(nil).Search(pipeline.WithAuth(ctx, "Bearer "+token), req)
+	if err != nil || res.Total != 40 || res.Partial {
+		t.Fatalf("with the caller's token: total %d partial %v %v", res.Total, res.Partial, err)
+	}
+	// No caller: the router's own credential.
+	res, err = newRouter(func() string { return "Bearer " + token }).Search(ctx, req)
+	if err != nil || res.Total != 40 || res.Partial {
+		t.Fatalf("with the router's credential: total %d partial %v %v", res.Total, res.Partial, err)
+	}
+	// Neither: refused, so the partition is missing (not silently empty).
+	r := newRouter(nil)
+	res, err = r.Search(ctx, req)
+	if err != nil || res.Total != 0 || !res.Partial {
+		t.Fatalf("without credentials: total %d partial %v %v, want 0 and partial", res.Total, res.Partial, err)
+	}
+	// A refusal is the request's, not an outage: the next request with
+	// the token is answered by the same indexer at once.
+	res, err = r.Search(pipeline.WithAuth(ctx, "Bearer "+token), req)
+	if err != nil || res.Total != 40 || res.Partial {
+		t.Fatalf("with the token right after a refusal: total %d partial %v %v", res.Total, res.Partial, err)
 	}
 }

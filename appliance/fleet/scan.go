@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // LocalScanner reads the text of the local index's matching lines (the
