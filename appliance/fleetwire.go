@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -139,7 +138,6 @@ func (a *Appliance) fleetMetrics(m *metrics, e emitter) {
 	req, fail := a.router.Stats()
 	e.counter(m.fleetRequests, req-fail, "ok")
 	e.counter(m.fleetRequests, fail, "failed")
-	_ = strconv.Itoa
 }
 
 // miner is the patterns miner for a question asked now: the local

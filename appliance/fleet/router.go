@@ -240,8 +240,7 @@ func (r *Router) plan(ctx context.Context, want map[string]bool, exclude map[str
 
 // View describes the fleet for /api/status.
 func (r *Router) View(ctx context.Context) View {
-	asks, missing, mk := r.plan(ctx, nil, nil)
-	_ = asks
+	_, missing, mk := r.plan(ctx, nil, nil)
 	v := View{Self: r.Self, Indexers: r.Dir.Members(), Missing: missing, Complete: len(missing) == 0}
 	for p, rg := range mk {
 		pv := PartView{Partition: p, Start: rg[0], End: rg[1], Holders: []string{}, CompleteHolders: []string{}}
