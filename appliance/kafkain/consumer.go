@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,7 +229,8 @@ type ConsumerStats struct {
 	// nack: it was stopping); their offsets stay uncommitted. Passing
 	// failures are retried by the writer and not counted here.
 	IndexErrors uint64
-	// Lag is per partition currently or last claimed, sorted.
+	// Lag is per partition claimed in the current (or, between sessions,
+	// the last) session, sorted.
 	Lag []PartitionLag
 	// Filling are the partitions (PartName) a gap filler is filling or
 	// waiting to fill (see Filling).
@@ -382,7 +384,11 @@ func (c *Consumer) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.Group.Heartbeat.Interval = heartbeatInterval
 	sc.Consumer.Group.Rebalance.Timeout = rebalanceTimeout
 	sc.Consumer.Group.InstanceId = c.cfg.InstanceID
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	// Sticky first: when a member leaves, the others keep what they had
+	// and only its partitions move (each moved partition is read again
+	// from Kafka by its new owner, see gap fill). Range stays offered, so
+	// a group of older members keeps working while they are upgraded.
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky(), sarama.NewBalanceStrategyRange()}
 	sc.Net.Proxy.Enable = true
 	sc.Net.Proxy.Dialer = c.conns
 	if err := sc.Validate(); err != nil {
@@ -525,6 +531,15 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.c.sessions.Add(1)
 	h.c.log.Info("kafka consumer group session begins", "group", h.c.cfg.Group, "member_id", sess.MemberID(),
 		"generation", sess.GenerationID(), "claims", sess.Claims())
+	// Lag is shown for the partitions claimed now, not for ones an
+	// earlier session had.
+	h.c.lagMu.Lock()
+	for tp := range h.c.lag {
+		if !slices.Contains(sess.Claims()[tp.topic], tp.partition) {
+			delete(h.c.lag, tp)
+		}
+	}
+	h.c.lagMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	h.commitWake, h.stop, h.done = make(chan struct{}, 1), cancel, make(chan struct{})
 	wake, done := h.commitWake, h.done
