@@ -108,11 +108,7 @@ func mergeStates(q string, states [][]byte) (pipeline.StatsResult, error) {
 // every line once, page by page; a range no one holds is named.
 func TestRouter(t *testing.T) {
 	ctx := context.Background()
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	e := startEtcd(t)
 	p0, p1, p2 := lines("t/0", 100), lines("t/1", 100), lines("t/2", 100)
 	ref := openIndex(t, p0, p1, p2)
 	a, b := openIndex(t, p0, p1), openIndex(t, p1, p2)
@@ -120,12 +116,7 @@ func TestRouter(t *testing.T) {
 	register(t, e, fleet.Member{ID: "a0-dead", Addr: "http://127.0.0.1:1", Coverage: cov("t/0")})
 	register(t, e, fleet.Member{ID: "a1", Addr: serve(t, a), Coverage: cov("t/0", "t/1"), Lag: map[string]int64{"t/0": 5}})
 	register(t, e, fleet.Member{ID: "b1", Addr: serve(t, b), Coverage: cov("t/1", "t/2")})
-	dir := fleet.NewDirectory(e.Client(), quiet)
-	dctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = dir.Run(dctx) }()
-	t.Cleanup(func() { stop(); wg.Wait() })
+	dir := watchDirectory(t, e, 3)
 	var marksMu sync.Mutex
 	marks := map[string]pipeline.OffsetRange{"t/0": {0, 100}, "t/1": {0, 100}, "t/2": {0, 100}}
 	r := &fleet.Router{Dir: dir, CompareSort: index.CompareSort, MergeStats: mergeStates,
@@ -135,13 +126,6 @@ func TestRouter(t *testing.T) {
 			defer marksMu.Unlock()
 			return marks, nil
 		}}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(dir.Members()) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("directory has %d members, want 3", len(dir.Members()))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	from, to := now.Add(-2*time.Hour), now
 
 	// Search: every page equals the reference's, the cursor included
@@ -241,29 +225,15 @@ func TestRouter(t *testing.T) {
 // matching line of the fleet.
 func TestRouterTailAndScan(t *testing.T) {
 	ctx := context.Background()
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	e := startEtcd(t)
 	a, b := openIndex(t), openIndex(t)
 	register(t, e, fleet.Member{ID: "a1", Addr: serve(t, a), Coverage: cov("t/0", "t/1")})
 	register(t, e, fleet.Member{ID: "b1", Addr: serve(t, b), Coverage: cov("t/1", "t/2")})
-	dir := fleet.NewDirectory(e.Client(), quiet)
-	dctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = dir.Run(dctx) }()
-	t.Cleanup(func() { stop(); wg.Wait() })
+	dir := watchDirectory(t, e, 2)
 	r := &fleet.Router{Dir: dir, CompareSort: index.CompareSort, MergeStats: mergeStates, Client: &http.Client{Timeout: 10 * time.Second}, Log: quiet,
 		Marks: func(context.Context) (map[string]pipeline.OffsetRange, error) {
 			return map[string]pipeline.OffsetRange{"t/0": {0, 100}, "t/1": {0, 100}, "t/2": {0, 100}}, nil
 		}}
-	for deadline := time.Now().Add(10 * time.Second); len(dir.Members()) < 2; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("members not seen")
-		}
-	}
 	tail, err := r.Tail(ctx, pipeline.TailRequest{Query: "request"})
 	if err != nil {
 		t.Fatal(err)
@@ -336,11 +306,7 @@ func TestRouterTailAndScan(t *testing.T) {
 // the indexer refuses and its partition is missing.
 func TestRouterCredentials(t *testing.T) {
 	ctx := context.Background()
-	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	e := startEtcd(t)
 	const token = "fleet-credential-0123456789"
 	tokFile := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
@@ -355,17 +321,7 @@ func TestRouterCredentials(t *testing.T) {
 	srv := httptest.NewServer(guard.Middleware(h))
 	t.Cleanup(srv.Close)
 	register(t, e, fleet.Member{ID: "a1", Addr: srv.URL, Coverage: cov("t/0")})
-	dir := fleet.NewDirectory(e.Client(), quiet)
-	dctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = dir.Run(dctx) }()
-	t.Cleanup(func() { stop(); wg.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); len(dir.Members()) < 1; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("member not seen")
-		}
-	}
+	dir := watchDirectory(t, e, 1)
 	newRouter := func(cred func() string) *fleet.Router {
 		return &fleet.Router{Dir: dir, CompareSort: index.CompareSort, MergeStats: mergeStates, Credential: cred,
 			Client: &http.Client{Timeout: 10 * time.Second}, Log: quiet,
@@ -396,4 +352,33 @@ func TestRouterCredentials(t *testing.T) {
 	if err != nil || res.Total != 40 || res.Partial {
 		t.Fatalf("with the token right after a refusal: total %d partial %v %v", res.Total, res.Partial, err)
 	}
+}
+
+// startEtcd runs an embedded etcd for the test.
+func startEtcd(t *testing.T) *settings.Embedded {
+	t.Helper()
+	e, err := settings.StartEmbedded(filepath.Join(t.TempDir(), "etcd"), "127.0.0.1:0", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// watchDirectory runs a Directory of e until the test ends and waits
+// until it lists n members.
+func watchDirectory(t *testing.T, e *settings.Embedded, n int) *fleet.Directory {
+	t.Helper()
+	dir := fleet.NewDirectory(e.Client(), quiet)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = dir.Run(ctx) }()
+	t.Cleanup(func() { stop(); wg.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); len(dir.Members()) < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("directory lists %d members, want %d", len(dir.Members()), n)
+		}
+	}
+	return dir
 }
