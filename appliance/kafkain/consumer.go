@@ -658,7 +658,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				timer.Reset(c.cfg.FlushInterval)
 				first = msg.Offset
 			}
-			batch = append(batch, c.decode(msg))
+			batch = append(batch, c.decode(msg, part))
 			last = msg
 			c.setLag(tp, claim.HighWaterMarkOffset()-msg.Offset-1)
 			if len(batch) >= c.cfg.BatchSize {
@@ -685,36 +685,45 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 // the partition's next owner and skipped by the index. The writer retries
 // passing failures itself.
 func (c *Consumer) index(ctx context.Context, tp topicPartition, recs []pipeline.Record) bool {
+	// On a rebalance or shutdown publishWait waits HandoverWait for the
+	// batch in the writer, so a batch written anyway is also committed
+	// and not read again by the partition's next owner.
+	err := c.publishWait(ctx, recs)
+	if err == nil {
+		c.indexed.Add(uint64(len(recs)))
+		return true
+	}
+	if ctx.Err() == nil {
+		c.indexErrs.Add(1)
+		c.log.Warn("the index writer gave a batch back; its kafka offsets stay uncommitted and are read again",
+			"topic", tp.topic, "partition", tp.partition, "records", len(recs), "err", err)
+	}
+	return false
+}
+
+// errNotAcked is publishWait's answer when ctx ended before the ack.
+var errNotAcked = errors.New("not acked before shutdown")
+
+// publishWait publishes recs as one batch and waits for the writer's
+// answer: nil on ack, the nack's error, or, when ctx ends, what comes
+// within HandoverWait (else errNotAcked, or Publish's ctx error).
+func (c *Consumer) publishWait(ctx context.Context, recs []pipeline.Record) error {
 	done := make(chan error, 1)
-	b := pipeline.NewBatchFunc(recs, func(err error) { done <- err })
-	if err := c.sink.Publish(ctx, b); err != nil {
-		return false
+	if err := c.sink.Publish(ctx, pipeline.NewBatchFunc(recs, func(err error) { done <- err })); err != nil {
+		return err
 	}
 	select {
 	case err := <-done:
-		if err != nil {
-			c.indexErrs.Add(1)
-			c.log.Warn("the index writer gave a batch back; its kafka offsets stay uncommitted and are read again",
-				"topic", tp.topic, "partition", tp.partition, "records", len(recs), "err", err)
-			return false
-		}
-		c.indexed.Add(uint64(len(recs)))
-		return true
+		return err
 	case <-ctx.Done():
-		// A rebalance or shutdown: the batch is in the writer already.
-		// Wait a little for it, so a batch written anyway is also
-		// committed and not read again by the partition's next owner.
 		t := time.NewTimer(c.cfg.HandoverWait)
 		defer t.Stop()
 		select {
 		case err := <-done:
-			if err == nil {
-				c.indexed.Add(uint64(len(recs)))
-				return true
-			}
+			return err
 		case <-t.C:
+			return errNotAcked
 		}
-		return false
 	}
 }
 
@@ -741,12 +750,13 @@ const (
 )
 
 // decode turns a message into a Record: a logbox event as it was produced,
-// anything else as a raw line identified by its Kafka position. Part names
-// the message's partition. The group path and the gap fillers both decode
+// anything else as a raw line identified by its Kafka position. part is
+// the message's partition (pipeline.PartName, named once per claim or
+// fill, not per message). The group path and the gap fillers both decode
 // with it.
-func (c *Consumer) decode(msg *sarama.ConsumerMessage) pipeline.Record {
+func (c *Consumer) decode(msg *sarama.ConsumerMessage, part string) pipeline.Record {
 	r, kind := decodeValue(msg.Value, msg.Topic, msg.Partition, msg.Offset, msgTime(msg))
-	r.Part = pipeline.PartName(msg.Topic, msg.Partition)
+	r.Part = part
 	switch kind {
 	case decodedECS:
 		c.ecs.Add(1)

@@ -290,7 +290,7 @@ func (c *Consumer) fillRange(ctx context.Context, cons sarama.Consumer, tp topic
 			if len(batch) == 0 {
 				timer.Reset(c.cfg.FlushInterval)
 			}
-			batch = append(batch, c.decode(msg))
+			batch = append(batch, c.decode(msg, part))
 			next = msg.Offset + 1
 			if next >= to {
 				flush(to)
@@ -342,31 +342,5 @@ func (c *Consumer) publishFill(ctx context.Context, tp topicPartition, recs []pi
 		}
 		// The writer gave the slice up; a copy keeps the retry clear of it.
 		recs = slices.Clone(recs)
-	}
-}
-
-// errNotAcked is publishWait's answer when ctx ended before the ack.
-var errNotAcked = errors.New("not acked before shutdown")
-
-// publishWait publishes recs as one batch and waits for the writer's
-// answer: nil on ack, the nack's error, or, when ctx ends, what comes
-// within HandoverWait (else errNotAcked, or Publish's ctx error).
-func (c *Consumer) publishWait(ctx context.Context, recs []pipeline.Record) error {
-	done := make(chan error, 1)
-	if err := c.sink.Publish(ctx, pipeline.NewBatchFunc(recs, func(err error) { done <- err })); err != nil {
-		return err
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		t := time.NewTimer(c.cfg.HandoverWait)
-		defer t.Stop()
-		select {
-		case err := <-done:
-			return err
-		case <-t.C:
-			return errNotAcked
-		}
 	}
 }
