@@ -361,7 +361,8 @@ func (a *Appliance) Run(ctx context.Context) (err error) {
 			Etcd: a.etcdCli, Querier: querier, Decode: a.alerts.Decode, ExternalURL: ext,
 			ID: cfg.Host + "/" + a.addr, Logger: a.log,
 			NewPatterns: func(ctx context.Context, q string, from, to, cmpFrom, cmpTo time.Time) ([]string, error) {
-				ps, err := a.miner(ctx).NewPatterns(ctx, q, from, to, cmpFrom, cmpTo)
+				m, _ := a.miner(ctx)
+				ps, err := m.NewPatterns(ctx, q, from, to, cmpFrom, cmpTo)
 				out := make([]string, len(ps))
 				for i, p := range ps {
 					out[i] = p.Pattern

@@ -140,18 +140,19 @@ func (a *Appliance) fleetMetrics(m *metrics, e emitter) {
 	e.counter(m.fleetRequests, fail, "failed")
 }
 
-// miner is the patterns miner for a question asked now: the local
-// index's (its precomputed keys) while it answers for the whole fleet (or
-// outside one), else one that mines every indexer's lines through the
-// router.
-func (a *Appliance) miner(ctx context.Context) *patterns.Miner {
+// miner is the patterns miner for a question asked now, and what of the
+// fleet no live indexer holds: the local index's miner (its precomputed
+// keys) while it answers for the whole fleet (or outside one), else one
+// that mines every indexer's lines through the router.
+func (a *Appliance) miner(ctx context.Context) (*patterns.Miner, []pipeline.MissingRange) {
 	if a.router == nil {
-		return a.localMiner
+		return a.localMiner, nil
 	}
-	if whole, _ := a.router.Whole(ctx); whole && a.localMiner != nil {
-		return a.localMiner
+	whole, missing := a.router.Whole(ctx)
+	if whole && a.localMiner != nil {
+		return a.localMiner, missing
 	}
-	return a.fleetMiner
+	return a.fleetMiner, missing
 }
 
 // fleetPatterns answers /api/patterns for the fleet (see miner); partial
@@ -159,8 +160,9 @@ func (a *Appliance) miner(ctx context.Context) *patterns.Miner {
 type fleetPatterns struct{ a *Appliance }
 
 func (p *fleetPatterns) Patterns(ctx context.Context, req pipeline.PatternsRequest) (pipeline.PatternsResult, error) {
-	res, err := p.a.miner(ctx).Patterns(ctx, req)
-	if _, missing := p.a.router.Whole(ctx); err == nil && len(missing) > 0 {
+	m, missing := p.a.miner(ctx)
+	res, err := m.Patterns(ctx, req)
+	if err == nil && len(missing) > 0 {
 		res.Partial, res.Missing = true, missing
 	}
 	return res, err

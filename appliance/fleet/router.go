@@ -297,10 +297,8 @@ func (r *Router) fanoutRounds(ctx context.Context, rounds int, call func(ctx con
 					failed = append(failed, a)
 					lastErr = err
 					mu.Unlock()
-					var qe *pipeline.QueryError
-					var fe *pipeline.FieldError
 					var re *refusedError
-					if !a.self && ctx.Err() == nil && !errors.As(err, &qe) && !errors.As(err, &fe) && !errors.As(err, &re) {
+					if !a.self && ctx.Err() == nil && !callerError(err) && !errors.As(err, &re) {
 						r.markDown(a.m, err)
 					}
 				}
@@ -308,25 +306,22 @@ func (r *Router) fanoutRounds(ctx context.Context, rounds int, call func(ctx con
 		}
 		wg.Wait()
 		if len(failed) == 0 {
-			return missing, nil
+			break
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var qe *pipeline.QueryError
-		var fe *pipeline.FieldError
-		if rounds == 1 || errors.As(lastErr, &qe) || errors.As(lastErr, &fe) {
-			return nil, lastErr // the caller's mistake: every indexer says the same
+		if rounds == 1 || callerError(lastErr) {
+			return nil, lastErr // a stream cannot be asked again, and a caller's mistake is every indexer's
 		}
 		want = map[string]bool{}
 		for _, a := range failed {
+			if a.all {
+				return nil, lastErr // the local index, asked for everything, failed
+			}
 			exclude[a.m.ID] = true
 			for _, p := range a.parts {
 				want[p] = true
-			}
-			if a.all {
-				want = nil // the local index failed itself
-				return nil, lastErr
 			}
 		}
 		if round == rounds-1 {
@@ -436,4 +431,12 @@ type refusedError struct{ id, status string }
 
 func (e *refusedError) Error() string {
 	return fmt.Sprintf("ask indexer %s: %s: the fleet's indexers must take the same credentials (--auth-token-file, --auth-htpasswd)", e.id, e.status)
+}
+
+// callerError reports whether err is the caller's mistake (a malformed
+// query or parameter), which every indexer answers the same.
+func callerError(err error) bool {
+	var qe *pipeline.QueryError
+	var fe *pipeline.FieldError
+	return errors.As(err, &qe) || errors.As(err, &fe)
 }
