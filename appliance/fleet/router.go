@@ -345,9 +345,11 @@ func scoped(ctx context.Context, a ask) context.Context {
 	return pipeline.WithParts(ctx, a.parts)
 }
 
-// get asks member a for path with params (plus local=1 and its
-// partitions) and returns the body of a 200.
-func (r *Router) get(ctx context.Context, a ask, path string, params url.Values) ([]byte, error) {
+// open asks member a for path with params, plus local=1 and its
+// partitions, with the caller's credentials (and header, when set), and
+// returns a 200's response for the caller to read and close. stream
+// takes no overall time limit (a tail, an export: the answer lasts).
+func (r *Router) open(ctx context.Context, a ask, path string, params url.Values, header http.Header, stream bool) (*http.Response, error) {
 	q := url.Values{}
 	for k, v := range params {
 		q[k] = v
@@ -360,26 +362,44 @@ func (r *Router) get(ctx context.Context, a ask, path string, params url.Values)
 	if err != nil {
 		return nil, fmt.Errorf("ask indexer %s: %w", a.m.ID, err)
 	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if h := r.authorization(ctx); h != "" {
 		req.Header.Set("Authorization", h)
 	}
-	resp, err := r.Client.Do(req)
+	client := r.Client
+	if stream {
+		client = &http.Client{Transport: r.Client.Transport}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("ask indexer %s: %w", a.m.ID, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		return nil, &pipeline.QueryError{Msg: remoteError(body)}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, &refusedError{id: a.m.ID, status: resp.Status}
+	}
+	return nil, fmt.Errorf("ask indexer %s: %s: %s", a.m.ID, resp.Status, remoteError(body))
+}
+
+// get is open's answer read whole.
+func (r *Router) get(ctx context.Context, a ask, path string, params url.Values) ([]byte, error) {
+	resp, err := r.open(ctx, a, path, params, nil, false)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 512<<20))
 	if err != nil {
 		return nil, fmt.Errorf("ask indexer %s: read: %w", a.m.ID, err)
-	}
-	if resp.StatusCode == http.StatusBadRequest {
-		return nil, &pipeline.QueryError{Msg: remoteError(body)}
-	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return nil, &refusedError{id: a.m.ID, status: resp.Status}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ask indexer %s: %s: %s", a.m.ID, resp.Status, remoteError(body))
 	}
 	return body, nil
 }

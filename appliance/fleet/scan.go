@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 )
@@ -71,28 +69,14 @@ func (r *Router) ScanText(ctx context.Context, query string, from, to time.Time,
 // A failure part way is an error (the fan-out does not retry a stream
 // half read: the lines already given would count twice).
 func (r *Router) scanRemote(ctx context.Context, a ask, query string, from, to time.Time, each func(ts int64, text string)) (uint64, error) {
-	q := url.Values{"q": {query}, "format": {"ndjson"}, "local": {"1"}}
+	q := url.Values{"q": {query}, "format": {"ndjson"}}
 	timeParam(q, "from", from)
 	timeParam(q, "to", to)
-	if !a.all {
-		q.Set("partitions", strings.Join(a.parts, ","))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.m.Addr, "/")+"/api/export?"+q.Encode(), nil)
+	resp, err := r.open(ctx, a, "/api/export", q, nil, true)
 	if err != nil {
-		return 0, fmt.Errorf("scan indexer %s: %w", a.m.ID, err)
-	}
-	if h := r.authorization(ctx); h != "" {
-		req.Header.Set("Authorization", h)
-	}
-	client := &http.Client{Transport: r.Client.Transport}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("scan indexer %s: %w", a.m.ID, err)
+		return 0, fmt.Errorf("scan: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scan indexer %s: %s", a.m.ID, resp.Status)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var n uint64

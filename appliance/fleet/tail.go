@@ -143,36 +143,19 @@ func (t *fleetTail) pumpLocal(ctx context.Context, st pipeline.TailStream) {
 // pumpRemote reads one indexer's tail (its Server-Sent Events).
 func (t *fleetTail) pumpRemote(ctx context.Context, r *Router, a ask, req pipeline.TailRequest) {
 	defer t.wg.Done()
-	q := url.Values{"q": {req.Query}, "local": {"1"}}
-	if !a.all {
-		q.Set("partitions", strings.Join(a.parts, ","))
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.m.Addr, "/")+"/api/tail?"+q.Encode(), nil)
-	if err != nil {
-		t.fail(fmt.Errorf("tail indexer %s: %w", a.m.ID, err))
-		return
-	}
-	hr.Header.Set("Accept", "text/event-stream")
+	header := http.Header{"Accept": {"text/event-stream"}}
 	if req.LastEventID != "" {
-		hr.Header.Set("Last-Event-ID", req.LastEventID)
+		header.Set("Last-Event-ID", req.LastEventID)
 	}
-	if h := r.authorization(ctx); h != "" {
-		hr.Header.Set("Authorization", h)
-	}
-	// No overall timeout: a tail is long; the server's heartbeats keep it.
-	client := &http.Client{Transport: r.Client.Transport}
-	resp, err := client.Do(hr)
+	// A stream: a tail is long; the server's heartbeats keep it.
+	resp, err := r.open(ctx, a, "/api/tail", url.Values{"q": {req.Query}}, header, true)
 	if err != nil {
 		if ctx.Err() == nil {
-			t.fail(fmt.Errorf("tail indexer %s: %w", a.m.ID, err))
+			t.fail(fmt.Errorf("tail: %w", err))
 		}
 		return
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.fail(fmt.Errorf("tail indexer %s: %s", a.m.ID, resp.Status))
-		return
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var event string
