@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -73,8 +71,11 @@ func (a *Appliance) setupFleet(kafkaTLS *tls.Config) error {
 		r.Self, r.Local = a.memberID(), a.idx
 		r.StatsState = a.localStatsState
 	}
-	if tok := firstToken(a.cfg.AuthTokenFile); tok != "" {
-		r.Credential = func() string { return "Bearer " + tok }
+	r.Credential = func() string {
+		if tok := a.guard.Token(); tok != "" {
+			return "Bearer " + tok
+		}
+		return ""
 	}
 	a.router = r
 	a.fleetMiner = patterns.New(r)
@@ -166,22 +167,4 @@ func (p *fleetPatterns) Patterns(ctx context.Context, req pipeline.PatternsReque
 		res.Partial, res.Missing = true, missing
 	}
 	return res, err
-}
-
-// firstToken is the first token of an --auth-token-file (the process's
-// own credential towards the fleet's other indexers), "" without one.
-func firstToken(path string) string {
-	if path == "" {
-		return ""
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			return l
-		}
-	}
-	return ""
 }

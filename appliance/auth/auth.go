@@ -38,6 +38,7 @@ func (c Config) Enabled() bool { return c.TokenFile != "" || c.HtpasswdFile != "
 
 type creds struct {
 	tokens [][32]byte        // SHA-256 of each token, compared in constant time
+	first  string            // the file's first token (Token)
 	users  map[string][]byte // user → bcrypt hash
 	// dummy is checked for unknown users: a bcrypt hash at the cost most
 	// users have, so an unknown user takes as long as a known one.
@@ -73,6 +74,9 @@ func (g *Guard) Reload() error {
 				return fmt.Errorf("--auth-token-file %q: a token is shorter than 16 characters; use long random tokens (e.g. openssl rand -hex 32)", g.cfg.TokenFile)
 			}
 			c.tokens = append(c.tokens, sha256.Sum256([]byte(l)))
+		}
+		if len(lines) > 0 {
+			c.first = lines[0]
 		}
 		if len(c.tokens) == 0 {
 			return fmt.Errorf("--auth-token-file %q: no tokens in it", g.cfg.TokenFile)
@@ -250,4 +254,14 @@ func CheckBind(addr string, cfg Config) error {
 		return nil
 	}
 	return fmt.Errorf("--http %s: %w; set --auth-token-file and/or --auth-htpasswd, or bind to 127.0.0.1 (the override --insecure-no-auth exposes every log line and lets anyone change what is collected)", addr, ErrUnsafeBind)
+}
+
+// Token returns the first token of the token file as loaded now (a
+// reload changes it), "" without one: the process's own credential when
+// it asks other logbox processes that take the same file (the fleet).
+func (g *Guard) Token() string {
+	if c := g.creds.Load(); c != nil {
+		return c.first
+	}
+	return ""
 }

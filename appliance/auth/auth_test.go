@@ -161,3 +161,29 @@ func TestCheckBind(t *testing.T) {
 		}
 	}
 }
+
+// TestToken: the process's own credential is the token file's first
+// token, as loaded now.
+func TestToken(t *testing.T) {
+	tf := writeFile(t, "tokens", "# fleet\nfirst-token-0123456789\nsecond-token-0123456789\n")
+	g, err := New(Config{TokenFile: tf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Token(); got != "first-token-0123456789" {
+		t.Fatalf("Token %q", got)
+	}
+	if err := os.WriteFile(tf, []byte("rotated-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Token(); got != "rotated-token-0123456789" {
+		t.Fatalf("Token after a reload %q", got)
+	}
+	none, err := New(Config{})
+	if err != nil || none.Token() != "" {
+		t.Fatalf("without a token file: %q %v", none.Token(), err)
+	}
+}
