@@ -143,8 +143,22 @@ func countTokens(t *testing.T, seen map[int]int, written int) (missing, doubled 
 
 var crashTok = regexp.MustCompile(`tok(\d{7})`)
 
-// allTokens pages through every hit of q and counts each token.
-func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
+// tokenPage is a page of /api/search as the token counters read it.
+type tokenPage struct {
+	Total  uint64 `json:"total"`
+	Cursor string `json:"cursor"`
+	Hits   []struct {
+		ID   string    `json:"id"`
+		TS   time.Time `json:"ts"`
+		Line string    `json:"line"`
+	} `json:"hits"`
+}
+
+// pageTokens pages through every hit of q at base (exact totals, 10 000
+// a page), fetching each page's body with get, and calls each with the
+// page's body and decoded page; it returns the total and how many times
+// each token was found.
+func pageTokens(t *testing.T, base, q string, get func(u string) []byte, each func(body []byte, p *tokenPage)) (map[int]int, uint64) {
 	t.Helper()
 	seen := map[int]int{}
 	var total uint64
@@ -154,21 +168,10 @@ func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
 		if cursor != "" {
 			u += "&cursor=" + url.QueryEscape(cursor)
 		}
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res struct {
-			Total  uint64 `json:"total"`
-			Cursor string `json:"cursor"`
-			Hits   []struct {
-				Line string `json:"line"`
-			} `json:"hits"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&res)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
+		b := get(u)
+		var res tokenPage
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatalf("GET %s: %v in %.300s", u, err, b)
 		}
 		if page == 0 {
 			total = res.Total
@@ -181,12 +184,32 @@ func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
 			n, _ := strconv.Atoi(m[1])
 			seen[n]++
 		}
+		if each != nil {
+			each(b, &res)
+		}
 		if res.Cursor == "" {
 			break
 		}
 		cursor = res.Cursor
 	}
 	return seen, total
+}
+
+// allTokens pages through every hit of q and counts each token.
+func allTokens(t *testing.T, base, q string) (map[int]int, uint64) {
+	t.Helper()
+	return pageTokens(t, base, q, func(u string) []byte {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}, nil)
 }
 
 // TestCrashKill9 runs the real binary under sustained writes with rotation

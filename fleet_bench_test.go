@@ -143,7 +143,7 @@ func BenchmarkFanout(b *testing.B) {
 		"--etcd-listen", "127.0.0.1:0", "--collect", "logs/*.log", "--kafka-partitioner", "roundrobin"}, kafka...)...)
 
 	count := func(p *benchProc) uint64 {
-		var page fleetPage
+		var page tokenPage
 		fleetJSON(b, p.url+"/api/search?limit=1&track_total=true&q=fleetline", &page)
 		return page.Total
 	}

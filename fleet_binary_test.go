@@ -94,65 +94,34 @@ func fleetPartial(t testing.TB, b []byte) (partial bool, missing []fleetMissing)
 	return a.Partial, append(missing, a.MissingRanges...)
 }
 
-// fleetPage is one page of a search answer.
-type fleetPage struct {
-	Total  uint64 `json:"total"`
-	Cursor string `json:"cursor"`
-	Hits   []struct {
-		ID   string    `json:"id"`
-		TS   time.Time `json:"ts"`
-		Line string    `json:"line"`
-	} `json:"hits"`
-}
-
-// fleetTokens pages through every hit of q at base (exact totals, 10 000
-// a page) as allTokens does, and also reports whether any page said
-// partial, and whether the pages were newest first throughout.
+// fleetTokens pages through every hit of q at base as allTokens does,
+// with the fleet's token, and also reports whether any page said partial,
+// and whether the pages were newest first throughout.
 func fleetTokens(t *testing.T, base, q string) (seen map[int]int, total uint64, partial bool, ordered bool) {
 	t.Helper()
-	seen = map[int]int{}
 	ordered = true
 	var last time.Time
-	cursor := ""
-	for page := 0; page < 1000; page++ {
-		u := base + "/api/search?limit=10000&track_total=true&q=" + url.QueryEscape(q)
-		if cursor != "" {
-			u += "&cursor=" + url.QueryEscape(cursor)
-		}
+	get := func(u string) []byte {
 		code, b := fleetGet(t, u)
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d %.500s", u, code, b)
 		}
-		var res fleetPage
-		if err := json.Unmarshal(b, &res); err != nil {
-			t.Fatalf("GET %s: %v", u, err)
-		}
-		if p, miss := fleetPartial(t, b); p {
+		return b
+	}
+	seen, total = pageTokens(t, base, q, get, func(b []byte, p *tokenPage) {
+		if part, miss := fleetPartial(t, b); part {
 			if !partial {
-				t.Logf("GET %s: partial, missing %+v", u, miss)
+				t.Logf("search %q through %s: partial, missing %+v", q, base, miss)
 			}
 			partial = true
 		}
-		if page == 0 {
-			total = res.Total
-		}
-		for _, h := range res.Hits {
-			m := crashTok.FindStringSubmatch(h.Line)
-			if m == nil {
-				t.Fatalf("line without token: %q", h.Line)
-			}
-			n, _ := strconv.Atoi(m[1])
-			seen[n]++
+		for _, h := range p.Hits {
 			if !last.IsZero() && h.TS.After(last) {
 				ordered = false
 			}
 			last = h.TS
 		}
-		if res.Cursor == "" {
-			break
-		}
-		cursor = res.Cursor
-	}
+	})
 	return seen, total, partial, ordered
 }
 
@@ -457,7 +426,7 @@ func TestFleet(t *testing.T) {
 		}
 	}
 	waitFor("the reference indexes every line", 90*time.Second, func() bool {
-		var p fleetPage
+		var p tokenPage
 		fleetJSON(t, ref.url+"/api/search?limit=1&track_total=true&q=fleetline", &p)
 		return p.Total == uint64(written)
 	})
@@ -498,7 +467,7 @@ func TestFleet(t *testing.T) {
 			name string
 			p    *proc
 		}{{"A1", a1}, {"A2", a2}, {"B1", b1}, {"query", query}} {
-			var page fleetPage
+			var page tokenPage
 			fleetJSON(t, c.p.url+"/api/search?limit=1&track_total=true&q=fleetline", &page)
 			fmt.Fprintf(&b, "%s %d; ", c.name, page.Total)
 			all = all && page.Total == uint64(written)
@@ -603,7 +572,7 @@ func TestFleet(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("through %s: %d %s", name, code, b)
 			}
-			var page fleetPage
+			var page tokenPage
 			if err := json.Unmarshal(b, &page); err != nil {
 				t.Fatal(err)
 			}
@@ -651,7 +620,7 @@ func TestFleet(t *testing.T) {
 	// The reference has the later lines too; then A2 alone answers for
 	// the whole topic as the reference does.
 	waitFor("the reference indexes the later lines", 60*time.Second, func() bool {
-		var p fleetPage
+		var p tokenPage
 		fleetJSON(t, ref.url+"/api/search?limit=1&track_total=true&q=fleetline", &p)
 		return p.Total == uint64(written)
 	})
@@ -696,7 +665,7 @@ func checkFleetExportAndContext(t *testing.T, name, base string, written int) {
 	if missing, doubled := countTokens(t, seen, written); missing > 0 || doubled > 0 {
 		t.Errorf("through %s: export has %d missing, %d doubled of %d", name, missing, doubled, written)
 	}
-	var page fleetPage
+	var page tokenPage
 	fleetJSON(t, base+"/api/search?limit=5&q=fleetline", &page)
 	for _, h := range page.Hits {
 		var ctxRes struct {
